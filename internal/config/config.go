@@ -1,0 +1,201 @@
+// Package config reads dmarcd's YAML configuration file, applies defaults and
+// the environment, and validates it with errors that name the key.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultDSN is the ClickHouse DSN used when neither the file nor the
+// environment names one.
+const DefaultDSN = "clickhouse://127.0.0.1:9000/dmarc"
+
+// Config is the whole configuration. Every key is documented in
+// docs/configuration.md.
+type Config struct {
+	ClickHouse   ClickHouse `yaml:"clickhouse"`
+	OwnedDomains []string   `yaml:"owned_domains"`
+	Limits       Limits     `yaml:"limits"`
+	Retention    Duration   `yaml:"retention"` // 0 = keep forever
+	Log          Log        `yaml:"log"`
+}
+
+// ClickHouse is where reports are stored.
+type ClickHouse struct {
+	DSN     string `yaml:"dsn"`      // clickhouse-go DSN; env DMARCD_CLICKHOUSE_DSN wins
+	DSNFile string `yaml:"dsn_file"` // read the DSN (with its password) from this file instead
+	Cluster string `yaml:"cluster"`  // reserved for cluster mode
+}
+
+// Limits bound what one input may cost.
+type Limits struct {
+	MaxMessageBytes Size `yaml:"max_message_bytes"`
+	MaxMemberBytes  Size `yaml:"max_member_bytes"`
+	MaxTotalBytes   Size `yaml:"max_total_bytes"`
+	MaxZipMembers   int  `yaml:"max_zip_members"`
+	MaxDepth        int  `yaml:"max_nesting_depth"`
+	MaxXMLDepth     int  `yaml:"max_xml_depth"`
+	MaxRecords      int  `yaml:"max_records_per_report"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Default returns the configuration used without a file.
+func Default() Config {
+	return Config{
+		ClickHouse: ClickHouse{DSN: DefaultDSN},
+		Limits: Limits{
+			MaxMessageBytes: 64 << 20,
+			MaxMemberBytes:  1 << 30,
+			MaxTotalBytes:   2 << 30,
+			MaxZipMembers:   64,
+			MaxDepth:        8,
+			MaxXMLDepth:     64,
+			MaxRecords:      2_000_000,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads path (if not empty) over the defaults, then the environment:
+// DMARCD_CLICKHOUSE_DSN overrides clickhouse.dsn.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && err.Error() != "EOF" {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if c.ClickHouse.DSNFile != "" {
+		b, err := os.ReadFile(c.ClickHouse.DSNFile)
+		if err != nil {
+			return c, fmt.Errorf("config clickhouse.dsn_file: %w", err)
+		}
+		c.ClickHouse.DSN = strings.TrimSpace(string(b))
+	}
+	if v := os.Getenv("DMARCD_CLICKHOUSE_DSN"); v != "" {
+		c.ClickHouse.DSN = v
+	}
+	return c, c.Validate()
+}
+
+// Validate checks every key and names the first bad one.
+func (c Config) Validate() error {
+	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") && !strings.HasPrefix(c.ClickHouse.DSN, "tcp://") {
+		return fmt.Errorf("config clickhouse.dsn: %q is not a clickhouse:// DSN", redactDSN(c.ClickHouse.DSN))
+	}
+	l := c.Limits
+	for _, kv := range []struct {
+		key string
+		v   int64
+	}{{"limits.max_message_bytes", int64(l.MaxMessageBytes)}, {"limits.max_member_bytes", int64(l.MaxMemberBytes)},
+		{"limits.max_total_bytes", int64(l.MaxTotalBytes)}, {"limits.max_zip_members", int64(l.MaxZipMembers)},
+		{"limits.max_nesting_depth", int64(l.MaxDepth)}, {"limits.max_xml_depth", int64(l.MaxXMLDepth)},
+		{"limits.max_records_per_report", int64(l.MaxRecords)}} {
+		if kv.v <= 0 {
+			return fmt.Errorf("config %s: must be positive, got %d", kv.key, kv.v)
+		}
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("config retention: must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	return nil
+}
+
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "@"); i >= 0 {
+		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
+			return dsn[:j+3] + "***" + dsn[i:]
+		}
+	}
+	return dsn
+}
+
+// Size is a byte count written as 1048576, "20MiB", "1GiB", "512KiB" or "10MB".
+type Size int64
+
+// UnmarshalYAML accepts a number or a string with a unit.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = Size(v)
+	return nil
+}
+
+// ParseSize parses a byte count with an optional unit (KiB, MiB, GiB, KB, MB, GB).
+func ParseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000_000}, {"GB", 1000_000_000}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(v, u.suffix) {
+			mult, v = u.mult, strings.TrimSpace(strings.TrimSuffix(v, u.suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size (e.g. 20MiB)", v)
+	}
+	return n * mult, nil
+}
+
+// Duration is a time.Duration that also accepts days: "400d", "36h".
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go durations and a "d" suffix for days.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseDuration parses "400d", "12h", "90m" or "0".
+func ParseDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	if strings.HasSuffix(v, "d") {
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "d"))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a duration (e.g. 400d)", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 400d)", v)
+	}
+	return d, nil
+}

@@ -1,0 +1,174 @@
+// Package align recomputes DMARC identifier alignment (RFC 7489 §3.1, RFC 9989
+// §4.4) from the authentication results a report carries, under relaxed and
+// strict rules, so dmarcd never copies the reporter's verdict.
+//
+// Organizational Domains follow RFC 7489 §3.2 with the Public Suffix List
+// compiled into golang.org/x/net/publicsuffix, ICANN section only (§4.2 of the
+// standards digest): a private suffix such as blogspot.com does not make
+// x.blogspot.com its own organizational domain.
+package align
+
+import (
+	"strings"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+)
+
+// Normalize returns a domain lower-cased, trimmed, without one trailing dot,
+// and in A-label form (RFC 7489 §6.6.1: U-labels are converted to A-labels).
+func Normalize(d string) string {
+	d = strings.TrimSpace(d)
+	d = strings.TrimSuffix(d, ".")
+	d = strings.ToLower(d)
+	if d == "" {
+		return ""
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			if a, err := idna.Lookup.ToASCII(d); err == nil {
+				return strings.ToLower(a)
+			}
+			break
+		}
+	}
+	return d
+}
+
+// OrgDomain returns the Organizational Domain of a normalised domain name
+// (RFC 7489 §3.2): the ICANN public suffix plus one label. A name that is
+// itself a public suffix, or has no dot, is its own organizational domain.
+func OrgDomain(d string) string {
+	if d == "" {
+		return ""
+	}
+	suffix := icannSuffix(d)
+	if suffix == d {
+		return d
+	}
+	rest := strings.TrimSuffix(d, "."+suffix)
+	if i := strings.LastIndexByte(rest, '.'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest + "." + suffix
+}
+
+// icannSuffix returns the longest ICANN public suffix of d. publicsuffix
+// answers private suffixes too; when it does, walk up until the answer is an
+// ICANN one (or the implicit "*" rule, a single label).
+func icannSuffix(d string) string {
+	name := d
+	for {
+		s, icann := publicsuffix.PublicSuffix(name)
+		if icann || !strings.Contains(s, ".") {
+			return s
+		}
+		// s is a private suffix such as "blogspot.com": look at its parent.
+		i := strings.IndexByte(s, '.')
+		name = s[i+1:]
+	}
+}
+
+// Mode is an alignment mode: relaxed or strict (adkim/aspf "r" or "s").
+type Mode byte
+
+const (
+	Relaxed Mode = 'r'
+	Strict  Mode = 's'
+)
+
+// ParseMode returns Strict for "s" and Relaxed otherwise: the default of
+// adkim and aspf is "r" (RFC 7489 §6.3), and an unknown value is treated as
+// the default.
+func ParseMode(v string) Mode {
+	if strings.EqualFold(strings.TrimSpace(v), "s") {
+		return Strict
+	}
+	return Relaxed
+}
+
+// Aligned reports whether the authenticated identifier id is aligned with the
+// RFC5322.From domain from under mode (RFC 7489 §3.1.1, §3.1.2). Both are
+// normalised here. An empty identifier is never aligned, and neither is one
+// that is a bare public suffix: "a DKIM signature bearing a value of d=com
+// would never allow an 'in alignment' result" (RFC 7489 §3.1.1).
+func Aligned(id, from string, mode Mode) bool {
+	id, from = Normalize(id), Normalize(from)
+	if id == "" || from == "" {
+		return false
+	}
+	if mode == Strict {
+		return id == from
+	}
+	if id == from {
+		return icannSuffix(id) != id
+	}
+	org := OrgDomain(id)
+	if icannSuffix(id) == id {
+		return false
+	}
+	return org == OrgDomain(from)
+}
+
+// Auth is one authentication result: the DKIM d= or the SPF domain, the result
+// word, and for SPF the scope ("", "mfrom" or "helo").
+type Auth struct {
+	Domain string
+	Result string
+	Scope  string
+}
+
+// Flags are the recomputed alignment facts of one record.
+type Flags struct {
+	HeaderFromOrg      string
+	DKIMAlignedRelaxed bool // some DKIM pass whose d= is relaxed-aligned with header_from
+	DKIMAlignedStrict  bool
+	SPFAlignedRelaxed  bool // some SPF pass (scope mfrom or absent) relaxed-aligned
+	SPFAlignedStrict   bool
+	DMARCPass          bool // aligned DKIM or aligned SPF under the published adkim/aspf
+}
+
+// Evaluate computes Flags for one record (standards digest §4.5): only a
+// "pass" counts; SPF results with scope "helo" are excluded (RFC 7489 §4.1,
+// only the MAIL FROM identity counts); dmarc_pass uses the published modes.
+func Evaluate(headerFrom string, dkim, spf []Auth, adkim, aspf Mode) Flags {
+	from := Normalize(headerFrom)
+	f := Flags{HeaderFromOrg: OrgDomain(from)}
+	for _, a := range dkim {
+		if !isPass(a.Result) {
+			continue
+		}
+		if Aligned(a.Domain, from, Relaxed) {
+			f.DKIMAlignedRelaxed = true
+			if Aligned(a.Domain, from, Strict) {
+				f.DKIMAlignedStrict = true
+			}
+		}
+	}
+	for _, a := range spf {
+		if !isPass(a.Result) {
+			continue
+		}
+		if s := strings.ToLower(strings.TrimSpace(a.Scope)); s != "" && s != "mfrom" {
+			continue
+		}
+		if Aligned(a.Domain, from, Relaxed) {
+			f.SPFAlignedRelaxed = true
+			if Aligned(a.Domain, from, Strict) {
+				f.SPFAlignedStrict = true
+			}
+		}
+	}
+	dkimOK := f.DKIMAlignedRelaxed
+	if adkim == Strict {
+		dkimOK = f.DKIMAlignedStrict
+	}
+	spfOK := f.SPFAlignedRelaxed
+	if aspf == Strict {
+		spfOK = f.SPFAlignedStrict
+	}
+	f.DMARCPass = dkimOK || spfOK
+	return f
+}
+
+func isPass(r string) bool { return strings.EqualFold(strings.TrimSpace(r), "pass") }
