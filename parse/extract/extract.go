@@ -1,0 +1,386 @@
+// Package extract finds the report payloads in an input's bytes: a raw email
+// (RFC 5322, MIME per RFC 2045/2046), a bare XML or JSON file, a gzip stream
+// (RFC 1952) or a zip archive, nested in any order. Detection is by sniffing
+// bytes, never by declared media type or file name (RFC 7489 §7.2.1.1 and
+// RFC 9990 §3.5.2 prescribe types that real senders do not follow; see
+// dmarc-standards.md §2.2 and §6.1), and every container is opened within
+// Limits.
+//
+// Decompressed payloads are streamed to the caller: a gzip-compressed report
+// of any size passes through with flat memory. Zip archives need random access,
+// so their compressed bytes are buffered (at most Limits.MaxMessageBytes), and
+// so is an email (which Failure payloads hand over whole).
+package extract
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd/parse"
+)
+
+// Kind is the kind of report a payload holds.
+type Kind string
+
+const (
+	// Aggregate is DMARC aggregate report XML (RFC 7489 App. C, RFC 9990):
+	// bytes starting with '<' (after a BOM and white space) with a <feedback>
+	// element in their first 64 KiB. The aggregate parser does the real check.
+	Aggregate Kind = "aggregate"
+	// TLSRPT is an SMTP TLS report (RFC 8460 §4): JSON, first non-space byte '{'.
+	TLSRPT Kind = "tlsrpt"
+	// Failure is a DMARC failure report (RFC 6591, RFC 9991): an email with a
+	// message/feedback-report part (any Feedback-Type), or a multipart/report
+	// whose text plainly is a DMARC failure notice (Exim). The payload is the
+	// whole message.
+	Failure Kind = "failure"
+)
+
+// Limits bound the work one input may cause. A zero field takes its default.
+type Limits struct {
+	MaxMessageBytes int64 // input/message size, and any buffered zip or email; default 64 MiB
+	MaxMemberBytes  int64 // decompressed bytes of one gzip stream or zip member; default 1 GiB
+	MaxTotalBytes   int64 // decompressed bytes in all of one input; default 2 GiB
+	MaxZipMembers   int   // files in one zip archive; default 64
+	MaxDepth        int   // nesting of containers, messages and multiparts; default 8
+}
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxMessageBytes: 64 << 20,
+		MaxMemberBytes:  1 << 30,
+		MaxTotalBytes:   2 << 30,
+		MaxZipMembers:   64,
+		MaxDepth:        8,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if l.MaxMemberBytes <= 0 {
+		l.MaxMemberBytes = d.MaxMemberBytes
+	}
+	if l.MaxTotalBytes <= 0 {
+		l.MaxTotalBytes = d.MaxTotalBytes
+	}
+	if l.MaxZipMembers <= 0 {
+		l.MaxZipMembers = d.MaxZipMembers
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	return l
+}
+
+// Payload is one report found in an input.
+type Payload struct {
+	Kind Kind
+	// Where is the path inside the input, e.g.
+	// `part 2 "google.com!x!1!2.zip" > zip member "google.com!x!1!2.xml"`;
+	// "" for a bare file at the top level.
+	Where string
+	// Filename is the innermost file name, if any (MIME filename/name
+	// parameter, zip member name, gzip header name).
+	Filename string
+	// R streams the decompressed payload. It is valid only during the
+	// callback. Reads past a limit return a *parse.Error with code
+	// DecompressionLimit (or TooLarge for the input itself); a corrupt or
+	// truncated container yields BadArchive or Truncated.
+	R io.Reader
+	// Mail holds headers of the innermost email carrying the payload; nil for
+	// bare files.
+	Mail *MailInfo
+}
+
+// MailInfo holds the headers of a carrying email.
+type MailInfo struct {
+	Subject   string // RFC 2047 decoded
+	From      string // address of the first From mailbox, or the raw value
+	MessageID string // without angle brackets
+	Date      time.Time
+}
+
+// sniffLen is how much of a stream is looked at to decide what it is.
+const sniffLen = 64 << 10
+
+// Walk sniffs r and calls fn for every payload found, in order. fn's error
+// aborts the walk and is returned as is.
+//
+// When nothing was found Walk returns a *parse.Error: NotAReport with the
+// reason ("email has no report attachment (parts: text/html)", "empty input",
+// "bytes are neither email, XML, JSON, gzip nor zip"), or the error of a
+// corrupt candidate: BadArchive, Truncated, DecompressionLimit, TooLarge,
+// MIMESyntax. A corrupt candidate beside a good one does not prevent the good
+// one from being delivered, and its error is then not returned.
+func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
+	w := &walker{lim: lim.withDefaults(), fn: fn}
+	in := &inputReader{r: r, max: w.lim.MaxMessageBytes}
+	br := bufio.NewReaderSize(in, sniffLen)
+	err := w.sniff(br, node{top: true})
+	var ab *abortError
+	if errors.As(err, &ab) {
+		return ab.err
+	}
+	if err != nil {
+		return err
+	}
+	if w.found > 0 {
+		return nil
+	}
+	if w.failed != nil {
+		return w.failed
+	}
+	if w.notReport != nil {
+		return w.notReport
+	}
+	return parse.Errorf(parse.NotAReport, "no report found")
+}
+
+// walker holds the state of one Walk.
+type walker struct {
+	lim       Limits
+	fn        func(*Payload) error
+	total     int64 // decompressed bytes so far
+	found     int
+	failed    error // first error of a corrupt candidate
+	notReport error // first reason a candidate is not a report
+}
+
+// abortError carries fn's error up through the walk.
+type abortError struct{ err error }
+
+func (e *abortError) Error() string { return e.err.Error() }
+
+// node describes where a stream sits in the input.
+type node struct {
+	where    string    // path so far
+	filename string    // innermost file name
+	mail     *MailInfo // innermost carrying email
+	depth    int       // containers entered
+	top      bool      // the input itself
+	declared string    // declared media type of the MIME part, "" outside MIME
+	textual  bool      // a text/* MIME part: be stricter about what counts
+}
+
+// child returns n one level down, at seg.
+func (n node) child(seg string) node {
+	c := n
+	c.top = false
+	c.declared = ""
+	c.textual = false
+	if seg != "" {
+		if c.where == "" {
+			c.where = seg
+		} else {
+			c.where += " > " + seg
+		}
+	}
+	return c
+}
+
+// at prefixes msg with the node's place.
+func (n node) at(msg string) string {
+	if n.where == "" {
+		return msg
+	}
+	return n.where + ": " + msg
+}
+
+// fail records the error of a corrupt candidate; the first one wins.
+func (w *walker) fail(err error) {
+	if parse.CodeOf(err) == parse.NotAReport {
+		w.skip(err)
+		return
+	}
+	if w.failed == nil {
+		w.failed = err
+	}
+}
+
+// skip records why a candidate is not a report; the first reason wins.
+func (w *walker) skip(err error) {
+	if w.notReport == nil {
+		w.notReport = err
+	}
+}
+
+// enter checks the nesting limit before n opens another container.
+func (w *walker) enter(n node, what string) bool {
+	if n.depth >= w.lim.MaxDepth {
+		w.fail(parse.Errorf(parse.TooLarge, "%s", n.at(fmt.Sprintf("%s nested more than %d levels deep", what, w.lim.MaxDepth))))
+		return false
+	}
+	return true
+}
+
+// deliver hands one payload to fn.
+func (w *walker) deliver(k Kind, r io.Reader, n node) error {
+	w.found++
+	p := &Payload{Kind: k, Where: n.where, Filename: n.filename, R: r, Mail: n.mail}
+	if err := w.fn(p); err != nil {
+		return &abortError{err}
+	}
+	return nil
+}
+
+// sniff decides what br holds and dispatches on it. It returns only errors
+// that end the walk (fn's); a candidate's own trouble is recorded.
+func (w *walker) sniff(br *bufio.Reader, n node) error {
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF && len(head) == 0 {
+		w.fail(readError(n, "", err))
+		return nil
+	}
+	if len(head) == 0 {
+		if n.top {
+			w.skip(parse.Errorf(parse.NotAReport, "empty input"))
+		} else if !n.textual {
+			w.skip(parse.Errorf(parse.NotAReport, "%s", n.at("empty")))
+		}
+		return nil
+	}
+	kind := sniffBytes(head, n.textual)
+	if err != nil && err != io.EOF && kind != kindGzip && kind != kindZip && kind != kindAggregate && kind != kindTLSRPT {
+		// What could be read says nothing: the reason is the read error
+		// (a corrupt or truncated container, a limit).
+		w.fail(readError(n, "", err))
+		return nil
+	}
+	switch kind {
+	case kindGzip:
+		return w.gzip(br, n)
+	case kindZip:
+		data, err := readAll(br, w.lim.MaxMessageBytes, n, "zip archive")
+		if err != nil {
+			w.fail(err)
+			return nil
+		}
+		return w.zip(data, n)
+	case kindAggregate:
+		return w.deliver(Aggregate, br, n)
+	case kindTLSRPT:
+		return w.deliver(TLSRPT, br, n)
+	case kindEmail:
+		data, err := readAll(br, w.lim.MaxMessageBytes, n, "email")
+		if err != nil {
+			w.fail(err)
+			return nil
+		}
+		return w.email(data, n)
+	case kindXML:
+		w.skip(parse.Errorf(parse.NotAReport, "%s", n.at("XML without a DMARC <feedback> element")))
+		return nil
+	}
+	if n.declared != "" && isDeclaredArchive(n.declared, n.filename) {
+		what := "a gzip stream"
+		if strings.Contains(n.declared, "zip") || strings.HasSuffix(strings.ToLower(n.filename), ".zip") {
+			what = "a zip archive"
+		}
+		decl := n.declared
+		if !isDeclaredArchive(n.declared, "") {
+			decl = fmt.Sprintf("%s %q", n.declared, n.filename)
+		}
+		w.fail(parse.Errorf(parse.BadArchive, "%s", n.at(fmt.Sprintf("declared %s but the bytes are not %s", decl, what))))
+		return nil
+	}
+	if n.textual {
+		return nil // an annotation: the email summary says why nothing was found
+	}
+	if n.top {
+		w.skip(parse.Errorf(parse.NotAReport, "bytes are neither email, XML, JSON, gzip nor zip"))
+	} else if n.declared == "" {
+		w.skip(parse.Errorf(parse.NotAReport, "%s", n.at(fmt.Sprintf("content is neither XML, JSON, gzip nor zip (starts %q)", prefix(head, 16)))))
+	}
+	return nil
+}
+
+// prefix returns at most n bytes of b.
+func prefix(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// readAll reads all of r into memory, at most max bytes.
+func readAll(r io.Reader, max int64, n node, what string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, readError(n, what, err)
+	}
+	if int64(len(data)) > max {
+		return nil, parse.Errorf(parse.TooLarge, "%s", n.at(fmt.Sprintf("%s larger than %s", what, size(max))))
+	}
+	return data, nil
+}
+
+// readError turns an error from reading a candidate into a *parse.Error.
+func readError(n node, what string, err error) error {
+	var pe *parse.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	if what == "" {
+		what = "reading"
+	}
+	return parse.Wrap(parse.InputUnreadable, err, "%s", n.at(what))
+}
+
+// inputReader bounds the input itself: reads past max return TooLarge.
+type inputReader struct {
+	r   io.Reader
+	max int64
+	n   int64
+	err error
+}
+
+func (r *inputReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.n >= r.max {
+		var one [1]byte
+		k, err := io.ReadFull(r.r, one[:])
+		if k > 0 {
+			r.err = parse.Errorf(parse.TooLarge, "input larger than %s", size(r.max))
+			return 0, r.err
+		}
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		return 0, err
+	}
+	if int64(len(p)) > r.max-r.n {
+		p = p[:r.max-r.n]
+	}
+	k, err := r.r.Read(p)
+	r.n += int64(k)
+	if err != nil && err != io.EOF {
+		var pe *parse.Error
+		if !errors.As(err, &pe) {
+			err = parse.Wrap(parse.InputUnreadable, err, "reading input")
+		}
+	}
+	return k, err
+}
+
+// size formats a byte count for messages: "20 MiB", "1 GiB", "1000 bytes".
+func size(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
