@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// prunedTables are the tables partitioned by toYYYYMM(date_begin) that Prune
+// cuts.
+var prunedTables = []string{"aggregate_records", "aggregate_reports"}
+
+// Prune drops the monthly partitions of aggregate_records and
+// aggregate_reports whose whole month (of report begin dates, UTC) lies before
+// now - olderThan: ALTER TABLE ... DROP PARTITION, which works on every
+// ClickHouse version (no TTL on 18.16). It never deletes single rows, so a
+// month is kept until all of it is older than the cutoff. It returns the
+// partitions dropped, as "table/YYYYMM", sorted.
+func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []string, err error) {
+	if olderThan <= 0 {
+		return nil, fmt.Errorf("store: prune: olderThan %v: want a positive duration", olderThan)
+	}
+	cutoff := time.Now().UTC().Add(-olderThan)
+	for _, table := range prunedTables {
+		ids, err := s.partitions(ctx, table)
+		if err != nil {
+			return dropped, err
+		}
+		for _, id := range ids {
+			ym, err := strconv.Atoi(id)
+			if err != nil || ym < 100001 || ym > 999912 {
+				continue // not a toYYYYMM partition
+			}
+			monthEnd := time.Date(ym/100, time.Month(ym%100)+1, 1, 0, 0, 0, 0, time.UTC)
+			if monthEnd.After(cutoff) {
+				continue
+			}
+			q := fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION ID '%s'", table, s.templateData().OnCluster, id)
+			if err := s.conn.Exec(ctx, q); err != nil {
+				return dropped, fmt.Errorf("store: prune: dropping partition %s of %s: %w", id, table, err)
+			}
+			s.log.Info("dropped partition", "table", table, "partition", id, "cutoff", cutoff)
+			dropped = append(dropped, table+"/"+id)
+		}
+	}
+	sort.Strings(dropped)
+	return dropped, nil
+}
+
+// partitions lists the partition IDs of a table that hold active parts.
+func (s *Store) partitions(ctx context.Context, table string) ([]string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT partition_id FROM system.parts
+		WHERE database = currentDatabase() AND table = ? AND active ORDER BY partition_id`, table)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing partitions of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}

@@ -1,0 +1,183 @@
+// Package store keeps DMARC reports in ClickHouse: the schema and its
+// versioned migrations (migrations/), the exactly-once report writer, and the
+// read queries.
+//
+// It speaks ClickHouse's native protocol (clickhouse-go v2) and runs on
+// ClickHouse 18.16 (Debian's package) as on current releases. Retention
+// drops whole monthly partitions (Prune); rows are never deleted.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// DefaultDSN is the DSN used when Open is given "".
+const DefaultDSN = "clickhouse://127.0.0.1:9000/dmarc"
+
+// DefaultBatchRows is the default of Options.BatchRows.
+const DefaultBatchRows = 10000
+
+// MaxBatchRows caps Options.BatchRows below ClickHouse's default
+// max_insert_block_size (1,048,576): a larger INSERT may be split into
+// several blocks, and would no longer appear at once.
+const MaxBatchRows = 1000000
+
+// Options configure a Store.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	// Cluster is "" for a single server. Later: the ON CLUSTER name, with
+	// Replicated engines (the migrations already render both).
+	Cluster string
+	// BatchRows is the most records sent in one INSERT (default 10000, at
+	// most MaxBatchRows). A
+	// report with at most BatchRows records is written in one INSERT; a
+	// larger one goes through a staging table (see WriteAggregate).
+	BatchRows int
+}
+
+// Store is a ClickHouse database holding DMARC reports. It is safe for
+// concurrent use.
+type Store struct {
+	conn      driver.Conn
+	database  string
+	cluster   string
+	batchRows int
+	log       *slog.Logger
+
+	migrateMu sync.Mutex
+	locks     keyLocks
+}
+
+// ErrBadDSN is returned by Open for a DSN it cannot use.
+var ErrBadDSN = errors.New("store: bad ClickHouse DSN")
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Open connects to ClickHouse with the native protocol, creates the DSN's
+// database when it does not exist, runs the migrations and drops staging
+// tables that crashed writers left behind.
+//
+// The DSN has the form clickhouse://user:pass@host:9000/dmarc?secure=true
+// (clickhouse-go v2's DSN; "" is DefaultDSN). The database name must be a
+// plain identifier ([A-Za-z_][A-Za-z0-9_]*).
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if dsn == "" {
+		dsn = DefaultDSN
+	}
+	chopts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadDSN, err)
+	}
+	if chopts.Protocol != clickhouse.Native {
+		return nil, fmt.Errorf("%w: only the native protocol (clickhouse://, port 9000 style) works with every supported ClickHouse", ErrBadDSN)
+	}
+	db := chopts.Auth.Database
+	if db == "" {
+		db = "dmarc"
+	}
+	if !identRe.MatchString(db) {
+		return nil, fmt.Errorf("%w: database name %q: want letters, digits and _", ErrBadDSN, db)
+	}
+	if opts.Cluster != "" && !identRe.MatchString(opts.Cluster) {
+		return nil, fmt.Errorf("store: cluster name %q: want letters, digits and _", opts.Cluster)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BatchRows <= 0 {
+		opts.BatchRows = DefaultBatchRows
+	}
+	if opts.BatchRows > MaxBatchRows {
+		opts.BatchRows = MaxBatchRows
+	}
+
+	// The database may not exist yet: create it from "default".
+	boot := *chopts
+	boot.Auth.Database = "default"
+	bconn, err := clickhouse.Open(&boot)
+	if err != nil {
+		return nil, fmt.Errorf("store: connecting to %v: %w", chopts.Addr, err)
+	}
+	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db)
+	if opts.Cluster != "" {
+		q += " ON CLUSTER " + quoteIdent(opts.Cluster)
+	}
+	err = bconn.Exec(ctx, q)
+	bconn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("store: creating database %s on %v: %w", db, chopts.Addr, err)
+	}
+
+	chopts.Auth.Database = db
+	conn, err := clickhouse.Open(chopts)
+	if err != nil {
+		return nil, fmt.Errorf("store: connecting to %v: %w", chopts.Addr, err)
+	}
+	s := &Store{
+		conn:      conn,
+		database:  db,
+		cluster:   opts.Cluster,
+		batchRows: opts.BatchRows,
+		log:       opts.Logger,
+	}
+	if err := s.Migrate(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := s.dropOrphanedStaging(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error {
+	return s.conn.Close()
+}
+
+// Database is the name of the store's database.
+func (s *Store) Database() string { return s.database }
+
+// insertOne inserts one row through a batch: query names the columns
+// ("INSERT INTO t (a, b)", which 18.16 requires), values follow in order.
+func (s *Store) insertOne(ctx context.Context, query string, values ...any) error {
+	b, err := s.conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return err
+	}
+	if err := b.Append(values...); err != nil {
+		b.Abort()
+		return err
+	}
+	return b.Send()
+}
+
+// drain reads next to its end, counting records and messages.
+func drain(next func() (*Row, error)) (records int, messages uint64, err error) {
+	for {
+		r, err := next()
+		if err == io.EOF {
+			return records, messages, nil
+		}
+		if err != nil {
+			return records, messages, err
+		}
+		if r == nil || r.Record == nil {
+			return records, messages, errNilRow
+		}
+		records++
+		messages += r.Count
+	}
+}
+
+var errNilRow = errors.New("store: next returned a nil row without an error")

@@ -1,0 +1,720 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/parse/aggregate"
+)
+
+// Row is one enriched record: the record as parsed plus what dmarcd
+// computed (organizational domain of header_from, alignment in both modes,
+// the DMARC verdict).
+type Row struct {
+	*aggregate.Record
+	HeaderFromOrg      string
+	DKIMAlignedRelaxed bool
+	DKIMAlignedStrict  bool
+	SPFAlignedRelaxed  bool
+	SPFAlignedStrict   bool
+	DMARCPass          bool
+}
+
+// InputMeta says where a report came from.
+type InputMeta struct {
+	Source      string // e.g. "imap", "s3", "spool", "file"
+	InputName   string // message id, object key, file name
+	InputSHA256 string // of the input's bytes, hex
+}
+
+// Status is the outcome of WriteAggregate.
+type Status string
+
+// Statuses of WriteAggregate.
+const (
+	StatusStored    Status = "stored"    // the report row was written now
+	StatusDuplicate Status = "duplicate" // the report was stored before
+)
+
+// WriteResult is what WriteAggregate did.
+type WriteResult struct {
+	Status    Status
+	ReportKey string
+	Records   int    // records in the report (rows next yielded)
+	Messages  uint64 // sum of their counts
+}
+
+// WriteAggregate stores one report exactly once: its records in
+// aggregate_records, then its row in aggregate_reports. next yields the rows
+// and io.EOF at the end; WriteAggregate always drains it, also for a
+// duplicate, so Records and Messages are the report's counts either way.
+//
+// The protocol (design.md, "Exactly once"), serialized per report key in this
+// process:
+//   - a report row with the key exists: duplicate, nothing is written;
+//   - records with the key exist but no report row (a crash between the two
+//     steps): the records are kept, only the report row is written;
+//   - else the records are written atomically: up to BatchRows records in one
+//     INSERT (one block in one partition), more through a staging table of
+//     the same structure whose partition is then attached at once (ALTER
+//     TABLE aggregate_records ATTACH PARTITION ... FROM staging); memory stays
+//     flat whatever the report's size. Then the report row.
+//
+// All records of a report carry the report's date_begin, so they fall in one
+// monthly partition. Two processes writing the same report at the same moment
+// are not covered (see design.md).
+func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*Row, error)) (WriteResult, error) {
+	if h == nil || next == nil {
+		return WriteResult{}, errors.New("store: WriteAggregate: nil header or next")
+	}
+	key := aggregate.Key(h)
+	res := WriteResult{ReportKey: key}
+	unlock := s.locks.lock(key)
+	defer unlock()
+
+	exists, err := s.reportExists(ctx, h, key)
+	if err != nil {
+		return res, err
+	}
+	if exists {
+		res.Status = StatusDuplicate
+		res.Records, res.Messages, err = drain(next)
+		if err != nil {
+			return res, fmt.Errorf("report %s: reading records: %w", key, err)
+		}
+		return res, nil
+	}
+
+	n, err := s.recordsWithKey(ctx, h, key)
+	if err != nil {
+		return res, err
+	}
+	var c counts
+	if n > 0 {
+		// A previous attempt stored the records and died before the report
+		// row: complete it.
+		s.log.Info("completing report whose records are stored", "report_key", key, "report_id", h.ReportID, "stored_records", n)
+		c, err = drainCounts(next)
+	} else {
+		c, err = s.insertRecords(ctx, h, key, next)
+	}
+	res.Records, res.Messages = c.records, c.messages
+	if err != nil {
+		return res, fmt.Errorf("report %s (%s, %s): %w", key, h.OrgName, h.ReportID, err)
+	}
+	if n > 0 && uint64(c.records) != n {
+		s.log.Warn("stored records differ from the report's", "report_key", key, "stored_records", n, "records", c.records)
+	}
+	if err := s.insertReport(ctx, h, key, meta, c); err != nil {
+		return res, fmt.Errorf("report %s (%s, %s): writing report row: %w", key, h.OrgName, h.ReportID, err)
+	}
+	res.Status = StatusStored
+	return res, nil
+}
+
+// counts of a report's records.
+type counts struct {
+	records  int
+	messages uint64
+	invalid  uint64
+}
+
+// drainCounts reads next to its end, counting records, messages and
+// invalid records.
+func drainCounts(next func() (*Row, error)) (c counts, err error) {
+	for {
+		r, err := next()
+		if err == io.EOF {
+			return c, nil
+		}
+		if err != nil {
+			return c, err
+		}
+		if r == nil || r.Record == nil {
+			return c, errNilRow
+		}
+		c.records++
+		c.messages += r.Count
+		if r.Invalid != "" {
+			c.invalid++
+		}
+	}
+}
+
+// reportExists tells whether aggregate_reports holds the report.
+func (s *Store) reportExists(ctx context.Context, h *aggregate.Header, key string) (bool, error) {
+	var n uint64
+	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_reports
+		WHERE policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
+		policyDomain(h), unixSeconds(h.Begin), key).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("report %s: looking for its report row: %w", key, err)
+	}
+	return n > 0, nil
+}
+
+// recordsWithKey counts the stored records of a report.
+func (s *Store) recordsWithKey(ctx context.Context, h *aggregate.Header, key string) (uint64, error) {
+	var n uint64
+	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_records
+		WHERE policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
+		policyDomain(h), unixSeconds(h.Begin), key).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("report %s: looking for its records: %w", key, err)
+	}
+	return n, nil
+}
+
+// insertRecords writes all records of a report so that they appear at once:
+// one INSERT when they fit in BatchRows, else a staging table attached in
+// one step.
+func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key string, next func() (*Row, error)) (c counts, err error) {
+	cols := newRecordColumns(s.batchRows)
+	rep := &reportFields{key: key, id: h.ReportID, org: h.OrgName, domain: policyDomain(h),
+		begin: h.Begin.UTC(), end: h.End.UTC()}
+	staging := ""
+	defer func() {
+		if staging == "" {
+			return
+		}
+		// Also after a cancelled ctx: leave nothing behind if we can.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if derr := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+staging); derr != nil {
+			s.log.Warn("dropping staging table", "table", staging, "err", derr)
+		}
+	}()
+	var w *stagingWriter
+	for {
+		r, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return c, fmt.Errorf("reading record %d: %w", c.records, err)
+		}
+		if r == nil || r.Record == nil {
+			return c, errNilRow
+		}
+		if cols.len() == s.batchRows {
+			if w == nil {
+				if staging, err = s.createStaging(ctx); err != nil {
+					return c, err
+				}
+				w = s.newStagingWriter(ctx, staging)
+				defer w.close() // before the drop above
+			}
+			if cols, err = w.send(cols); err != nil {
+				return c, err
+			}
+		}
+		cols.add(rep, uint32(c.records), r)
+		c.records++
+		c.messages += r.Count
+		if r.Invalid != "" {
+			c.invalid++
+		}
+	}
+	if w == nil {
+		if cols.len() == 0 {
+			return c, nil
+		}
+		return c, s.sendRecords(ctx, "aggregate_records", cols)
+	}
+	if cols.len() > 0 {
+		if _, err := w.send(cols); err != nil {
+			return c, err
+		}
+	}
+	if err := w.close(); err != nil {
+		return c, err
+	}
+	return c, s.attachStaging(ctx, staging)
+}
+
+// stagingSenders is how many batches are sent to a staging table at once:
+// while the server writes one, the next is encoded and sent. A large report
+// holds 1+stagingSenders buffers of BatchRows records.
+const stagingSenders = 2
+
+// stagingWriter sends full record buffers to a staging table from
+// stagingSenders goroutines, each on its own connection.
+type stagingWriter struct {
+	s      *Store
+	table  string
+	ctx    context.Context
+	cancel context.CancelFunc
+	work   chan *recordColumns
+	free   chan *recordColumns
+	wg     sync.WaitGroup
+	once   sync.Once
+	mu     sync.Mutex
+	err    error
+}
+
+func (s *Store) newStagingWriter(ctx context.Context, table string) *stagingWriter {
+	w := &stagingWriter{s: s, table: table,
+		work: make(chan *recordColumns),
+		free: make(chan *recordColumns, stagingSenders+1)}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	for range stagingSenders {
+		w.free <- newRecordColumns(s.batchRows)
+		w.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+func (w *stagingWriter) run() {
+	defer w.wg.Done()
+	for cols := range w.work {
+		if w.failed() == nil {
+			if err := w.s.sendRecords(w.ctx, w.table, cols); err != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = err
+				}
+				w.mu.Unlock()
+				w.cancel()
+			}
+		}
+		cols.reset()
+		w.free <- cols
+	}
+}
+
+func (w *stagingWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// send hands a full buffer to a sender and returns an empty one. A sender
+// always gives its buffer back, so one is free after the handover.
+func (w *stagingWriter) send(cols *recordColumns) (*recordColumns, error) {
+	if err := w.failed(); err != nil {
+		return cols, err
+	}
+	w.work <- cols
+	return <-w.free, nil
+}
+
+// close waits for the senders and returns the first error. It may be called
+// more than once.
+func (w *stagingWriter) close() error {
+	w.once.Do(func() {
+		close(w.work)
+		w.wg.Wait()
+		w.cancel()
+	})
+	return w.failed()
+}
+
+const stagingPrefix = "aggregate_records_staging_"
+
+// createStaging creates an empty table with aggregate_records' structure,
+// partition key and sorting key, local to this server.
+func (s *Store) createStaging(ctx context.Context) (string, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	name := stagingPrefix + hex.EncodeToString(rnd[:])
+	q := fmt.Sprintf("CREATE TABLE %s AS aggregate_records ENGINE = MergeTree() PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
+		name, recordsOrderBy)
+	if err := s.conn.Exec(ctx, q); err != nil {
+		return "", fmt.Errorf("creating staging table: %w", err)
+	}
+	// Its parts are merged once, in aggregate_records after the attach, not
+	// also here. Only an optimisation: go on if the server refuses.
+	if err := s.conn.Exec(ctx, "SYSTEM STOP MERGES "+name); err != nil {
+		s.log.Debug("stopping merges of staging table", "table", name, "err", err)
+	}
+	return name, nil
+}
+
+// attachStaging moves the staging table's partitions (one: the report's
+// month) into aggregate_records. Each ATTACH makes all parts of a partition
+// visible at once.
+func (s *Store) attachStaging(ctx context.Context, staging string) error {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT partition_id FROM system.parts
+		WHERE database = currentDatabase() AND table = ? AND active`, staging)
+	if err != nil {
+		return fmt.Errorf("listing partitions of %s: %w", staging, err)
+	}
+	var parts []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return err
+		}
+		parts = append(parts, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(parts) != 1 {
+		// Records carry the report's date_begin: one partition. Attaching
+		// several would not be atomic.
+		return fmt.Errorf("staging table %s holds %d partitions, want 1", staging, len(parts))
+	}
+	q := fmt.Sprintf("ALTER TABLE aggregate_records ATTACH PARTITION ID '%s' FROM %s", parts[0], staging)
+	if err := s.conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("attaching partition %s from %s: %w", parts[0], staging, err)
+	}
+	return nil
+}
+
+// dropOrphanedStaging drops staging tables of writers that died. Run at
+// Open, before this process writes.
+func (s *Store) dropOrphanedStaging(ctx context.Context) error {
+	rows, err := s.conn.Query(ctx, `SELECT name FROM system.tables
+		WHERE database = currentDatabase() AND startsWith(name, ?)`, stagingPrefix)
+	if err != nil {
+		return fmt.Errorf("listing staging tables: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !identRe.MatchString(n) {
+			continue
+		}
+		if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+n); err != nil {
+			return fmt.Errorf("dropping orphaned staging table %s: %w", n, err)
+		}
+		s.log.Info("dropped orphaned staging table", "table", n)
+	}
+	return nil
+}
+
+// insertReport writes the report row.
+func (s *Store) insertReport(ctx context.Context, h *aggregate.Header, key string, meta InputMeta, c counts) error {
+	errs := h.Errors
+	if errs == nil {
+		errs = []string{}
+	}
+	return s.insertOne(ctx, `INSERT INTO aggregate_reports (report_key, org_name, org_email,
+		extra_contact_info, report_id, policy_domain, date_begin, date_end,
+		adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
+		schema, version, errors, generator, record_count, message_count, invalid_records,
+		source, input_name, input_sha256, ingested_at)`,
+		key, h.OrgName, h.Email, h.ExtraContactInfo, h.ReportID, policyDomain(h), h.Begin.UTC(), h.End.UTC(),
+		opt(h.ADKIM), opt(h.ASPF), opt(h.P), opt(h.SP), opt(h.NP), opt(h.Pct), opt(h.Fo), opt(h.Testing), opt(h.DiscoveryMethod),
+		h.Schema, h.Version, errs, h.Generator, uint64(c.records), c.messages, c.invalid,
+		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC())
+}
+
+func opt(o aggregate.Opt) *string {
+	if !o.Set {
+		return nil
+	}
+	v := o.Value
+	return &v
+}
+
+func unixSeconds(t time.Time) uint32 {
+	u := t.Unix()
+	if u < 0 {
+		return 0
+	}
+	if u > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(u)
+}
+
+// reportFields are the report's fields repeated in each record row.
+type reportFields struct {
+	key, id, org, domain string
+	begin, end           time.Time
+}
+
+// recordColumns buffers records column by column, the form the native
+// protocol sends (and far faster to append than row by row).
+type recordColumns struct {
+	reportKey, reportID              []string
+	recordIndex                      []uint32
+	orgName, policyDomain            []string
+	dateBegin, dateEnd               []time.Time
+	sourceIP                         []string
+	messageCount                     []uint64
+	disposition, dmarcDKIM, dmarcSPF []string
+	overrideTypes, overrideComments  [][]string
+	headerFrom, headerFromOrg        []string
+	envelopeFrom, envelopeTo         []*string
+	dkimDomains, dkimSelectors       [][]string
+	dkimResults, dkimHumanResults    [][]string
+	spfDomains, spfScopes            [][]string
+	spfResults, spfHumanResults      [][]string
+	dkimRelaxed, dkimStrict          []uint8
+	spfRelaxed, spfStrict, dmarcPass []uint8
+	recordError                      []string
+}
+
+// recordColumnList is the column list of INSERTs into aggregate_records, in
+// the order of recordColumns.columns.
+const recordColumnList = `report_key, report_id, record_index, org_name, policy_domain,
+	date_begin, date_end, source_ip, message_count, disposition, dmarc_dkim, dmarc_spf,
+	override_types, override_comments, header_from, header_from_org, envelope_from, envelope_to,
+	dkim_domains, dkim_selectors, dkim_results, dkim_human_results,
+	spf_domains, spf_scopes, spf_results, spf_human_results,
+	dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict,
+	dmarc_pass, record_error`
+
+func (c *recordColumns) columns() []any {
+	return []any{c.reportKey, c.reportID, c.recordIndex, c.orgName, c.policyDomain,
+		c.dateBegin, c.dateEnd, c.sourceIP, c.messageCount, c.disposition, c.dmarcDKIM, c.dmarcSPF,
+		c.overrideTypes, c.overrideComments, c.headerFrom, c.headerFromOrg, c.envelopeFrom, c.envelopeTo,
+		c.dkimDomains, c.dkimSelectors, c.dkimResults, c.dkimHumanResults,
+		c.spfDomains, c.spfScopes, c.spfResults, c.spfHumanResults,
+		c.dkimRelaxed, c.dkimStrict, c.spfRelaxed, c.spfStrict,
+		c.dmarcPass, c.recordError}
+}
+
+func newRecordColumns(n int) *recordColumns {
+	if n > 1<<16 {
+		n = 1 << 16
+	}
+	c := &recordColumns{}
+	c.grow(n)
+	return c
+}
+
+func (c *recordColumns) grow(n int) {
+	c.reportKey = make([]string, 0, n)
+	c.reportID = make([]string, 0, n)
+	c.recordIndex = make([]uint32, 0, n)
+	c.orgName = make([]string, 0, n)
+	c.policyDomain = make([]string, 0, n)
+	c.dateBegin = make([]time.Time, 0, n)
+	c.dateEnd = make([]time.Time, 0, n)
+	c.sourceIP = make([]string, 0, n)
+	c.messageCount = make([]uint64, 0, n)
+	c.disposition = make([]string, 0, n)
+	c.dmarcDKIM = make([]string, 0, n)
+	c.dmarcSPF = make([]string, 0, n)
+	c.overrideTypes = make([][]string, 0, n)
+	c.overrideComments = make([][]string, 0, n)
+	c.headerFrom = make([]string, 0, n)
+	c.headerFromOrg = make([]string, 0, n)
+	c.envelopeFrom = make([]*string, 0, n)
+	c.envelopeTo = make([]*string, 0, n)
+	c.dkimDomains = make([][]string, 0, n)
+	c.dkimSelectors = make([][]string, 0, n)
+	c.dkimResults = make([][]string, 0, n)
+	c.dkimHumanResults = make([][]string, 0, n)
+	c.spfDomains = make([][]string, 0, n)
+	c.spfScopes = make([][]string, 0, n)
+	c.spfResults = make([][]string, 0, n)
+	c.spfHumanResults = make([][]string, 0, n)
+	c.dkimRelaxed = make([]uint8, 0, n)
+	c.dkimStrict = make([]uint8, 0, n)
+	c.spfRelaxed = make([]uint8, 0, n)
+	c.spfStrict = make([]uint8, 0, n)
+	c.dmarcPass = make([]uint8, 0, n)
+	c.recordError = make([]string, 0, n)
+}
+
+func (c *recordColumns) len() int { return len(c.reportKey) }
+
+// reset empties the buffers, keeping their capacity.
+func (c *recordColumns) reset() {
+	c.reportKey = c.reportKey[:0]
+	c.reportID = c.reportID[:0]
+	c.recordIndex = c.recordIndex[:0]
+	c.orgName = c.orgName[:0]
+	c.policyDomain = c.policyDomain[:0]
+	c.dateBegin = c.dateBegin[:0]
+	c.dateEnd = c.dateEnd[:0]
+	c.sourceIP = c.sourceIP[:0]
+	c.messageCount = c.messageCount[:0]
+	c.disposition = c.disposition[:0]
+	c.dmarcDKIM = c.dmarcDKIM[:0]
+	c.dmarcSPF = c.dmarcSPF[:0]
+	clear(c.overrideTypes)
+	c.overrideTypes = c.overrideTypes[:0]
+	clear(c.overrideComments)
+	c.overrideComments = c.overrideComments[:0]
+	c.headerFrom = c.headerFrom[:0]
+	c.headerFromOrg = c.headerFromOrg[:0]
+	clear(c.envelopeFrom)
+	c.envelopeFrom = c.envelopeFrom[:0]
+	clear(c.envelopeTo)
+	c.envelopeTo = c.envelopeTo[:0]
+	for _, a := range []*[][]string{&c.dkimDomains, &c.dkimSelectors, &c.dkimResults, &c.dkimHumanResults,
+		&c.spfDomains, &c.spfScopes, &c.spfResults, &c.spfHumanResults} {
+		clear(*a)
+		*a = (*a)[:0]
+	}
+	c.dkimRelaxed = c.dkimRelaxed[:0]
+	c.dkimStrict = c.dkimStrict[:0]
+	c.spfRelaxed = c.spfRelaxed[:0]
+	c.spfStrict = c.spfStrict[:0]
+	c.dmarcPass = c.dmarcPass[:0]
+	c.recordError = c.recordError[:0]
+}
+
+// add appends one record. It copies what it keeps, so the producer may reuse
+// its Row and slices after next returns.
+func (c *recordColumns) add(rep *reportFields, index uint32, r *Row) {
+	c.reportKey = append(c.reportKey, rep.key)
+	c.reportID = append(c.reportID, rep.id)
+	c.recordIndex = append(c.recordIndex, index)
+	c.orgName = append(c.orgName, rep.org)
+	c.policyDomain = append(c.policyDomain, rep.domain)
+	c.dateBegin = append(c.dateBegin, rep.begin)
+	c.dateEnd = append(c.dateEnd, rep.end)
+	c.sourceIP = append(c.sourceIP, r.SourceIP)
+	c.messageCount = append(c.messageCount, r.Count)
+	c.disposition = append(c.disposition, r.Disposition)
+	c.dmarcDKIM = append(c.dmarcDKIM, r.EvalDKIM)
+	c.dmarcSPF = append(c.dmarcSPF, r.EvalSPF)
+
+	types := make([]string, len(r.Reasons))
+	comments := make([]string, len(r.Reasons))
+	for i, x := range r.Reasons {
+		types[i], comments[i] = x.Type, x.Comment
+	}
+	c.overrideTypes = append(c.overrideTypes, types)
+	c.overrideComments = append(c.overrideComments, comments)
+
+	c.headerFrom = append(c.headerFrom, r.HeaderFrom)
+	c.headerFromOrg = append(c.headerFromOrg, r.HeaderFromOrg)
+	c.envelopeFrom = append(c.envelopeFrom, opt(r.EnvelopeFrom))
+	c.envelopeTo = append(c.envelopeTo, opt(r.EnvelopeTo))
+
+	// One backing array for the four DKIM columns, one for the four SPF ones.
+	nd := len(r.DKIM)
+	d := make([]string, 4*nd)
+	for i, x := range r.DKIM {
+		d[i], d[nd+i], d[2*nd+i], d[3*nd+i] = x.Domain, x.Selector, x.Result, x.HumanResult
+	}
+	c.dkimDomains = append(c.dkimDomains, d[:nd:nd])
+	c.dkimSelectors = append(c.dkimSelectors, d[nd:2*nd:2*nd])
+	c.dkimResults = append(c.dkimResults, d[2*nd:3*nd:3*nd])
+	c.dkimHumanResults = append(c.dkimHumanResults, d[3*nd:])
+	ns := len(r.SPF)
+	sp := make([]string, 4*ns)
+	for i, x := range r.SPF {
+		sp[i], sp[ns+i], sp[2*ns+i], sp[3*ns+i] = x.Domain, x.Scope, x.Result, x.HumanResult
+	}
+	c.spfDomains = append(c.spfDomains, sp[:ns:ns])
+	c.spfScopes = append(c.spfScopes, sp[ns:2*ns:2*ns])
+	c.spfResults = append(c.spfResults, sp[2*ns:3*ns:3*ns])
+	c.spfHumanResults = append(c.spfHumanResults, sp[3*ns:])
+
+	c.dkimRelaxed = append(c.dkimRelaxed, b2u(r.DKIMAlignedRelaxed))
+	c.dkimStrict = append(c.dkimStrict, b2u(r.DKIMAlignedStrict))
+	c.spfRelaxed = append(c.spfRelaxed, b2u(r.SPFAlignedRelaxed))
+	c.spfStrict = append(c.spfStrict, b2u(r.SPFAlignedStrict))
+	c.dmarcPass = append(c.dmarcPass, b2u(r.DMARCPass))
+	c.recordError = append(c.recordError, r.Invalid)
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sendRecords sends the buffered records to table in one INSERT (one block).
+func (s *Store) sendRecords(ctx context.Context, table string, cols *recordColumns) error {
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+recordColumnList+")")
+	if err != nil {
+		return fmt.Errorf("inserting records into %s: %w", table, err)
+	}
+	if err := appendColumns(b, cols.columns()); err != nil {
+		b.Abort()
+		return fmt.Errorf("inserting records into %s: %w", table, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %d records into %s: %w", cols.len(), table, err)
+	}
+	return nil
+}
+
+func appendColumns(b driver.Batch, cols []any) error {
+	for i, col := range cols {
+		var err error
+		if arrays, ok := col.([][]string); ok {
+			// Row by row: Append of a [][]string goes through reflection,
+			// AppendRow of a []string does not (several times faster).
+			bc := b.Column(i)
+			for _, a := range arrays {
+				if err = bc.AppendRow(a); err != nil {
+					break
+				}
+			}
+		} else {
+			err = b.Column(i).Append(col)
+		}
+		if err != nil {
+			name := strings.TrimSpace(strings.Split(recordColumnList, ",")[i])
+			return fmt.Errorf("column %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// keyLocks serializes writers per report key.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock locks key and returns its unlock function.
+func (l *keyLocks) lock(key string) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*keyLock{}
+	}
+	k := l.m[key]
+	if k == nil {
+		k = &keyLock{}
+		l.m[key] = k
+	}
+	k.refs++
+	l.mu.Unlock()
+	k.mu.Lock()
+	return func() {
+		k.mu.Unlock()
+		l.mu.Lock()
+		k.refs--
+		if k.refs == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// policyDomain is the report's policy domain as stored and as aggregate.Key
+// sees it: lower-cased, without a trailing dot (the parser already does so).
+func policyDomain(h *aggregate.Header) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h.Domain)), ".")
+}
