@@ -4,8 +4,13 @@ package config
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +29,15 @@ type Config struct {
 	OwnedDomains []string   `yaml:"owned_domains"`
 	Limits       Limits     `yaml:"limits"`
 	Retention    Duration   `yaml:"retention"` // 0 = keep forever
+	Privacy      Privacy    `yaml:"privacy"`
 	Log          Log        `yaml:"log"`
+}
+
+// Privacy is what of a failure report reaches the store.
+type Privacy struct {
+	KeyFile        string `yaml:"key_file"`        // secret for address tokens; created (32 random bytes) when missing
+	RedactSubjects bool   `yaml:"redact_subjects"` // replace subjects with [redacted]
+	KeepBodies     bool   `yaml:"keep_bodies"`     // store original message bodies (personal data: see README)
 }
 
 // ClickHouse is where reports are stored.
@@ -198,4 +211,58 @@ func ParseDuration(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (e.g. 400d)", v)
 	}
 	return d, nil
+}
+
+// DefaultKeyFile is where the redaction key lives when privacy.key_file is
+// not set: $XDG_STATE_HOME/dmarcd/redaction.key (~/.local/state/...).
+func DefaultKeyFile() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "dmarcd", "redaction.key")
+}
+
+// PrivacyKey returns the per-installation redaction key: DMARCD_PRIVACY_KEY
+// (hex) if set, else the key file, which is created with 32 random bytes
+// (mode 0600) when it does not exist yet. Losing the key only means new
+// tokens no longer match old ones.
+func (c Config) PrivacyKey() ([]byte, error) {
+	if v := os.Getenv("DMARCD_PRIVACY_KEY"); v != "" {
+		k, err := hex.DecodeString(strings.TrimSpace(v))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("DMARCD_PRIVACY_KEY: want at least 16 bytes in hex")
+		}
+		return k, nil
+	}
+	path := c.Privacy.KeyFile
+	if path == "" {
+		path = DefaultKeyFile()
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("config privacy.key_file: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("config privacy.key_file: %w", err)
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config privacy.key_file: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) < 16 {
+		return nil, fmt.Errorf("config privacy.key_file %s: want at least 16 bytes in hex", path)
+	}
+	return k, nil
 }

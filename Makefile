@@ -1,0 +1,52 @@
+# dmarcd — see README.md. Every target works on a fresh Debian machine with Go;
+# servers (ClickHouse, ...) are installed with apt-get when missing (as root)
+# and run on loopback in temporary folders.
+GO       ?= go
+BIN      ?= bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 2m
+DEMO_DIR ?= .demo
+
+.PHONY: all build test test-unit bench bench-ingest fuzz demo demo-stop vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/dmarcd ./cmd/dmarcd
+	$(GO) build -o $(BIN)/dmarcd-gen ./cmd/dmarcd-gen
+
+# Every test, integration included, against a real ClickHouse started for the run.
+test: vet
+	scripts/clickhouse.sh run -- $(GO) test -count=1 -timeout 30m ./...
+
+# Unit tests only (no server): what a quick edit-test loop wants.
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# Benchmarks print figures and never fail on speed. See docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./parse/aggregate/
+	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
+
+bench-ingest:
+	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
+
+# Runs every fuzz target for FUZZTIME each (seed corpora also run in make test).
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+demo: build
+	scripts/demo.sh $(DEMO_DIR)
+
+demo-stop:
+	scripts/clickhouse.sh stop $(DEMO_DIR)/clickhouse
+
+clean:
+	rm -rf $(BIN)

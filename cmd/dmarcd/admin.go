@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/store"
+)
+
+func openStore(ctx context.Context, e *env) (*store.Store, config.Config, int) {
+	cfg, err := e.config()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd:", err)
+		return nil, cfg, exitUsage
+	}
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster})
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd: clickhouse:", err)
+		return nil, cfg, exitFail
+	}
+	return s, cfg, exitOK
+}
+
+func runMigrate(ctx context.Context, e *env, args []string) int {
+	fs := subFlags(e, "migrate")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	s, _, code := openStore(ctx, e) // Open runs the migrations
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	fmt.Fprintln(e.stdout, "migrations applied")
+	return exitOK
+}
+
+func runPrune(ctx context.Context, e *env, args []string) int {
+	fs := subFlags(e, "prune")
+	older := fs.String("older-than", "", "drop monthly partitions whose reports all began before now minus this (e.g. 400d); default: the retention key")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	s, cfg, code := openStore(ctx, e)
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	d := time.Duration(cfg.Retention)
+	if *older != "" {
+		var err error
+		if d, err = config.ParseDuration(*older); err != nil {
+			fmt.Fprintln(e.stderr, "dmarcd prune: --older-than:", err)
+			return exitUsage
+		}
+	}
+	if d <= 0 {
+		fmt.Fprintln(e.stderr, "dmarcd prune: give --older-than (e.g. 400d) or set retention in the configuration")
+		return exitUsage
+	}
+	dropped, err := s.Prune(ctx, d)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd prune:", err)
+		return exitFail
+	}
+	fmt.Fprintf(e.stdout, "dropped %d partition(s): %s\n", len(dropped), strings.Join(dropped, " "))
+	return exitOK
+}
+
+func runSummary(ctx context.Context, e *env, args []string) int {
+	fs := subFlags(e, "summary")
+	days := fs.Int("days", 30, "look at reports that began in the last N days")
+	all := fs.Bool("all", false, "every report, whatever its date")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	s, _, code := openStore(ctx, e)
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	since := time.Now().UTC().AddDate(0, 0, -*days)
+	if *all {
+		since = time.Unix(0, 0).UTC()
+	}
+	sum, err := s.Summary(ctx, since)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd summary:", err)
+		return exitFail
+	}
+	if *asJSON {
+		_ = json.NewEncoder(e.stdout).Encode(sum)
+		return exitOK
+	}
+	printSummary(e, sum)
+	return exitOK
+}
+
+func pct(n, d uint64) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(d))
+}
+
+func printSummary(e *env, sum []store.DomainSummary) {
+	if len(sum) == 0 {
+		fmt.Fprintln(e.stdout, "no reports in that period")
+		return
+	}
+	for _, d := range sum {
+		fmt.Fprintf(e.stdout, "%s\n", d.Domain)
+		fmt.Fprintf(e.stdout, "  messages            %d\n", d.Messages)
+		fmt.Fprintf(e.stdout, "  DMARC pass          %s (as published)\n", pct(d.DMARCPass, d.Messages))
+		fmt.Fprintf(e.stdout, "  DKIM aligned        relaxed %s, strict %s\n", pct(d.DKIMRelaxed, d.Messages), pct(d.DKIMStrict, d.Messages))
+		fmt.Fprintf(e.stdout, "  SPF aligned         relaxed %s, strict %s\n", pct(d.SPFRelaxed, d.Messages), pct(d.SPFStrict, d.Messages))
+		fmt.Fprintf(e.stdout, "  p=quarantine/reject would act on %d messages (%s)\n", d.WouldQuarantineOrReject, pct(d.WouldQuarantineOrReject, d.Messages))
+		if len(d.TopFailing) > 0 {
+			fmt.Fprintln(e.stdout, "  top failing sources:")
+			for _, s := range d.TopFailing {
+				fmt.Fprintf(e.stdout, "    %-40s %d\n", s.SourceIP, s.Messages)
+			}
+		}
+	}
+}

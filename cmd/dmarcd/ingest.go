@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/aggregate"
+	"github.com/dmarcd/dmarcd/parse/extract"
+	"github.com/dmarcd/dmarcd/parse/failure"
+	"github.com/dmarcd/dmarcd/parse/tlsrpt"
+	"github.com/dmarcd/dmarcd/store"
+)
+
+func limitsFrom(c config.Config) (extract.Limits, aggregate.Limits) {
+	l := c.Limits
+	return extract.Limits{
+			MaxMessageBytes: int64(l.MaxMessageBytes),
+			MaxMemberBytes:  int64(l.MaxMemberBytes),
+			MaxTotalBytes:   int64(l.MaxTotalBytes),
+			MaxZipMembers:   l.MaxZipMembers,
+			MaxDepth:        l.MaxDepth,
+		}, aggregate.Limits{
+			MaxRecords: l.MaxRecords,
+			MaxDepth:   l.MaxXMLDepth,
+		}
+}
+
+func runIngest(ctx context.Context, e *env, args []string) int {
+	fs := subFlags(e, "ingest")
+	asJSON := fs.Bool("json", false, "print one JSON object per input")
+	source := fs.String("source", "file", "source name stored with each input")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(e.stderr, "usage: dmarcd ingest [--json] PATH...  (PATH: file, folder, mbox, Maildir, or - for stdin)")
+		return exitUsage
+	}
+	cfg, err := e.config()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd:", err)
+		return exitUsage
+	}
+	log := e.logger(cfg)
+	var st ingest.Store
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster})
+	if err != nil {
+		// Keep going: every input is still parsed, and those that hold a
+		// report end "error" (retry later) rather than vanish.
+		log.Error("clickhouse unavailable", "err", err)
+		st = unavailableStore{err: err}
+	} else {
+		defer s.Close()
+		st = s
+	}
+	key, err := cfg.PrivacyKey()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd:", err)
+		return exitUsage
+	}
+	xl, al := limitsFrom(cfg)
+	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al,
+		OwnedDomains: cfg.OwnedDomains, Logger: log,
+		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
+
+	enc := json.NewEncoder(e.stdout)
+	var tally map[ingest.Status]int = map[ingest.Status]int{}
+	var records int
+	var messages uint64
+	prog := newProgress(e.stderr)
+	start := time.Now()
+	walkErr := ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
+		out := processInput(ctx, p, in)
+		tally[out.Status]++
+		records += out.Records
+		messages += out.Messages
+		prog.update(tally)
+		if *asJSON {
+			return enc.Encode(out)
+		}
+		prog.clear()
+		_, err := fmt.Fprintln(e.stdout, humanLine(out))
+		return err
+	})
+	prog.clear()
+	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
+		fmt.Fprintln(e.stderr, "dmarcd ingest:", walkErr)
+		return exitFail
+	}
+	if !*asJSON {
+		fmt.Fprintf(e.stdout, "%d inputs in %s: %d stored, %d duplicate, %d invalid, %d error; %d records, %d messages\n",
+			tally[ingest.Stored]+tally[ingest.Duplicate]+tally[ingest.Invalid]+tally[ingest.Error],
+			time.Since(start).Round(time.Millisecond), tally[ingest.Stored], tally[ingest.Duplicate],
+			tally[ingest.Invalid], tally[ingest.Error], records, messages)
+	}
+	if tally[ingest.Error] > 0 || ctx.Err() != nil {
+		return exitFail
+	}
+	return exitOK
+}
+
+func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) ingest.Outcome {
+	rc, err := in.Open()
+	if err != nil {
+		out := ingest.Outcome{Input: in.Name, Kind: "none", Status: ingest.Error, ReportIDs: []string{},
+			ReportKeys: []string{}, ReasonCode: string(parse.InputUnreadable), Reason: err.Error()}
+		if c := parse.CodeOf(err); c != "" {
+			out.Status, out.ReasonCode = ingest.Invalid, string(c)
+		}
+		return out
+	}
+	defer rc.Close()
+	return p.Process(ctx, in.Name, rc)
+}
+
+func humanLine(o ingest.Outcome) string {
+	switch o.Status {
+	case ingest.Stored, ingest.Duplicate:
+		s := fmt.Sprintf("%-9s %s: %s, %d report(s), %d records, %d messages", o.Status, o.Input, o.Kind, o.Reports, o.Records, o.Messages)
+		if o.Reason != "" {
+			s += " (also set aside: " + o.Reason + ")"
+		}
+		return s
+	default:
+		return fmt.Sprintf("%-9s %s: %s: %s", o.Status, o.Input, o.ReasonCode, o.Reason)
+	}
+}
+
+// unavailableStore fails every write: used when ClickHouse cannot be reached
+// at start, so inputs end "error" and can be retried.
+type unavailableStore struct{ err error }
+
+func (u unavailableStore) WriteAggregate(_ context.Context, _ *aggregate.Header, _ store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+	for { // read to the end so a broken report is still reported invalid
+		if _, err := next(); err != nil {
+			break
+		}
+	}
+	return store.WriteResult{}, fmt.Errorf("clickhouse unavailable: %w", u.err)
+}
+
+func (u unavailableStore) WriteFailure(context.Context, string, *failure.Report, store.InputMeta) (store.WriteResult, error) {
+	return store.WriteResult{}, fmt.Errorf("clickhouse unavailable: %w", u.err)
+}
+
+func (u unavailableStore) WriteTLSRPT(context.Context, *tlsrpt.Report, store.InputMeta) (store.WriteResult, error) {
+	return store.WriteResult{}, fmt.Errorf("clickhouse unavailable: %w", u.err)
+}
+
+func (u unavailableStore) LogInput(context.Context, store.InputRow) error { return u.err }
+
+// progress draws a one-line counter on a terminal's stderr for long runs.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	last  time.Time
+	start time.Time
+	drawn bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, start: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(t map[ingest.Status]int) {
+	if !p.tty || time.Since(p.start) < 2*time.Second || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	p.drawn = true
+	fmt.Fprintf(p.w, "\r%d stored, %d duplicate, %d invalid, %d error ...", t[ingest.Stored], t[ingest.Duplicate], t[ingest.Invalid], t[ingest.Error])
+}
+
+func (p *progress) clear() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}

@@ -1,0 +1,194 @@
+package ingest_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/store"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// manifestEntry is one line of ../shared/corpus/MANIFEST.tsv.
+type manifestEntry struct {
+	path, typ, org, domain string
+	records                int
+	countSum               uint64
+	known                  bool // records and count_sum computed (not "-")
+}
+
+func readManifest(t *testing.T, dir string) []manifestEntry {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []manifestEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) < 8 {
+			continue
+		}
+		e := manifestEntry{path: c[0], typ: c[2], org: c[4], domain: c[5]}
+		if n, err := strconv.Atoi(c[6]); err == nil {
+			e.records = n
+			if s, err := strconv.ParseUint(c[7], 10, 64); err == nil {
+				e.countSum, e.known = s, true
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func openStore(t *testing.T) (*store.Store, clickhouse.Conn) {
+	t.Helper()
+	dsn := testenv.ClickHouse(t)
+	st, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	opt, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return st, conn
+}
+
+// aggregateCounts reads the exactly-once truth the way a user would: without FINAL.
+func aggregateCounts(t *testing.T, conn clickhouse.Conn) (reports, records, messages uint64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := conn.QueryRow(ctx, "SELECT count() FROM aggregate_reports").Scan(&reports); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(), sum(message_count) FROM aggregate_records").Scan(&records, &messages); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+func optimizeFinal(t *testing.T, conn clickhouse.Conn) {
+	t.Helper()
+	for _, tbl := range []string{"aggregate_reports", "aggregate_records", "inputs"} {
+		if err := conn.Exec(context.Background(), "OPTIMIZE TABLE "+tbl+" FINAL"); err != nil {
+			t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", tbl, err)
+		}
+	}
+}
+
+func processFile(t *testing.T, p *ingest.Pipeline, path, name string) ingest.Outcome {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return p.Process(context.Background(), name, f)
+}
+
+// TestCorpusStoredExactlyOnce ingests every file of the real-world corpus
+// into a real ClickHouse: each aggregate report file and report mail ends
+// stored or duplicate with exactly the MANIFEST's record count and message
+// sum; every malformed file ends invalid with a reason; the tables hold each
+// distinct report once, also after a second full ingest and OPTIMIZE FINAL.
+func TestCorpusStoredExactlyOnce(t *testing.T) {
+	dir := testenv.CorpusDir(t)
+	entries := readManifest(t, dir)
+	st, conn := openStore(t)
+	p := ingest.New(st, ingest.Options{Source: "file", Privacy: ingest.Privacy{Key: []byte("test-key-0123456789abcdef")}})
+
+	type truth struct {
+		records  int
+		messages uint64
+	}
+	unique := map[string]truth{}
+	run := func(pass int) {
+		for _, e := range entries {
+			out := processFile(t, p, filepath.Join(dir, e.path), e.path)
+			switch e.typ {
+			case "aggregate", "email":
+				if out.Kind != "aggregate" {
+					t.Errorf("%s: kind %q, want aggregate (%s: %s)", e.path, out.Kind, out.ReasonCode, out.Reason)
+					continue
+				}
+				want := ingest.Stored
+				if pass > 1 {
+					want = ingest.Duplicate
+				}
+				if out.Status != ingest.Stored && out.Status != ingest.Duplicate || (pass > 1 && out.Status != want) {
+					t.Errorf("pass %d %s: status %s (%s: %s), want %s", pass, e.path, out.Status, out.ReasonCode, out.Reason, want)
+					continue
+				}
+				if e.known && (out.Records != e.records || out.Messages != e.countSum) {
+					t.Errorf("%s: %d records / %d messages, MANIFEST says %d / %d", e.path, out.Records, out.Messages, e.records, e.countSum)
+				}
+				if len(out.ReportKeys) != 1 {
+					t.Errorf("%s: %d report keys, want 1", e.path, len(out.ReportKeys))
+					continue
+				}
+				unique[out.ReportKeys[0]] = truth{out.Records, out.Messages}
+			case "malformed":
+				if out.Status != ingest.Invalid || out.ReasonCode == "" || out.Reason == "" {
+					t.Errorf("%s: status %s code %q reason %q, want invalid with a reason", e.path, out.Status, out.ReasonCode, out.Reason)
+				}
+			case "forensic", "smtp_tls":
+				kind := map[string]string{"forensic": "failure", "smtp_tls": "tlsrpt"}[e.typ]
+				if out.Kind != kind || (out.Status != ingest.Stored && out.Status != ingest.Duplicate) ||
+					(pass > 1 && out.Status != ingest.Duplicate) {
+					t.Errorf("pass %d %s: kind %q status %s (%s: %s), want %s stored or duplicate", pass, e.path, out.Kind, out.Status, out.ReasonCode, out.Reason, kind)
+				}
+				if e.typ == "smtp_tls" && e.known && (out.Records != e.records || out.Messages != e.countSum) {
+					t.Errorf("%s: %d policies / %d sessions, MANIFEST says %d / %d", e.path, out.Records, out.Messages, e.records, e.countSum)
+				}
+			}
+		}
+	}
+	var wantRecords int
+	var wantMessages uint64
+	check := func(stage string) {
+		t.Helper()
+		wantRecords, wantMessages = 0, 0
+		for _, u := range unique {
+			wantRecords += u.records
+			wantMessages += u.messages
+		}
+		reports, records, messages := aggregateCounts(t, conn)
+		if reports != uint64(len(unique)) || records != uint64(wantRecords) || messages != wantMessages {
+			t.Fatalf("%s: ClickHouse holds %d reports, %d records, %d messages; want %d, %d, %d",
+				stage, reports, records, messages, len(unique), wantRecords, wantMessages)
+		}
+	}
+	run(1)
+	check("after the first ingest")
+	run(2)
+	check("after ingesting everything again")
+	optimizeFinal(t, conn)
+	check("after OPTIMIZE TABLE ... FINAL")
+	if len(unique) < 20 {
+		t.Fatalf("only %d distinct reports found in the corpus", len(unique))
+	}
+}

@@ -1,0 +1,159 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/dmarcd/dmarcd/parse"
+)
+
+// Input is one thing to process: a file, one message of an mbox, or standard input.
+type Input struct {
+	Name string // the path as given or as found under a directory; PATH#N for mbox message N (1-based)
+	Open func() (io.ReadCloser, error)
+}
+
+// errMboxTooLarge is returned by the Open of an mbox message over the limit.
+var errMboxTooLarge = parse.Errorf(parse.TooLarge, "mbox message larger than the message size limit")
+
+// FileInputs expands command-line paths into inputs, in a stable order: a
+// file is one input (or, when it is an mbox, one input per message); a
+// directory is walked recursively (Maildir folders included: each message file
+// is an input); "-" is standard input. fn is called for each; its error stops
+// the walk.
+func FileInputs(ctx context.Context, paths []string, maxMessage int64, fn func(Input) error) error {
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == "-" {
+			if err := fn(Input{Name: "-", Open: func() (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil }}); err != nil {
+				return err
+			}
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			if err := fileInput(p, maxMessage, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		var files []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fileInput(f, maxMessage, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func fileInput(path string, maxMessage int64, fn func(Input) error) error {
+	if isMbox(path) {
+		return mboxInputs(path, maxMessage, fn)
+	}
+	return fn(Input{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }})
+}
+
+// isMbox reports whether the file starts with an mbox "From " separator line
+// (RFC 4155) followed by header lines.
+func isMbox(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	line, err := br.ReadSlice('\n')
+	if err != nil || !bytes.HasPrefix(line, []byte("From ")) {
+		return false
+	}
+	next, _ := br.Peek(64)
+	i := bytes.IndexByte(next, ':')
+	return i > 0 && bytes.IndexAny(next[:i], " \t\r\n") < 0
+}
+
+// mboxInputs splits an mbox (mboxrd/mboxo: ">From " lines unquoted once) into
+// messages, each held in memory up to maxMessage bytes.
+func mboxInputs(path string, maxMessage int64, fn func(Input) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	var msg bytes.Buffer
+	n, tooLarge := 0, false
+	emit := func() error {
+		if n == 0 {
+			return nil
+		}
+		data := append([]byte(nil), msg.Bytes()...)
+		big := tooLarge
+		msg.Reset()
+		tooLarge = false
+		return fn(Input{Name: fmt.Sprintf("%s#%d", path, n), Open: func() (io.ReadCloser, error) {
+			if big {
+				return nil, errMboxTooLarge
+			}
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}})
+	}
+	prevBlank := true
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			if prevBlank && bytes.HasPrefix(line, []byte("From ")) {
+				if err := emit(); err != nil {
+					return err
+				}
+				n++
+			} else if n > 0 {
+				l := line
+				if bytes.HasPrefix(bytes.TrimLeft(l, ">"), []byte("From ")) && l[0] == '>' {
+					l = l[1:]
+				}
+				if int64(msg.Len()+len(l)) > maxMessage && maxMessage > 0 {
+					tooLarge = true
+				} else if !tooLarge {
+					msg.Write(l)
+				}
+			}
+			prevBlank = len(bytes.TrimRight(line, "\r\n")) == 0
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return emit()
+}

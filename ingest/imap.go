@@ -1,0 +1,668 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/dmarcd/dmarcd/parse"
+)
+
+// IMAP transport security, IMAPConfig.TLS.
+const (
+	IMAPTLSImplicit = "implicit" // TLS from the first byte (RFC 8314), port 993
+	IMAPTLSStartTLS = "starttls" // STARTTLS on a plain connection (RFC 3501 §6.2.1), port 143
+	IMAPTLSNone     = "none"     // no TLS at all: only to a loopback address (tests)
+)
+
+// Defaults of IMAPConfig.
+const (
+	DefaultIMAPMailbox          = "INBOX"
+	DefaultIMAPProcessedMailbox = "dmarcd/processed"
+	DefaultIMAPInvalidMailbox   = "dmarcd/invalid"
+	DefaultIMAPPollInterval     = time.Minute
+)
+
+// ErrIMAPAuth is returned (wrapped) by Run and Once when the server rejected
+// the credentials: NO to LOGIN without [UNAVAILABLE] or another code that
+// says the failure is temporary. Retrying would not help; the configuration
+// must be fixed.
+var ErrIMAPAuth = errors.New("imap: credentials rejected")
+
+// ErrIMAPMailsLeft is returned (wrapped) by Once when some mails could not be
+// processed now (status error, e.g. ClickHouse unreachable): they stay in the
+// mailbox to be retried.
+var ErrIMAPMailsLeft = errors.New("imap: mails left in the mailbox after errors")
+
+// errIMAPConfig marks a configuration error: Run does not retry it.
+var errIMAPConfig = errors.New("imap: bad configuration")
+
+// IMAPConfig configures an IMAPSource. Zero values take the defaults above.
+type IMAPConfig struct {
+	Name               string // source name (label in logs and metrics)
+	Address            string // host:port
+	TLS                string // IMAPTLSImplicit (default), IMAPTLSStartTLS or IMAPTLSNone
+	CAFile             string // PEM certificates to trust besides the system's; verification is on by default
+	InsecureSkipVerify bool   // do not verify the server certificate (logged loudly at every connection)
+	Username, Password string
+	Mailbox            string // where reports arrive; default INBOX
+	// Folders where mails are moved, created when missing. A "/" in a name is
+	// replaced by the server's hierarchy delimiter, and the personal namespace
+	// prefix (e.g. "INBOX.") is put in front when the server has one.
+	ProcessedMailbox string // every report in it committed; default "dmarcd/processed"
+	InvalidMailbox   string // nothing usable in it; default "dmarcd/invalid"
+	// MaxMessageBytes: a larger message (by its RFC822.SIZE) is not
+	// downloaded but moved to the invalid folder as too_large. 0: no limit
+	// here (the pipeline's extract limit still applies).
+	MaxMessageBytes int64
+	PollInterval    time.Duration // when the server does not offer IDLE; default 1m
+}
+
+// IMAPSource reads DMARC report mails from an IMAP mailbox (RFC 9051, RFC
+// 3501), hands each to the Pipeline, and acknowledges it only after the
+// outcome is final: a mail whose reports are all committed (stored or
+// duplicate) is moved to the processed folder, one with nothing usable to the
+// invalid folder, and one that met an error (store unavailable) stays in the
+// mailbox to be retried. Mails are read with BODY.PEEK, so nothing is marked
+// seen, and nothing is ever deleted: moves use UID MOVE (RFC 6851), or COPY,
+// STORE \Deleted and UID EXPUNGE (RFC 4315) where MOVE is missing.
+//
+// A crash between the commit and the move leaves the mail in the mailbox; the
+// next run finds its reports already stored (duplicate) and moves it.
+//
+// One IMAPSource runs one connection: do not call Run and Once at the same
+// time on it.
+type IMAPSource struct {
+	cfg     IMAPConfig
+	p       *Pipeline
+	log     *slog.Logger
+	newMail chan struct{} // a unilateral EXISTS arrived
+}
+
+// NewIMAPSource returns a source reading cfg's mailbox into p.
+func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
+	if cfg.TLS == "" {
+		cfg.TLS = IMAPTLSImplicit
+	}
+	if cfg.Mailbox == "" {
+		cfg.Mailbox = DefaultIMAPMailbox
+	}
+	if cfg.ProcessedMailbox == "" {
+		cfg.ProcessedMailbox = DefaultIMAPProcessedMailbox
+	}
+	if cfg.InvalidMailbox == "" {
+		cfg.InvalidMailbox = DefaultIMAPInvalidMailbox
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultIMAPPollInterval
+	}
+	if cfg.Name == "" {
+		cfg.Name = cfg.Username + "@" + cfg.Address
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &IMAPSource{cfg: cfg, p: p, log: log.With("source", cfg.Name), newMail: make(chan struct{}, 1)}
+}
+
+// Timing of Run.
+const (
+	reconnectMin  = time.Second     // first reconnection delay
+	reconnectMax  = 5 * time.Minute // longest reconnection delay
+	retryMin      = 5 * time.Second // first delay before retrying mails that met an error
+	retryMax      = 5 * time.Minute
+	idleRestart   = 25 * time.Minute // IDLE is re-issued before the 29-minute limit (RFC 2177)
+	healthyAfter  = time.Minute      // a session this long resets the reconnection backoff
+	maxErrorsPass = 3                // consecutive errors that end a pass (the store is likely down)
+)
+
+// Run connects, processes the backlog, then waits for new mail with IDLE
+// (RFC 2177), or by polling every PollInterval when the server lacks it, and
+// processes each new mail, until ctx is done; it then returns nil. It
+// reconnects with exponential backoff and jitter after connection errors.
+// Mails that met an error are retried with backoff. A rejected credential
+// (ErrIMAPAuth) or a bad configuration ends Run with that error.
+func (s *IMAPSource) Run(ctx context.Context) error {
+	reconnect := backoff{min: reconnectMin, max: reconnectMax}
+	for {
+		start := time.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrIMAPAuth) || errors.Is(err, errIMAPConfig) {
+			s.log.Error("imap source stopped: not retrying", "err", err)
+			return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
+		}
+		if time.Since(start) >= healthyAfter {
+			reconnect.reset()
+		}
+		d := reconnect.next()
+		s.log.Warn("imap connection failed; reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+}
+
+// Once processes the mails in the mailbox now and returns. fn, if not nil,
+// is called with each mail's Outcome; the input name is
+// "imap://user@host:port/Mailbox;UID=n". When some mails met an error and
+// stay in the mailbox, Once returns ErrIMAPMailsLeft (wrapped).
+func (s *IMAPSource) Once(ctx context.Context, fn func(Outcome)) error {
+	c, done, err := s.connect(ctx)
+	if err != nil {
+		return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
+	}
+	defer done()
+	res, err := s.pass(ctx, c, fn)
+	if err != nil {
+		return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		s.log.Debug("imap logout", "err", err)
+	}
+	if res.errors > 0 {
+		return fmt.Errorf("imap source %s: %w: %d in %s met an error and %d were not tried after it (first: %s)",
+			s.cfg.Name, ErrIMAPMailsLeft, res.errors, s.cfg.Mailbox, res.untried, res.firstError)
+	}
+	return nil
+}
+
+// conn is a logged-in connection with the mailbox selected.
+//
+// UIDs are only used within the session that found them, and nothing keyed
+// by UID outlives it: a UIDVALIDITY change (RFC 9051 §2.3.1.1) between
+// sessions needs no handling, and the next pass simply sees the mails again.
+type conn struct {
+	*imapclient.Client
+	processed, invalid string // folder names as the server spells them
+	uidValidity        uint32
+}
+
+// session runs one connection: a pass over the backlog, then waits for new
+// mail and passes again, until the connection fails or ctx is done.
+func (s *IMAPSource) session(ctx context.Context) error {
+	c, done, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	caps := c.Caps()
+	idle := caps.Has(imap.CapIdle)
+	s.log.Info("imap connected", "mailbox", s.cfg.Mailbox, "uidvalidity", c.uidValidity,
+		"idle", idle, "move", caps.Has(imap.CapMove), "uidplus", caps.Has(imap.CapUIDPlus))
+	if !caps.Has(imap.CapMove) && !caps.Has(imap.CapUIDPlus) {
+		s.log.Warn("imap server offers neither MOVE nor UIDPLUS: acknowledged mails are copied and marked \\Deleted in the mailbox, never expunged")
+	}
+	retry := backoff{min: retryMin, max: retryMax}
+	for {
+		res, err := s.pass(ctx, c, nil)
+		if err != nil {
+			return err
+		}
+		wait := idleRestart
+		if !idle {
+			wait = s.cfg.PollInterval
+		}
+		if res.errors > 0 {
+			d := retry.next()
+			s.log.Warn("imap mails left in the mailbox after errors; retrying later", "errors", res.errors,
+				"untried", res.untried, "first", res.firstError, "in", d.Round(time.Millisecond))
+			wait = min(wait, d)
+		} else {
+			retry.reset()
+		}
+		if err := s.wait(ctx, c, idle, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// wait returns when new mail may have arrived, after d, or when ctx is done.
+func (s *IMAPSource) wait(ctx context.Context, c *conn, idle bool, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	if !idle {
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.Closed():
+			return errors.New("connection closed")
+		}
+		return nil
+	}
+	cmd, err := c.Idle()
+	if err != nil {
+		return fmt.Errorf("IDLE: %w", err)
+	}
+	select {
+	case <-s.newMail:
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-c.Closed():
+		cmd.Close()
+		return errors.New("connection closed while idling")
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("ending IDLE: %w", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("IDLE: %w", err)
+	}
+	return ctx.Err()
+}
+
+// connect dials, logs in, finds or creates the folders and selects the
+// mailbox. done closes the connection.
+func (s *IMAPSource) connect(ctx context.Context) (c *conn, done func(), err error) {
+	cl, err := s.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The client is not context-aware: closing the connection ends whatever
+	// command waits when ctx is done.
+	stop := context.AfterFunc(ctx, func() { cl.Close() })
+	closeConn := func() {
+		stop()
+		cl.Close()
+	}
+	defer func() {
+		if err != nil {
+			closeConn()
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+		}
+	}()
+	if err := cl.WaitGreeting(); err != nil {
+		return nil, nil, fmt.Errorf("greeting from %s: %w", s.cfg.Address, err)
+	}
+	if err := cl.Login(s.cfg.Username, s.cfg.Password).Wait(); err != nil {
+		return nil, nil, s.loginError(err)
+	}
+	c = &conn{Client: cl}
+	if c.processed, c.invalid, err = s.folders(cl); err != nil {
+		return nil, nil, err
+	}
+	sel, err := cl.Select(s.cfg.Mailbox, nil).Wait()
+	if err != nil {
+		return nil, nil, fmt.Errorf("selecting %s: %w", s.cfg.Mailbox, err)
+	}
+	c.uidValidity = sel.UIDValidity
+	return c, closeConn, nil
+}
+
+func (s *IMAPSource) dial(ctx context.Context) (*imapclient.Client, error) {
+	host, _, err := net.SplitHostPort(s.cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: address %q: %v", errIMAPConfig, s.cfg.Address, err)
+	}
+	opts := &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case s.newMail <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	switch s.cfg.TLS {
+	case IMAPTLSNone:
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("%w: tls %q is only allowed to a loopback address, not %s", errIMAPConfig, IMAPTLSNone, host)
+		}
+		nc, err := d.DialContext(ctx, "tcp", s.cfg.Address)
+		if err != nil {
+			return nil, err
+		}
+		return imapclient.New(nc, opts), nil
+	case IMAPTLSImplicit, IMAPTLSStartTLS:
+	default:
+		return nil, fmt.Errorf("%w: tls %q: want %q, %q or %q", errIMAPConfig, s.cfg.TLS,
+			IMAPTLSImplicit, IMAPTLSStartTLS, IMAPTLSNone)
+	}
+	tc, err := s.tlsConfig(host)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.TLS == IMAPTLSImplicit {
+		tc.NextProtos = []string{"imap"}
+		nc, err := (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", s.cfg.Address)
+		if err != nil {
+			return nil, err
+		}
+		return imapclient.New(nc, opts), nil
+	}
+	nc, err := d.DialContext(ctx, "tcp", s.cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	opts.TLSConfig = tc
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	return imapclient.NewStartTLS(nc, opts)
+}
+
+func (s *IMAPSource) tlsConfig(host string) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if s.cfg.InsecureSkipVerify {
+		s.log.Warn("imap: NOT VERIFYING the server's TLS certificate (insecure_skip_verify): anyone on the path can read the password",
+			"address", s.cfg.Address)
+		tc.InsecureSkipVerify = true
+	}
+	if s.cfg.CAFile != "" {
+		pem, err := os.ReadFile(s.cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ca_file: %v", errIMAPConfig, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: ca_file %s: no PEM certificate in it", errIMAPConfig, s.cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// loginError tells a rejected credential (ErrIMAPAuth) from a temporary
+// failure: a NO with [UNAVAILABLE] (RFC 5530: e.g. Dovecot's passdb or token
+// check is down), [SERVERBUG], [INUSE] or [LIMIT], or a lost connection.
+func (s *IMAPSource) loginError(err error) error {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return fmt.Errorf("login: %w", err)
+	}
+	switch ie.Code {
+	case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeInUse, imap.ResponseCodeLimit:
+		return fmt.Errorf("login: temporary failure: %w", err)
+	}
+	return fmt.Errorf("%w: %s refused the login of %q: %v; fix the username or password (not retrying)",
+		ErrIMAPAuth, s.cfg.Address, s.cfg.Username, err)
+}
+
+// folders returns the names of the processed and invalid folders as the
+// server spells them, creating them when missing.
+func (s *IMAPSource) folders(c *imapclient.Client) (processed, invalid string, err error) {
+	if s.cfg.ProcessedMailbox == s.cfg.InvalidMailbox || s.cfg.ProcessedMailbox == s.cfg.Mailbox || s.cfg.InvalidMailbox == s.cfg.Mailbox {
+		return "", "", fmt.Errorf("%w: mailbox %q, processed %q and invalid %q must differ", errIMAPConfig,
+			s.cfg.Mailbox, s.cfg.ProcessedMailbox, s.cfg.InvalidMailbox)
+	}
+	// LIST "" "" returns the hierarchy delimiter (RFC 9051 §6.3.9).
+	l, err := c.List("", "", nil).Collect()
+	if err != nil {
+		return "", "", fmt.Errorf("LIST: %w", err)
+	}
+	delim := '/'
+	if len(l) > 0 && l[0].Delim != 0 {
+		delim = l[0].Delim
+	}
+	prefix := ""
+	if c.Caps().Has(imap.CapNamespace) {
+		if ns, err := c.Namespace().Wait(); err == nil && len(ns.Personal) > 0 {
+			prefix = ns.Personal[0].Prefix
+		}
+	}
+	name := func(n string) string {
+		if delim != '/' {
+			n = strings.ReplaceAll(n, "/", string(delim))
+		}
+		if prefix != "" && !strings.HasPrefix(n, prefix) && !strings.EqualFold(n, "INBOX") {
+			n = prefix + n
+		}
+		return n
+	}
+	processed, invalid = name(s.cfg.ProcessedMailbox), name(s.cfg.InvalidMailbox)
+	for _, f := range []string{processed, invalid} {
+		if err := s.ensureFolder(c, f); err != nil {
+			return "", "", err
+		}
+	}
+	return processed, invalid, nil
+}
+
+func (s *IMAPSource) ensureFolder(c *imapclient.Client, name string) error {
+	l, err := c.List("", name, nil).Collect()
+	if err != nil {
+		return fmt.Errorf("LIST %s: %w", name, err)
+	}
+	for _, m := range l {
+		if m.Mailbox == name && !slices.Contains(m.Attrs, imap.MailboxAttrNoSelect) {
+			return nil
+		}
+	}
+	if err := c.Create(name, nil).Wait(); err != nil {
+		var ie *imap.Error
+		if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAlreadyExists {
+			return fmt.Errorf("creating folder %s: %w", name, err)
+		}
+	}
+	s.log.Info("imap folder created", "folder", name)
+	if err := c.Subscribe(name).Wait(); err != nil {
+		s.log.Debug("imap subscribe", "folder", name, "err", err)
+	}
+	return nil
+}
+
+// passResult counts the mails of a pass that stay in the mailbox.
+type passResult struct {
+	errors     int    // mails whose outcome was an error
+	untried    int    // mails not read because the pass ended after errors
+	firstError string // reason of the first error
+}
+
+// pass processes every mail in the mailbox once, in UID order. It returns an
+// error when the connection or the server failed (mails not yet acknowledged
+// stay in the mailbox); mails whose Outcome is an error are counted, and
+// after maxErrorsPass of them in a row the pass ends early.
+func (s *IMAPSource) pass(ctx context.Context, c *conn, fn func(Outcome)) (res passResult, err error) {
+	select { // this pass sees whatever EXISTS announced so far
+	case <-s.newMail:
+	default:
+	}
+	sd, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+	if err != nil {
+		return res, fmt.Errorf("UID SEARCH: %w", err)
+	}
+	uids := sd.AllUIDs()
+	if len(uids) == 0 {
+		return res, nil
+	}
+	slices.Sort(uids)
+	sizes, err := s.sizes(c, uids)
+	if err != nil {
+		return res, err
+	}
+	s.log.Debug("imap pass", "mails", len(uids))
+	consecutive := 0
+	for i, uid := range uids {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		size, ok := sizes[uid]
+		if !ok {
+			continue // expunged meanwhile by someone else
+		}
+		out, found, err := s.process(ctx, c, uid, size)
+		if err != nil {
+			return res, err
+		}
+		if !found {
+			continue
+		}
+		if fn != nil {
+			fn(out)
+		}
+		var dest string
+		switch out.Status {
+		case Stored, Duplicate:
+			dest = c.processed
+		case Invalid:
+			dest = c.invalid
+		default:
+			res.errors++
+			if res.firstError == "" {
+				res.firstError = out.Reason
+			}
+			s.log.Warn("imap mail left in the mailbox", "uid", uid, "reason_code", out.ReasonCode, "reason", out.Reason)
+			if consecutive++; consecutive >= maxErrorsPass {
+				res.untried = len(uids) - i - 1
+				return res, nil
+			}
+			continue
+		}
+		consecutive = 0
+		if err := s.move(c, uid, dest); err != nil {
+			return res, err
+		}
+		s.log.Info("imap mail", "uid", uid, "status", out.Status, "reports", out.Reports, "records", out.Records,
+			"reason_code", out.ReasonCode, "reason", out.Reason, "moved_to", dest)
+	}
+	return res, nil
+}
+
+// sizes returns the RFC822.SIZE of each of the mails.
+func (s *IMAPSource) sizes(c *conn, uids []imap.UID) (map[imap.UID]int64, error) {
+	msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("UID FETCH RFC822.SIZE: %w", err)
+	}
+	m := make(map[imap.UID]int64, len(msgs))
+	for _, msg := range msgs {
+		m[msg.UID] = msg.RFC822Size
+	}
+	return m, nil
+}
+
+// process hands one mail to the pipeline, streaming it from the server. A
+// mail over MaxMessageBytes is not downloaded. found is false if the mail
+// vanished meanwhile.
+func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size int64) (out Outcome, found bool, err error) {
+	name := s.inputName(uid)
+	if max := s.cfg.MaxMessageBytes; max > 0 && size > max {
+		out = Outcome{Input: name, Kind: "none", Status: Invalid, Size: size,
+			ReasonCode: string(parse.TooLarge), ReportIDs: []string{}, ReportKeys: []string{},
+			Reason: fmt.Sprintf("message of %d bytes is over the limit of %d bytes (max_message_bytes); not downloaded", size, max)}
+		s.p.logInput(ctx, out)
+		return out, true, nil
+	}
+	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	defer cmd.Close()
+	msg := cmd.Next()
+	if msg == nil {
+		if err := cmd.Close(); err != nil {
+			return out, false, fmt.Errorf("UID FETCH %d: %w", uid, err)
+		}
+		return out, false, nil
+	}
+	var body io.Reader
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		if b, ok := item.(imapclient.FetchItemDataBodySection); ok {
+			body = b.Literal
+			break
+		}
+	}
+	if body == nil {
+		body = strings.NewReader("")
+	}
+	out = s.p.Process(ctx, name, body)
+	// Close reads what is left of the response; an error means the mail
+	// was not read whole, whatever Process made of it.
+	if err := cmd.Close(); err != nil {
+		return out, false, fmt.Errorf("UID FETCH %d: %w", uid, err)
+	}
+	return out, true, nil
+}
+
+// move moves the mail to the folder: UID MOVE (RFC 6851), or the library's
+// fallback where MOVE is missing: UID COPY, UID STORE +FLAGS.SILENT \Deleted
+// and UID EXPUNGE (RFC 4315). Without UIDPLUS either, a plain EXPUNGE would
+// also remove every other mail someone marked \Deleted, so the mail is only
+// copied and marked \Deleted (later passes skip it) and never expunged.
+func (s *IMAPSource) move(c *conn, uid imap.UID, folder string) error {
+	do := func() error {
+		caps := c.Caps()
+		if caps.Has(imap.CapMove) || caps.Has(imap.CapUIDPlus) {
+			_, err := c.Move(imap.UIDSetNum(uid), folder).Wait()
+			return err
+		}
+		if _, err := c.Copy(imap.UIDSetNum(uid), folder).Wait(); err != nil {
+			return err
+		}
+		return c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	}
+	err := do()
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate {
+		// The folder was deleted while we ran: create it again.
+		if err := s.ensureFolder(c.Client, folder); err != nil {
+			return err
+		}
+		err = do()
+	}
+	if err != nil {
+		return fmt.Errorf("moving UID %d to %s: %w", uid, folder, err)
+	}
+	return nil
+}
+
+// inputName names a mail in logs, outcomes and the inputs table, after the
+// IMAP URL form of RFC 5092: imap://user@host:port/Mailbox;UID=n.
+func (s *IMAPSource) inputName(uid imap.UID) string {
+	u := url.URL{Scheme: "imap", User: url.User(s.cfg.Username), Host: s.cfg.Address}
+	return fmt.Sprintf("%s/%s;UID=%d", u.String(), url.PathEscape(s.cfg.Mailbox), uid)
+}
+
+// backoff is an exponential delay with jitter: each next is twice the last,
+// up to max, and then drawn uniformly from its upper half.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d; it returns false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,29 @@
+package ingest
+
+// Status is the fate of one input. The words are a contract: `dmarcd ingest
+// --json` prints them, scripts and metrics read them.
+type Status string
+
+const (
+	Stored    Status = "stored"    // at least one report in it was new and is now committed
+	Duplicate Status = "duplicate" // every report in it was already stored
+	Invalid   Status = "invalid"   // nothing usable in it; set aside with its reason
+	Error     Status = "error"     // could not be processed now (e.g. ClickHouse unreachable); a retry may succeed
+)
+
+// Outcome is what happened to one input: one JSON object per line of
+// `dmarcd ingest --json`. The json keys are a stable contract.
+type Outcome struct {
+	Input      string   `json:"input"`
+	Kind       string   `json:"kind"` // aggregate | failure | tlsrpt | none
+	Status     Status   `json:"status"`
+	Reports    int      `json:"reports"`
+	Records    int      `json:"records"`
+	Messages   uint64   `json:"messages"`
+	ReportIDs  []string `json:"report_ids"`
+	ReasonCode string   `json:"reason_code,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	ReportKeys []string `json:"report_keys"`
+	SHA256     string   `json:"sha256"`
+	Size       int64    `json:"size"`
+}

@@ -1,0 +1,384 @@
+// Package ingest moves reports from their sources into the store: it reads an
+// input (a file, a mail from a mailbox or a bucket), finds the reports in it
+// (parse/extract), parses them, recomputes alignment (parse/align), writes
+// them exactly once (through the Store interface) and says what became of
+// the input, so the source can acknowledge it only after the commit.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/aggregate"
+	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/parse/extract"
+	"github.com/dmarcd/dmarcd/parse/failure"
+	"github.com/dmarcd/dmarcd/parse/tlsrpt"
+	"github.com/dmarcd/dmarcd/store"
+)
+
+// Store is what the pipeline needs of the storage stage.
+type Store interface {
+	WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error)
+	WriteFailure(ctx context.Context, key string, r *failure.Report, meta store.InputMeta) (store.WriteResult, error)
+	WriteTLSRPT(ctx context.Context, r *tlsrpt.Report, meta store.InputMeta) (store.WriteResult, error)
+	LogInput(ctx context.Context, in store.InputRow) error
+}
+
+// Privacy says what of a failure report reaches the store. Failure reports
+// carry personal data: by default every local part of every address is
+// replaced by a keyed hash token (one address, one token), subjects are kept
+// and bodies are dropped.
+type Privacy struct {
+	Key            []byte // per-installation secret for the address tokens; required
+	RedactSubjects bool
+	KeepBodies     bool
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	Source       string // "file", "imap", "s3", "spool": stored with every input
+	Extract      extract.Limits
+	Aggregate    aggregate.Limits
+	OwnedDomains []string // when set, reports for other policy domains are invalid (foreign_domain)
+	Privacy      Privacy
+	Logger       *slog.Logger
+}
+
+// Pipeline processes inputs one at a time; it is safe for concurrent use if
+// the Store is.
+type Pipeline struct {
+	opt   Options
+	store Store
+	owned map[string]bool
+	log   *slog.Logger
+}
+
+// New returns a Pipeline writing to st.
+func New(st Store, opt Options) *Pipeline {
+	p := &Pipeline{opt: opt, store: st, log: opt.Logger}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Extract == (extract.Limits{}) {
+		p.opt.Extract = extract.DefaultLimits()
+	}
+	if len(opt.OwnedDomains) > 0 {
+		p.owned = map[string]bool{}
+		for _, d := range opt.OwnedDomains {
+			p.owned[align.Normalize(d)] = true
+		}
+	}
+	return p
+}
+
+// payloadResult is the fate of one report found in an input.
+type payloadResult struct {
+	kind     string
+	status   Status
+	code     parse.Code
+	reason   string
+	reportID string
+	key      string
+	records  int
+	messages uint64
+}
+
+// Process reads one input to its end and returns its Outcome. It never
+// panics on bad input and never returns an error: the Outcome says it.
+func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcome {
+	h := sha256.New()
+	cr := &countingReader{r: io.TeeReader(r, h)}
+	var results []payloadResult
+	walkErr := extract.Walk(cr, p.opt.Extract, func(pl *extract.Payload) error {
+		res := p.payload(ctx, pl)
+		results = append(results, res)
+		if res.status == Error {
+			return errStop
+		}
+		return nil
+	})
+	// Hash the whole input even if extraction stopped early.
+	_, readErr := io.Copy(io.Discard, cr)
+	out := Outcome{Input: name, Kind: "none", SHA256: hex.EncodeToString(h.Sum(nil)), Size: cr.n,
+		ReportIDs: []string{}, ReportKeys: []string{}}
+	if readErr != nil && walkErr == nil {
+		walkErr = parse.Wrap(parse.InputUnreadable, readErr, "reading input")
+	}
+	out.summarize(results, walkErr)
+	p.logInput(ctx, out)
+	return out
+}
+
+var errStop = errors.New("stop: store error")
+
+func (o *Outcome) summarize(results []payloadResult, walkErr error) {
+	var stored, dup, errs int
+	var firstInvalid, firstError *payloadResult
+	for i := range results {
+		r := &results[i]
+		if o.Kind == "none" || (o.Kind != "aggregate" && r.status != Invalid) {
+			o.Kind = r.kind
+		}
+		switch r.status {
+		case Stored, Duplicate:
+			if r.status == Stored {
+				stored++
+			} else {
+				dup++
+			}
+			o.Reports++
+			o.Records += r.records
+			o.Messages += r.messages
+			o.ReportIDs = append(o.ReportIDs, r.reportID)
+			o.ReportKeys = append(o.ReportKeys, r.key)
+		case Error:
+			errs++
+			if firstError == nil {
+				firstError = r
+			}
+		case Invalid:
+			if firstInvalid == nil {
+				firstInvalid = r
+			}
+		}
+	}
+	switch {
+	case errs > 0:
+		o.Status, o.ReasonCode, o.Reason = Error, string(firstError.code), firstError.reason
+	case walkErr != nil && !errors.Is(walkErr, errStop) && parse.CodeOf(walkErr) == parse.InputUnreadable:
+		o.Status, o.ReasonCode, o.Reason = Error, string(parse.InputUnreadable), walkErr.Error()
+	case stored > 0:
+		o.Status = Stored
+	case dup > 0:
+		o.Status = Duplicate
+	case firstInvalid != nil:
+		o.Status, o.ReasonCode, o.Reason = Invalid, string(firstInvalid.code), firstInvalid.reason
+	default:
+		o.Status, o.ReasonCode = Invalid, string(parse.NotAReport)
+		o.Reason = "no report found"
+		if walkErr != nil {
+			if c := parse.CodeOf(walkErr); c != "" {
+				o.ReasonCode = string(c)
+			}
+			o.Reason = walkErr.Error()
+		}
+	}
+	if o.Status == Stored || o.Status == Duplicate {
+		// A partly invalid input is still accounted for: say what was set aside.
+		if firstInvalid != nil {
+			o.ReasonCode, o.Reason = string(firstInvalid.code), firstInvalid.reason
+		}
+	}
+}
+
+func (p *Pipeline) payload(ctx context.Context, pl *extract.Payload) payloadResult {
+	where := pl.Where
+	switch pl.Kind {
+	case extract.Aggregate:
+		res := p.aggregate(ctx, pl)
+		if res.status == Invalid && where != "" {
+			res.reason = where + ": " + res.reason
+		}
+		return res
+	case extract.Failure:
+		res := p.failure(ctx, pl)
+		if res.status != Stored && res.status != Duplicate && where != "" {
+			res.reason = where + ": " + res.reason
+		}
+		return res
+	case extract.TLSRPT:
+		res := p.tlsrpt(ctx, pl)
+		if res.status != Stored && res.status != Duplicate && where != "" {
+			res.reason = where + ": " + res.reason
+		}
+		return res
+	default:
+		return payloadResult{kind: "none", status: Invalid, code: parse.NotAReport,
+			reason: fmt.Sprintf("%sunknown payload kind %q", prefix(where), pl.Kind)}
+	}
+}
+
+func prefix(where string) string {
+	if where == "" {
+		return ""
+	}
+	return where + ": "
+}
+
+func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadResult {
+	res := payloadResult{kind: "aggregate"}
+	dec := aggregate.NewDecoder(pl.R, p.opt.Aggregate)
+	hdr, err := dec.Header()
+	if err != nil {
+		return invalid(res, err)
+	}
+	res.reportID = hdr.ReportID
+	res.key = aggregate.Key(hdr)
+	if p.owned != nil && !p.owned[hdr.Domain] {
+		res.status, res.code = Invalid, parse.ForeignDomain
+		res.reason = fmt.Sprintf("report %s: policy domain %q is not one of the owned domains", hdr.ReportID, hdr.Domain)
+		return res
+	}
+	adkim, aspf := align.ParseMode(hdr.ADKIM.Value), align.ParseMode(hdr.ASPF.Value)
+	var parseErr error
+	var dkim, spf []align.Auth
+	next := func() (*store.Row, error) {
+		rec, err := dec.Next()
+		if err != nil {
+			if err != io.EOF {
+				parseErr = err
+			}
+			return nil, err
+		}
+		dkim, spf = dkim[:0], spf[:0]
+		for _, d := range rec.DKIM {
+			dkim = append(dkim, align.Auth{Domain: d.Domain, Result: d.Result})
+		}
+		for _, s := range rec.SPF {
+			spf = append(spf, align.Auth{Domain: s.Domain, Result: s.Result, Scope: s.Scope})
+		}
+		f := align.Evaluate(rec.HeaderFrom, dkim, spf, adkim, aspf)
+		return &store.Row{Record: rec, HeaderFromOrg: f.HeaderFromOrg,
+			DKIMAlignedRelaxed: f.DKIMAlignedRelaxed, DKIMAlignedStrict: f.DKIMAlignedStrict,
+			SPFAlignedRelaxed: f.SPFAlignedRelaxed, SPFAlignedStrict: f.SPFAlignedStrict,
+			DMARCPass: f.DMARCPass}, nil
+	}
+	meta := store.InputMeta{Source: p.opt.Source, InputName: pl.Filename}
+	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
+	if parseErr != nil {
+		return invalid(res, fmt.Errorf("report %s: %w", hdr.ReportID, parseErr))
+	}
+	return stored(res, res.key, wr, err)
+}
+
+func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResult {
+	res := payloadResult{kind: "failure"}
+	r, err := failure.Parse(pl.R, failure.Options{MaxBytes: p.opt.Extract.MaxMessageBytes, KeepBody: p.opt.Privacy.KeepBodies})
+	if err != nil {
+		return invalidCode(res, err, parse.MIMESyntax)
+	}
+	key := failure.Key(r) // before redaction: the identity does not depend on the key
+	if len(p.opt.Privacy.Key) == 0 {
+		res.status, res.code = Error, parse.StoreUnavailable
+		res.reason = "failure report: no redaction key configured (privacy.key_file); refusing to store personal data unredacted"
+		return res
+	}
+	failure.Redact(r, p.opt.Privacy.Key, p.opt.Privacy.RedactSubjects, p.opt.Privacy.KeepBodies)
+	if p.owned != nil && !p.ownsAny(r.ReportedDomain, r.Original.FromDomain) {
+		res.status, res.code = Invalid, parse.ForeignDomain
+		res.reason = fmt.Sprintf("failure report for %q: not one of the owned domains", firstOr(r.ReportedDomain, r.Original.FromDomain))
+		return res
+	}
+	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename})
+	return stored(res, key, wr, err)
+}
+
+func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload) payloadResult {
+	res := payloadResult{kind: "tlsrpt"}
+	r, err := tlsrpt.Parse(pl.R, p.opt.Extract.MaxMemberBytes)
+	if err != nil {
+		return invalidCode(res, err, parse.JSONSyntax)
+	}
+	res.reportID = r.ReportID
+	if p.owned != nil {
+		var domains []string
+		for _, pol := range r.Policies {
+			domains = append(domains, pol.Domain)
+		}
+		if len(domains) > 0 && !p.ownsAny(domains, "") {
+			res.status, res.code = Invalid, parse.ForeignDomain
+			res.reason = fmt.Sprintf("TLS report %s for %q: not one of the owned domains", r.ReportID, domains[0])
+			return res
+		}
+	}
+	wr, err := p.store.WriteTLSRPT(ctx, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename})
+	return stored(res, tlsrpt.Key(r), wr, err)
+}
+
+func (p *Pipeline) ownsAny(domains []string, also string) bool {
+	for _, d := range append(domains, also) {
+		d = align.Normalize(d)
+		if d == "" {
+			continue
+		}
+		// A failure report is about a From domain that may be a subdomain
+		// of an owned domain.
+		for o := range p.owned {
+			if d == o || strings.HasSuffix(d, "."+o) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func firstOr(l []string, alt string) string {
+	if len(l) > 0 {
+		return l[0]
+	}
+	return alt
+}
+
+func stored(res payloadResult, key string, wr store.WriteResult, err error) payloadResult {
+	res.key = key
+	if err != nil {
+		res.status, res.code = Error, parse.StoreUnavailable
+		res.reason = fmt.Sprintf("%s report: storing: %v", res.kind, err)
+		return res
+	}
+	if wr.ReportKey != "" {
+		res.key = wr.ReportKey
+	}
+	res.records, res.messages = wr.Records, wr.Messages
+	res.status = Stored
+	if wr.Status == store.StatusDuplicate {
+		res.status = Duplicate
+	}
+	return res
+}
+
+func invalidCode(res payloadResult, err error, def parse.Code) payloadResult {
+	res.status = Invalid
+	res.code = parse.CodeOf(err)
+	if res.code == "" {
+		res.code = def
+	}
+	res.reason = err.Error()
+	return res
+}
+
+func invalid(res payloadResult, err error) payloadResult {
+	return invalidCode(res, err, parse.XMLSyntax)
+}
+
+func (p *Pipeline) logInput(ctx context.Context, o Outcome) {
+	if p.store == nil {
+		return
+	}
+	err := p.store.LogInput(ctx, store.InputRow{Time: time.Now().UTC(), Source: p.opt.Source, Name: o.Input,
+		SHA256: o.SHA256, Size: o.Size, Kind: o.Kind, Status: string(o.Status), ReasonCode: o.ReasonCode,
+		Reason: o.Reason, ReportKeys: o.ReportKeys})
+	if err != nil {
+		p.log.Warn("could not log input", "input", o.Input, "err", err)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}

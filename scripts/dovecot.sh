@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# dovecot.sh runs a throw-away Dovecot IMAP server on loopback for tests and
+# local development. Everything it writes (config, passwords, mail, state,
+# logs, pid) lives in one folder.
+#
+#   scripts/dovecot.sh start DIR   start a server whose state lives in DIR;
+#                                  prints KEY=VALUE lines (also in DIR/env):
+#                                  DMARCD_TEST_IMAP_ADDR=127.0.0.1:PORT,
+#                                  DMARCD_TEST_IMAP_USER, DMARCD_TEST_IMAP_PASSWORD
+#   scripts/dovecot.sh stop DIR    stop (kill) the server started in DIR
+#
+# start DIR after stop DIR restarts the same server: same port (when still
+# free), same password, same mail.
+#
+# The server is Debian's dovecot-imapd. When it is missing and we are root it
+# is installed with apt-get; otherwise the script says what to install and
+# exits 3.
+#
+# Dovecot as an unprivileged test server (see docs/design.md): it refuses to
+# run its login process as root, so as root the login and internal users are
+# the packaged dovenull and dovecot, and mail is owned by the system user
+# "mail" (uid 8, hence first_valid_uid lowered). Not as root, every process
+# runs as the calling user. Plain IMAP (ssl = no) on 127.0.0.1 only, with a
+# passwd-file passdb holding a {PLAIN} password made up at start.
+#
+# Environment: DOVECOT_START_TIMEOUT (seconds, default 20);
+# DOVECOT_IMAP_CAPABILITY, when set, replaces the capability list announced
+# after login (imap_capability), e.g. "IMAP4rev1 IDLE" to make a client
+# believe the server lacks MOVE and UIDPLUS.
+set -euo pipefail
+
+prog=${0##*/}
+start_timeout=${DOVECOT_START_TIMEOUT:-20}
+
+die() {
+	echo "$prog: $*" >&2
+	exit 1
+}
+
+find_server() {
+	local c
+	for c in dovecot /usr/sbin/dovecot; do
+		if command -v "$c" >/dev/null 2>&1 && [ -e /usr/lib/dovecot/imap ]; then
+			command -v "$c"
+			return
+		fi
+	done
+}
+
+# ensure_server installs dovecot-imapd with apt-get when it is missing and we
+# are root, and prints the path of the dovecot binary.
+ensure_server() {
+	local s
+	s=$(find_server)
+	if [ -n "$s" ]; then
+		echo "$s"
+		return
+	fi
+	if [ "$(id -u)" != 0 ]; then
+		echo "$prog: dovecot-imapd is not installed and we are not root;" \
+			"install it with: sudo apt-get install dovecot-imapd" >&2
+		exit 3
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "$prog: dovecot-imapd is not installed and apt-get is not available;" \
+			"install Dovecot's IMAP server by other means" >&2
+		exit 3
+	fi
+	echo "$prog: installing dovecot-imapd with apt-get" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	if ! apt-cache show dovecot-imapd >/dev/null 2>&1; then
+		apt-get update -q >&2 || true
+	fi
+	apt-get install -y -q --no-install-recommends dovecot-imapd >&2 ||
+		{
+			echo "$prog: apt-get install dovecot-imapd failed" >&2
+			exit 3
+		}
+	s=$(find_server)
+	[ -n "$s" ] || {
+		echo "$prog: dovecot-imapd installed but no dovecot binary found" >&2
+		exit 3
+	}
+	echo "$s"
+}
+
+# port_busy succeeds when something listens on 127.0.0.1:$1.
+port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! port_busy "$p"; then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+# greets succeeds when an IMAP server on port $1 sends its "* OK" greeting.
+greets() {
+	local reply
+	reply=$( (
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		timeout 2 head -c 4 <&3
+	) 2>/dev/null) || return 1
+	[ "$reply" = "* OK" ]
+}
+
+random_password() {
+	od -An -N12 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# write_config writes DIR/dovecot.conf and DIR/passwd for the given port,
+# mail uid/gid and process users.
+write_config() {
+	local dir=$1 port=$2 uid=$3 gid=$4 login_user=$5 internal_user=$6 user=$7 pass=$8
+	cat >"$dir/dovecot.conf" <<EOF
+# Written by scripts/dovecot.sh: a test IMAP server on loopback.
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/log/dovecot.log
+info_log_path = $dir/log/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_login_user = $login_user
+default_internal_user = $internal_user
+first_valid_uid = $uid
+first_valid_gid = $gid
+mail_location = maildir:$dir/mail/%u
+mail_fsync = never
+mailbox_idle_check_interval = 1 secs
+${DOVECOT_IMAP_CAPABILITY:+imap_capability = $DOVECOT_IMAP_CAPABILITY}
+namespace inbox {
+  inbox = yes
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/passwd
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$dir/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service stats {
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+EOF
+	printf '%s:{PLAIN}%s\n' "$user" "$pass" >"$dir/passwd"
+	chmod 0644 "$dir/passwd"
+}
+
+# alive succeeds when process $1 runs (a zombie that init has not reaped yet
+# does not count).
+alive() {
+	local st
+	kill -0 "$1" 2>/dev/null || return 1
+	if [ -r "/proc/$1/stat" ]; then
+		st=$(sed -E 's/^[0-9]+ \(.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+		[ "$st" != Z ] || return 1
+	fi
+}
+
+master_pid() {
+	local dir=$1
+	[ -f "$dir/run/master.pid" ] && cat "$dir/run/master.pid"
+}
+
+is_running() {
+	local pid
+	pid=$(master_pid "$1") || return 1
+	[ -n "$pid" ] && alive "$pid"
+}
+
+# start_once tries one start on the given port; it fails with status 2 when
+# the server died early (e.g. a port race with another test binary).
+start_once() {
+	local dir=$1 server=$2 port=$3 i pid
+	# Runs in its own session so that a test runner's signals to our process
+	# group do not reach it; stop DIR ends it by pid. The master daemonizes.
+	if ! setsid "$server" -c "$dir/dovecot.conf" >"$dir/log/stdout.log" 2>&1 </dev/null; then
+		if grep -q "in use" "$dir/log/stdout.log" "$dir/log/dovecot.log" 2>/dev/null; then
+			return 2 # port taken meanwhile: try another
+		fi
+		echo "$prog: dovecot -c $dir/dovecot.conf failed:" >&2
+		cat "$dir/log/stdout.log" >&2
+		tail -n 20 "$dir/log/dovecot.log" >&2 2>/dev/null || true
+		exit 1
+	fi
+	for i in $(seq 1 $((start_timeout * 10))); do
+		pid=$(master_pid "$dir" || true)
+		if [ -n "$pid" ] && ! alive "$pid"; then
+			return 2
+		fi
+		if greets "$port"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "$prog: dovecot did not answer on 127.0.0.1:$port within ${start_timeout}s; see $dir/log/" >&2
+	tail -n 20 "$dir/log/dovecot.log" "$dir/log/stdout.log" >&2 2>/dev/null || true
+	cmd_stop "$dir"
+	exit 1
+}
+
+cmd_start() {
+	local dir=${1:-}
+	[ -n "$dir" ] || die "usage: $prog start DIR"
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd -P)
+	if is_running "$dir"; then
+		[ -f "$dir/env" ] && cat "$dir/env"
+		return 0
+	fi
+	local server uid gid login_user internal_user user=dmarc pass port try rc=0
+	server=$(ensure_server) || exit $?
+	if [ "$(id -u)" = 0 ]; then
+		# Mail belongs to the system user "mail"; the login and internal
+		# processes run as Dovecot's own unprivileged users.
+		uid=$(id -u mail) || die "no system user \"mail\" to own the test mail"
+		gid=$(id -g mail)
+		login_user=dovenull
+		internal_user=dovecot
+		id dovenull >/dev/null 2>&1 && id dovecot >/dev/null 2>&1 ||
+			die "users dovenull and dovecot are missing (dovecot-core creates them)"
+	else
+		uid=$(id -u)
+		gid=$(id -g)
+		login_user=$(id -un)
+		internal_user=$login_user
+	fi
+	local old_port=""
+	pass=""
+	if [ -f "$dir/env" ]; then # a restart: keep the password, try the port
+		pass=$(sed -n 's/^DMARCD_TEST_IMAP_PASSWORD=//p' "$dir/env")
+		old_port=$(sed -n 's/^DMARCD_TEST_IMAP_ADDR=127.0.0.1://p' "$dir/env")
+	fi
+	[ -n "$pass" ] || pass=$(random_password)
+	mkdir -p "$dir/run" "$dir/state" "$dir/log" "$dir/mail" "$dir/home"
+	# The mail user must reach DIR/mail and DIR/home through DIR.
+	chmod 0711 "$dir"
+	chmod 0755 "$dir/run" "$dir/state" "$dir/log"
+	if [ "$(id -u)" = 0 ]; then
+		chown "$uid:$gid" "$dir/mail" "$dir/home"
+	fi
+	for try in 1 2 3 4 5; do
+		if [ "$try" = 1 ] && [ -n "$old_port" ] && ! port_busy "$old_port"; then
+			port=$old_port
+		else
+			port=$(free_port)
+		fi
+		write_config "$dir" "$port" "$uid" "$gid" "$login_user" "$internal_user" "$user" "$pass"
+		rc=0
+		start_once "$dir" "$server" "$port" || rc=$?
+		[ "$rc" = 0 ] && break
+		cmd_stop "$dir"
+	done
+	if [ "$rc" != 0 ]; then
+		echo "$prog: dovecot exited during start; last log lines:" >&2
+		tail -n 20 "$dir/log/dovecot.log" "$dir/log/stdout.log" >&2 2>/dev/null || true
+		exit 1
+	fi
+	cat >"$dir/env" <<EOF
+DMARCD_TEST_IMAP_ADDR=127.0.0.1:$port
+DMARCD_TEST_IMAP_USER=$user
+DMARCD_TEST_IMAP_PASSWORD=$pass
+DOVECOT_CONF=$dir/dovecot.conf
+DOVECOT_PID=$(master_pid "$dir")
+EOF
+	chmod 0600 "$dir/env"
+	cat "$dir/env"
+}
+
+# cmd_stop kills the server at once: it is a throw-away test server, and
+# Dovecot's own shutdown (SIGTERM) takes about two seconds. The master leads
+# its own process group (setsid), so the group is every Dovecot process.
+cmd_stop() {
+	local dir=${1:-} pid i
+	[ -n "$dir" ] || die "usage: $prog stop DIR"
+	pid=$(master_pid "$dir" || true)
+	if [ -n "$pid" ] && alive "$pid"; then
+		if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		else
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		for i in $(seq 1 100); do
+			alive "$pid" || break
+			sleep 0.05
+		done
+	fi
+	rm -f "$dir/run/master.pid"
+}
+
+case ${1:-} in
+start) shift; cmd_start "$@" ;;
+stop) shift; cmd_stop "$@" ;;
+*)
+	echo "usage: $prog start DIR | stop DIR" >&2
+	exit 2
+	;;
+esac
