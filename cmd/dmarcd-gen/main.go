@@ -3,12 +3,14 @@
 // MANIFEST.tsv, and prints a one-line summary.
 //
 //	dmarcd-gen -out DIR [-days 14] [-seed 1] [-domain example.com] [-scale 1] [-start 2025-03-03]
+//	dmarcd-gen -large N -out FILE [-seed 1]    one N-record aggregate report (benchmarks)
 //
 // Without -start the set ends yesterday (UTC), so dashboards show it as
 // recent; give -start for byte-identical output on every run.
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -34,8 +36,12 @@ func run(args []string) error {
 	domain := fs.String("domain", "example.com", "policy domain")
 	scale := fs.Int("scale", 1, "multiplies message and record counts")
 	start := fs.String("start", "", "first day, YYYY-MM-DD (UTC); default: the set ends yesterday")
+	large := fs.Int("large", 0, "write one aggregate report with this many records to the file -out instead")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *large > 0 {
+		return writeLarge(*out, *large, *seed)
 	}
 	if *out == "" || fs.NArg() > 0 {
 		fs.Usage()
@@ -75,4 +81,24 @@ func run(args []string) error {
 	fmt.Printf("wrote %d files to %s: %d reports (%d duplicate deliveries), %d records, %d messages, from %s, dmarc pass %s\n",
 		len(files), *out, t.Reports, dups, t.Records, t.Messages, first.Format(time.DateOnly), strings.Join(doms, " "))
 	return nil
+}
+
+func writeLarge(path string, records int, seed int64) error {
+	if path == "" {
+		return fmt.Errorf("-large needs -out FILE")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := gen.WriteLargeReport(w, records, seed); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
