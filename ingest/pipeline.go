@@ -278,7 +278,9 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResu
 		res.reason = fmt.Sprintf("failure report for %q: not one of the owned domains", firstOr(r.ReportedDomain, r.Original.FromDomain))
 		return res
 	}
-	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename})
+	// The attachment's file name may carry an address too.
+	name := failure.RedactAddresses(pl.Filename, p.opt.Privacy.Key)
+	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: name})
 	return stored(res, key, wr, err)
 }
 
@@ -364,9 +366,16 @@ func (p *Pipeline) logInput(ctx context.Context, o Outcome) {
 	if p.store == nil {
 		return
 	}
-	err := p.store.LogInput(ctx, store.InputRow{Time: time.Now().UTC(), Source: p.opt.Source, Name: o.Input,
+	name, reason := o.Input, o.Reason
+	if o.Kind == "failure" && len(p.opt.Privacy.Key) > 0 {
+		// Failure-report mails are often named after the failed message
+		// ("... (mail-from=someone@example.com) ..."): keep no local part.
+		name = failure.RedactAddresses(name, p.opt.Privacy.Key)
+		reason = failure.RedactAddresses(reason, p.opt.Privacy.Key)
+	}
+	err := p.store.LogInput(ctx, store.InputRow{Time: time.Now().UTC(), Source: p.opt.Source, Name: name,
 		SHA256: o.SHA256, Size: o.Size, Kind: o.Kind, Status: string(o.Status), ReasonCode: o.ReasonCode,
-		Reason: o.Reason, ReportKeys: o.ReportKeys})
+		Reason: reason, ReportKeys: o.ReportKeys})
 	if err != nil {
 		p.log.Warn("could not log input", "input", o.Input, "err", err)
 	}

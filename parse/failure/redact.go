@@ -352,3 +352,11 @@ func asciiLower(s string) string {
 	}
 	return string(b)
 }
+
+// RedactAddresses replaces the local part of every address in s with its
+// token under key, as Redact does: for text stored beside a failure report,
+// such as the name of the file or mail it came in.
+func RedactAddresses(s string, key []byte) string {
+	rd := &redactor{key: key, locals: map[string]string{}}
+	return rd.addrs(s)
+}
