@@ -16,7 +16,9 @@
 # says what to install and exits 3.
 #
 # Ports: native TCP 19000 and HTTP 18123 when free, other free ports otherwise.
-# Environment: CLICKHOUSE_START_TIMEOUT (seconds, default 60).
+# Environment: CLICKHOUSE_START_TIMEOUT (seconds, default 60);
+# CLICKHOUSE_OWNER_PID: with start, stop the server as soon as that process
+# is gone (a test binary that panicked or timed out leaves no server behind).
 set -euo pipefail
 
 prog=${0##*/}
@@ -103,20 +105,22 @@ free_port() {
 	die "no free port found"
 }
 
-# ping succeeds when the HTTP interface on port $1 answers "Ok.".
+# ping succeeds when the HTTP interface on port $1 answers with the text $2,
+# this start's nonce (http_server_default_response): a server that another
+# test run started on the same port at the same moment does not count.
 ping() {
 	local reply
 	reply=$( (
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
 		timeout 2 cat <&3
 	) 2>/dev/null) || return 1
-	case $reply in *Ok.*) return 0 ;; esac
+	case $reply in *"$2"*) return 0 ;; esac
 	return 1
 }
 
 write_config() {
-	local dir=$1 tcp=$2 http=$3
+	local dir=$1 tcp=$2 http=$3 nonce=$4
 	cat >"$dir/config.xml" <<EOF
 <?xml version="1.0"?>
 <!-- Written by scripts/clickhouse.sh: a test server on loopback. -->
@@ -131,6 +135,7 @@ write_config() {
     <listen_host>127.0.0.1</listen_host>
     <tcp_port>$tcp</tcp_port>
     <http_port>$http</http_port>
+    <http_server_default_response>$nonce</http_server_default_response>
     <path>$dir/data/</path>
     <tmp_path>$dir/tmp/</tmp_path>
     <user_files_path>$dir/user_files/</user_files_path>
@@ -191,8 +196,9 @@ is_running() {
 # start_once tries one start on the given ports; it fails with status 2 when
 # the server died early (e.g. a port race with another test binary).
 start_once() {
-	local dir=$1 server=$2 tcp=$3 http=$4 pid i
-	write_config "$dir" "$tcp" "$http"
+	local dir=$1 server=$2 tcp=$3 http=$4 pid i nonce
+	nonce="dmarcd-test-clickhouse-$$-$RANDOM$RANDOM"
+	write_config "$dir" "$tcp" "$http" "$nonce"
 	# The server runs in its own session so that a test runner's signals to
 	# our process group do not reach it; stop DIR ends it by pid.
 	# shellcheck disable=SC2086
@@ -203,8 +209,12 @@ start_once() {
 		if ! kill -0 "$pid" 2>/dev/null; then
 			return 2
 		fi
-		if ping "$http"; then
-			return 0
+		if ping "$http" "$nonce"; then
+			# Our server answers, so it bound both ports (it exits when a
+			# bind fails); make sure it is still there.
+			sleep 0.2
+			kill -0 "$pid" 2>/dev/null && return 0
+			return 2
 		fi
 		sleep 0.2
 	done
@@ -244,6 +254,9 @@ cmd_start() {
 		tail -n 20 "$dir/log/clickhouse-server.err.log" "$dir/log/stdout.log" >&2 2>/dev/null || true
 		exit 1
 	fi
+	if [ -n "${CLICKHOUSE_OWNER_PID:-}" ]; then
+		watch_owner "$dir" "$CLICKHOUSE_OWNER_PID"
+	fi
 	cat >"$dir/env" <<EOF
 DMARCD_CLICKHOUSE_DSN=clickhouse://127.0.0.1:$tcp/dmarc
 DMARCD_TEST_CLICKHOUSE_ADDR=127.0.0.1:$tcp
@@ -252,6 +265,17 @@ CLICKHOUSE_HTTP_PORT=$http
 CLICKHOUSE_PID=$(cat "$dir/clickhouse.pid")
 EOF
 	cat "$dir/env"
+}
+
+# watch_owner stops the server of $1 once process $2 has exited, from a
+# detached background shell.
+watch_owner() {
+	local dir=$1 owner=$2 self
+	self=$(cd "$(dirname "$0")" && pwd -P)/${0##*/}
+	setsid bash -c '
+		while kill -0 "$2" 2>/dev/null && [ -f "$1/clickhouse.pid" ]; do sleep 1; done
+		[ -f "$1/clickhouse.pid" ] && bash "$3" stop "$1"
+	' watch "$dir" "$owner" "$self" </dev/null >/dev/null 2>&1 &
 }
 
 cmd_stop() {

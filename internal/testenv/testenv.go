@@ -204,6 +204,9 @@ func startServer() (addr, dir string, err error) {
 	defer cancel()
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "bash", sh, "start", dir)
+	// Stop the server when this test binary dies without Main's teardown
+	// (a panic, a -timeout).
+	cmd.Env = append(os.Environ(), fmt.Sprintf("CLICKHOUSE_OWNER_PID=%d", os.Getpid()))
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
