@@ -8,12 +8,18 @@ import (
 	"time"
 )
 
-// prunedTables are the tables partitioned by toYYYYMM(date_begin) that Prune
-// cuts.
-var prunedTables = []string{"aggregate_records", "aggregate_reports"}
+// prunedTables are the tables partitioned by month (of the report's begin,
+// the failure report's arrival date, or the input's processing time) that
+// Prune cuts.
+var prunedTables = []string{"aggregate_records", "aggregate_reports", "failure_reports",
+	"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "inputs"}
 
-// Prune drops the monthly partitions of aggregate_records and
-// aggregate_reports whose whole month (of report begin dates, UTC) lies before
+// unknownDatePartition holds failure reports without a usable Arrival-Date
+// (stored as 1970-01-01): they cannot be aged, so Prune keeps them.
+const unknownDatePartition = "197001"
+
+// Prune drops the monthly partitions of the report tables (and of inputs)
+// whose whole month (of report begin dates, UTC) lies before
 // now - olderThan: ALTER TABLE ... DROP PARTITION, which works on every
 // ClickHouse version (no TTL on 18.16). It never deletes single rows, so a
 // month is kept until all of it is older than the cutoff. It returns the
@@ -30,8 +36,8 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []s
 		}
 		for _, id := range ids {
 			ym, err := strconv.Atoi(id)
-			if err != nil || ym < 100001 || ym > 999912 {
-				continue // not a toYYYYMM partition
+			if err != nil || ym < 100001 || ym > 999912 || id == unknownDatePartition {
+				continue // not a toYYYYMM partition, or undated
 			}
 			monthEnd := time.Date(ym/100, time.Month(ym%100)+1, 1, 0, 0, 0, 0, time.UTC)
 			if monthEnd.After(cutoff) {

@@ -17,7 +17,7 @@ func openStore(ctx context.Context, e *env) (*store.Store, config.Config, int) {
 		fmt.Fprintln(e.stderr, "dmarcd:", err)
 		return nil, cfg, exitUsage
 	}
-	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster})
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows})
 	if err != nil {
 		fmt.Fprintln(e.stderr, "dmarcd: clickhouse:", err)
 		return nil, cfg, exitFail

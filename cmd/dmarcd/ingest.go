@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
@@ -37,8 +38,22 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "ingest")
 	asJSON := fs.Bool("json", false, "print one JSON object per input")
 	source := fs.String("source", "file", "source name stored with each input")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "dmarcd ingest: --cpuprofile:", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(e.stderr, "dmarcd ingest: --cpuprofile:", err)
+			return exitUsage
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(e.stderr, "usage: dmarcd ingest [--json] PATH...  (PATH: file, folder, mbox, Maildir, or - for stdin)")
@@ -51,7 +66,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 	}
 	log := e.logger(cfg)
 	var st ingest.Store
-	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster})
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows})
 	if err != nil {
 		// Keep going: every input is still parsed, and those that hold a
 		// report end "error" (retry later) rather than vanish.

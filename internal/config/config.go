@@ -45,6 +45,9 @@ type ClickHouse struct {
 	DSN     string `yaml:"dsn"`      // clickhouse-go DSN; env DMARCD_CLICKHOUSE_DSN wins
 	DSNFile string `yaml:"dsn_file"` // read the DSN (with its password) from this file instead
 	Cluster string `yaml:"cluster"`  // reserved for cluster mode
+	// BatchRows is how many records go into one INSERT block: larger is
+	// faster for big reports and costs memory (about 1 KB a record).
+	BatchRows int `yaml:"batch_rows"`
 }
 
 // Limits bound what one input may cost.
@@ -67,7 +70,7 @@ type Log struct {
 // Default returns the configuration used without a file.
 func Default() Config {
 	return Config{
-		ClickHouse: ClickHouse{DSN: DefaultDSN},
+		ClickHouse: ClickHouse{DSN: DefaultDSN, BatchRows: 5000},
 		Limits: Limits{
 			MaxMessageBytes: 64 << 20,
 			MaxMemberBytes:  1 << 30,
@@ -106,6 +109,13 @@ func Load(path string) (Config, error) {
 	if v := os.Getenv("DMARCD_CLICKHOUSE_DSN"); v != "" {
 		c.ClickHouse.DSN = v
 	}
+	if v := os.Getenv("DMARCD_CLICKHOUSE_BATCH_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("DMARCD_CLICKHOUSE_BATCH_ROWS: %q is not a number", v)
+		}
+		c.ClickHouse.BatchRows = n
+	}
 	return c, c.Validate()
 }
 
@@ -113,6 +123,9 @@ func Load(path string) (Config, error) {
 func (c Config) Validate() error {
 	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") && !strings.HasPrefix(c.ClickHouse.DSN, "tcp://") {
 		return fmt.Errorf("config clickhouse.dsn: %q is not a clickhouse:// DSN", redactDSN(c.ClickHouse.DSN))
+	}
+	if c.ClickHouse.BatchRows < 100 || c.ClickHouse.BatchRows > 1_000_000 {
+		return fmt.Errorf("config clickhouse.batch_rows: %d is not between 100 and 1000000", c.ClickHouse.BatchRows)
 	}
 	l := c.Limits
 	for _, kv := range []struct {

@@ -10,6 +10,7 @@ package align
 
 import (
 	"strings"
+	"sync"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -18,6 +19,9 @@ import (
 // Normalize returns a domain lower-cased, trimmed, without one trailing dot,
 // and in A-label form (RFC 7489 §6.6.1: U-labels are converted to A-labels).
 func Normalize(d string) string {
+	if isNormal(d) {
+		return d
+	}
 	d = strings.TrimSpace(d)
 	d = strings.TrimSuffix(d, ".")
 	d = strings.ToLower(d)
@@ -35,13 +39,47 @@ func Normalize(d string) string {
 	return d
 }
 
+// orgCache remembers organizational domains: a report names a handful of
+// domains thousands of times, and the suffix list lookup is the costliest
+// step of a record. Bounded: cleared when full.
+var orgCache = struct {
+	sync.Mutex
+	m map[string]orgEntry
+}{m: map[string]orgEntry{}}
+
+type orgEntry struct {
+	org      string
+	isSuffix bool // the name itself is an ICANN public suffix
+}
+
+const orgCacheMax = 1 << 16
+
 // OrgDomain returns the Organizational Domain of a normalised domain name
 // (RFC 7489 §3.2): the ICANN public suffix plus one label. A name that is
 // itself a public suffix, or has no dot, is its own organizational domain.
-func OrgDomain(d string) string {
+func OrgDomain(d string) string { return org(d).org }
+
+func org(d string) orgEntry {
 	if d == "" {
-		return ""
+		return orgEntry{}
 	}
+	orgCache.Lock()
+	e, ok := orgCache.m[d]
+	orgCache.Unlock()
+	if ok {
+		return e
+	}
+	e = orgEntry{org: orgDomain(d), isSuffix: icannSuffix(d) == d}
+	orgCache.Lock()
+	if len(orgCache.m) >= orgCacheMax {
+		clear(orgCache.m)
+	}
+	orgCache.m[d] = e
+	orgCache.Unlock()
+	return e
+}
+
+func orgDomain(d string) string {
 	suffix := icannSuffix(d)
 	if suffix == d {
 		return d
@@ -100,14 +138,11 @@ func Aligned(id, from string, mode Mode) bool {
 	if mode == Strict {
 		return id == from
 	}
-	if id == from {
-		return icannSuffix(id) != id
-	}
-	org := OrgDomain(id)
-	if icannSuffix(id) == id {
+	e := org(id)
+	if e.isSuffix {
 		return false
 	}
-	return org == OrgDomain(from)
+	return id == from || e.org == org(from).org
 }
 
 // Auth is one authentication result: the DKIM d= or the SPF domain, the result
@@ -172,3 +207,18 @@ func Evaluate(headerFrom string, dkim, spf []Auth, adkim, aspf Mode) Flags {
 }
 
 func isPass(r string) bool { return strings.EqualFold(strings.TrimSpace(r), "pass") }
+
+// isNormal reports whether d is already lower-case ASCII without surrounding
+// space or a trailing dot: the common case, which Normalize returns as is.
+func isNormal(d string) bool {
+	if d == "" || d[len(d)-1] == '.' {
+		return d == ""
+	}
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if c >= 0x80 || ('A' <= c && c <= 'Z') || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			return false
+		}
+	}
+	return true
+}

@@ -42,7 +42,7 @@ const (
 
 // Limits bound the work one input may cause. A zero field takes its default.
 type Limits struct {
-	MaxMessageBytes int64 // input/message size, and any buffered zip or email; default 64 MiB
+	MaxMessageBytes int64 // any email or zip archive (held in memory); default 64 MiB
 	MaxMemberBytes  int64 // decompressed bytes of one gzip stream or zip member; default 1 GiB
 	MaxTotalBytes   int64 // decompressed bytes in all of one input; default 2 GiB
 	MaxZipMembers   int   // files in one zip archive; default 64
@@ -122,7 +122,11 @@ const sniffLen = 64 << 10
 // one from being delivered, and its error is then not returned.
 func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
 	w := &walker{lim: lim.withDefaults(), fn: fn}
-	in := &inputReader{r: r, max: w.lim.MaxMessageBytes}
+	// Emails and zip archives are held in memory and bounded by
+	// MaxMessageBytes where they are read; a bare XML, JSON or gzip stream
+	// passes through, so the input as a whole is bounded by the larger of
+	// that and MaxTotalBytes (a 700 MB bare report must get through).
+	in := &inputReader{r: r, max: max(w.lim.MaxMessageBytes, w.lim.MaxTotalBytes)}
 	br := bufio.NewReaderSize(in, sniffLen)
 	err := w.sniff(br, node{top: true})
 	var ab *abortError

@@ -710,7 +710,13 @@ func TestInputOverMessageLimit(t *testing.T) {
 		mimePart{ctype: "application/gzip", body: gz(t, []byte(report))})
 	_, err := walkAll(mail, lim)
 	wantCode(t, err, parse.TooLarge)
-	// A bare XML streams: reading past the limit fails.
+	// A bare XML streams: the message limit does not apply to it (a 700 MB
+	// report must get through), the total decompressed limit does.
+	_, err = walkStrict([]byte(report+strings.Repeat(" ", 2000)), lim)
+	if err != nil {
+		t.Fatalf("bare XML over the message limit: %v, want it streamed", err)
+	}
+	lim.MaxTotalBytes = 1500
 	_, err = walkStrict([]byte(report+strings.Repeat(" ", 2000)), lim)
 	wantCode(t, err, parse.TooLarge)
 }
