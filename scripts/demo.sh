@@ -17,6 +17,7 @@ export DMARCD_CLICKHOUSE_DSN
 
 rm -rf "$dir/reports"
 bin/dmarcd-gen -out "$dir/reports" -days 14 -seed 1 -domain example.com
+mv "$dir/reports/MANIFEST.tsv" "$dir/reports.manifest.tsv"   # the truth, kept beside the reports
 echo
 echo "== dmarcd ingest $dir/reports"
 bin/dmarcd ingest "$dir/reports" | tail -n 5
