@@ -43,6 +43,18 @@ type Privacy struct {
 	KeepBodies     bool
 }
 
+// Observer is told what the pipeline did, for metrics. Calls come from the
+// goroutine that called Process; implementations must be cheap and safe for
+// concurrent use.
+type Observer interface {
+	// Input is called once per input with its outcome and how long it took.
+	Input(source string, o Outcome, took time.Duration)
+	// FailureStored is called for each failure report stored now (not for a duplicate).
+	FailureStored(r *failure.Report)
+	// TLSRPTStored is called for each TLS report stored now (not for a duplicate).
+	TLSRPTStored(r *tlsrpt.Report)
+}
+
 // Options configure a Pipeline.
 type Options struct {
 	Source       string // "file", "imap", "s3", "spool": stored with every input
@@ -50,6 +62,7 @@ type Options struct {
 	Aggregate    aggregate.Limits
 	OwnedDomains []string // when set, reports for other policy domains are invalid (foreign_domain)
 	Privacy      Privacy
+	Observer     Observer // optional
 	Logger       *slog.Logger
 }
 
@@ -95,6 +108,7 @@ type payloadResult struct {
 // Process reads one input to its end and returns its Outcome. It never
 // panics on bad input and never returns an error: the Outcome says it.
 func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcome {
+	start := time.Now()
 	h := sha256.New()
 	cr := &countingReader{r: io.TeeReader(r, h)}
 	var results []payloadResult
@@ -115,6 +129,9 @@ func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcom
 	}
 	out.summarize(results, walkErr)
 	p.logInput(ctx, out)
+	if p.opt.Observer != nil {
+		p.opt.Observer.Input(p.opt.Source, out, time.Since(start))
+	}
 	return out
 }
 
@@ -281,6 +298,9 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResu
 	// The attachment's file name may carry an address too.
 	name := failure.RedactAddresses(pl.Filename, p.opt.Privacy.Key)
 	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: name})
+	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
+		p.opt.Observer.FailureStored(r)
+	}
 	return stored(res, key, wr, err)
 }
 
@@ -303,6 +323,9 @@ func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload) payloadResul
 		}
 	}
 	wr, err := p.store.WriteTLSRPT(ctx, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename})
+	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
+		p.opt.Observer.TLSRPTStored(r)
+	}
 	return stored(res, tlsrpt.Key(r), wr, err)
 }
 

@@ -10,8 +10,11 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/metrics"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/extract"
@@ -39,6 +42,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per input")
 	source := fs.String("source", "file", "source name stored with each input")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	textfile := fs.String("metrics-textfile", "", "write the run's Prometheus metrics to this file at the end (node_exporter textfile collector)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -82,8 +86,16 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	xl, al := limitsFrom(cfg)
+	m := metrics.New(version, cfg.OwnedDomains)
+	if *textfile != "" {
+		defer func() {
+			if err := prometheus.WriteToTextfile(*textfile, m.Registry); err != nil {
+				fmt.Fprintln(e.stderr, "dmarcd ingest: --metrics-textfile:", err)
+			}
+		}()
+	}
 	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al,
-		OwnedDomains: cfg.OwnedDomains, Logger: log,
+		OwnedDomains: cfg.OwnedDomains, Logger: log, Observer: m,
 		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
 
 	enc := json.NewEncoder(e.stdout)

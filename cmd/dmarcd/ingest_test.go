@@ -241,3 +241,58 @@ func TestIngestJSONContractAndExitCodes(t *testing.T) {
 		t.Fatalf("ingest without paths: %v, want exit 2", err)
 	}
 }
+
+// TestIngestFailureAndTLSReportsCountedInMetrics ingests the corpus failure
+// and TLS reports with the command, as a cron job would, and reads the
+// metrics it leaves for node_exporter's textfile collector.
+func TestIngestFailureAndTLSReportsCountedInMetrics(t *testing.T) {
+	bin := buildDmarcd(t)
+	dsn := testenv.ClickHouse(t)
+	corpus := testenv.CorpusDir(t)
+	forensic, _ := filepath.Glob(filepath.Join(corpus, "*", "forensic"))
+	tls, _ := filepath.Glob(filepath.Join(corpus, "*", "smtp_tls"))
+	prom := filepath.Join(t.TempDir(), "dmarcd.prom")
+	args := append([]string{"--metrics-textfile", prom}, append(forensic, tls...)...)
+	t.Setenv("DMARCD_PRIVACY_KEY", "00112233445566778899aabbccddeeff")
+	outs, code := runJSON(t, bin, dsn, args...)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	kinds := map[string]int{}
+	for _, o := range outs {
+		if o.Status != "stored" && o.Status != "duplicate" {
+			t.Errorf("%s: %s %s: %s", o.Input, o.Status, o.ReasonCode, o.Reason)
+		}
+		kinds[o.Kind]++
+	}
+	if kinds["failure"] < 7 || kinds["tlsrpt"] < 9 {
+		t.Errorf("kinds %v, want every corpus failure and TLS report", kinds)
+	}
+	text, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`dmarc_failure_reports_total{auth_failure="dmarc",policy_domain="`,
+		`dmarc_tlsrpt_failed_sessions_total{policy_domain="`,
+		`dmarc_tlsrpt_successful_sessions_total{policy_domain="`,
+		`dmarcd_inputs_total{kind="failure",reason_code="",source="file",status="stored"}`,
+		`dmarcd_build_info{`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	c := conn(t, dsn)
+	var failures, tlsReports uint64
+	if err := c.QueryRow(context.Background(), "SELECT count() FROM failure_reports").Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.QueryRow(context.Background(), "SELECT count() FROM tlsrpt_reports").Scan(&tlsReports); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 6 || tlsReports < 8 {
+		// The two LinkedIn files (LF and CRLF) are one report.
+		t.Errorf("%d failure reports and %d TLS reports stored", failures, tlsReports)
+	}
+}

@@ -1,0 +1,219 @@
+// Package metrics holds dmarcd's Prometheus metrics: the daemon's own health
+// (prefix dmarcd_) and the DMARC facts counted at ingest time (prefix
+// dmarc_). Labels are bounded (design.md): policy domains are the owned
+// domains (others count as "other"), and result words come from closed sets
+// (unknown words count as "other"). Never an IP, a selector or a report ID.
+package metrics
+
+import (
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/parse/failure"
+	"github.com/dmarcd/dmarcd/parse/tlsrpt"
+)
+
+// MaxDomains bounds the policy_domain label when no owned domains are
+// configured: the first MaxDomains domains seen get their own series, later
+// ones count as "other".
+const MaxDomains = 50
+
+// Metrics is the set of collectors of one process. It implements
+// ingest.Observer.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	inputs       *prometheus.CounterVec
+	inputSeconds *prometheus.HistogramVec
+	reports      *prometheus.CounterVec
+	records      *prometheus.CounterVec
+	messages     *prometheus.CounterVec
+	lastSuccess  *prometheus.GaugeVec
+	failures     *prometheus.CounterVec
+	tlsFailed    *prometheus.CounterVec
+	tlsOK        *prometheus.CounterVec
+
+	mu      sync.Mutex
+	owned   map[string]bool
+	domains map[string]bool
+}
+
+// New registers every collector, the Go and process collectors and
+// dmarcd_build_info in a new registry.
+func New(version string, ownedDomains []string) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry(), domains: map[string]bool{}}
+	if len(ownedDomains) > 0 {
+		m.owned = map[string]bool{}
+		for _, d := range ownedDomains {
+			m.owned[align.Normalize(d)] = true
+		}
+	}
+	m.inputs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarcd_inputs_total",
+		Help: "Inputs (mails, objects, files) processed, by source, report kind, status (stored, duplicate, invalid, error) and reason code.",
+	}, []string{"source", "kind", "status", "reason_code"})
+	m.inputSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "dmarcd_input_duration_seconds",
+		Help:    "Time to extract, parse and store one input, by source and kind.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+	}, []string{"source", "kind"})
+	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarcd_reports_total",
+		Help: "Reports found in inputs, by source, kind and status (stored or duplicate).",
+	}, []string{"source", "kind", "status"})
+	m.records = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarcd_records_stored_total",
+		Help: "Aggregate records (and TLS policies) newly stored, by source and kind.",
+	}, []string{"source", "kind"})
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarcd_messages_stored_total",
+		Help: "Messages counted by newly stored aggregate records (sessions for TLS reports), by source and kind. Counted on the day of ingest, not of the mail: use the dmarc_ gauges for alerts.",
+	}, []string{"source", "kind"})
+	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dmarcd_last_success_timestamp_seconds",
+		Help: "Unix time of the last input of a source that ended stored or duplicate.",
+	}, []string{"source"})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarc_failure_reports_total",
+		Help: "Failure (ruf) reports newly stored, by policy domain and Auth-Failure value (adsp, bodyhash, revoked, signature, spf, dmarc, none, other).",
+	}, []string{"policy_domain", "auth_failure"})
+	m.tlsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarc_tlsrpt_failed_sessions_total",
+		Help: "Failed TLS sessions in newly stored SMTP TLS reports, by policy domain and result type (RFC 8460 registry; others as other).",
+	}, []string{"policy_domain", "result_type"})
+	m.tlsOK = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dmarc_tlsrpt_successful_sessions_total",
+		Help: "Successful TLS sessions in newly stored SMTP TLS reports, by policy domain.",
+	}, []string{"policy_domain"})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "dmarcd_build_info",
+		Help:        "dmarcd's version and Go version; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.reports, m.records, m.messages, m.lastSuccess,
+		m.failures, m.tlsFailed, m.tlsOK, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+var _ ingest.Observer = (*Metrics)(nil)
+
+// Input implements ingest.Observer.
+func (m *Metrics) Input(source string, o ingest.Outcome, took time.Duration) {
+	code := o.ReasonCode
+	if !knownCode(code) {
+		code = "other"
+	}
+	m.inputs.WithLabelValues(source, o.Kind, string(o.Status), code).Inc()
+	m.inputSeconds.WithLabelValues(source, o.Kind).Observe(took.Seconds())
+	switch o.Status {
+	case ingest.Stored, ingest.Duplicate:
+		m.lastSuccess.WithLabelValues(source).SetToCurrentTime()
+		m.reports.WithLabelValues(source, o.Kind, string(o.Status)).Add(float64(o.Reports))
+		if o.Status == ingest.Stored {
+			// An input whose reports were partly duplicates counts all of
+			// them here: Outcome does not split them, and re-delivery of one
+			// report inside a new mail is rare.
+			m.records.WithLabelValues(source, o.Kind).Add(float64(o.Records))
+			m.messages.WithLabelValues(source, o.Kind).Add(float64(o.Messages))
+		}
+	}
+}
+
+// FailureStored implements ingest.Observer.
+func (m *Metrics) FailureStored(r *failure.Report) {
+	domain := r.Original.FromDomain
+	if len(r.ReportedDomain) > 0 && domain == "" {
+		domain = r.ReportedDomain[0]
+	}
+	d := m.domain(domain)
+	if len(r.AuthFailure) == 0 {
+		m.failures.WithLabelValues(d, "none").Inc()
+		return
+	}
+	for _, af := range r.AuthFailure {
+		m.failures.WithLabelValues(d, closed(af, authFailures)).Inc()
+	}
+}
+
+// TLSRPTStored implements ingest.Observer.
+func (m *Metrics) TLSRPTStored(r *tlsrpt.Report) {
+	for _, p := range r.Policies {
+		d := m.domain(p.Domain)
+		m.tlsOK.WithLabelValues(d).Add(float64(p.Successful))
+		for _, f := range p.Failures {
+			m.tlsFailed.WithLabelValues(d, closed(f.ResultType, resultTypes)).Add(float64(f.FailedSessions))
+		}
+		var detailed uint64
+		for _, f := range p.Failures {
+			detailed += f.FailedSessions
+		}
+		if p.Failed > detailed {
+			// Sessions counted in the summary without a failure detail.
+			m.tlsFailed.WithLabelValues(d, "unspecified").Add(float64(p.Failed - detailed))
+		}
+	}
+}
+
+// domain bounds the policy_domain label.
+func (m *Metrics) domain(d string) string {
+	d = align.Normalize(d)
+	if d == "" {
+		return "unknown"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owned != nil {
+		for o := range m.owned {
+			if d == o || strings.HasSuffix(d, "."+o) {
+				return o
+			}
+		}
+		return "other"
+	}
+	if m.domains[d] {
+		return d
+	}
+	if len(m.domains) >= MaxDomains {
+		return "other"
+	}
+	m.domains[d] = true
+	return d
+}
+
+var authFailures = map[string]bool{"adsp": true, "bodyhash": true, "revoked": true, "signature": true, "spf": true, "dmarc": true}
+
+// resultTypes is the RFC 8460 §6.6 registry and values seen in the wild.
+var resultTypes = map[string]bool{"starttls-not-supported": true, "certificate-host-mismatch": true,
+	"certificate-expired": true, "certificate-not-trusted": true, "validation-failure": true,
+	"tlsa-invalid": true, "dnssec-invalid": true, "dane-required": true, "sts-policy-invalid": true,
+	"sts-webpki-invalid": true, "sts-policy-fetch-error": true}
+
+func closed(v string, set map[string]bool) string {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if set[v] {
+		return v
+	}
+	return "other"
+}
+
+func knownCode(c string) bool {
+	if c == "" {
+		return true
+	}
+	for _, k := range parse.Codes {
+		if string(k) == c {
+			return true
+		}
+	}
+	return false
+}
