@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,6 +99,13 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		OwnedDomains: cfg.OwnedDomains, Logger: log, Observer: m,
 		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
 
+	// Mailbox and bucket URLs are sources of their own: their mails and
+	// objects are acknowledged (moved) after commit, as the daemon does.
+	if u := fs.Arg(0); fs.NArg() == 1 && (strings.HasPrefix(u, "imap://") || strings.HasPrefix(u, "imaps://")) {
+		return runIngestIMAP(ctx, e, p, cfg, u, *asJSON)
+	} else if fs.NArg() == 1 && strings.HasPrefix(u, "s3://") {
+		return runIngestS3(ctx, e, p, cfg, u, *asJSON)
+	}
 	enc := json.NewEncoder(e.stdout)
 	var tally map[ingest.Status]int = map[ingest.Status]int{}
 	var records int
