@@ -1,62 +1,20 @@
 package ingest_test
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/store"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// manifestEntry is one line of ../shared/corpus/MANIFEST.tsv.
-type manifestEntry struct {
-	path, typ, org, domain string
-	records                int
-	countSum               uint64
-	known                  bool // records and count_sum computed (not "-")
-}
-
-func readManifest(t *testing.T, dir string) []manifestEntry {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []manifestEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue
-		}
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) < 8 {
-			continue
-		}
-		e := manifestEntry{path: c[0], typ: c[2], org: c[4], domain: c[5]}
-		if n, err := strconv.Atoi(c[6]); err == nil {
-			e.records = n
-			if s, err := strconv.ParseUint(c[7], 10, 64); err == nil {
-				e.countSum, e.known = s, true
-			}
-		}
-		out = append(out, e)
-	}
-	return out
-}
 
 func openStore(t *testing.T) (*store.Store, clickhouse.Conn) {
 	t.Helper()
@@ -116,8 +74,8 @@ func processFile(t *testing.T, p *ingest.Pipeline, path, name string) ingest.Out
 // sum; every malformed file ends invalid with a reason; the tables hold each
 // distinct report once, also after a second full ingest and OPTIMIZE FINAL.
 func TestCorpusStoredExactlyOnce(t *testing.T) {
-	dir := testenv.CorpusDir(t)
-	entries := readManifest(t, dir)
+	dir := corpus.Dir(t)
+	entries := corpus.Manifest(t)
 	st, conn := openStore(t)
 	p := ingest.New(st, ingest.Options{Source: "file", Privacy: ingest.Privacy{Key: []byte("test-key-0123456789abcdef")}})
 
@@ -128,11 +86,11 @@ func TestCorpusStoredExactlyOnce(t *testing.T) {
 	unique := map[string]truth{}
 	run := func(pass int) {
 		for _, e := range entries {
-			out := processFile(t, p, filepath.Join(dir, e.path), e.path)
-			switch e.typ {
+			out := processFile(t, p, filepath.Join(dir, e.Path), e.Path)
+			switch e.Type {
 			case "aggregate", "email":
 				if out.Kind != "aggregate" {
-					t.Errorf("%s: kind %q, want aggregate (%s: %s)", e.path, out.Kind, out.ReasonCode, out.Reason)
+					t.Errorf("%s: kind %q, want aggregate (%s: %s)", e.Path, out.Kind, out.ReasonCode, out.Reason)
 					continue
 				}
 				want := ingest.Stored
@@ -140,29 +98,29 @@ func TestCorpusStoredExactlyOnce(t *testing.T) {
 					want = ingest.Duplicate
 				}
 				if out.Status != ingest.Stored && out.Status != ingest.Duplicate || (pass > 1 && out.Status != want) {
-					t.Errorf("pass %d %s: status %s (%s: %s), want %s", pass, e.path, out.Status, out.ReasonCode, out.Reason, want)
+					t.Errorf("pass %d %s: status %s (%s: %s), want %s", pass, e.Path, out.Status, out.ReasonCode, out.Reason, want)
 					continue
 				}
-				if e.known && (out.Records != e.records || out.Messages != e.countSum) {
-					t.Errorf("%s: %d records / %d messages, MANIFEST says %d / %d", e.path, out.Records, out.Messages, e.records, e.countSum)
+				if e.Known && (out.Records != e.Records || out.Messages != e.CountSum) {
+					t.Errorf("%s: %d records / %d messages, MANIFEST says %d / %d", e.Path, out.Records, out.Messages, e.Records, e.CountSum)
 				}
 				if len(out.ReportKeys) != 1 {
-					t.Errorf("%s: %d report keys, want 1", e.path, len(out.ReportKeys))
+					t.Errorf("%s: %d report keys, want 1", e.Path, len(out.ReportKeys))
 					continue
 				}
 				unique[out.ReportKeys[0]] = truth{out.Records, out.Messages}
 			case "malformed":
 				if out.Status != ingest.Invalid || out.ReasonCode == "" || out.Reason == "" {
-					t.Errorf("%s: status %s code %q reason %q, want invalid with a reason", e.path, out.Status, out.ReasonCode, out.Reason)
+					t.Errorf("%s: status %s code %q reason %q, want invalid with a reason", e.Path, out.Status, out.ReasonCode, out.Reason)
 				}
 			case "forensic", "smtp_tls":
-				kind := map[string]string{"forensic": "failure", "smtp_tls": "tlsrpt"}[e.typ]
+				kind := map[string]string{"forensic": "failure", "smtp_tls": "tlsrpt"}[e.Type]
 				if out.Kind != kind || (out.Status != ingest.Stored && out.Status != ingest.Duplicate) ||
 					(pass > 1 && out.Status != ingest.Duplicate) {
-					t.Errorf("pass %d %s: kind %q status %s (%s: %s), want %s stored or duplicate", pass, e.path, out.Kind, out.Status, out.ReasonCode, out.Reason, kind)
+					t.Errorf("pass %d %s: kind %q status %s (%s: %s), want %s stored or duplicate", pass, e.Path, out.Kind, out.Status, out.ReasonCode, out.Reason, kind)
 				}
-				if e.typ == "smtp_tls" && e.known && (out.Records != e.records || out.Messages != e.countSum) {
-					t.Errorf("%s: %d policies / %d sessions, MANIFEST says %d / %d", e.path, out.Records, out.Messages, e.records, e.countSum)
+				if e.Type == "smtp_tls" && e.Known && (out.Records != e.Records || out.Messages != e.CountSum) {
+					t.Errorf("%s: %d policies / %d sessions, MANIFEST says %d / %d", e.Path, out.Records, out.Messages, e.Records, e.CountSum)
 				}
 			}
 		}

@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/corpus"
+
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
@@ -73,15 +75,7 @@ func ModuleRoot() string {
 // When it is missing the test fails in CI and is skipped otherwise.
 func CorpusDir(t testing.TB) string {
 	t.Helper()
-	root := ModuleRoot()
-	if root == "" {
-		unavailable(t, "corpus: module root (go.mod) not found from the working directory")
-	}
-	dir := filepath.Join(root, "..", "shared", "corpus")
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		unavailable(t, fmt.Sprintf("corpus: %s is missing (it is laid beside the repository as shared/corpus)", dir))
-	}
-	return dir
+	return corpus.Dir(t)
 }
 
 func unavailable(t testing.TB, msg string) {

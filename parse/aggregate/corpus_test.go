@@ -7,70 +7,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/internal/corpus"
+
 	"github.com/dmarcd/dmarcd/parse"
 )
-
-// corpusDir is ../shared/corpus next to the module root.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("module root not found")
-		}
-		dir = parent
-	}
-	c := filepath.Join(dir, "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(c, "MANIFEST.tsv")); err != nil {
-		t.Fatalf("corpus missing: %v", err)
-	}
-	return c
-}
-
-type manifestEntry struct {
-	path, typ, container, org, domain string
-	records, countSum                 int
-}
-
-func readManifest(t testing.TB) []manifestEntry {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(corpusDir(t), "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []manifestEntry
-	for i, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
-		if i == 0 {
-			continue
-		}
-		f := strings.Split(line, "\t")
-		if len(f) < 8 {
-			t.Fatalf("MANIFEST line %d: %d fields", i+1, len(f))
-		}
-		e := manifestEntry{path: f[0], typ: f[2], container: f[3], org: f[4], domain: f[5]}
-		e.records, _ = strconv.Atoi(f[6])
-		e.countSum, _ = strconv.Atoi(f[7])
-		out = append(out, e)
-	}
-	return out
-}
 
 // corpusXML returns the XML payload of a corpus file, decompressing gzip
 // and zip (first member).
 func corpusXML(t testing.TB, path string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(corpusDir(t), path))
+	data, err := os.ReadFile(filepath.Join(corpus.Dir(t), path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,19 +74,19 @@ func parseBoth(t *testing.T, data []byte, lim Limits, f func(t *testing.T, h *He
 
 func TestCorpusAggregateReportsParse(t *testing.T) {
 	n := 0
-	for _, e := range readManifest(t) {
-		if e.typ != "aggregate" {
+	for _, e := range corpus.Manifest(t, "aggregate") {
+		if e.Type != "aggregate" {
 			continue
 		}
 		n++
-		data := corpusXML(t, e.path)
-		t.Run(e.path, func(t *testing.T) {
+		data := corpusXML(t, e.Path)
+		t.Run(e.Path, func(t *testing.T) {
 			parseBoth(t, data, Limits{}, func(t *testing.T, h *Header, recs []Record, err error) {
 				if err != nil {
 					t.Fatalf("parse: %v", err)
 				}
-				if len(recs) != e.records {
-					t.Errorf("records: got %d, MANIFEST says %d", len(recs), e.records)
+				if len(recs) != e.Records {
+					t.Errorf("records: got %d, MANIFEST says %d", len(recs), e.Records)
 				}
 				var sum uint64
 				for i, r := range recs {
@@ -149,18 +98,18 @@ func TestCorpusAggregateReportsParse(t *testing.T) {
 						t.Errorf("record %d invalid: %s", i, r.Invalid)
 					}
 				}
-				if sum != uint64(e.countSum) {
-					t.Errorf("count sum: got %d, MANIFEST says %d", sum, e.countSum)
+				if sum != e.CountSum {
+					t.Errorf("count sum: got %d, MANIFEST says %d", sum, e.CountSum)
 				}
-				wantOrg := strings.TrimSpace(e.org)
+				wantOrg := strings.TrimSpace(e.Org)
 				if wantOrg == "(empty)" {
 					wantOrg = ""
 				}
 				if h.OrgName != wantOrg {
 					t.Errorf("org_name: got %q, MANIFEST says %q", h.OrgName, wantOrg)
 				}
-				if h.Domain != strings.ToLower(e.domain) {
-					t.Errorf("policy domain: got %q, MANIFEST says %q", h.Domain, e.domain)
+				if h.Domain != strings.ToLower(e.Domain) {
+					t.Errorf("policy domain: got %q, MANIFEST says %q", h.Domain, e.Domain)
 				}
 				if h.Begin.IsZero() || h.End.Before(h.Begin) {
 					t.Errorf("date range %v..%v", h.Begin, h.End)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/dmarcd/dmarcd/internal/corpus"
+
 	"github.com/dmarcd/dmarcd/parse"
 )
 
@@ -110,10 +112,8 @@ func fuzzSeeds(f *testing.F) {
 	for _, s := range handSeeds {
 		f.Add([]byte(s))
 	}
-	for _, e := range readManifest(f) {
-		if e.typ == "aggregate" || e.typ == "malformed" {
-			f.Add(corpusXML(f, e.path))
-		}
+	for _, e := range corpus.Manifest(f, "aggregate", "malformed") {
+		f.Add(corpusXML(f, e.Path))
 	}
 	var many bytes.Buffer
 	many.WriteString(`<feedback><report_metadata><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>a</domain></policy_published>`)

@@ -18,27 +18,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/internal/corpus"
+
 	"github.com/dmarcd/dmarcd/parse"
 )
 
 // corpusDir is ../shared/corpus next to the module root.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "corpus")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+func corpusDir(t testing.TB) string { return corpus.Dir(t) }
 
 // got is a payload as the test sees it, its stream read to the end.
 type got struct {

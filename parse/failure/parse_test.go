@@ -1,63 +1,30 @@
 package failure
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/corpus"
 
 	"github.com/dmarcd/dmarcd/parse"
 )
 
 // corpusDir returns <module root>/../shared/corpus.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("module root not found")
-		}
-		dir = parent
-	}
-	c := filepath.Join(dir, "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(c, "MANIFEST.tsv")); err != nil {
-		t.Fatalf("corpus not found: %v", err)
-	}
-	return c
-}
+func corpusDir(t testing.TB) string { return corpus.Dir(t) }
 
 type manifestRow struct{ path, domain, records string }
 
 // forensicManifest returns the MANIFEST.tsv rows of type forensic.
 func forensicManifest(t testing.TB) []manifestRow {
-	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir(t), "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []manifestRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) >= 7 && c[2] == "forensic" {
-			out = append(out, manifestRow{c[0], c[5], c[6]})
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no forensic rows in MANIFEST.tsv")
+	for _, e := range corpus.Manifest(t, "forensic") {
+		out = append(out, manifestRow{e.Path, e.Domain, strconv.Itoa(e.Records)})
 	}
 	return out
 }

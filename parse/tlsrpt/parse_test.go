@@ -1,16 +1,16 @@
 package tlsrpt
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/corpus"
 
 	"github.com/emersion/go-message"
 
@@ -18,28 +18,7 @@ import (
 )
 
 // corpusDir returns <module root>/../shared/corpus.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("module root not found")
-		}
-		dir = parent
-	}
-	c := filepath.Join(dir, "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(c, "MANIFEST.tsv")); err != nil {
-		t.Fatalf("corpus not found: %v", err)
-	}
-	return c
-}
+func corpusDir(t testing.TB) string { return corpus.Dir(t) }
 
 type manifestEntry struct {
 	path             string
@@ -50,29 +29,12 @@ type manifestEntry struct {
 
 // smtpTLSManifest returns the MANIFEST.tsv rows of type smtp_tls.
 func smtpTLSManifest(t testing.TB) []manifestEntry {
-	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir(t), "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []manifestEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) < 8 || c[2] != "smtp_tls" {
-			continue
+	for _, e := range corpus.Manifest(t, "smtp_tls") {
+		if !e.Known {
+			t.Fatalf("manifest row %q: bad counts", e.Path)
 		}
-		recs, err1 := strconv.ParseUint(c[6], 10, 64)
-		sum, err2 := strconv.ParseUint(c[7], 10, 64)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("manifest row %q: bad counts", c[0])
-		}
-		out = append(out, manifestEntry{c[0], c[3], c[4], c[5], recs, sum})
-	}
-	if len(out) == 0 {
-		t.Fatal("no smtp_tls rows in MANIFEST.tsv")
+		out = append(out, manifestEntry{e.Path, e.Container, e.Org, e.Domain, uint64(e.Records), e.CountSum})
 	}
 	return out
 }
