@@ -9,6 +9,8 @@
 //	dmarcd migrate                   create the database and apply schema migrations
 //	dmarcd prune --older-than 400d   drop whole monthly partitions older than the cutoff
 //	dmarcd summary [--days 30]       per-domain summary: volume, pass rates, what enforcement would block
+//	dmarcd readiness [DOMAIN...]     is p=quarantine/reject, adkim=s/aspf=s safe? which sources to fix first
+//	dmarcd serve [--check-config]    the daemon: IMAP, spool and S3 sources, /metrics /healthz /readyz; SIGHUP reloads
 //	dmarcd version
 package main
 
@@ -68,6 +70,8 @@ func commands() []command {
 		{"migrate", "migrate", runMigrate},
 		{"prune", "prune --older-than 400d", runPrune},
 		{"summary", "summary [--days N] [--json]", runSummary},
+		{"readiness", "readiness [--days N] [--json] [--senders FILE] [DOMAIN...]", runReadiness},
+		{"serve", "serve [--config FILE] [--check-config]", runServe},
 		{"version", "version", func(_ context.Context, e *env, _ []string) int {
 			fmt.Fprintln(e.stdout, "dmarcd", version)
 			return exitOK

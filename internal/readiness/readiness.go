@@ -1,0 +1,629 @@
+// Package readiness turns the classified records of a window (store's
+// ReadinessSourcesQuery) into a verdict per policy domain: what p=quarantine
+// and p=reject would do to the mail actually sent (RFC 7489 §6.3, §6.6.4:
+// sp for subdomains, pct, and RFC 9989's t=y), what adkim=s and aspf=s would
+// change (RFC 7489 §3.1), which sources must be fixed first and how, and the
+// next safe step. The rules are documented in docs/readiness.md.
+package readiness
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/store"
+)
+
+// Levels of a verdict and of a policy.
+const (
+	LevelNone       = "none"
+	LevelQuarantine = "quarantine"
+	LevelReject     = "reject"
+)
+
+// QuarantineThreshold is the largest share of legitimate mail that p=reject
+// may block for a domain to be called ready for p=quarantine (which then
+// only files that mail as spam while its sources are fixed).
+const QuarantineThreshold = 0.01
+
+// Policy is a published policy with defaults applied (RFC 7489 §6.3).
+type Policy struct {
+	P       string `json:"p"`
+	SP      string `json:"sp,omitempty"` // "" when absent: subdomains follow p
+	NP      string `json:"np,omitempty"`
+	Pct     int    `json:"pct"`
+	Testing bool   `json:"testing"` // t=y (RFC 9989)
+	ADKIM   string `json:"adkim"`
+	ASPF    string `json:"aspf"`
+	Known   bool   `json:"known"` // a report of the window stated it
+}
+
+// String is the policy as a DMARC record's tags.
+func (p Policy) String() string {
+	if !p.Known {
+		return "unknown"
+	}
+	s := "p=" + p.P
+	if p.SP != "" {
+		s += "; sp=" + p.SP
+	}
+	if p.NP != "" {
+		s += "; np=" + p.NP
+	}
+	if p.Pct != 100 {
+		s += "; pct=" + strconv.Itoa(p.Pct)
+	}
+	if p.Testing {
+		s += "; t=y"
+	}
+	return s + "; adkim=" + p.ADKIM + "; aspf=" + p.ASPF
+}
+
+// policyOf applies the defaults to a stored policy.
+func policyOf(sp *store.Policy) Policy {
+	p := Policy{P: LevelNone, Pct: 100, ADKIM: "r", ASPF: "r"}
+	if sp == nil {
+		return p
+	}
+	p.Known = true
+	val := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return strings.ToLower(strings.TrimSpace(*v))
+	}
+	if v := level(val(sp.P)); v != "" {
+		p.P = v
+	}
+	p.SP = level(val(sp.SP))
+	p.NP = level(val(sp.NP))
+	if n, err := strconv.Atoi(val(sp.Pct)); err == nil && n >= 0 && n <= 100 {
+		p.Pct = n
+	}
+	p.Testing = val(sp.Testing) == "y"
+	if val(sp.ADKIM) == "s" {
+		p.ADKIM = "s"
+	}
+	if val(sp.ASPF) == "s" {
+		p.ASPF = "s"
+	}
+	return p
+}
+
+func level(v string) string {
+	switch v {
+	case LevelNone, LevelQuarantine, LevelReject:
+		return v
+	}
+	return ""
+}
+
+// Source is one sender of a domain's mail, as its authentication shows it.
+type Source struct {
+	HeaderFrom string   `json:"header_from"`
+	Class      string   `json:"class"` // store.Class*
+	Sender     string   `json:"sender,omitempty"`
+	DKIMPass   []string `json:"dkim_pass"`
+	SPFPass    []string `json:"spf_pass"`
+	Messages   uint64   `json:"messages"`
+	SourceIPs  uint64   `json:"source_ips"`
+	Days       uint64   `json:"days"`
+	TopIPs     []string `json:"top_ips"`
+	Selectors  []string `json:"selectors,omitempty"`
+	Reporters  []string `json:"reporters"`
+	// Legitimate is set for misaligned sources judged to be the owner's
+	// mail (a known sender, the owner's own domain, or seen on ≥ 2 days):
+	// enforcement would hurt them. Unset misaligned sources are one-off
+	// identities, likely spammers authenticating their own domain.
+	Legitimate bool     `json:"legitimate"`
+	Why        string   `json:"why,omitempty"`
+	Fixes      []string `json:"fixes,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
+}
+
+// Name is how the source is shown: the sender's name, else its identities.
+func (s Source) Name() string {
+	ids := strings.Join(uniq(append(slices.Clone(s.DKIMPass), s.SPFPass...)), ", ")
+	switch {
+	case s.Sender != "" && ids != "":
+		return s.Sender + " (" + ids + ")"
+	case s.Sender != "":
+		return s.Sender
+	case ids != "":
+		return ids
+	}
+	return "unauthenticated sources"
+}
+
+// Impact is what one policy would do to the window's mail: expected
+// message counts after pct (messages not selected get the next lower
+// policy, RFC 7489 §6.6.4) and t=y (one level lower).
+type Impact struct {
+	Policy          string  `json:"policy"` // as it would be published, e.g. "p=reject"
+	Rejected        float64 `json:"rejected"`
+	Quarantined     float64 `json:"quarantined"`
+	Legitimate      float64 `json:"legitimate"`      // legitimate mail rejected or quarantined
+	Forwarded       float64 `json:"forwarded"`       // forwarded mail rejected or quarantined
+	Unauthenticated float64 `json:"unauthenticated"` // spoofing stopped
+}
+
+// Strict is what a stricter alignment mode would change.
+type Strict struct {
+	Change  string   `json:"change"` // "adkim=s", "aspf=s", "adkim=s; aspf=s"
+	Lost    uint64   `json:"lost"`   // messages passing today that would fail
+	Sources []string `json:"sources,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// Subdomain is the mail of one header_from under a policy domain.
+type Subdomain struct {
+	HeaderFrom      string `json:"header_from"`
+	Policy          string `json:"policy"` // the policy its mail is under: p or sp
+	Messages        uint64 `json:"messages"`
+	Aligned         uint64 `json:"aligned"`
+	Forwarded       uint64 `json:"forwarded"`
+	Misaligned      uint64 `json:"misaligned"` // legitimate misaligned
+	Unauthenticated uint64 `json:"unauthenticated"`
+}
+
+// Domain is the verdict for one policy domain.
+type Domain struct {
+	Domain          string      `json:"domain"`
+	Policy          Policy      `json:"policy"`
+	Messages        uint64      `json:"messages"`
+	Aligned         uint64      `json:"aligned"`
+	Forwarded       uint64      `json:"forwarded"`
+	Misaligned      uint64      `json:"misaligned"` // legitimate misaligned: what enforcement would hurt
+	Unauthenticated uint64      `json:"unauthenticated"`
+	Subdomains      []Subdomain `json:"subdomains"`
+	Sources         []Source    `json:"sources"`
+	WhatIf          []Impact    `json:"what_if"`
+	Strict          []Strict    `json:"strict"`
+	// Ready is the strongest policy the evidence supports: none,
+	// quarantine or reject.
+	Ready    string   `json:"ready"`
+	Verdict  string   `json:"verdict"`
+	Evidence []string `json:"evidence"`
+	Next     string   `json:"next"`
+}
+
+// Evaluate builds the verdict of every policy domain in sources. policies
+// are the latest published policies (store.ReadinessPolicies); senders may
+// be nil for the built-in ones.
+func Evaluate(sources []store.ReadinessSource, policies []store.Policy, senders *Senders) []Domain {
+	if senders == nil {
+		senders = BuiltinSenders()
+	}
+	pol := map[string]*store.Policy{}
+	for i := range policies {
+		pol[policies[i].Domain] = &policies[i]
+	}
+	byDomain := map[string][]store.ReadinessSource{}
+	var names []string
+	for _, s := range sources {
+		if _, ok := byDomain[s.PolicyDomain]; !ok {
+			names = append(names, s.PolicyDomain)
+		}
+		byDomain[s.PolicyDomain] = append(byDomain[s.PolicyDomain], s)
+	}
+	sort.Strings(names)
+	var out []Domain
+	for _, name := range names {
+		out = append(out, evaluate(name, byDomain[name], policyOf(pol[name]), senders))
+	}
+	return out
+}
+
+func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Senders) Domain {
+	d := Domain{Domain: name, Policy: p}
+	subs := map[string]*Subdomain{}
+	for _, r := range rows {
+		src := source(r, senders)
+		d.Sources = append(d.Sources, src)
+		sd := subs[r.HeaderFrom]
+		if sd == nil {
+			sd = &Subdomain{HeaderFrom: r.HeaderFrom, Policy: effective(p, name, r.HeaderFrom)}
+			subs[r.HeaderFrom] = sd
+		}
+		d.Messages += r.Messages
+		sd.Messages += r.Messages
+		switch bucket(src) {
+		case store.ClassAligned:
+			d.Aligned += r.Messages
+			sd.Aligned += r.Messages
+		case store.ClassForwarded:
+			d.Forwarded += r.Messages
+			sd.Forwarded += r.Messages
+		case store.ClassMisaligned:
+			d.Misaligned += r.Messages
+			sd.Misaligned += r.Messages
+		default:
+			d.Unauthenticated += r.Messages
+			sd.Unauthenticated += r.Messages
+		}
+	}
+	for _, sd := range subs {
+		d.Subdomains = append(d.Subdomains, *sd)
+	}
+	sort.Slice(d.Subdomains, func(i, j int) bool { return d.Subdomains[i].HeaderFrom < d.Subdomains[j].HeaderFrom })
+	sort.SliceStable(d.Sources, func(i, j int) bool {
+		a, b := d.Sources[i], d.Sources[j]
+		if ra, rb := classRank(a), classRank(b); ra != rb {
+			return ra < rb
+		}
+		return a.Messages > b.Messages
+	})
+	for _, lvl := range []string{LevelQuarantine, LevelReject} {
+		d.WhatIf = append(d.WhatIf, impact(name, rows, d.Sources, p, lvl))
+	}
+	d.Strict = strict(rows, d.Sources, p, senders)
+	verdict(&d)
+	return d
+}
+
+// bucket is the class a source counts in: misaligned mail that is not
+// legitimate counts as unauthenticated.
+func bucket(s Source) string {
+	if s.Class == store.ClassMisaligned && !s.Legitimate {
+		return store.ClassUnauthenticated
+	}
+	return s.Class
+}
+
+// classRank orders sources: what blocks readiness first.
+func classRank(s Source) int {
+	switch bucket(s) {
+	case store.ClassMisaligned:
+		return 0
+	case store.ClassForwarded:
+		return 2
+	case store.ClassAligned:
+		return 1
+	}
+	return 3
+}
+
+// effective is the policy that applies to mail from headerFrom under the
+// published p: sp for a subdomain when sp is published, else p (RFC 7489
+// §6.3). np (RFC 9989) applies to non-existent subdomains, which reports do
+// not tell apart: it is shown, not applied.
+func effective(p Policy, domain, headerFrom string) string {
+	if headerFrom != domain && p.SP != "" {
+		return "sp=" + p.SP
+	}
+	return "p=" + p.P
+}
+
+// source judges one row: its sender, its legitimacy, its fixes.
+func source(r store.ReadinessSource, senders *Senders) Source {
+	s := Source{HeaderFrom: r.HeaderFrom, Class: r.Class, DKIMPass: r.DKIMPass, SPFPass: r.SPFPass,
+		Messages: r.Messages, SourceIPs: r.SourceIPs, Days: r.Days, TopIPs: r.TopIPs,
+		Selectors: r.Selectors, Reporters: r.Reporters}
+	snd := senders.Match(r.DKIMPass, r.SPFPass)
+	if snd != nil {
+		s.Sender = snd.Name
+		s.Notes = append(s.Notes, snd.Notes...)
+	}
+	switch r.Class {
+	case store.ClassAligned:
+		own := 0 // selectors of the domain's own signatures
+		for _, ds := range r.Selectors {
+			if d, _, _ := strings.Cut(ds, "/"); sameOrg([]string{d}, align.OrgDomain(r.HeaderFrom)) {
+				own++
+			}
+		}
+		if own > 1 && snd != nil && snd.ID == "amazon-ses" {
+			s.Notes = append(s.Notes, fmt.Sprintf("%d DKIM selectors seen for %s: SES rotates its Easy DKIM selectors, this is normal", own, align.OrgDomain(r.HeaderFrom)))
+		}
+	case store.ClassForwarded:
+		if len(r.Overrides) > 0 {
+			s.Why = "receiver override: " + strings.Join(r.Overrides, ", ")
+		} else {
+			s.Why = "a DKIM signature of " + align.OrgDomain(r.HeaderFrom) + " with a selector seen passing elsewhere failed: broken in transit"
+		}
+	case store.ClassMisaligned:
+		org := align.OrgDomain(r.HeaderFrom)
+		own := sameOrg(r.DKIMPass, org) || sameOrg(r.SPFPass, org)
+		switch {
+		case snd != nil && snd.NotMine:
+			s.Why = "marked not_mine in the senders file"
+		case snd != nil:
+			s.Legitimate, s.Why = true, "known sender"
+		case own:
+			s.Legitimate, s.Why = true, "authenticates as "+org+" but not aligned under the published mode"
+		case r.Days >= 2:
+			s.Legitimate, s.Why = true, fmt.Sprintf("unknown sender seen on %d days: if it is not yours, add it to a senders file with not_mine: true", r.Days)
+		default:
+			s.Why = "one-off identity: likely spam authenticating its own domain"
+		}
+		if s.Legitimate {
+			s.Fixes = fixes(r, snd)
+		}
+	}
+	return s
+}
+
+func sameOrg(domains []string, org string) bool {
+	for _, d := range domains {
+		if align.Aligned(d, org, align.Relaxed) {
+			return true
+		}
+	}
+	return false
+}
+
+// fixes names what makes a misaligned source align: DKIM first (it
+// survives forwarding), then SPF.
+func fixes(r store.ReadinessSource, snd *Sender) []string {
+	from := r.HeaderFrom
+	org := align.OrgDomain(from)
+	var out []string
+	if len(r.DKIMPass) > 0 {
+		switch {
+		case sameOrg(r.DKIMPass, org):
+			out = append(out, "sign with d="+from+" exactly (adkim=s), or publish adkim=r")
+		case snd != nil && snd.FixDKIM != "":
+			out = append(out, expand(snd.FixDKIM, from))
+		default:
+			out = append(out, "sign with d="+from+" (or another domain of "+org+") instead of d="+strings.Join(r.DKIMPass, ", d="))
+		}
+	}
+	if len(r.SPFPass) > 0 {
+		switch {
+		case sameOrg(r.SPFPass, org):
+			out = append(out, "use a MAIL FROM of exactly "+from+" (aspf=s), or publish aspf=r")
+		case snd != nil && snd.FixSPF != "":
+			out = append(out, expand(snd.FixSPF, from))
+		default:
+			out = append(out, "set a custom MAIL FROM on a subdomain of "+org+" (e.g. mail."+org+") instead of "+strings.Join(r.SPFPass, ", "))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "sign with d="+from)
+	}
+	return out
+}
+
+// impact computes what publishing p=lvl (keeping sp, pct and t as
+// published) would do to the failing mail of the window.
+func impact(domain string, rows []store.ReadinessSource, srcs []Source, p Policy, lvl string) Impact {
+	im := Impact{Policy: "p=" + lvl}
+	if p.SP != "" {
+		im.Policy += "; sp=" + p.SP
+	}
+	if p.Pct != 100 {
+		im.Policy += "; pct=" + strconv.Itoa(p.Pct)
+	}
+	if p.Testing {
+		im.Policy += "; t=y"
+	}
+	hyp := p
+	hyp.P = lvl
+	for _, s := range srcs {
+		if s.Class == store.ClassAligned {
+			continue
+		}
+		req := strings.TrimPrefix(strings.TrimPrefix(effective(hyp, domain, s.HeaderFrom), "sp="), "p=")
+		rej, quar := apply(req, hyp.Pct, hyp.Testing, float64(s.Messages))
+		im.Rejected += rej
+		im.Quarantined += quar
+		switch bucket(s) {
+		case store.ClassMisaligned:
+			im.Legitimate += rej + quar
+		case store.ClassForwarded:
+			im.Forwarded += rej + quar
+		default:
+			im.Unauthenticated += rej + quar
+		}
+	}
+	return im
+}
+
+// apply spreads n failing messages over reject and quarantine under a
+// requested policy: t=y lowers it one level (RFC 9989); with pct < 100
+// only pct% get it and the rest the next lower one (RFC 7489 §6.6.4).
+func apply(req string, pct int, testing bool, n float64) (rejected, quarantined float64) {
+	if testing {
+		switch req {
+		case LevelReject:
+			req = LevelQuarantine
+		case LevelQuarantine:
+			req = LevelNone
+		}
+	}
+	sel := n * float64(pct) / 100
+	switch req {
+	case LevelReject:
+		return sel, n - sel
+	case LevelQuarantine:
+		return 0, sel
+	}
+	return 0, 0
+}
+
+// strict computes what adkim=s, aspf=s and both would lose: messages that
+// pass under the published modes and fail under the stricter ones.
+func strict(rows []store.ReadinessSource, srcs []Source, p Policy, senders *Senders) []Strict {
+	pass := func(r store.ReadinessSource, dk, sp string) uint64 {
+		switch dk + sp {
+		case "ss":
+			return r.PassSS
+		case "sr":
+			return r.PassSR
+		case "rs":
+			return r.PassRS
+		}
+		return r.PassRR
+	}
+	var out []Strict
+	for _, c := range []struct{ change, dk, sp string }{
+		{"adkim=s", "s", p.ASPF}, {"aspf=s", p.ADKIM, "s"}, {"adkim=s; aspf=s", "s", "s"},
+	} {
+		if c.dk == p.ADKIM && c.sp == p.ASPF {
+			continue // already published
+		}
+		st := Strict{Change: c.change}
+		for i, r := range rows {
+			now, then := pass(r, p.ADKIM, p.ASPF), pass(r, c.dk, c.sp)
+			if now <= then {
+				continue
+			}
+			st.Lost += now - then
+			st.Sources = append(st.Sources, fmt.Sprintf("%s from %s: %d", srcs[indexOf(srcs, r, i)].Name(), r.HeaderFrom, now-then))
+			if snd := senders.Match(r.DKIMPass, r.SPFPass); snd != nil {
+				if c.dk == "s" && snd.StrictDKIM != "" && r.HeaderFrom != align.OrgDomain(r.HeaderFrom) {
+					st.Notes = appendOnce(st.Notes, snd.Name+": "+snd.StrictDKIM)
+				}
+				if c.sp == "s" && snd.StrictSPF != "" {
+					st.Notes = appendOnce(st.Notes, snd.Name+": "+snd.StrictSPF)
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// indexOf finds the Source made from row r (sources are sorted, rows not).
+func indexOf(srcs []Source, r store.ReadinessSource, hint int) int {
+	for i, s := range srcs {
+		if s.HeaderFrom == r.HeaderFrom && s.Class == r.Class && slices.Equal(s.DKIMPass, r.DKIMPass) && slices.Equal(s.SPFPass, r.SPFPass) {
+			return i
+		}
+	}
+	return hint
+}
+
+func appendOnce(l []string, s string) []string {
+	if slices.Contains(l, s) {
+		return l
+	}
+	return append(l, s)
+}
+
+func uniq(l []string) []string {
+	var out []string
+	for _, s := range l {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func share(n, d uint64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+func percent(f float64) string {
+	s := strconv.FormatFloat(100*f, 'f', 1, 64)
+	if s == "0.0" && f > 0 {
+		s = "<0.1"
+	}
+	return s + "%"
+}
+
+// verdict sets Ready, Verdict, Evidence and Next.
+func verdict(d *Domain) {
+	legit := d.Aligned + d.Forwarded + d.Misaligned
+	var blocking []string
+	for _, s := range d.Sources {
+		if bucket(s) == store.ClassMisaligned {
+			blocking = append(blocking, fmt.Sprintf("%s from %s (%d messages): %s", s.Name(), s.HeaderFrom, s.Messages, strings.Join(s.Fixes, "; or ")))
+		}
+	}
+	failing := d.Messages - d.Aligned
+	d.Evidence = append(d.Evidence,
+		fmt.Sprintf("%d messages, %s aligned; %d failing DMARC: %d unauthenticated (likely spoofing), %d forwarded or mailing list, %d legitimate but misaligned",
+			d.Messages, percent(share(d.Aligned, d.Messages)), failing, d.Unauthenticated, d.Forwarded, d.Misaligned))
+	atRisk := share(d.Misaligned, legit)
+	switch {
+	case d.Messages == 0:
+		d.Ready, d.Verdict = LevelNone, "no reports in the window"
+	case d.Misaligned == 0:
+		d.Ready = LevelReject
+		d.Verdict = "ready for p=reject: no legitimate source fails DMARC"
+	case atRisk <= QuarantineThreshold:
+		d.Ready = LevelQuarantine
+		d.Verdict = fmt.Sprintf("ready for p=quarantine; p=reject would block %s of legitimate mail, all from %d source(s): %s",
+			percent(atRisk), len(blocking), names(d.Sources))
+	default:
+		d.Ready = LevelNone
+		d.Verdict = fmt.Sprintf("not ready: enforcement would hit %s of legitimate mail, from %d source(s): %s",
+			percent(atRisk), len(blocking), names(d.Sources))
+	}
+	if len(blocking) > 0 {
+		d.Evidence = append(d.Evidence, "fix first: "+strings.Join(blocking, " | "))
+	}
+	if d.Forwarded > 0 {
+		d.Evidence = append(d.Evidence, fmt.Sprintf("%d forwarded messages would fail too; receivers usually accept them through local overrides or ARC, and fixing them is not yours to do (keep DKIM aligned: it survives plain forwarding)", d.Forwarded))
+	}
+	for _, sd := range d.Subdomains {
+		if sd.HeaderFrom == d.Domain {
+			continue
+		}
+		if d.Policy.SP != "" {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%s (%d messages) follows sp=%s, not p: changing p does not change it", sd.HeaderFrom, sd.Messages, d.Policy.SP))
+		} else {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%s (%d messages) has no sp: it follows p", sd.HeaderFrom, sd.Messages))
+		}
+	}
+	if d.Policy.NP != "" {
+		d.Evidence = append(d.Evidence, "np="+d.Policy.NP+" applies to non-existent subdomains, which reports do not tell apart: not simulated")
+	}
+	if d.Policy.Pct != 100 {
+		d.Evidence = append(d.Evidence, fmt.Sprintf("pct=%d in force: the policy applies to %d%% of failing mail, the rest gets the next lower policy", d.Policy.Pct, d.Policy.Pct))
+	}
+	if d.Policy.Testing {
+		d.Evidence = append(d.Evidence, "t=y in force: receivers apply one level less than p (reject as quarantine, quarantine as none)")
+	}
+	d.Next = next(d)
+}
+
+func names(srcs []Source) string {
+	var l []string
+	for _, s := range srcs {
+		if bucket(s) == store.ClassMisaligned {
+			l = append(l, s.Name())
+		}
+	}
+	return strings.Join(uniq(l), ", ")
+}
+
+// next is the next safe step from the published policy towards what the
+// evidence supports: one step at a time, staged with pct or t=y.
+func next(d *Domain) string {
+	p := d.Policy
+	cur := p.P
+	if !p.Known {
+		return "no policy seen in the window's reports"
+	}
+	stage := "pct=25 (or t=y where receivers support RFC 9989)"
+	switch {
+	case d.Ready == LevelNone:
+		return "keep p=" + cur + " and fix the sources listed above"
+	case p.Testing:
+		return "remove t=y once the numbers stay clean"
+	case p.Pct < 100 && cur != LevelNone:
+		return fmt.Sprintf("raise pct from %d to %d at p=%s", p.Pct, min(100, 2*max(p.Pct, 25)), cur)
+	case cur == LevelNone:
+		return "p=quarantine with " + stage
+	case cur == LevelQuarantine && d.Ready == LevelReject:
+		return "p=reject with " + stage
+	case cur == LevelQuarantine:
+		return "stay at p=quarantine until the sources listed above are fixed, then p=reject"
+	}
+	// At p=reject, 100%: stricter alignment is what remains.
+	for _, st := range d.Strict {
+		if st.Lost == 0 {
+			return "p=reject is in force; " + st.Change + " would lose no mail"
+		}
+	}
+	return "p=reject is in force; keep relaxed alignment (strict would fail legitimate mail, see above)"
+}

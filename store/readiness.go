@@ -1,0 +1,216 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Readiness classes of a record: how a stored record would fare under an
+// enforcing DMARC policy, and why (docs/readiness.md). The first rule that
+// matches wins, in this order.
+const (
+	// ClassAligned: the record passed DMARC (an aligned SPF or DKIM pass
+	// under the published adkim/aspf, as dmarcd recomputes it).
+	ClassAligned = "aligned"
+	// ClassForwarded: the receiver named a forwarding override
+	// (forwarded, mailing_list, trusted_forwarder), or a DKIM signature of
+	// the From domain's organization failed with a selector that passed
+	// elsewhere in the window: the classic breakage of a forwarder or list
+	// that rewrote the message.
+	ClassForwarded = "forwarded"
+	// ClassMisaligned: some DKIM pass, or some SPF pass for the MAIL FROM
+	// identity, for a domain that is not aligned with header_from.
+	// Fixable if the sender is legitimate.
+	ClassMisaligned = "misaligned"
+	// ClassUnauthenticated: no pass of any kind: likely spoofing.
+	ClassUnauthenticated = "unauthenticated"
+)
+
+// ReadinessKnownSelectors is the WITH clause the class expression needs:
+// every "d=/selector" pair with a DKIM pass in valid records of the same
+// window ({window} is replaced by the window's condition). Reporters that
+// omit selectors (Yahoo) contribute nothing, so an empty selector never
+// matches.
+//
+// ClickHouse 18.16 note (found by trying): a lambda whose body combines an
+// outer column with other expressions fails with "Unknown identifier", so
+// outer columns go into lambdas as arrays (arrayResize([col], length(arr)))
+// and the set lookup (hasAny) stays outside the lambda.
+const ReadinessKnownSelectors = `(SELECT groupUniqArrayArray(arrayFilter((ds, r) -> r = 'pass' AND NOT endsWith(ds, '/'),
+		arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results))
+	FROM aggregate_records WHERE record_error = '' AND {window}) AS known_selectors`
+
+// ReadinessClass is the SQL expression of a record's readiness class over
+// aggregate_records; it refers to known_selectors (ReadinessKnownSelectors).
+// Dashboards, gauges and alerts use this very text.
+const ReadinessClass = `multiIf(dmarc_pass = 1, 'aligned',
+	hasAny(override_types, ['forwarded', 'mailing_list', 'trusted_forwarder'])
+	OR hasAny(known_selectors, arrayFilter((ds, d, s, r, o) -> r != 'pass' AND s != '' AND (d = o OR endsWith(d, concat('.', o))),
+		arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors),
+		dkim_domains, dkim_selectors, dkim_results, arrayResize([header_from_org], length(dkim_domains)))), 'forwarded',
+	has(dkim_results, 'pass')
+	OR arrayExists((r, sc) -> r = 'pass' AND (sc = '' OR sc = 'mfrom'), spf_results, spf_scopes), 'misaligned',
+	'unauthenticated')`
+
+// readinessWindow is the condition on records of the window: reports that
+// began in [since, until).
+const readinessWindow = `date_begin >= toDateTime(?) AND date_begin < toDateTime(?)`
+
+// ReadinessSourcesQuery groups the valid records of a window by policy
+// domain, header_from, class and the sender's authenticated identities (the
+// sorted DKIM d= domains that passed, the sorted SPF MAIL FROM domains that
+// passed): one row per sender as it shows itself, e.g. SES with a custom
+// MAIL FROM is [amazonses.com, example.com] / [mail.example.com]. Its
+// parameters are the window's since and until, twice (known selectors, then
+// records).
+//
+// The pass_* columns count messages that would pass DMARC under each pair of
+// alignment modes (dkim mode, spf mode): what adkim=s / aspf=s would change.
+var ReadinessSourcesQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
+SELECT policy_domain, header_from, ` + ReadinessClass + ` AS class,
+	arraySort(arrayFilter((d, r) -> r = 'pass', dkim_domains, dkim_results)) AS dkim_pass,
+	arraySort(arrayFilter((d, r, sc) -> r = 'pass' AND (sc = '' OR sc = 'mfrom'), spf_domains, spf_results, spf_scopes)) AS spf_pass,
+	sum(message_count) AS messages,
+	count() AS records,
+	uniqExact(source_ip) AS source_ips,
+	uniqExact(toDate(date_begin)) AS days,
+	arraySort(groupUniqArrayArray(arrayFilter((ds, r) -> r = 'pass' AND NOT endsWith(ds, '/'),
+		arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results))) AS selectors,
+	arraySort(groupUniqArray(org_name)) AS reporters,
+	topK(5)(source_ip) AS top_ips,
+	arraySort(groupUniqArrayArray(override_types)) AS overrides,
+	sumIf(message_count, dkim_aligned_relaxed = 1 OR spf_aligned_relaxed = 1) AS pass_rr,
+	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_relaxed = 1) AS pass_sr,
+	sumIf(message_count, dkim_aligned_relaxed = 1 OR spf_aligned_strict = 1) AS pass_rs,
+	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS pass_ss
+FROM aggregate_records
+WHERE record_error = '' AND ` + readinessWindow + `
+GROUP BY policy_domain, header_from, class, dkim_pass, spf_pass
+ORDER BY policy_domain, header_from, class, messages DESC`
+
+// ReadinessIPsQuery is the per-source-IP view of the same classification:
+// one row per (policy domain, header_from, source_ip, class) with its
+// messages, for drill-down. Parameters as ReadinessSourcesQuery.
+var ReadinessIPsQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
+SELECT policy_domain, header_from, source_ip, ` + ReadinessClass + ` AS class,
+	sum(message_count) AS messages
+FROM aggregate_records
+WHERE record_error = '' AND ` + readinessWindow + `
+GROUP BY policy_domain, header_from, source_ip, class
+ORDER BY policy_domain, header_from, messages DESC, source_ip`
+
+// ReadinessPolicyQuery returns the policy each domain published in its most
+// recent report of the window (latest date_begin, then latest ingested).
+var ReadinessPolicyQuery = `SELECT policy_domain, p, sp, np, pct, testing, adkim, aspf
+FROM aggregate_reports
+WHERE ` + readinessWindow + `
+ORDER BY policy_domain, date_begin DESC, ingested_at DESC, report_key
+LIMIT 1 BY policy_domain`
+
+func replaceWindow(s string) string { return strings.Replace(s, "{window}", readinessWindow, 1) }
+
+// ReadinessSource is one row of ReadinessSourcesQuery.
+type ReadinessSource struct {
+	PolicyDomain string   `json:"policy_domain"`
+	HeaderFrom   string   `json:"header_from"`
+	Class        string   `json:"class"`
+	DKIMPass     []string `json:"dkim_pass"` // d= domains that passed, sorted
+	SPFPass      []string `json:"spf_pass"`  // MAIL FROM domains that passed, sorted
+	Messages     uint64   `json:"messages"`
+	Records      uint64   `json:"records"`
+	SourceIPs    uint64   `json:"source_ips"`
+	Days         uint64   `json:"days"`      // distinct report days
+	Selectors    []string `json:"selectors"` // "d/selector" of DKIM passes (selector known)
+	Reporters    []string `json:"reporters"`
+	TopIPs       []string `json:"top_ips"`
+	Overrides    []string `json:"overrides"`
+	// Messages that pass DMARC under each pair of alignment modes:
+	// PassRR adkim=r aspf=r, PassSR adkim=s aspf=r, PassRS adkim=r aspf=s,
+	// PassSS both strict.
+	PassRR, PassSR, PassRS, PassSS uint64
+}
+
+// ReadinessIP is one row of ReadinessIPsQuery.
+type ReadinessIP struct {
+	PolicyDomain, HeaderFrom, SourceIP, Class string
+	Messages                                  uint64
+}
+
+// Policy is a published DMARC policy as a report states it; a nil field is
+// a tag the report left out (its default applies).
+type Policy struct {
+	Domain                               string
+	P, SP, NP, Pct, Testing, ADKIM, ASPF *string
+}
+
+// ReadinessSources runs ReadinessSourcesQuery over reports that began in
+// [since, until).
+func (s *Store) ReadinessSources(ctx context.Context, since, until time.Time) ([]ReadinessSource, error) {
+	a, b := unixSeconds(since), unixSeconds(until)
+	rows, err := s.conn.Query(ctx, ReadinessSourcesQuery, a, b, a, b)
+	if err != nil {
+		return nil, fmt.Errorf("store: readiness sources: %w", err)
+	}
+	defer rows.Close()
+	var l []ReadinessSource
+	for rows.Next() {
+		var r ReadinessSource
+		if err := rows.Scan(&r.PolicyDomain, &r.HeaderFrom, &r.Class, &r.DKIMPass, &r.SPFPass,
+			&r.Messages, &r.Records, &r.SourceIPs, &r.Days, &r.Selectors, &r.Reporters, &r.TopIPs,
+			&r.Overrides, &r.PassRR, &r.PassSR, &r.PassRS, &r.PassSS); err != nil {
+			return nil, fmt.Errorf("store: readiness sources: %w", err)
+		}
+		l = append(l, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: readiness sources: %w", err)
+	}
+	return l, nil
+}
+
+// ReadinessIPs runs ReadinessIPsQuery over reports that began in
+// [since, until).
+func (s *Store) ReadinessIPs(ctx context.Context, since, until time.Time) ([]ReadinessIP, error) {
+	a, b := unixSeconds(since), unixSeconds(until)
+	rows, err := s.conn.Query(ctx, ReadinessIPsQuery, a, b, a, b)
+	if err != nil {
+		return nil, fmt.Errorf("store: readiness by IP: %w", err)
+	}
+	defer rows.Close()
+	var l []ReadinessIP
+	for rows.Next() {
+		var r ReadinessIP
+		if err := rows.Scan(&r.PolicyDomain, &r.HeaderFrom, &r.SourceIP, &r.Class, &r.Messages); err != nil {
+			return nil, fmt.Errorf("store: readiness by IP: %w", err)
+		}
+		l = append(l, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: readiness by IP: %w", err)
+	}
+	return l, nil
+}
+
+// ReadinessPolicies runs ReadinessPolicyQuery: the latest published policy
+// of each domain with reports that began in [since, until).
+func (s *Store) ReadinessPolicies(ctx context.Context, since, until time.Time) ([]Policy, error) {
+	rows, err := s.conn.Query(ctx, ReadinessPolicyQuery, unixSeconds(since), unixSeconds(until))
+	if err != nil {
+		return nil, fmt.Errorf("store: readiness policies: %w", err)
+	}
+	defer rows.Close()
+	var l []Policy
+	for rows.Next() {
+		var p Policy
+		if err := rows.Scan(&p.Domain, &p.P, &p.SP, &p.NP, &p.Pct, &p.Testing, &p.ADKIM, &p.ASPF); err != nil {
+			return nil, fmt.Errorf("store: readiness policies: %w", err)
+		}
+		l = append(l, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: readiness policies: %w", err)
+	}
+	return l, nil
+}
