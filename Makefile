@@ -46,6 +46,7 @@ demo: build
 	scripts/demo.sh $(DEMO_DIR)
 
 demo-stop:
+	-[ -f $(DEMO_DIR)/dmarcd.pid ] && kill -TERM $$(cat $(DEMO_DIR)/dmarcd.pid) 2>/dev/null; rm -f $(DEMO_DIR)/dmarcd.pid
 	scripts/clickhouse.sh stop $(DEMO_DIR)/clickhouse
 
 clean:

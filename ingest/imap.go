@@ -59,10 +59,15 @@ type IMAPConfig struct {
 	CAFile             string // PEM certificates to trust besides the system's; verification is on by default
 	InsecureSkipVerify bool   // do not verify the server certificate (logged loudly at every connection)
 	Username, Password string
-	Mailbox            string // where reports arrive; default INBOX
-	// Folders where mails are moved, created when missing. A "/" in a name is
-	// replaced by the server's hierarchy delimiter, and the personal namespace
-	// prefix (e.g. "INBOX.") is put in front when the server has one.
+	// OAuth, when set, logs in with an OAuth 2.0 access token (SASL XOAUTH2
+	// or OAUTHBEARER) instead of Password.
+	OAuth *OAuthConfig
+	// Mailbox is where reports arrive; default INBOX. In it and in the
+	// folders below, a "/" is replaced by the server's hierarchy delimiter,
+	// and the personal namespace prefix (e.g. "INBOX.") is put in front when
+	// the server has one.
+	Mailbox string
+	// Folders where mails are moved, created when missing.
 	ProcessedMailbox string // every report in it committed; default "dmarcd/processed"
 	InvalidMailbox   string // nothing usable in it; default "dmarcd/invalid"
 	// MaxMessageBytes: a larger message (by its RFC822.SIZE) is not
@@ -91,6 +96,7 @@ type IMAPSource struct {
 	p       *Pipeline
 	log     *slog.Logger
 	newMail chan struct{} // a unilateral EXISTS arrived
+	tokens  *oauthTokens  // when cfg.OAuth is set
 }
 
 // NewIMAPSource returns a source reading cfg's mailbox into p.
@@ -116,7 +122,11 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &IMAPSource{cfg: cfg, p: p, log: log.With("source", cfg.Name), newMail: make(chan struct{}, 1)}
+	s := &IMAPSource{cfg: cfg, p: p, log: log.With("source", cfg.Name), newMail: make(chan struct{}, 1)}
+	if cfg.OAuth != nil {
+		s.tokens = newOAuthTokens(*cfg.OAuth)
+	}
+	return s
 }
 
 // Timing of Run.
@@ -163,8 +173,12 @@ func (s *IMAPSource) Run(ctx context.Context) error {
 // is called with each mail's Outcome; the input name is
 // "imap://user@host:port/Mailbox;UID=n". When some mails met an error and
 // stay in the mailbox, Once returns ErrIMAPMailsLeft (wrapped).
+//
+// Unlike Run, Once accepts a Mailbox that is the InvalidMailbox, to
+// reprocess the mails set aside after an upgrade: those that now hold a
+// report move to the processed folder, and the others stay where they are.
 func (s *IMAPSource) Once(ctx context.Context, fn func(Outcome)) error {
-	c, done, err := s.connect(ctx)
+	c, done, err := s.connect(ctx, true)
 	if err != nil {
 		return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
 	}
@@ -190,6 +204,7 @@ func (s *IMAPSource) Once(ctx context.Context, fn func(Outcome)) error {
 // sessions needs no handling, and the next pass simply sees the mails again.
 type conn struct {
 	*imapclient.Client
+	mailbox            string // cfg.Mailbox as the server spells it
 	processed, invalid string // folder names as the server spells them
 	uidValidity        uint32
 }
@@ -197,7 +212,7 @@ type conn struct {
 // session runs one connection: a pass over the backlog, then waits for new
 // mail and passes again, until the connection fails or ctx is done.
 func (s *IMAPSource) session(ctx context.Context) error {
-	c, done, err := s.connect(ctx)
+	c, done, err := s.connect(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -269,8 +284,9 @@ func (s *IMAPSource) wait(ctx context.Context, c *conn, idle bool, d time.Durati
 }
 
 // connect dials, logs in, finds or creates the folders and selects the
-// mailbox. done closes the connection.
-func (s *IMAPSource) connect(ctx context.Context) (c *conn, done func(), err error) {
+// mailbox. done closes the connection. once allows the mailbox to be the
+// invalid folder (see Once).
+func (s *IMAPSource) connect(ctx context.Context, once bool) (c *conn, done func(), err error) {
 	cl, err := s.dial(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -293,16 +309,16 @@ func (s *IMAPSource) connect(ctx context.Context) (c *conn, done func(), err err
 	if err := cl.WaitGreeting(); err != nil {
 		return nil, nil, fmt.Errorf("greeting from %s: %w", s.cfg.Address, err)
 	}
-	if err := cl.Login(s.cfg.Username, s.cfg.Password).Wait(); err != nil {
-		return nil, nil, s.loginError(err)
-	}
-	c = &conn{Client: cl}
-	if c.processed, c.invalid, err = s.folders(cl); err != nil {
+	if err := s.login(ctx, cl); err != nil {
 		return nil, nil, err
 	}
-	sel, err := cl.Select(s.cfg.Mailbox, nil).Wait()
+	c = &conn{Client: cl}
+	if c.mailbox, c.processed, c.invalid, err = s.folders(cl, once); err != nil {
+		return nil, nil, err
+	}
+	sel, err := cl.Select(c.mailbox, nil).Wait()
 	if err != nil {
-		return nil, nil, fmt.Errorf("selecting %s: %w", s.cfg.Mailbox, err)
+		return nil, nil, fmt.Errorf("selecting %s: %w", c.mailbox, err)
 	}
 	c.uidValidity = sel.UIDValidity
 	return c, closeConn, nil
@@ -349,7 +365,7 @@ func (s *IMAPSource) dial(ctx context.Context) (*imapclient.Client, error) {
 		tc.NextProtos = []string{"imap"}
 		nc, err := (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", s.cfg.Address)
 		if err != nil {
-			return nil, err
+			return nil, s.tlsError(err)
 		}
 		return imapclient.New(nc, opts), nil
 	}
@@ -360,7 +376,26 @@ func (s *IMAPSource) dial(ctx context.Context) (*imapclient.Client, error) {
 	opts.TLSConfig = tc
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	return imapclient.NewStartTLS(nc, opts)
+	cl, err := imapclient.NewStartTLS(nc, opts)
+	if err != nil {
+		nc.Close()
+		return nil, s.tlsError(err)
+	}
+	return cl, nil
+}
+
+// tlsError explains a certificate the server presented that does not
+// verify. It is not a rejected credential: nothing was sent yet.
+func (s *IMAPSource) tlsError(err error) error {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		hint := "set ca_file to the certificate of the CA that signed it"
+		if s.cfg.CAFile != "" {
+			hint = "ca_file " + s.cfg.CAFile + " does not hold the CA that signed it"
+		}
+		return fmt.Errorf("TLS: the certificate of %s does not verify (%s): %w", s.cfg.Address, hint, err)
+	}
+	return fmt.Errorf("TLS with %s: %w", s.cfg.Address, err)
 }
 
 func (s *IMAPSource) tlsConfig(host string) (*tls.Config, error) {
@@ -387,33 +422,80 @@ func (s *IMAPSource) tlsConfig(host string) (*tls.Config, error) {
 	return tc, nil
 }
 
+// login logs in with the password (LOGIN), or with an OAuth access token
+// (AUTHENTICATE XOAUTH2 or OAUTHBEARER).
+func (s *IMAPSource) login(ctx context.Context, cl *imapclient.Client) error {
+	if s.cfg.OAuth == nil {
+		if err := cl.Login(s.cfg.Username, s.cfg.Password).Wait(); err != nil {
+			return s.loginError(err, "LOGIN", nil)
+		}
+		return nil
+	}
+	if s.cfg.Username == "" {
+		return fmt.Errorf("%w: oauth needs the username of the mailbox", errIMAPConfig)
+	}
+	tok, fresh, err := s.tokens.token(ctx)
+	if err != nil {
+		if errors.Is(err, errOAuthRejected) {
+			return fmt.Errorf("%w: the authorization server refused a token for %q: %v; fix the oauth settings (not retrying)",
+				ErrIMAPAuth, s.cfg.Username, err)
+		}
+		return err
+	}
+	sc, challenge := s.cfg.OAuth.saslClient(s.cfg.Username, tok, s.cfg.Address)
+	mech := "AUTHENTICATE " + strings.ToUpper(s.cfg.OAuth.mechanism())
+	if err := cl.Authenticate(sc); err != nil {
+		err = s.loginError(err, mech, challenge())
+		if errors.Is(err, ErrIMAPAuth) && !fresh {
+			// The server may have revoked a token we cached: try once
+			// more with a new one before giving up.
+			s.tokens.forget()
+			return fmt.Errorf("login: %s: the server refused a cached access token; getting a new one: %v", mech, err)
+		}
+		return err
+	}
+	return nil
+}
+
 // loginError tells a rejected credential (ErrIMAPAuth) from a temporary
 // failure: a NO with [UNAVAILABLE] (RFC 5530: e.g. Dovecot's passdb or token
 // check is down), [SERVERBUG], [INUSE] or [LIMIT], or a lost connection.
-func (s *IMAPSource) loginError(err error) error {
+// Any other NO (with [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED],
+// [EXPIRED] or no code) or BAD is a rejected credential. challenge is the
+// error a SASL OAuth server sent before its NO (JSON), if any.
+func (s *IMAPSource) loginError(err error, mech string, challenge []byte) error {
 	var ie *imap.Error
 	if !errors.As(err, &ie) {
-		return fmt.Errorf("login: %w", err)
+		return fmt.Errorf("login: %s: %w", mech, err)
 	}
 	switch ie.Code {
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeInUse, imap.ResponseCodeLimit:
-		return fmt.Errorf("login: temporary failure: %w", err)
+		return fmt.Errorf("login: %s: temporary failure: %w", mech, err)
 	}
-	return fmt.Errorf("%w: %s refused the login of %q: %v; fix the username or password (not retrying)",
-		ErrIMAPAuth, s.cfg.Address, s.cfg.Username, err)
+	detail := ""
+	if len(challenge) > 0 {
+		detail = fmt.Sprintf(" (server said %s)", strings.TrimSpace(string(challenge)))
+	}
+	what := "fix the username or password"
+	if s.cfg.OAuth != nil {
+		what = "fix the username or the oauth settings"
+	}
+	return fmt.Errorf("%w: %s refused the %s of %q: %v%s; %s (not retrying)",
+		ErrIMAPAuth, s.cfg.Address, mech, s.cfg.Username, err, detail, what)
 }
 
-// folders returns the names of the processed and invalid folders as the
-// server spells them, creating them when missing.
-func (s *IMAPSource) folders(c *imapclient.Client) (processed, invalid string, err error) {
-	if s.cfg.ProcessedMailbox == s.cfg.InvalidMailbox || s.cfg.ProcessedMailbox == s.cfg.Mailbox || s.cfg.InvalidMailbox == s.cfg.Mailbox {
-		return "", "", fmt.Errorf("%w: mailbox %q, processed %q and invalid %q must differ", errIMAPConfig,
+// folders returns the names of the mailbox and of the processed and
+// invalid folders as the server spells them, creating the folders when
+// missing. With once, the mailbox may be the invalid folder.
+func (s *IMAPSource) folders(c *imapclient.Client, once bool) (mailbox, processed, invalid string, err error) {
+	if s.cfg.ProcessedMailbox == s.cfg.InvalidMailbox || s.cfg.ProcessedMailbox == s.cfg.Mailbox || !once && s.cfg.InvalidMailbox == s.cfg.Mailbox {
+		return "", "", "", fmt.Errorf("%w: mailbox %q, processed %q and invalid %q must differ", errIMAPConfig,
 			s.cfg.Mailbox, s.cfg.ProcessedMailbox, s.cfg.InvalidMailbox)
 	}
 	// LIST "" "" returns the hierarchy delimiter (RFC 9051 §6.3.9).
 	l, err := c.List("", "", nil).Collect()
 	if err != nil {
-		return "", "", fmt.Errorf("LIST: %w", err)
+		return "", "", "", fmt.Errorf("LIST: %w", err)
 	}
 	delim := '/'
 	if len(l) > 0 && l[0].Delim != 0 {
@@ -434,13 +516,16 @@ func (s *IMAPSource) folders(c *imapclient.Client) (processed, invalid string, e
 		}
 		return n
 	}
-	processed, invalid = name(s.cfg.ProcessedMailbox), name(s.cfg.InvalidMailbox)
+	mailbox, processed, invalid = name(s.cfg.Mailbox), name(s.cfg.ProcessedMailbox), name(s.cfg.InvalidMailbox)
 	for _, f := range []string{processed, invalid} {
+		if f == mailbox {
+			continue
+		}
 		if err := s.ensureFolder(c, f); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 	}
-	return processed, invalid, nil
+	return mailbox, processed, invalid, nil
 }
 
 func (s *IMAPSource) ensureFolder(c *imapclient.Client, name string) error {
@@ -534,6 +619,10 @@ func (s *IMAPSource) pass(ctx context.Context, c *conn, fn func(Outcome)) (res p
 			continue
 		}
 		consecutive = 0
+		if dest == c.mailbox {
+			s.log.Info("imap mail left in the invalid folder", "uid", uid, "reason_code", out.ReasonCode, "reason", out.Reason)
+			continue
+		}
 		if err := s.move(c, uid, dest); err != nil {
 			return res, err
 		}

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,11 +48,20 @@ var (
 		"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hi!</p></body></html>\r\n")}
 )
 
-func corpusMails(t *testing.T) []imapMail {
+// corpusMails returns the corpus mails in the folders named (email:
+// aggregate reports, forensic: failure reports, smtp_tls: TLS reports).
+func corpusMails(t *testing.T, folders ...string) []imapMail {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(testenv.CorpusDir(t), "*", "email", "*.eml"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no corpus report mails (*/email/*.eml): %v", err)
+	if len(folders) == 0 {
+		folders = []string{"email"}
+	}
+	var paths []string
+	for _, f := range folders {
+		p, err := filepath.Glob(filepath.Join(testenv.CorpusDir(t), "*", f, "*.eml"))
+		if err != nil || len(p) == 0 {
+			t.Fatalf("no corpus mails */%s/*.eml: %v", f, err)
+		}
+		paths = append(paths, p...)
 	}
 	var out []imapMail
 	for _, p := range paths {
@@ -140,35 +150,45 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))
 }
 
-// TestIMAPBacklogIsIngestedExactlyOnce puts the corpus report mails, the
-// generator's report mails and two mails without reports into a real
-// Dovecot INBOX: one Once moves every mail to exactly one of the processed
-// and invalid folders, leaves the INBOX empty, and ClickHouse holds each
-// distinct report once with the generator's exact totals. The same mails
-// delivered again are all duplicates and change nothing.
+// TestIMAPBacklogIsIngestedExactlyOnce puts the corpus report mails
+// (aggregate, failure and TLS reports), the generator's report mails and
+// two mails without reports into a real Dovecot INBOX: one Once moves every
+// mail to exactly one of the processed and invalid folders, leaves the
+// INBOX empty, stores the failure and TLS reports as such, and ClickHouse
+// holds each distinct aggregate report once with the generator's exact
+// totals. The same mails delivered again are all duplicates and change
+// nothing.
 func TestIMAPBacklogIsIngestedExactlyOnce(t *testing.T) {
 	addr, user, pass := testenv.Dovecot(t)
 	corpus := corpusMails(t)
+	failureAndTLS := corpusMails(t, "forensic", "smtp_tls")
 	generated, truth := generatedMails(t)
 	st, ch := openStore(t)
 	c := imapTestClient(t, addr, user, pass)
 
-	mails := append(append(append([]imapMail{}, corpus...), generated...), newsletter, htmlOnly)
+	mails := append(append(append(append([]imapMail{}, corpus...), failureAndTLS...), generated...), newsletter, htmlOnly)
 	isGenerated := map[string]bool{}
 	for _, m := range generated {
 		isGenerated[m.name] = true
 	}
-	p := ingest.New(st, ingest.Options{Source: "imap"})
+	wantKind := map[string]string{} // corpus failure and TLS report mails
+	for _, m := range failureAndTLS {
+		wantKind[m.name] = "failure"
+		if filepath.Base(filepath.Dir(m.name)) == "smtp_tls" {
+			wantKind[m.name] = "tlsrpt"
+		}
+	}
+	p := ingest.New(st, ingest.Options{Source: "imap", Privacy: ingest.Privacy{Key: []byte("imap-test-key-0123456789")}})
 	src := imapSource(addr, user, pass, p)
 
 	type seen struct {
 		records  int
 		messages uint64
 	}
-	run := func(round int) (stored, dup, invalid int, keys, genKeys map[string]seen) {
+	run := func(round int) (stored, dup, invalid int, keys, genKeys map[string]seen, kinds map[string]int) {
 		t.Helper()
 		appendMails(t, c, "INBOX", mails...)
-		keys, genKeys = map[string]seen{}, map[string]seen{}
+		keys, genKeys, kinds = map[string]seen{}, map[string]seen{}, map[string]int{}
 		var outs []ingest.Outcome
 		start := time.Now()
 		if err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, o) }); err != nil {
@@ -184,12 +204,20 @@ func TestIMAPBacklogIsIngestedExactlyOnce(t *testing.T) {
 			if !strings.HasPrefix(o.Input, "imap://"+user+"@"+addr+"/INBOX;UID=") {
 				t.Errorf("input name %q, want imap://%s@%s/INBOX;UID=n", o.Input, user, addr)
 			}
+			if k := wantKind[m.name]; k != "" && (o.Kind != k || o.Status != ingest.Stored && o.Status != ingest.Duplicate) {
+				t.Errorf("round %d: %s: %s %s (%s: %s), want a %s report stored or duplicate",
+					round, m.name, o.Kind, o.Status, o.ReasonCode, o.Reason, k)
+			}
 			switch o.Status {
 			case ingest.Stored, ingest.Duplicate:
 				if o.Status == ingest.Stored {
 					stored++
 				} else {
 					dup++
+				}
+				kinds[o.Kind]++
+				if o.Kind != "aggregate" {
+					break
 				}
 				for _, k := range o.ReportKeys {
 					keys[k] = seen{o.Records, o.Messages}
@@ -209,7 +237,21 @@ func TestIMAPBacklogIsIngestedExactlyOnce(t *testing.T) {
 		return
 	}
 
-	stored, dup, invalid, keys, genKeys := run(1)
+	stored, dup, invalid, keys, genKeys, kinds := run(1)
+	if kinds["failure"] != 7 || kinds["tlsrpt"] != 4 {
+		t.Errorf("mails stored or duplicate by kind: %v; want 7 failure and 4 tlsrpt (the corpus's)", kinds)
+	}
+	var failures, tlsReports uint64
+	if err := ch.QueryRow(context.Background(), "SELECT count() FROM failure_reports").Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueryRow(context.Background(), "SELECT count() FROM tlsrpt_reports").Scan(&tlsReports); err != nil {
+		t.Fatal(err)
+	}
+	// The two LinkedIn mails (LF and CRLF) are one failure report.
+	if failures != 6 || tlsReports != 4 {
+		t.Errorf("ClickHouse holds %d failure reports and %d TLS reports, want 6 and 4", failures, tlsReports)
+	}
 	if n := count(t, c, "INBOX"); n != 0 {
 		t.Errorf("%d mails left in INBOX, want 0", n)
 	}
@@ -242,7 +284,7 @@ func TestIMAPBacklogIsIngestedExactlyOnce(t *testing.T) {
 	}
 
 	// The same mails again: every report is a duplicate, nothing changes.
-	stored2, dup2, invalid2, keys2, _ := run(2)
+	stored2, dup2, invalid2, keys2, _, _ := run(2)
 	if stored2 != 0 || dup2 != stored+dup || invalid2 != invalid || len(keys2) != len(keys) {
 		t.Errorf("second delivery: %d stored, %d duplicate, %d invalid, %d keys; want 0, %d, %d, %d",
 			stored2, dup2, invalid2, len(keys2), stored+dup, invalid, len(keys))
@@ -495,4 +537,45 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) tim
 	}
 	t.Fatalf("%s: not within %v", what, d)
 	return 0
+}
+
+// TestIMAPTLSVerifiesTheServerCertificate: against a Dovecot with a
+// self-signed certificate, implicit TLS and STARTTLS both refuse the
+// connection by default with a certificate error that is not a rejected
+// credential (no login was tried), and both work once the certificate is
+// in CAFile, or with InsecureSkipVerify.
+func TestIMAPTLSVerifiesTheServerCertificate(t *testing.T) {
+	d := testenv.StartDovecot(t, testenv.DovecotOptions{TLS: true})
+	c := imapTestClient(t, d.Addr, d.User, d.Password)
+	for _, tc := range []struct {
+		name, mode, addr string
+	}{
+		{"implicit", ingest.IMAPTLSImplicit, d.TLSAddr},
+		{"starttls", ingest.IMAPTLSStartTLS, d.Addr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := func(ca string, insecure bool) *ingest.IMAPSource {
+				return ingest.NewIMAPSource(ingest.IMAPConfig{Address: tc.addr, TLS: tc.mode, CAFile: ca,
+					InsecureSkipVerify: insecure, Username: d.User, Password: d.Password},
+					ingest.New(failingStore{}, ingest.Options{Source: "imap"}), testLogger())
+			}
+			err := src("", false).Once(context.Background(), nil)
+			var cve *tls.CertificateVerificationError
+			if !errors.As(err, &cve) || errors.Is(err, ingest.ErrIMAPAuth) || !strings.Contains(err.Error(), "ca_file") {
+				t.Fatalf("Once without the CA returned %v, want a certificate verification error naming ca_file, not ErrIMAPAuth", err)
+			}
+			t.Logf("without the CA: %v", err)
+			for _, insecure := range []bool{false, true} {
+				ca := d.CAFile
+				if insecure {
+					ca = ""
+				}
+				appendMails(t, c, "INBOX", newsletter)
+				n := 0
+				if err := src(ca, insecure).Once(context.Background(), func(ingest.Outcome) { n++ }); err != nil || n != 1 {
+					t.Errorf("Once with ca_file %q, insecure_skip_verify %v: %v, %d mails; want nil, 1", ca, insecure, err, n)
+				}
+			}
+		})
+	}
 }

@@ -27,6 +27,14 @@
 # DOVECOT_IMAP_CAPABILITY, when set, replaces the capability list announced
 # after login (imap_capability), e.g. "IMAP4rev1 IDLE" to make a client
 # believe the server lacks MOVE and UIDPLUS.
+# DOVECOT_SSL_CERT and DOVECOT_SSL_KEY (PEM files), when set, turn TLS on:
+# STARTTLS on the plain port (plaintext logins stay allowed) and implicit
+# TLS on a second port, printed as DMARCD_TEST_IMAPS_ADDR=127.0.0.1:PORT.
+# DOVECOT_OAUTH2_INTROSPECTION_URL, when set, adds an oauth2 passdb for the
+# XOAUTH2 and OAUTHBEARER mechanisms that checks tokens by POSTing them to
+# that URL (RFC 7662 introspection): a 200 answer with "active": true and
+# "username" logs that user in, "active": false rejects the token, any
+# other status is a temporary failure (NO [UNAVAILABLE]).
 set -euo pipefail
 
 prog=${0##*/}
@@ -118,7 +126,30 @@ random_password() {
 # write_config writes DIR/dovecot.conf and DIR/passwd for the given port,
 # mail uid/gid and process users.
 write_config() {
-	local dir=$1 port=$2 uid=$3 gid=$4 login_user=$5 internal_user=$6 user=$7 pass=$8
+	local dir=$1 port=$2 uid=$3 gid=$4 login_user=$5 internal_user=$6 user=$7 pass=$8 tls_port=${9:-0}
+	local ssl="ssl = no" mechs="plain login" oauth_passdb=""
+	if [ -n "${DOVECOT_SSL_CERT:-}" ]; then
+		ssl="ssl = yes
+ssl_cert = <$DOVECOT_SSL_CERT
+ssl_key = <$DOVECOT_SSL_KEY"
+	fi
+	if [ -n "${DOVECOT_OAUTH2_INTROSPECTION_URL:-}" ]; then
+		mechs="plain login xoauth2 oauthbearer"
+		oauth_passdb="passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $dir/dovecot-oauth2.conf.ext
+}"
+		cat >"$dir/dovecot-oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = $DOVECOT_OAUTH2_INTROSPECTION_URL
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+		chmod 0644 "$dir/dovecot-oauth2.conf.ext"
+	fi
 	cat >"$dir/dovecot.conf" <<EOF
 # Written by scripts/dovecot.sh: a test IMAP server on loopback.
 base_dir = $dir/run
@@ -127,9 +158,9 @@ log_path = $dir/log/dovecot.log
 info_log_path = $dir/log/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+$ssl
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $mechs
 auth_failure_delay = 0
 default_login_user = $login_user
 default_internal_user = $internal_user
@@ -144,8 +175,10 @@ namespace inbox {
 }
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u $dir/passwd
 }
+$oauth_passdb
 userdb {
   driver = static
   args = uid=$uid gid=$gid home=$dir/home/%u
@@ -156,7 +189,9 @@ service imap-login {
     port = $port
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $tls_port
+    ssl = yes
   }
 }
 service stats {
@@ -248,11 +283,12 @@ cmd_start() {
 		login_user=$(id -un)
 		internal_user=$login_user
 	fi
-	local old_port=""
+	local old_port="" old_tls_port="" tls_port=0
 	pass=""
 	if [ -f "$dir/env" ]; then # a restart: keep the password, try the port
 		pass=$(sed -n 's/^DMARCD_TEST_IMAP_PASSWORD=//p' "$dir/env")
 		old_port=$(sed -n 's/^DMARCD_TEST_IMAP_ADDR=127.0.0.1://p' "$dir/env")
+		old_tls_port=$(sed -n 's/^DMARCD_TEST_IMAPS_ADDR=127.0.0.1://p' "$dir/env")
 	fi
 	[ -n "$pass" ] || pass=$(random_password)
 	mkdir -p "$dir/run" "$dir/state" "$dir/log" "$dir/mail" "$dir/home"
@@ -268,7 +304,15 @@ cmd_start() {
 		else
 			port=$(free_port)
 		fi
-		write_config "$dir" "$port" "$uid" "$gid" "$login_user" "$internal_user" "$user" "$pass"
+		if [ -n "${DOVECOT_SSL_CERT:-}" ]; then
+			if [ "$try" = 1 ] && [ -n "$old_tls_port" ] && ! port_busy "$old_tls_port"; then
+				tls_port=$old_tls_port
+			else
+				tls_port=$(free_port)
+				[ "$tls_port" != "$port" ] || tls_port=$(free_port)
+			fi
+		fi
+		write_config "$dir" "$port" "$uid" "$gid" "$login_user" "$internal_user" "$user" "$pass" "$tls_port"
 		rc=0
 		start_once "$dir" "$server" "$port" || rc=$?
 		[ "$rc" = 0 ] && break
@@ -283,7 +327,8 @@ cmd_start() {
 DMARCD_TEST_IMAP_ADDR=127.0.0.1:$port
 DMARCD_TEST_IMAP_USER=$user
 DMARCD_TEST_IMAP_PASSWORD=$pass
-DOVECOT_CONF=$dir/dovecot.conf
+${DOVECOT_SSL_CERT:+DMARCD_TEST_IMAPS_ADDR=127.0.0.1:$tls_port
+}DOVECOT_CONF=$dir/dovecot.conf
 DOVECOT_PID=$(master_pid "$dir")
 EOF
 	chmod 0600 "$dir/env"

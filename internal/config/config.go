@@ -3,14 +3,15 @@
 package config
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,25 @@ type Config struct {
 	Retention    Duration   `yaml:"retention"` // 0 = keep forever
 	Privacy      Privacy    `yaml:"privacy"`
 	Log          Log        `yaml:"log"`
+	// The daemon (dmarcd serve).
+	HTTP    HTTP     `yaml:"http"`
+	Sources []Source `yaml:"sources"`
+	// ShutdownGrace is how long SIGTERM waits for the inputs in hand to
+	// commit before the daemon exits anyway (they are retried at the next
+	// start).
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
+
+// HTTP is the daemon's listener for /metrics, /healthz and /readyz.
+type HTTP struct {
+	Listen string `yaml:"listen"` // host:port; loopback by default
+}
+
+// DefaultListen is the default of http.listen.
+const DefaultListen = "127.0.0.1:9797"
+
+// DefaultShutdownGrace is the default of shutdown_grace.
+const DefaultShutdownGrace = 8 * time.Second
 
 // Privacy is what of a failure report reaches the store.
 type Privacy struct {
@@ -80,52 +99,58 @@ func Default() Config {
 			MaxXMLDepth:     64,
 			MaxRecords:      2_000_000,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:           Log{Level: "info", Format: "text"},
+		HTTP:          HTTP{Listen: DefaultListen},
+		ShutdownGrace: Duration(DefaultShutdownGrace),
 	}
 }
 
-// Load reads path (if not empty) over the defaults, then the environment:
-// DMARCD_CLICKHOUSE_DSN overrides clickhouse.dsn.
+// Load reads path (if not empty) over the defaults, then the environment
+// (every key: see EnvName; DMARCD_CLICKHOUSE_DSN wins over
+// clickhouse.dsn_file), reads the secrets named by *_file keys, and
+// validates the result. The error, if any, is Problems: every problem found,
+// each naming its key.
 func Load(path string) (Config, error) {
 	c := Default()
+	var ps Problems
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return c, fmt.Errorf("config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && err.Error() != "EOF" {
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
+		decode(&root, reflect.ValueOf(&c).Elem(), "", &ps)
 	}
-	if c.ClickHouse.DSNFile != "" {
+	applyEnv(reflect.ValueOf(&c).Elem(), "", nil, &ps)
+	if c.ClickHouse.DSNFile != "" && os.Getenv("DMARCD_CLICKHOUSE_DSN") == "" {
 		b, err := os.ReadFile(c.ClickHouse.DSNFile)
 		if err != nil {
-			return c, fmt.Errorf("config clickhouse.dsn_file: %w", err)
+			ps.add("clickhouse.dsn_file", "%v", err)
+		} else {
+			c.ClickHouse.DSN = strings.TrimSpace(string(b))
 		}
-		c.ClickHouse.DSN = strings.TrimSpace(string(b))
 	}
-	if v := os.Getenv("DMARCD_CLICKHOUSE_DSN"); v != "" {
-		c.ClickHouse.DSN = v
+	for i := range c.Sources {
+		c.Sources[i].defaults()
+		c.Sources[i].readSecrets(&ps)
 	}
-	if v := os.Getenv("DMARCD_CLICKHOUSE_BATCH_ROWS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return c, fmt.Errorf("DMARCD_CLICKHOUSE_BATCH_ROWS: %q is not a number", v)
-		}
-		c.ClickHouse.BatchRows = n
+	if err := c.Validate(); err != nil {
+		ps = append(ps, err.(Problems)...)
 	}
-	return c, c.Validate()
+	return c, ps.err()
 }
 
-// Validate checks every key and names the first bad one.
+// Validate checks every key; its error is Problems, naming every bad key.
 func (c Config) Validate() error {
+	var ps Problems
 	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") && !strings.HasPrefix(c.ClickHouse.DSN, "tcp://") {
-		return fmt.Errorf("config clickhouse.dsn: %q is not a clickhouse:// DSN", redactDSN(c.ClickHouse.DSN))
+		ps.add("clickhouse.dsn", "%q is not a clickhouse:// DSN", redactDSN(c.ClickHouse.DSN))
 	}
 	if c.ClickHouse.BatchRows < 100 || c.ClickHouse.BatchRows > 1_000_000 {
-		return fmt.Errorf("config clickhouse.batch_rows: %d is not between 100 and 1000000", c.ClickHouse.BatchRows)
+		ps.add("clickhouse.batch_rows", "%d is not between 100 and 1000000", c.ClickHouse.BatchRows)
 	}
 	l := c.Limits
 	for _, kv := range []struct {
@@ -136,18 +161,32 @@ func (c Config) Validate() error {
 		{"limits.max_nesting_depth", int64(l.MaxDepth)}, {"limits.max_xml_depth", int64(l.MaxXMLDepth)},
 		{"limits.max_records_per_report", int64(l.MaxRecords)}} {
 		if kv.v <= 0 {
-			return fmt.Errorf("config %s: must be positive, got %d", kv.key, kv.v)
+			ps.add(kv.key, "must be positive, got %d", kv.v)
 		}
 	}
 	if c.Retention < 0 {
-		return fmt.Errorf("config retention: must not be negative")
+		ps.add("retention", "must not be negative")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("config log.level: %q is not debug, info, warn or error", c.Log.Level)
+		ps.add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
-	return nil
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		ps.add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if c.HTTP.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || port == "" {
+			ps.add("http.listen", "%q is not host:port (e.g. 127.0.0.1:9797)", c.HTTP.Listen)
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		ps.add("shutdown_grace", "must not be negative")
+	}
+	c.validateSources(&ps)
+	return ps.err()
 }
 
 func redactDSN(dsn string) string {

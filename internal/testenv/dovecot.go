@@ -4,7 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +26,7 @@ const (
 	EnvIMAPAddr     = "DMARCD_TEST_IMAP_ADDR"
 	EnvIMAPUser     = "DMARCD_TEST_IMAP_USER"
 	EnvIMAPPassword = "DMARCD_TEST_IMAP_PASSWORD"
+	EnvIMAPSAddr    = "DMARCD_TEST_IMAPS_ADDR" // with DovecotOptions.TLS
 )
 
 // Dovecot starts a Dovecot IMAP server of its own for this test
@@ -49,6 +58,19 @@ type DovecotOptions struct {
 	// IDLE" to test a client's fallbacks for servers without MOVE and
 	// UIDPLUS. Dovecot still accepts the commands it does not announce.
 	IMAPCapability string
+
+	// TLS gives the server a self-signed certificate for 127.0.0.1 made up
+	// for the test: STARTTLS on Addr and implicit TLS on TLSAddr. CAFile is
+	// the certificate to trust. Plaintext logins on Addr stay allowed.
+	TLS bool
+
+	// OAuth2IntrospectionURL, when set, makes the server accept XOAUTH2 and
+	// OAUTHBEARER logins whose token it checks by POSTing it to this URL
+	// (Dovecot's oauth2 passdb, introspection_mode = post): a 200 answer
+	// {"active": true, "username": USER} logs USER in, {"active": false}
+	// rejects the token, any other status is a temporary failure that
+	// Dovecot answers with NO [UNAVAILABLE]. Password logins keep working.
+	OAuth2IntrospectionURL string
 }
 
 // DovecotServer is a running test server, for tests that stop and restart
@@ -56,6 +78,8 @@ type DovecotOptions struct {
 type DovecotServer struct {
 	Addr, User, Password string
 	Dir                  string // config, mail/, log/dovecot.log
+	TLSAddr              string // implicit TLS (with DovecotOptions.TLS)
+	CAFile               string // the server's self-signed certificate (with DovecotOptions.TLS)
 
 	t   testing.TB
 	sh  string
@@ -78,7 +102,17 @@ func StartDovecot(t testing.TB, opt DovecotOptions) *DovecotServer {
 		t.Fatal(err)
 	}
 	d := &DovecotServer{Dir: dir, t: t, sh: sh,
-		env: append(os.Environ(), "DOVECOT_IMAP_CAPABILITY="+opt.IMAPCapability)}
+		env: append(os.Environ(), "DOVECOT_IMAP_CAPABILITY="+opt.IMAPCapability,
+			"DOVECOT_OAUTH2_INTROSPECTION_URL="+opt.OAuth2IntrospectionURL)}
+	if opt.TLS {
+		cert, key, err := selfSignedCert(dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			t.Fatalf("dovecot: certificate: %v", err)
+		}
+		d.CAFile = cert
+		d.env = append(d.env, "DOVECOT_SSL_CERT="+cert, "DOVECOT_SSL_KEY="+key)
+	}
 	if err := d.start(); err != nil {
 		d.stop()
 		os.RemoveAll(dir)
@@ -140,6 +174,8 @@ func (d *DovecotServer) start() error {
 			d.User = v
 		case EnvIMAPPassword:
 			d.Password = v
+		case EnvIMAPSAddr:
+			d.TLSAddr = v
 		}
 	}
 	if d.Addr == "" || d.User == "" || d.Password == "" {
@@ -155,6 +191,49 @@ func (d *DovecotServer) stop() error {
 		return fmt.Errorf("dovecot: %s stop %s: %v: %s", d.sh, d.Dir, err, out)
 	}
 	return nil
+}
+
+// selfSignedCert writes a self-signed ECDSA certificate for 127.0.0.1 and
+// localhost, valid for a day, and its key into dir/tls.
+func selfSignedCert(dir string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "dmarcd test dovecot"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o755); err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", err
+	}
+	// Readable by all: it is a throw-away test key, and Dovecot's
+	// processes may run as other users.
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
 }
 
 // scriptPath returns <module root>/scripts/name.

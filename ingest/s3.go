@@ -1,0 +1,651 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/failure"
+)
+
+// S3 source modes, S3Config.Mode.
+const (
+	// S3ModeMove acknowledges an object by moving it (CopyObject, then
+	// DeleteObject) under ProcessedPrefix or InvalidPrefix. The listing then
+	// holds only what is pending.
+	S3ModeMove = "move"
+	// S3ModeLeave leaves objects where they are, for readers that may not
+	// write or delete: an object is done when the inputs table holds a
+	// finished row for its name, s3://bucket/key#etag.
+	S3ModeLeave = "leave"
+)
+
+// Defaults of S3Config.
+const (
+	DefaultS3ProcessedPrefix = "processed/"
+	DefaultS3InvalidPrefix   = "invalid/"
+	DefaultS3PollInterval    = time.Minute
+)
+
+// Timing and sizes of the S3 source.
+const (
+	s3RetryMin      = time.Second     // first delay after a failed pass
+	s3RetryMax      = 5 * time.Minute // longest delay
+	s3MaxPass       = 10000           // pending objects handled in one pass before listing again
+	s3MaxReasonMeta = 1024            // bytes of the reason kept in object metadata
+	s3MetaReason    = "dmarcd-reason"
+	s3MetaCode      = "dmarcd-reason-code"
+)
+
+// ErrS3Credentials is returned (wrapped) when the S3 server rejected the
+// credentials or denied the operation (InvalidAccessKeyId,
+// SignatureDoesNotMatch, AccessDenied, an expired token), or when the AWS
+// chain found no credentials at all.
+var ErrS3Credentials = errors.New("s3: credentials missing, rejected or not allowed")
+
+// ErrS3ObjectsLeft is returned (wrapped) by Once when some objects could not
+// be processed now (status error, e.g. ClickHouse unreachable): they stay
+// pending to be retried.
+var ErrS3ObjectsLeft = errors.New("s3: objects left pending after errors")
+
+// errS3Config marks a configuration error.
+var errS3Config = errors.New("s3: bad configuration")
+
+// S3Observer is told what an S3Source sees, for metrics. Implementations
+// must be cheap and safe for concurrent use.
+type S3Observer interface {
+	Listed(n int)  // a listing page returned n objects
+	Fetched()      // an object was downloaded
+	Backlog(n int) // n objects are pending (at least: a pass stops counting at 10,000)
+}
+
+// S3Config configures an S3Source. Zero values take the defaults above.
+type S3Config struct {
+	Name      string `yaml:"name"`
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"` // where SES writes, e.g. "incoming/"
+	Region    string `yaml:"region"`
+	Endpoint  string `yaml:"endpoint"` // S3-compatible server URL; empty for AWS
+	PathStyle bool   `yaml:"path_style"`
+	// Mode is S3ModeMove (default) or S3ModeLeave.
+	Mode            string `yaml:"mode"`
+	ProcessedPrefix string `yaml:"processed_prefix"` // default "processed/"
+	InvalidPrefix   string `yaml:"invalid_prefix"`   // default "invalid/"
+	// MaxObjectBytes: a larger object is not downloaded but set aside as
+	// invalid too_large. 0: no limit here (the pipeline's extract limit
+	// still applies).
+	MaxObjectBytes int64         `yaml:"max_object_bytes"`
+	PollInterval   time.Duration `yaml:"poll_interval"` // default 1m
+	Observer       S3Observer    `yaml:"-"`             // optional
+}
+
+// inputStatusLookup is what leave mode needs of the store (*store.Store has
+// it): which of a page's objects are finished.
+type inputStatusLookup interface {
+	InputStatuses(ctx context.Context, names []string) (map[string]string, error)
+}
+
+// S3Source reads DMARC reports from an S3 bucket: the raw mails that an
+// Amazon SES receipt rule writes there, or report files (.xml, .xml.gz,
+// .zip, TLS-RPT .json.gz) copied in. Objects are recognised by content, never
+// by key. Each object is handed to the Pipeline and acknowledged only after
+// its outcome is final:
+//
+//   - mode move (default): an object whose reports are all committed (stored
+//     or duplicate) is moved to ProcessedPrefix, one with nothing usable to
+//     InvalidPrefix with the reason in its metadata (x-amz-meta-dmarcd-reason,
+//     -dmarcd-reason-code); a move is CopyObject then DeleteObject. A crash
+//     between the two leaves a copy under the destination and the original
+//     pending: the next pass processes it again, finds its reports already
+//     stored (duplicate) and moves it again, overwriting the copy.
+//   - mode leave: objects stay; an object is done when the inputs table has
+//     a stored, duplicate or invalid row named s3://bucket/key#etag (looked
+//     up once per listing page). A changed object (new ETag) is new.
+//
+// Objects that met an error (store unavailable) stay pending and are
+// retried with backoff. SES keys are random, so a listing cannot resume
+// after the last key seen: every pass lists the whole prefix.
+//
+// Do not call Run and Once at the same time on one S3Source.
+type S3Source struct {
+	cfg    S3Config
+	p      *Pipeline
+	log    *slog.Logger
+	client *s3.Client
+	lookup inputStatusLookup // mode leave
+	where  string            // s3://bucket/prefix (at endpoint), for messages
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	listed  bool  // a list call has completed
+	listErr error // its error
+}
+
+// NewS3Source returns a source reading cfg's bucket into p. Credentials come
+// from the standard AWS chain (environment, shared config and profile, web
+// identity, container and instance roles).
+func NewS3Source(cfg S3Config, p *Pipeline, log *slog.Logger) (*S3Source, error) {
+	if cfg.Mode == "" {
+		cfg.Mode = S3ModeMove
+	}
+	if cfg.ProcessedPrefix == "" {
+		cfg.ProcessedPrefix = DefaultS3ProcessedPrefix
+	}
+	if cfg.InvalidPrefix == "" {
+		cfg.InvalidPrefix = DefaultS3InvalidPrefix
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultS3PollInterval
+	}
+	if cfg.Name == "" {
+		cfg.Name = "s3://" + cfg.Bucket + "/" + cfg.Prefix
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &S3Source{cfg: cfg, p: p, log: log.With("source", cfg.Name), wake: make(chan struct{}, 1)}
+	s.where = "s3://" + cfg.Bucket + "/" + cfg.Prefix
+	if cfg.Endpoint != "" {
+		s.where += " at " + cfg.Endpoint
+	}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("s3 source %s: %w", cfg.Name, err)
+	}
+	if cfg.Mode == S3ModeLeave {
+		l, ok := p.store.(inputStatusLookup)
+		if !ok {
+			return nil, fmt.Errorf("s3 source %s: %w: mode %q needs a store that can look up finished inputs (ClickHouse)",
+				cfg.Name, errS3Config, S3ModeLeave)
+		}
+		s.lookup = l
+	}
+
+	var opts []func(*awsconfig.LoadOptions) error
+	if cfg.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(cfg.Region))
+	}
+	hc := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = time.Minute })
+	opts = append(opts, awsconfig.WithHTTPClient(hc))
+	acfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 source %s: loading AWS configuration: %w", cfg.Name, err)
+	}
+	if acfg.Region == "" {
+		acfg.Region = "us-east-1" // S3-compatible servers mostly expect it
+	}
+	s.client = s3.NewFromConfig(acfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+			// S3-compatible servers differ in the checksums they know:
+			// send and check them only where the API requires.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+		o.UsePathStyle = cfg.PathStyle
+	})
+	return s, nil
+}
+
+func (s *S3Source) check() error {
+	c := s.cfg
+	if c.Bucket == "" {
+		return fmt.Errorf("%w: bucket is required", errS3Config)
+	}
+	if c.Mode != S3ModeMove && c.Mode != S3ModeLeave {
+		return fmt.Errorf("%w: mode %q: want %q or %q", errS3Config, c.Mode, S3ModeMove, S3ModeLeave)
+	}
+	if c.Mode == S3ModeMove {
+		if c.ProcessedPrefix == c.InvalidPrefix {
+			return fmt.Errorf("%w: processed_prefix and invalid_prefix are both %q", errS3Config, c.ProcessedPrefix)
+		}
+		for _, p := range []string{c.ProcessedPrefix, c.InvalidPrefix} {
+			if strings.HasPrefix(c.Prefix, p) {
+				return fmt.Errorf("%w: prefix %q lies under %q, where acknowledged objects go", errS3Config, c.Prefix, p)
+			}
+		}
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: endpoint %q: want an http:// or https:// URL", errS3Config, c.Endpoint)
+		}
+		if u.Scheme == "http" {
+			if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				s.log.Warn("s3: endpoint without TLS: credentials are signed, but objects travel in clear", "endpoint", c.Endpoint)
+			}
+		}
+	}
+	return nil
+}
+
+// Ready returns nil when the last list call succeeded, and its error
+// otherwise (also before the first one).
+func (s *S3Source) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.listed {
+		return fmt.Errorf("s3 source %s: bucket not listed yet", s.cfg.Name)
+	}
+	return s.listErr
+}
+
+func (s *S3Source) setListed(err error) {
+	s.mu.Lock()
+	s.listed, s.listErr = true, err
+	s.mu.Unlock()
+}
+
+// Notify makes a running Run list the bucket now rather than at the next
+// poll: for bucket event notifications. It never blocks.
+func (s *S3Source) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run processes what is pending, then polls every PollInterval (or sooner
+// after Notify) until ctx is done; it then returns nil. A failed pass (the
+// endpoint unreachable, credentials rejected, the store down) is retried
+// with exponential backoff and jitter, up to 5 minutes apart.
+func (s *S3Source) Run(ctx context.Context) error {
+	retry := backoff{min: s3RetryMin, max: s3RetryMax}
+	for {
+		res, err := s.passes(ctx, nil)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := s.cfg.PollInterval
+		switch {
+		case err != nil:
+			wait = retry.next()
+			s.log.Error("s3 pass failed; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		case res.errors > 0:
+			wait = min(wait, retry.next())
+			s.log.Warn("s3 objects left pending after errors; retrying", "errors", res.errors,
+				"untried", res.untried, "first", res.firstError, "in", wait.Round(time.Millisecond))
+		default:
+			retry.reset()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// Once processes the objects pending now and returns. fn, if not nil, is
+// called with each object's Outcome; the input name is s3://bucket/key#etag.
+// When some objects met an error and stay pending, Once returns
+// ErrS3ObjectsLeft (wrapped).
+func (s *S3Source) Once(ctx context.Context, fn func(Outcome)) error {
+	res, err := s.passes(ctx, fn)
+	if err != nil {
+		return fmt.Errorf("s3 source %s: %w", s.cfg.Name, err)
+	}
+	if res.errors > 0 {
+		return fmt.Errorf("s3 source %s: %w: %d in %s met an error and %d were not tried after it (first: %s)",
+			s.cfg.Name, ErrS3ObjectsLeft, res.errors, s.where, res.untried, res.firstError)
+	}
+	return nil
+}
+
+// s3Object is a listed object.
+type s3Object struct {
+	key, etag string // etag without quotes
+	size      int64
+}
+
+// passes runs passes until one ends with nothing more to list, made no
+// progress, or met errors.
+func (s *S3Source) passes(ctx context.Context, fn func(Outcome)) (passResult, error) {
+	for {
+		res, more, done, err := s.pass(ctx, fn)
+		if err != nil || res.errors > 0 || !more || done == 0 {
+			return res, err
+		}
+	}
+}
+
+// pass lists up to s3MaxPass pending objects and processes them. more says
+// the listing stopped early; done counts objects acknowledged.
+func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, more bool, done int, err error) {
+	pending, more, err := s.list(ctx)
+	if err != nil {
+		return res, false, 0, err
+	}
+	s.backlog(len(pending))
+	if len(pending) == 0 {
+		return res, false, 0, nil
+	}
+	s.log.Debug("s3 pass", "pending", len(pending), "more", more)
+	consecutive := 0
+	for i, obj := range pending {
+		if err := ctx.Err(); err != nil {
+			return res, more, done, err
+		}
+		out, found, err := s.process(ctx, obj)
+		if err != nil {
+			return res, more, done, err
+		}
+		s.backlog(len(pending) - i - 1)
+		if !found {
+			continue
+		}
+		if fn != nil {
+			fn(out)
+		}
+		if out.Status == Error {
+			res.errors++
+			if res.firstError == "" {
+				res.firstError = out.Reason
+			}
+			s.log.Warn("s3 object left pending", "key", obj.key, "reason_code", out.ReasonCode, "reason", out.Reason)
+			if consecutive++; consecutive >= maxErrorsPass {
+				res.untried = len(pending) - i - 1
+				return res, more, done, nil
+			}
+			continue
+		}
+		consecutive = 0
+		done++
+	}
+	return res, more, done, nil
+}
+
+func (s *S3Source) backlog(n int) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Backlog(n)
+	}
+}
+
+// list returns the pending objects under the prefix, in key order, at most
+// s3MaxPass of them; more says the listing stopped there. In mode move
+// everything listed outside the processed and invalid prefixes is pending;
+// in mode leave, what the inputs table does not hold as finished (one
+// lookup per page of up to 1,000 keys).
+func (s *S3Source) list(ctx context.Context) (pending []s3Object, more bool, err error) {
+	pg := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.cfg.Bucket),
+		Prefix: aws.String(s.cfg.Prefix),
+	})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			err = s.apiError("listing", s.cfg.Prefix, err)
+			s.setListed(err)
+			return nil, false, err
+		}
+		s.setListed(nil)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.Listed(len(page.Contents))
+		}
+		objs := make([]s3Object, 0, len(page.Contents))
+		for _, o := range page.Contents {
+			key, size := aws.ToString(o.Key), aws.ToInt64(o.Size)
+			if strings.HasPrefix(key, s.cfg.ProcessedPrefix) || strings.HasPrefix(key, s.cfg.InvalidPrefix) {
+				continue
+			}
+			if strings.HasSuffix(key, "/") && size == 0 {
+				continue // a "folder" made by a console
+			}
+			objs = append(objs, s3Object{key: key, etag: strings.Trim(aws.ToString(o.ETag), `"`), size: size})
+		}
+		if s.lookup != nil && len(objs) > 0 {
+			if objs, err = s.notDone(ctx, objs); err != nil {
+				return nil, false, err
+			}
+		}
+		pending = append(pending, objs...)
+		if len(pending) >= s3MaxPass {
+			return pending, true, nil
+		}
+	}
+	return pending, false, nil
+}
+
+// notDone drops the objects that the inputs table holds as finished.
+func (s *S3Source) notDone(ctx context.Context, objs []s3Object) ([]s3Object, error) {
+	names := make([]string, 0, len(objs))
+	for _, o := range objs {
+		n := s.inputName(o)
+		names = append(names, n)
+		// The pipeline logs a failure report's name with its addresses
+		// redacted: ask for that form too.
+		if r := s.redacted(n); r != n {
+			names = append(names, r)
+		}
+	}
+	st, err := s.lookup.InputStatuses(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("looking up finished objects: %w", err)
+	}
+	out := objs[:0]
+	for _, o := range objs {
+		n := s.inputName(o)
+		if st[n] == "" && st[s.redacted(n)] == "" {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (s *S3Source) redacted(name string) string {
+	if len(s.p.opt.Privacy.Key) == 0 || !strings.Contains(name, "@") {
+		return name
+	}
+	return failure.RedactAddresses(name, s.p.opt.Privacy.Key)
+}
+
+// inputName names an object in outcomes and the inputs table:
+// s3://bucket/key#etag. The ETag makes a rewritten object a new input.
+func (s *S3Source) inputName(o s3Object) string {
+	return "s3://" + s.cfg.Bucket + "/" + o.key + "#" + o.etag
+}
+
+// process hands one object to the pipeline and acknowledges it (mode move).
+// An object over MaxObjectBytes is not downloaded. found is false when the
+// object vanished or changed since it was listed (another reader took it, or
+// it was rewritten: the next pass sees the new one). err is an S3 failure
+// that ends the pass.
+func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, found bool, err error) {
+	name := s.inputName(obj)
+	if max := s.cfg.MaxObjectBytes; max > 0 && obj.size > max {
+		out = Outcome{Input: name, Kind: "none", Status: Invalid, Size: obj.size,
+			ReasonCode: string(parse.TooLarge), ReportIDs: []string{}, ReportKeys: []string{},
+			Reason: fmt.Sprintf("object of %d bytes is over the limit of %d bytes (max_object_bytes); not downloaded", obj.size, max)}
+		s.p.logInput(ctx, out)
+		found, err = s.acknowledge(ctx, obj, out, nil)
+		return out, found, err
+	}
+	get, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:  aws.String(s.cfg.Bucket),
+		Key:     aws.String(obj.key),
+		IfMatch: aws.String(`"` + obj.etag + `"`),
+	})
+	if err != nil {
+		if gone(err) {
+			s.log.Info("s3 object gone or changed since listed; skipped", "key", obj.key, "err", err)
+			return out, false, nil
+		}
+		return out, false, s.apiError("fetching", obj.key, err)
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Fetched()
+	}
+	out = s.p.Process(ctx, name, get.Body)
+	get.Body.Close()
+	found, err = s.acknowledge(ctx, obj, out, get)
+	return out, found, err
+}
+
+// acknowledge moves the object in mode move after a final outcome; in mode
+// leave the pipeline's row in the inputs table is the acknowledgement.
+func (s *S3Source) acknowledge(ctx context.Context, obj s3Object, out Outcome, get *s3.GetObjectOutput) (found bool, err error) {
+	var dest string
+	switch out.Status {
+	case Stored, Duplicate:
+		dest = s.cfg.ProcessedPrefix
+	case Invalid:
+		dest = s.cfg.InvalidPrefix
+	default:
+		return true, nil // stays pending
+	}
+	if s.cfg.Mode == S3ModeLeave {
+		s.log.Info("s3 object", "key", obj.key, "status", out.Status, "reports", out.Reports, "records", out.Records,
+			"reason_code", out.ReasonCode, "reason", out.Reason)
+		return true, nil
+	}
+	dst := dest + strings.TrimPrefix(obj.key, s.cfg.Prefix)
+	in := &s3.CopyObjectInput{
+		Bucket:            aws.String(s.cfg.Bucket),
+		Key:               aws.String(dst),
+		CopySource:        aws.String(copySource(s.cfg.Bucket, obj.key)),
+		CopySourceIfMatch: aws.String(`"` + obj.etag + `"`),
+	}
+	if out.Status == Invalid {
+		meta := map[string]string{}
+		if get != nil {
+			for k, v := range get.Metadata {
+				meta[k] = v
+			}
+			in.ContentType = get.ContentType
+		}
+		reason := out.Reason
+		if out.Kind == "failure" {
+			reason = s.redacted(reason)
+		}
+		meta[s3MetaReason] = metaValue(reason, s3MaxReasonMeta)
+		meta[s3MetaCode] = metaValue(out.ReasonCode, 64)
+		in.Metadata = meta
+		in.MetadataDirective = types.MetadataDirectiveReplace
+	}
+	if _, err := s.client.CopyObject(ctx, in); err != nil {
+		if gone(err) {
+			s.log.Info("s3 object gone or changed before its move; skipped", "key", obj.key, "err", err)
+			return false, nil
+		}
+		return false, s.apiError("copying to "+dst+" from", obj.key, err)
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.cfg.Bucket),
+		Key:    aws.String(obj.key),
+	}); err != nil && !gone(err) {
+		return false, s.apiError("deleting (after copying it to "+dst+")", obj.key, err)
+	}
+	s.log.Info("s3 object", "key", obj.key, "status", out.Status, "reports", out.Reports, "records", out.Records,
+		"reason_code", out.ReasonCode, "reason", out.Reason, "moved_to", dst)
+	return true, nil
+}
+
+// copySource is CopyObject's x-amz-copy-source: bucket/key, URL-encoded
+// segment by segment.
+func copySource(bucket, key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return bucket + "/" + strings.Join(segs, "/")
+}
+
+// metaValue makes s fit an HTTP header (printable ASCII, other bytes become
+// "?") of at most max bytes.
+func metaValue(s string, max int) string {
+	b := make([]byte, 0, min(len(s), max))
+	for i := 0; i < len(s) && len(b) < max; i++ {
+		c := s[i]
+		switch {
+		case c == '\t' || c == '\n' || c == '\r':
+			c = ' '
+		case c < 0x20 || c > 0x7e:
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// gone tells the errors that say an object vanished or changed since it was
+// listed: NoSuchKey, 404, 412 PreconditionFailed.
+func gone(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchKey", "NotFound", "PreconditionFailed":
+			return true
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound, http.StatusPreconditionFailed:
+			return !isNoSuchBucket(err)
+		}
+	}
+	return false
+}
+
+func isNoSuchBucket(err error) bool {
+	var nsb *types.NoSuchBucket
+	if errors.As(err, &nsb) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket"
+}
+
+// apiError words an S3 error so that its reader knows what to fix.
+func (s *S3Source) apiError(op, key string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	at := ""
+	if s.cfg.Endpoint != "" {
+		at = " at " + s.cfg.Endpoint
+	}
+	what := fmt.Sprintf("%s s3://%s/%s%s", op, s.cfg.Bucket, key, at)
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken",
+			"InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId", "AllAccessDisabled",
+			"XAdminUserNotFound": // versitygw: unknown access key
+			return fmt.Errorf("%s: %w: %s: %s (check the credentials of the AWS chain and the IAM policy; see docs/s3.md)",
+				what, ErrS3Credentials, ae.ErrorCode(), ae.ErrorMessage())
+		case "NoSuchBucket":
+			return fmt.Errorf("%s: bucket %q does not exist: %s", what, s.cfg.Bucket, ae.ErrorMessage())
+		}
+	}
+	if msg := err.Error(); strings.Contains(msg, "failed to retrieve credentials") ||
+		strings.Contains(msg, "failed to refresh cached credentials") {
+		return fmt.Errorf("%s: %w: the AWS chain found none (environment, shared config, web identity, instance role): %v",
+			what, ErrS3Credentials, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
