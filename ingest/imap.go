@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -75,6 +76,10 @@ type IMAPConfig struct {
 	// here (the pipeline's extract limit still applies).
 	MaxMessageBytes int64
 	PollInterval    time.Duration // when the server does not offer IDLE; default 1m
+	// Grace is how long Run lets the mail in hand commit and be moved after
+	// its context is done, before it closes the connection; default 8s.
+	// Mails not begun stay in the mailbox for the next start.
+	Grace time.Duration
 }
 
 // IMAPSource reads DMARC report mails from an IMAP mailbox (RFC 9051, RFC
@@ -97,6 +102,26 @@ type IMAPSource struct {
 	log     *slog.Logger
 	newMail chan struct{} // a unilateral EXISTS arrived
 	tokens  *oauthTokens  // when cfg.OAuth is set
+
+	mu    sync.Mutex
+	ready error // nil while Run has a working session
+}
+
+// errIMAPNotConnected is Ready's answer before the first session.
+var errIMAPNotConnected = errors.New("imap: not connected yet")
+
+// Ready returns nil while Run holds a logged-in session with the mailbox
+// selected, else why not (the last connection error).
+func (s *IMAPSource) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
+
+func (s *IMAPSource) setReady(err error) {
+	s.mu.Lock()
+	s.ready = err
+	s.mu.Unlock()
 }
 
 // NewIMAPSource returns a source reading cfg's mailbox into p.
@@ -116,17 +141,46 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultIMAPPollInterval
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultIMAPGrace
+	}
 	if cfg.Name == "" {
 		cfg.Name = cfg.Username + "@" + cfg.Address
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &IMAPSource{cfg: cfg, p: p, log: log.With("source", cfg.Name), newMail: make(chan struct{}, 1)}
+	s := &IMAPSource{cfg: cfg, p: p, log: log.With("source", cfg.Name), newMail: make(chan struct{}, 1),
+		ready: errIMAPNotConnected}
 	if cfg.OAuth != nil {
 		s.tokens = newOAuthTokens(*cfg.OAuth)
 	}
 	return s
+}
+
+// DefaultIMAPGrace is the default of IMAPConfig.Grace.
+const DefaultIMAPGrace = 8 * time.Second
+
+// graceContext returns a context that ends d after ctx does (or when cancel
+// is called): work in hand may finish, within a bound.
+func graceContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var t *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		t = time.AfterFunc(d, cancel)
+		mu.Unlock()
+	})
+	return work, func() {
+		stop()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
 
 // Timing of Run.
@@ -152,8 +206,10 @@ func (s *IMAPSource) Run(ctx context.Context) error {
 		start := time.Now()
 		err := s.session(ctx)
 		if ctx.Err() != nil {
+			s.setReady(errors.New("imap: source stopped"))
 			return nil
 		}
+		s.setReady(fmt.Errorf("imap: %w", err))
 		if errors.Is(err, ErrIMAPAuth) || errors.Is(err, errIMAPConfig) {
 			s.log.Error("imap source stopped: not retrying", "err", err)
 			return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
@@ -183,7 +239,7 @@ func (s *IMAPSource) Once(ctx context.Context, fn func(Outcome)) error {
 		return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
 	}
 	defer done()
-	res, err := s.pass(ctx, c, fn)
+	res, err := s.pass(ctx, ctx, c, fn)
 	if err != nil {
 		return fmt.Errorf("imap source %s: %w", s.cfg.Name, err)
 	}
@@ -211,12 +267,19 @@ type conn struct {
 
 // session runs one connection: a pass over the backlog, then waits for new
 // mail and passes again, until the connection fails or ctx is done.
+//
+// When ctx is done, the mail in hand may still commit and be moved within
+// Grace (the connection and the pipeline run on work, which ends Grace after
+// ctx); no new mail is begun.
 func (s *IMAPSource) session(ctx context.Context) error {
-	c, done, err := s.connect(ctx, false)
+	work, cancel := graceContext(ctx, s.cfg.Grace)
+	defer cancel()
+	c, done, err := s.connect(work, false)
 	if err != nil {
 		return err
 	}
 	defer done()
+	s.setReady(nil)
 	caps := c.Caps()
 	idle := caps.Has(imap.CapIdle)
 	s.log.Info("imap connected", "mailbox", s.cfg.Mailbox, "uidvalidity", c.uidValidity,
@@ -226,7 +289,7 @@ func (s *IMAPSource) session(ctx context.Context) error {
 	}
 	retry := backoff{min: retryMin, max: retryMax}
 	for {
-		res, err := s.pass(ctx, c, nil)
+		res, err := s.pass(ctx, work, c, nil)
 		if err != nil {
 			return err
 		}
@@ -561,8 +624,9 @@ type passResult struct {
 // pass processes every mail in the mailbox once, in UID order. It returns an
 // error when the connection or the server failed (mails not yet acknowledged
 // stay in the mailbox); mails whose Outcome is an error are counted, and
-// after maxErrorsPass of them in a row the pass ends early.
-func (s *IMAPSource) pass(ctx context.Context, c *conn, fn func(Outcome)) (res passResult, err error) {
+// after maxErrorsPass of them in a row the pass ends early. No mail is begun
+// once ctx is done; a mail begun is processed and moved under work.
+func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) (res passResult, err error) {
 	select { // this pass sees whatever EXISTS announced so far
 	case <-s.newMail:
 	default:
@@ -590,7 +654,7 @@ func (s *IMAPSource) pass(ctx context.Context, c *conn, fn func(Outcome)) (res p
 		if !ok {
 			continue // expunged meanwhile by someone else
 		}
-		out, found, err := s.process(ctx, c, uid, size)
+		out, found, err := s.process(work, c, uid, size)
 		if err != nil {
 			return res, err
 		}

@@ -125,13 +125,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: connecting to %v: %w", chopts.Addr, err)
 	}
 	s := &Store{
-		conn:      conn,
+		conn:      taggedConn{Conn: conn, prefix: queryIDPrefix(db)},
 		database:  db,
 		cluster:   opts.Cluster,
 		batchRows: opts.BatchRows,
 		log:       opts.Logger,
 	}
 	if err := s.Migrate(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := s.waitForOrphanedWrites(ctx); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -10,6 +10,7 @@
 //	dmarcd prune --older-than 400d   drop whole monthly partitions older than the cutoff
 //	dmarcd summary [--days 30]       per-domain summary: volume, pass rates, what enforcement would block
 //	dmarcd readiness [DOMAIN...]     is p=quarantine/reject, adkim=s/aspf=s safe? which sources to fix first
+//	dmarcd check DOMAIN...           DNS posture: DMARC, SPF lookups, DKIM keys of seen selectors, rua authorisation
 //	dmarcd serve [--check-config]    the daemon: IMAP, spool and S3 sources, /metrics /healthz /readyz; SIGHUP reloads
 //	dmarcd version
 package main
@@ -71,6 +72,7 @@ func commands() []command {
 		{"prune", "prune --older-than 400d", runPrune},
 		{"summary", "summary [--days N] [--json]", runSummary},
 		{"readiness", "readiness [--days N] [--json] [--senders FILE] [DOMAIN...]", runReadiness},
+		{"check", "check [--resolver HOST:PORT] [--timeout 3s] [--json] [--no-store] DOMAIN...", runCheck},
 		{"serve", "serve [--config FILE] [--check-config]", runServe},
 		{"version", "version", func(_ context.Context, e *env, _ []string) int {
 			fmt.Fprintln(e.stdout, "dmarcd", version)

@@ -67,7 +67,9 @@ func startServe(t *testing.T, bin, config, httpAddr string, env ...string) *daem
 	t.Helper()
 	d := &daemonProc{http: httpAddr, log: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(bin, "serve", "--config", config)
-	d.cmd.Env = append(append(os.Environ(), testPrivacyKey), env...)
+	// The config file names the ClickHouse: an inherited DMARCD_CLICKHOUSE_DSN
+	// (make test exports one for its shared server) would override it.
+	d.cmd.Env = append(append(environWithout("DMARCD_CLICKHOUSE_DSN"), testPrivacyKey), env...)
 	d.cmd.Stderr = d.log
 	d.cmd.Stdout = d.log
 	if err := d.cmd.Start(); err != nil {
@@ -117,13 +119,17 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 
 func (d *daemonProc) waitReady(t *testing.T, want int, timeout time.Duration) string {
 	t.Helper()
-	var body string
-	waitFor(t, fmt.Sprintf("/readyz %d", want), timeout, func() bool {
-		var code int
-		code, body = d.get("/readyz")
-		return code == want
-	})
-	return body
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := d.get("/readyz")
+		if code == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for /readyz %d; last answer %d %q", timeout, want, code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (d *daemonProc) stop(t *testing.T) time.Duration {
@@ -358,6 +364,9 @@ sources:
 	if out, err := exec.Command("bash", clickhouseScript(t), "stop", chDir).CombinedOutput(); err != nil {
 		t.Fatalf("stopping clickhouse: %v: %s", err, out)
 	}
+	// Its port is free now and another test's server may take it: point the
+	// relay at a closed port, so "down" stays down until the restart below.
+	relay.target("127.0.0.1:1")
 	body := d.waitReady(t, 503, 15*time.Second)
 	t.Logf("503 %v after stopping ClickHouse: %q", time.Since(start).Round(time.Millisecond), strings.TrimSpace(body))
 	if !strings.Contains(body, "clickhouse:") {
@@ -460,4 +469,21 @@ func (r *relay) serve(c net.Conn) {
 	defer s.Close()
 	go func() { io.Copy(s, c); s.Close() }()
 	io.Copy(c, s)
+}
+
+// environWithout returns the environment less the named variables.
+func environWithout(names ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		drop := false
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

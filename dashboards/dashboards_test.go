@@ -1,0 +1,551 @@
+package dashboards
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/gauges"
+	"github.com/dmarcd/dmarcd/internal/gen"
+	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/store"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type datasource struct{ Type, UID string }
+
+type target struct {
+	RefID      string     `json:"refId"`
+	Datasource datasource `json:"datasource"`
+	RawSQL     string     `json:"rawSql"`
+	Expr       string     `json:"expr"`
+	Format     *int       `json:"format"`
+	QueryType  string     `json:"queryType"`
+	EditorType string     `json:"editorType"`
+}
+
+type panel struct {
+	Title      string     `json:"title"`
+	Type       string     `json:"type"`
+	Datasource datasource `json:"datasource"`
+	Targets    []target   `json:"targets"`
+}
+
+type dashboard struct {
+	file       string
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []struct {
+			Name       string     `json:"name"`
+			Datasource datasource `json:"datasource"`
+			Query      any        `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []panel `json:"panels"`
+}
+
+func loadDashboards(t *testing.T) []dashboard {
+	t.Helper()
+	files, _ := filepath.Glob("grafana/*.json")
+	if len(files) == 0 {
+		t.Fatal("no dashboards in grafana/")
+	}
+	var l []dashboard
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dashboard
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if err := dec.Decode(&d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		d.file = filepath.Base(f)
+		l = append(l, d)
+	}
+	return l
+}
+
+const (
+	chType   = "grafana-clickhouse-datasource"
+	promType = "prometheus"
+)
+
+// The time range and domain the dashboard queries run with.
+var (
+	rangeFrom = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	rangeTo   = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+const testDomain = "example.com"
+
+var timeFilterRe = regexp.MustCompile(`\$__timeFilter\(\s*([^)]+?)\s*\)`)
+
+// expand replaces the macros of grafana-clickhouse-datasource v4
+// (pkg/macros: $__timeFilter(c) is "c >= toDateTime(FROM) AND c <=
+// toDateTime(TO)" in Unix seconds, $__fromTime and $__toTime are
+// toDateTime(...)) and the template variables Grafana substitutes before
+// the plugin sees the query.
+func expand(sql string, from, to time.Time, domain string) string {
+	f, tt := fmt.Sprintf("toDateTime(%d)", from.Unix()), fmt.Sprintf("toDateTime(%d)", to.Unix())
+	sql = timeFilterRe.ReplaceAllString(sql, "$1 >= "+f+" AND $1 <= "+tt)
+	sql = strings.NewReplacer("$__fromTime", f, "$__toTime", tt, "${domain}", domain, "$domain", domain).Replace(sql)
+	return sql
+}
+
+func TestExpandMatchesThePluginV4Macros(t *testing.T) {
+	got := expand("WHERE $__timeFilter(date_begin) AND d = '${domain}' AND x < $__toTime AND y >= $__fromTime", time.Unix(10, 0), time.Unix(20, 0), "a.example")
+	want := "WHERE date_begin >= toDateTime(10) AND date_begin <= toDateTime(20) AND d = 'a.example' AND x < toDateTime(20) AND y >= toDateTime(10)"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestDashboardsAreWellFormed checks what Grafana and plugin v4 need and
+// what ClickHouse 18.16 cannot run.
+func TestDashboardsAreWellFormed(t *testing.T) {
+	uids := map[string]bool{}
+	for _, d := range loadDashboards(t) {
+		if d.UID == "" || uids[d.UID] || d.Title == "" {
+			t.Errorf("%s: uid %q (must be set and unique), title %q", d.file, d.UID, d.Title)
+		}
+		uids[d.UID] = true
+		for _, p := range d.Panels {
+			if len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", d.file, p.Title)
+			}
+			for _, tg := range p.Targets {
+				switch tg.Datasource.Type {
+				case chType:
+					if tg.EditorType != "sql" || tg.RawSQL == "" || tg.Format == nil ||
+						(tg.QueryType != "table" && tg.QueryType != "timeseries") {
+						t.Errorf("%s: panel %q: not a plugin v4 SQL target: %+v", d.file, p.Title, tg)
+					}
+					if tg.QueryType == "timeseries" && !strings.Contains(tg.RawSQL, " AS time") {
+						t.Errorf("%s: panel %q: a time series query needs a time column", d.file, p.Title)
+					}
+					for _, bad := range []string{"toStartOfInterval", "$__timeInterval", "$__interval"} {
+						if strings.Contains(tg.RawSQL, bad) {
+							t.Errorf("%s: panel %q uses %s, which ClickHouse 18.16 lacks", d.file, p.Title, bad)
+						}
+					}
+				case promType:
+					if tg.Expr == "" {
+						t.Errorf("%s: panel %q: empty expr", d.file, p.Title)
+					}
+				default:
+					t.Errorf("%s: panel %q: data source type %q", d.file, p.Title, tg.Datasource.Type)
+				}
+			}
+		}
+	}
+}
+
+// want is what a panel's query must return on the seeded data: its columns
+// in order, and optionally a check of the rows.
+type want struct {
+	cols  []string
+	check func(t *testing.T, rows [][]any)
+}
+
+// seeded is what seedStore wrote.
+type seeded struct {
+	dsn            string
+	messages, pass uint64
+	reports        int
+}
+
+// seedStore ingests 7 generated days for example.com, and the corpus TLS and
+// failure reports of example.com, through the pipeline.
+func seedStore(t *testing.T) seeded {
+	t.Helper()
+	dsn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	files, err := gen.Generate(gen.Options{Domain: testDomain, Days: 7, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ingest.New(st, ingest.Options{Source: "file", Privacy: ingest.Privacy{Key: []byte("k")}})
+	process := func(name string, data []byte) {
+		o := p.Process(ctx, name, bytes.NewReader(data))
+		if o.Status != ingest.Stored && o.Status != ingest.Duplicate {
+			t.Fatalf("%s: %s %s", name, o.Status, o.Reason)
+		}
+	}
+	for _, f := range files {
+		process(f.Name, f.Data)
+	}
+	dir := testenv.CorpusDir(t)
+	for _, rel := range []string{
+		"isseis__tlsrpt-digest/smtp_tls/tlsrpt_failure.eml",
+		"domainaware__parsedmarc/forensic/dmarc_ruf_report_linkedin.eml",
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		process(rel, b)
+	}
+	tr := gen.Summarize(files)
+	s := seeded{dsn: dsn, messages: tr.Messages, reports: tr.Reports}
+	for _, d := range tr.PerDomain {
+		s.pass += d.DMARCPassRelaxed
+	}
+	return s
+}
+
+func num(v any) float64 {
+	rv := reflect.Indirect(reflect.ValueOf(v))
+	switch rv.Kind() {
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return float64(rv.Uint())
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(rv.Int())
+	case reflect.Float32, reflect.Float64:
+		return rv.Float()
+	}
+	return math.NaN()
+}
+
+func sumCol(rows [][]any, i int) float64 {
+	var s float64
+	for _, r := range rows {
+		s += num(r[i])
+	}
+	return s
+}
+
+// TestEveryDashboardQueryRunsOnSeededClickHouse runs every SQL query of
+// every dashboard, macros expanded as plugin v4 does, on the real schema
+// with generated data, and checks the columns and values returned.
+func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
+	s := seedStore(t)
+	msgs := float64(s.messages)
+	pass := float64(s.pass)
+	eq := func(col int, v float64) func(*testing.T, [][]any) {
+		return func(t *testing.T, rows [][]any) {
+			if got := sumCol(rows, col); math.Abs(got-v) > 1e-9*math.Max(1, v) {
+				t.Errorf("column %d sums to %v, want %v", col, got, v)
+			}
+		}
+	}
+	expect := map[string]want{
+		"overview.json/Messages":                                  {[]string{"messages"}, eq(0, msgs)},
+		"overview.json/DMARC pass rate":                           {[]string{"pass_rate"}, eq(0, pass/msgs)},
+		"overview.json/Failing DMARC (what p=reject would block)": {[]string{"failing"}, eq(0, msgs-pass)},
+		"overview.json/Policy in force": {[]string{"policy_domain", "p", "sp", "pct", "adkim", "aspf", "stated_by", "as_of"},
+			func(t *testing.T, rows [][]any) {
+				if len(rows) != 1 || fmt.Sprint(reflect.Indirect(reflect.ValueOf(rows[0][1]))) != "none" {
+					t.Errorf("policy rows %v, want one with p=none", rows)
+				}
+			}},
+		"overview.json/Messages per day": {[]string{"time", "pass", "fail"}, func(t *testing.T, rows [][]any) {
+			if len(rows) < 7 || sumCol(rows, 1)+sumCol(rows, 2) != msgs || sumCol(rows, 1) != pass {
+				t.Errorf("%d days, pass %v fail %v; want >= 7 days, %v and %v", len(rows), sumCol(rows, 1), sumCol(rows, 2), pass, msgs-pass)
+			}
+		}},
+		"overview.json/Reporters": {[]string{"reporter", "reports", "messages", "last_period_end"}, func(t *testing.T, rows [][]any) {
+			if sumCol(rows, 1) != float64(s.reports) || sumCol(rows, 2) != msgs {
+				t.Errorf("reporters: %v reports, %v messages; want %d, %v", sumCol(rows, 1), sumCol(rows, 2), s.reports, msgs)
+			}
+		}},
+		"overview.json/All domains": {[]string{"domain", "messages", "pass_rate", "failing"}, eq(1, msgs)},
+		"sources.json/Sources by IP and From domain": {[]string{"source_ip", "header_from", "header_from_org", "messages", "spf_pass",
+			"dkim_pass", "spf_aligned", "dkim_aligned", "dmarc_pass", "selectors", "reporters"}, func(t *testing.T, rows [][]any) {
+			if sumCol(rows, 8) != pass || len(rows) < 10 {
+				t.Errorf("%d sources, dmarc_pass %v; want many, %v", len(rows), sumCol(rows, 8), pass)
+			}
+		}},
+		"sources.json/DKIM signatures: domain, selector, result":       {[]string{"dkim_domain", "dkim_selector", "dkim_result", "messages", "source_ips"}, nil},
+		"sources.json/SPF: MAIL FROM domain and result":                {[]string{"spf_domain", "spf_scope", "spf_result", "messages", "source_ips"}, nil},
+		"sources.json/Alignment per day":                               {[]string{"time", "dkim_aligned", "spf_aligned", "dkim_aligned_strict", "spf_aligned_strict"}, nil},
+		"readiness.json/p=quarantine / p=reject would act on":          {[]string{"would_block"}, eq(0, msgs-pass)},
+		"readiness.json/Strict alignment (adkim=s, aspf=s) would fail": {[]string{"failing_if_strict"}, nil},
+		"readiness.json/Messages by readiness class": {[]string{"class", "messages", "source_ips"}, func(t *testing.T, rows [][]any) {
+			classes := map[string]float64{}
+			for _, r := range rows {
+				classes[fmt.Sprint(reflect.Indirect(reflect.ValueOf(r[0])))] = num(r[1])
+			}
+			if sumCol(rows, 1) != msgs || classes[store.ClassAligned] != pass || classes[store.ClassUnauthenticated] == 0 {
+				t.Errorf("classes %v; want a sum of %v, aligned %v, some unauthenticated", classes, msgs, pass)
+			}
+		}},
+		"readiness.json/Who would be blocked (not aligned), by sender": {[]string{"header_from", "class", "dkim_pass", "spf_pass", "messages", "source_ips", "pass_if_strict"}, nil},
+		"readiness.json/Failing messages per day":                      {[]string{"time", "failing", "failing_if_strict"}, eq(1, msgs-pass)},
+		"failure-tls.json/Failure reports per day":                     {[]string{"time", "reports"}, eq(1, 1)},
+		"failure-tls.json/Failure reports": {[]string{"arrival_date", "reporter", "source_ip", "original_from_domain", "original_mail_from_domain",
+			"auth_failure", "delivery_result", "dkim_domain", "dkim_selector", "original_subject"}, nil},
+		"failure-tls.json/TLS sessions per day": {[]string{"time", "successful", "failed"}, func(t *testing.T, rows [][]any) {
+			if sumCol(rows, 1) != 4523 || sumCol(rows, 2) != 2 { // MANIFEST: successful=4523 failed=2
+				t.Errorf("TLS sessions %v ok, %v failed; want 4523, 2", sumCol(rows, 1), sumCol(rows, 2))
+			}
+		}},
+		"failure-tls.json/TLS failures": {[]string{"result_type", "receiving_mx_hostname", "sending_mta_ip", "failed_sessions", "reporters", "last_seen"}, eq(3, 2)},
+	}
+
+	opt, err := clickhouse.ParseDSN(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	ran := map[string]bool{}
+	for _, d := range loadDashboards(t) {
+		for _, v := range d.Templating.List {
+			if v.Datasource.Type != chType {
+				continue
+			}
+			q, _ := v.Query.(string)
+			rows := runQuery(t, conn, d.file+" variable "+v.Name, expand(q, rangeFrom, rangeTo, testDomain))
+			if !slices.ContainsFunc(rows, func(r []any) bool { return fmt.Sprint(reflect.Indirect(reflect.ValueOf(r[0]))) == testDomain }) {
+				t.Errorf("%s: variable %s: %s not offered (%v)", d.file, v.Name, testDomain, rows)
+			}
+		}
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if tg.Datasource.Type != chType {
+					continue
+				}
+				key := d.file + "/" + p.Title
+				sql := expand(tg.RawSQL, rangeFrom, rangeTo, testDomain)
+				if strings.Contains(sql, "$") {
+					t.Errorf("%s: unexpanded macro or variable in %s", key, sql)
+					continue
+				}
+				w, ok := expect[key]
+				if !ok {
+					t.Errorf("%s: no expectation in this test: add one", key)
+					continue
+				}
+				ran[key] = true
+				t.Run(key, func(t *testing.T) {
+					rows, err := conn.Query(ctx, sql)
+					if err != nil {
+						t.Fatalf("%v\n%s", err, sql)
+					}
+					defer rows.Close()
+					if cols := rows.Columns(); !slices.Equal(cols, w.cols) {
+						t.Errorf("columns %q, want %q", cols, w.cols)
+					}
+					var all [][]any
+					for rows.Next() {
+						vals := make([]any, len(rows.ColumnTypes()))
+						for i, ct := range rows.ColumnTypes() {
+							vals[i] = reflect.New(ct.ScanType()).Interface()
+						}
+						if err := rows.Scan(vals...); err != nil {
+							t.Fatal(err)
+						}
+						all = append(all, vals)
+					}
+					if err := rows.Err(); err != nil {
+						t.Fatal(err)
+					}
+					if len(all) == 0 {
+						t.Fatalf("no rows on the seeded data\n%s", sql)
+					}
+					if tg.QueryType == "timeseries" && rows.ColumnTypes()[0].DatabaseTypeName() != "DateTime('UTC')" {
+						t.Errorf("time column is %s", rows.ColumnTypes()[0].DatabaseTypeName())
+					}
+					if w.check != nil {
+						w.check(t, all)
+					}
+				})
+			}
+		}
+	}
+	for k := range expect {
+		if !ran[k] {
+			t.Errorf("expectation %s matches no panel", k)
+		}
+	}
+}
+
+func runQuery(t *testing.T, conn clickhouse.Conn, what, sql string) [][]any {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, sql)
+	}
+	defer rows.Close()
+	var all [][]any
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, []any{v})
+	}
+	return all
+}
+
+// TestReadinessDashboardUsesTheReadinessRules checks that the readiness
+// dashboard classifies with the very SQL of `dmarcd readiness`.
+func TestReadinessDashboardUsesTheReadinessRules(t *testing.T) {
+	norm := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, d := range loadDashboards(t) {
+		if d.file != "readiness.json" {
+			continue
+		}
+		n := 0
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if strings.Contains(tg.RawSQL, "AS class") {
+					n++
+					if !strings.Contains(norm(tg.RawSQL), norm(store.ReadinessClass)) {
+						t.Errorf("panel %q: class expression differs from store.ReadinessClass", p.Title)
+					}
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatal("readiness.json: no panel classifies")
+		}
+		return
+	}
+	t.Fatal("readiness.json not found")
+}
+
+var metricRe = regexp.MustCompile(`\b(dmarcd?_[a-z_]+|up)\b\s*[{\[)]`)
+
+// metricNames returns the metric names a PromQL expression selects.
+func metricNames(expr string) []string {
+	var l []string
+	for _, m := range metricRe.FindAllStringSubmatch(expr, -1) {
+		l = append(l, m[1])
+	}
+	return l
+}
+
+var known struct {
+	once  sync.Once
+	names map[string]bool
+}
+
+// knownMetric says whether dmarcd exports name: the names declared in
+// internal/metrics, internal/daemon and internal/gauges (histograms with
+// their _bucket, _sum and _count), and Prometheus' own up.
+func knownMetric(t *testing.T, name string) bool {
+	known.once.Do(func() {
+		known.names = map[string]bool{"up": true}
+		for _, n := range gauges.MetricNames {
+			known.names[n] = true
+		}
+		root := testenv.ModuleRoot()
+		for _, dir := range []string{"internal/metrics", "internal/daemon"} {
+			files, _ := filepath.Glob(filepath.Join(root, dir, "*.go"))
+			for _, f := range files {
+				if strings.HasSuffix(f, "_test.go") {
+					continue
+				}
+				b, _ := os.ReadFile(f)
+				for _, m := range regexp.MustCompile(`"(dmarcd?_[a-z_]+)"`).FindAllStringSubmatch(string(b), -1) {
+					known.names[m[1]] = true
+					for _, s := range []string{"_bucket", "_sum", "_count"} {
+						known.names[m[1]+s] = true
+					}
+				}
+			}
+		}
+	})
+	return known.names[name]
+}
+
+// TestPrometheusPanelsUseExportedMetricsAndParse checks every Prometheus
+// expression of the dashboards: its metrics exist, and promtool parses it
+// (as a recording rule of a temporary rule file, Grafana's variables
+// replaced).
+func TestPrometheusPanelsUseExportedMetricsAndParse(t *testing.T) {
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	for _, d := range loadDashboards(t) {
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if tg.Datasource.Type != promType {
+					continue
+				}
+				names := metricNames(tg.Expr)
+				if len(names) == 0 {
+					t.Errorf("%s: panel %q: no metric in %s", d.file, p.Title, tg.Expr)
+				}
+				for _, n := range names {
+					if !knownMetric(t, n) {
+						t.Errorf("%s: panel %q: metric %s is not exported by dmarcd", d.file, p.Title, n)
+					}
+				}
+				e := strings.NewReplacer("$__rate_interval", "5m", "$instance", ".*").Replace(tg.Expr)
+				rules = append(rules, rule{Record: fmt.Sprintf("dashboard:expr_%d", len(rules)), Expr: e})
+			}
+		}
+	}
+	if len(rules) == 0 {
+		t.Fatal("no Prometheus panels")
+	}
+	b, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboards", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "exprs.yml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runPromtool(t, dir, "check", "rules", "exprs.yml")
+}
+
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+func loadRules(t *testing.T, path string) []alertRule {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []alertRule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var l []alertRule
+	for _, g := range f.Groups {
+		l = append(l, g.Rules...)
+	}
+	return l
+}

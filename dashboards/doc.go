@@ -1,0 +1,5 @@
+// Package dashboards holds no code: it is the home of dmarcd's Grafana
+// dashboards (grafana/), their provisioning files (provisioning/) and the
+// Prometheus alert rules (alerts/), and of the tests that run every dashboard
+// query on a real ClickHouse and every alert rule through promtool.
+package dashboards

@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// The gauge queries: what the dmarc_ gauges (internal/gauges) read, over one
+// report window [since, until) by date_begin (arrival_date for failure
+// reports). Each reads one table once and groups by policy domain; none uses
+// FINAL (the writer stores every row once). Dashboards use the same
+// expressions.
+
+// GaugeAggregateQuery sums the valid records of a window per policy domain:
+// messages, messages passing DMARC (aligned DKIM or SPF under the published
+// modes, recomputed by dmarcd), messages failing it (what p=quarantine or
+// p=reject with pct=100 would have acted on), and messages that would pass
+// under strict alignment (adkim=s and aspf=s).
+const GaugeAggregateQuery = `SELECT policy_domain,
+	sum(message_count) AS messages,
+	sumIf(message_count, dmarc_pass = 1) AS pass,
+	sumIf(message_count, dmarc_pass = 0) AS failing,
+	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS strict_pass
+FROM aggregate_records
+WHERE record_error = '' AND ` + readinessWindow + `
+GROUP BY policy_domain`
+
+// GaugeUnauthenticatedQuery counts, per policy domain, messages of the
+// readiness class "unauthenticated" (ReadinessClass: no pass of any kind,
+// not forwarded): likely spoofing. Parameters: since, until, twice (known
+// selectors, then records).
+var GaugeUnauthenticatedQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
+SELECT policy_domain, sumIf(message_count, ` + ReadinessClass + ` = 'unauthenticated') AS unauthenticated
+FROM aggregate_records
+WHERE record_error = '' AND dmarc_pass = 0 AND ` + readinessWindow + `
+GROUP BY policy_domain`
+
+// GaugeTLSRPTQuery sums failed and successful TLS sessions per policy domain
+// of the TLS reports (RFC 8460) that began in the window.
+const GaugeTLSRPTQuery = `SELECT policy_domain, sum(failed_sessions) AS failed, sum(successful_sessions) AS successful
+FROM tlsrpt_policies
+WHERE ` + readinessWindow + `
+GROUP BY policy_domain`
+
+// GaugeFailureQuery counts failure reports per policy domain whose
+// Arrival-Date falls in the window.
+const GaugeFailureQuery = `SELECT policy_domain, count() AS reports
+FROM failure_reports
+WHERE arrival_date >= toDateTime(?) AND arrival_date < toDateTime(?)
+GROUP BY policy_domain`
+
+// GaugeLastReportOrgQuery returns, per reporter organisation, the messages of
+// its aggregate reports that began since the parameter, and the end of the
+// latest period it reported on (never later than now).
+const GaugeLastReportOrgQuery = `SELECT org_name, sum(message_count) AS messages,
+	toUInt32(least(max(date_end), now())) AS last_end
+FROM aggregate_reports
+WHERE date_begin >= toDateTime(?)
+GROUP BY org_name
+ORDER BY messages DESC, org_name`
+
+// GaugeLastReportDomainQuery is GaugeLastReportOrgQuery per policy domain.
+const GaugeLastReportDomainQuery = `SELECT policy_domain, sum(message_count) AS messages,
+	toUInt32(least(max(date_end), now())) AS last_end
+FROM aggregate_reports
+WHERE date_begin >= toDateTime(?)
+GROUP BY policy_domain
+ORDER BY messages DESC, policy_domain`
+
+// DomainGauges is what one report window says about one policy domain.
+type DomainGauges struct {
+	Domain string
+	// Messages in valid aggregate records.
+	Messages uint64
+	// DMARCPass: messages with an aligned DKIM or SPF pass under the
+	// published adkim/aspf.
+	DMARCPass uint64
+	// Failing: messages failing DMARC, what p=quarantine or p=reject
+	// (pct=100) would have acted on (local overrides aside).
+	Failing uint64
+	// StrictPass: messages that would pass with adkim=s and aspf=s.
+	StrictPass uint64
+	// Unauthenticated: messages of readiness class "unauthenticated".
+	Unauthenticated uint64
+	// TLS-RPT sessions of reports that began in the window.
+	TLSFailedSessions, TLSSuccessfulSessions uint64
+	// FailureReports: failure reports that arrived in the window.
+	FailureReports uint64
+}
+
+// GaugeDomains runs the gauge queries over the window [since, until) and
+// returns one DomainGauges per policy domain seen in any of them, sorted by
+// domain.
+func (s *Store) GaugeDomains(ctx context.Context, since, until time.Time) ([]DomainGauges, error) {
+	a, b := unixSeconds(since), unixSeconds(until)
+	m := map[string]*DomainGauges{}
+	get := func(d string) *DomainGauges {
+		g := m[d]
+		if g == nil {
+			g = &DomainGauges{Domain: d}
+			m[d] = g
+		}
+		return g
+	}
+	type query struct {
+		name, sql string
+		args      []any
+		scan      func(scan func(...any) error) error
+	}
+	queries := []query{
+		{"aggregate", GaugeAggregateQuery, []any{a, b}, func(scan func(...any) error) error {
+			var d string
+			var msgs, pass, fail, strict uint64
+			if err := scan(&d, &msgs, &pass, &fail, &strict); err != nil {
+				return err
+			}
+			g := get(d)
+			g.Messages, g.DMARCPass, g.Failing, g.StrictPass = msgs, pass, fail, strict
+			return nil
+		}},
+		{"unauthenticated", GaugeUnauthenticatedQuery, []any{a, b, a, b}, func(scan func(...any) error) error {
+			var d string
+			var n uint64
+			if err := scan(&d, &n); err != nil {
+				return err
+			}
+			get(d).Unauthenticated = n
+			return nil
+		}},
+		{"tlsrpt", GaugeTLSRPTQuery, []any{a, b}, func(scan func(...any) error) error {
+			var d string
+			var failed, ok uint64
+			if err := scan(&d, &failed, &ok); err != nil {
+				return err
+			}
+			g := get(d)
+			g.TLSFailedSessions, g.TLSSuccessfulSessions = failed, ok
+			return nil
+		}},
+		{"failure reports", GaugeFailureQuery, []any{a, b}, func(scan func(...any) error) error {
+			var d string
+			var n uint64
+			if err := scan(&d, &n); err != nil {
+				return err
+			}
+			get(d).FailureReports = n
+			return nil
+		}},
+	}
+	for _, q := range queries {
+		if err := s.eachRow(ctx, q.sql, q.args, q.scan); err != nil {
+			return nil, fmt.Errorf("store: gauges: %s: %w", q.name, err)
+		}
+	}
+	l := make([]DomainGauges, 0, len(m))
+	for _, g := range m {
+		l = append(l, *g)
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].Domain < l[j].Domain })
+	return l, nil
+}
+
+// LastReport is the latest aggregate report of a reporter organisation or a
+// policy domain.
+type LastReport struct {
+	Name     string    // org_name or policy_domain
+	Messages uint64    // messages of its reports since the query's start
+	End      time.Time // date_end of its latest report, at most now
+}
+
+// LastReportsByOrg returns, per reporter organisation with aggregate reports
+// that began at or after since, its messages and the end of its latest
+// report, by messages descending.
+func (s *Store) LastReportsByOrg(ctx context.Context, since time.Time) ([]LastReport, error) {
+	return s.lastReports(ctx, "by org", GaugeLastReportOrgQuery, since)
+}
+
+// LastReportsByDomain is LastReportsByOrg per policy domain.
+func (s *Store) LastReportsByDomain(ctx context.Context, since time.Time) ([]LastReport, error) {
+	return s.lastReports(ctx, "by domain", GaugeLastReportDomainQuery, since)
+}
+
+func (s *Store) lastReports(ctx context.Context, what, sql string, since time.Time) ([]LastReport, error) {
+	var l []LastReport
+	err := s.eachRow(ctx, sql, []any{unixSeconds(since)}, func(scan func(...any) error) error {
+		var r LastReport
+		var end uint32
+		if err := scan(&r.Name, &r.Messages, &end); err != nil {
+			return err
+		}
+		r.End = time.Unix(int64(end), 0).UTC()
+		l = append(l, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: last reports %s: %w", what, err)
+	}
+	return l, nil
+}
+
+// Ping checks that ClickHouse answers.
+func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
+
+// eachRow runs sql and calls fn with each row's Scan.
+func (s *Store) eachRow(ctx context.Context, sql string, args []any, fn func(scan func(...any) error) error) error {
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
