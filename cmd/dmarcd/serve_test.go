@@ -307,7 +307,8 @@ sources:
 	for _, want := range []string{`dmarcd_inputs_total{kind="aggregate",reason_code="",source="spool:drop",status="stored"}`,
 		`dmarcd_inputs_total{kind="aggregate",reason_code="",source="imap:mailbox",status="stored"}`,
 		`dmarcd_source_up{source="imap:mailbox"} 1`, `dmarcd_source_up{source="spool:drop"} 1`,
-		`dmarcd_source_errors_total{source="spool:drop"} 0`} {
+		`dmarcd_source_errors_total{source="spool:drop"} 0`, "dmarcd_clickhouse_up 1",
+		"dmarc_gauges_last_update_timestamp_seconds "} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -31,6 +31,7 @@ type Config struct {
 	Limits       Limits     `yaml:"limits"`
 	Retention    Duration   `yaml:"retention"` // 0 = keep forever
 	Privacy      Privacy    `yaml:"privacy"`
+	Gauges       Gauges     `yaml:"gauges"`
 	Log          Log        `yaml:"log"`
 	// The daemon (dmarcd serve).
 	HTTP    HTTP     `yaml:"http"`
@@ -51,6 +52,13 @@ const DefaultListen = "127.0.0.1:9797"
 
 // DefaultShutdownGrace is the default of shutdown_grace.
 const DefaultShutdownGrace = 8 * time.Second
+
+// Gauges configures the report-time gauges the daemon computes from
+// ClickHouse (dmarc_messages, dmarc_pass_ratio, ...).
+type Gauges struct {
+	Interval Duration `yaml:"interval"` // how often; default 5m
+	LagDays  int      `yaml:"lag_days"` // windows end at the UTC midnight this many days back; default 2
+}
 
 // Privacy is what of a failure report reaches the store.
 type Privacy struct {
@@ -90,6 +98,7 @@ type Log struct {
 func Default() Config {
 	return Config{
 		ClickHouse: ClickHouse{DSN: DefaultDSN, BatchRows: 5000},
+		Gauges:     Gauges{Interval: Duration(5 * time.Minute), LagDays: 2},
 		Limits: Limits{
 			MaxMessageBytes: 64 << 20,
 			MaxMemberBytes:  1 << 30,
@@ -163,6 +172,12 @@ func (c Config) Validate() error {
 		if kv.v <= 0 {
 			ps.add(kv.key, "must be positive, got %d", kv.v)
 		}
+	}
+	if c.Gauges.Interval <= 0 {
+		return fmt.Errorf("config gauges.interval: must be positive")
+	}
+	if c.Gauges.LagDays < 0 {
+		return fmt.Errorf("config gauges.lag_days: must not be negative")
 	}
 	if c.Retention < 0 {
 		ps.add("retention", "must not be negative")

@@ -7,6 +7,7 @@
 package daemon
 
 import (
+	"github.com/dmarcd/dmarcd/internal/gauges"
 	"context"
 	"errors"
 	"fmt"
@@ -162,6 +163,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 		d.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
+	}
+	// Report-time gauges: computed from ClickHouse over complete report
+	// windows, registered once (a reload does not change them).
+	g := gauges.New(d.store, time.Duration(cfg.Gauges.Interval), cfg.Gauges.LagDays, d.log)
+	if err := d.metrics.Registry.Register(g); err != nil {
+		d.log.Warn("gauges not registered", "err", err)
+	} else {
+		go g.Run(srcCtx)
 	}
 	err := d.startSources(cfg)
 	d.reloadMu.Unlock()

@@ -168,3 +168,29 @@ func (p *pinger) close() {
 		p.err = fmt.Errorf("closed")
 	}
 }
+
+// GaugeDomains, LastReportsByOrg and LastReportsByDomain make lazyStore a
+// gauges.Querier.
+func (l *lazyStore) GaugeDomains(ctx context.Context, since, until time.Time) ([]store.DomainGauges, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.GaugeDomains(ctx, since, until)
+}
+
+func (l *lazyStore) LastReportsByOrg(ctx context.Context, since time.Time) ([]store.LastReport, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.LastReportsByOrg(ctx, since)
+}
+
+func (l *lazyStore) LastReportsByDomain(ctx context.Context, since time.Time) ([]store.LastReport, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.LastReportsByDomain(ctx, since)
+}

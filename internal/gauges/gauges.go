@@ -60,7 +60,7 @@ var Windows = []Window{{"1d", 1}, {"7d", 7}, {"30d", 30}}
 // Gauges computes the dmarc_ gauges from a Store. It is safe for concurrent
 // use.
 type Gauges struct {
-	st       *store.Store
+	st       Querier
 	interval time.Duration
 	lag      int
 	log      *slog.Logger
@@ -83,10 +83,18 @@ type snapshot struct {
 	errors     uint64
 }
 
+// Querier is what Gauges reads: *store.Store, or the daemon's store that
+// opens on first use.
+type Querier interface {
+	GaugeDomains(ctx context.Context, since, until time.Time) ([]store.DomainGauges, error)
+	LastReportsByOrg(ctx context.Context, since time.Time) ([]store.LastReport, error)
+	LastReportsByDomain(ctx context.Context, since time.Time) ([]store.LastReport, error)
+}
+
 // New returns Gauges reading st every interval (DefaultInterval if zero)
 // over windows ending lag days before today's UTC midnight (DefaultLag if
 // negative; 0 means windows end at today's midnight). log may be nil.
-func New(st *store.Store, interval time.Duration, lag int, log *slog.Logger) *Gauges {
+func New(st Querier, interval time.Duration, lag int, log *slog.Logger) *Gauges {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
