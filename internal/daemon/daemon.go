@@ -7,10 +7,10 @@
 package daemon
 
 import (
-	"github.com/dmarcd/dmarcd/internal/gauges"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dmarcd/dmarcd/internal/gauges"
 	"log/slog"
 	"math/rand/v2"
 	"net"
