@@ -276,21 +276,53 @@ func (s *Store) newStagingWriter(ctx context.Context, table string) *stagingWrit
 	return w
 }
 
+// run keeps one INSERT open on the staging table and sends each buffer as
+// one more block of it (Batch.Flush): the server squashes the blocks of an
+// INSERT into large parts (min_insert_block_size_rows), which is much less
+// work for it than a part per block, while this process holds only the
+// buffers in flight. Atomicity comes from the staging table, not from the
+// INSERT.
 func (w *stagingWriter) run() {
 	defer w.wg.Done()
+	var b driver.Batch
+	rows := 0
+	fail := func(err error) {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+		w.cancel()
+	}
 	for cols := range w.work {
 		if w.failed() == nil {
-			if err := w.s.sendRecords(w.ctx, w.table, cols); err != nil {
-				w.mu.Lock()
-				if w.err == nil {
-					w.err = err
-				}
-				w.mu.Unlock()
-				w.cancel()
+			var err error
+			if b == nil {
+				b, err = w.s.conn.PrepareBatch(w.ctx, "INSERT INTO "+w.table+" ("+recordColumnList+")")
 			}
+			if err == nil {
+				err = appendColumns(b, cols.columns())
+			}
+			if err == nil {
+				err = b.Flush()
+			}
+			if err != nil {
+				fail(fmt.Errorf("inserting records into %s: %w", w.table, err))
+			}
+			rows += cols.len()
 		}
 		cols.reset()
 		w.free <- cols
+	}
+	if b == nil {
+		return
+	}
+	if w.failed() != nil {
+		b.Abort()
+		return
+	}
+	if err := b.Send(); err != nil {
+		fail(fmt.Errorf("inserting %d records into %s: %w", rows, w.table, err))
 	}
 }
 

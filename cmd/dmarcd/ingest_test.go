@@ -296,3 +296,52 @@ func TestIngestFailureAndTLSReportsCountedInMetrics(t *testing.T) {
 		t.Errorf("%d failure reports and %d TLS reports stored", failures, tlsReports)
 	}
 }
+
+// TestIngestLargeReportSurvivesKill9 kills `dmarcd ingest` while it streams
+// a 200,000-record report through a staging table (blocks of 5000), reruns
+// it, and finds every record exactly once: a staging table is attached in
+// one step or not at all, and a dead process's last writes are waited for.
+func TestIngestLargeReportSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 150 MB report")
+	}
+	bin := buildDmarcd(t)
+	dsn := testenv.ClickHouse(t)
+	path := filepath.Join(t.TempDir(), "large.xml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200_000
+	if err := gen.WriteLargeReport(f, n, 5); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := 0; i < 5; i++ {
+		cmd := exec.Command(bin, "ingest", path)
+		cmd.Env = append(os.Environ(), "DMARCD_CLICKHOUSE_DSN="+dsn, "DMARCD_CLICKHOUSE_BATCH_ROWS=5000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(100+rng.Intn(900)) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	outs, code := runJSON(t, bin, dsn, path)
+	if code != 0 || len(outs) != 1 || outs[0].Records != n {
+		t.Fatalf("final run: exit %d, %+v", code, outs)
+	}
+	c := conn(t, dsn)
+	reports, records, _ := counts(t, c)
+	if reports != 1 || records != n {
+		t.Fatalf("after kills and a rerun: %d reports, %d records; want 1 and %d", reports, records, n)
+	}
+	var staging uint64
+	if err := c.QueryRow(context.Background(), "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'aggregate_records_staging_%'").Scan(&staging); err != nil {
+		t.Fatal(err)
+	}
+	if staging != 0 {
+		t.Errorf("%d staging tables left behind", staging)
+	}
+}
