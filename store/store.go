@@ -39,9 +39,8 @@ type Options struct {
 	Cluster string
 	// BatchRows is the most records sent in one INSERT (default 5000, at
 	// most MaxBatchRows). A large report holds three buffers of BatchRows
-	// records (one filling, two sending): about 5 KB a record with the
-	// driver's copies, so 5000 keeps a 1,000,000-record ingest near 80 MB
-	// RSS. A report with at most BatchRows records is written in one INSERT; a
+	// records (one filling, two sending), with the driver's copies: 5000
+	// keeps a 1,000,000-record ingest near 75 MB RSS. A report with at most BatchRows records is written in one INSERT; a
 	// larger one goes through a staging table (see WriteAggregate).
 	BatchRows int
 }
