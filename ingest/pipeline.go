@@ -53,6 +53,36 @@ type Observer interface {
 	FailureStored(r *failure.Report)
 	// TLSRPTStored is called for each TLS report stored now (not for a duplicate).
 	TLSRPTStored(r *tlsrpt.Report)
+	// Stage is called once per report found with the time spent parsing it
+	// ("parse": decompression and parsing, which stream together) and
+	// storing it ("store": the store's checks and writes).
+	Stage(kind, stage string, took time.Duration)
+}
+
+// stageClock splits a report's time between parsing and storing: the
+// aggregate parser runs inside the store's write (records stream), so the
+// time spent in the decoder is summed and subtracted.
+type stageClock struct {
+	start time.Time
+	parse time.Duration
+}
+
+func newStageClock() *stageClock { return &stageClock{start: time.Now()} }
+
+// timeParse runs f and counts its time as parsing.
+func (c *stageClock) timeParse(f func()) {
+	t := time.Now()
+	f()
+	c.parse += time.Since(t)
+}
+
+func (p *Pipeline) observeStages(kind string, c *stageClock) {
+	if p.opt.Observer == nil {
+		return
+	}
+	total := time.Since(c.start)
+	p.opt.Observer.Stage(kind, "parse", c.parse)
+	p.opt.Observer.Stage(kind, "store", max(0, total-c.parse))
 }
 
 // Options configure a Pipeline.
@@ -233,8 +263,11 @@ func prefix(where string) string {
 
 func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadResult {
 	res := payloadResult{kind: "aggregate"}
+	clock := newStageClock()
 	dec := aggregate.NewDecoder(pl.R, p.opt.Aggregate)
-	hdr, err := dec.Header()
+	var hdr *aggregate.Header
+	var err error
+	clock.timeParse(func() { hdr, err = dec.Header() })
 	if err != nil {
 		return invalid(res, err)
 	}
@@ -249,7 +282,9 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadRe
 	var parseErr error
 	var dkim, spf []align.Auth
 	next := func() (*store.Row, error) {
-		rec, err := dec.Next()
+		var rec *aggregate.Record
+		var err error
+		clock.timeParse(func() { rec, err = dec.Next() })
 		if err != nil {
 			if err != io.EOF {
 				parseErr = err
@@ -271,6 +306,7 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadRe
 	}
 	meta := store.InputMeta{Source: p.opt.Source, InputName: pl.Filename}
 	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
+	p.observeStages("aggregate", clock)
 	if parseErr != nil {
 		return invalid(res, fmt.Errorf("report %s: %w", hdr.ReportID, parseErr))
 	}
@@ -279,7 +315,12 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadRe
 
 func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResult {
 	res := payloadResult{kind: "failure"}
-	r, err := failure.Parse(pl.R, failure.Options{MaxBytes: p.opt.Extract.MaxMessageBytes, KeepBody: p.opt.Privacy.KeepBodies})
+	clock := newStageClock()
+	var r *failure.Report
+	var err error
+	clock.timeParse(func() {
+		r, err = failure.Parse(pl.R, failure.Options{MaxBytes: p.opt.Extract.MaxMessageBytes, KeepBody: p.opt.Privacy.KeepBodies})
+	})
 	if err != nil {
 		return invalidCode(res, err, parse.MIMESyntax)
 	}
@@ -298,6 +339,7 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResu
 	// The attachment's file name may carry an address too.
 	name := failure.RedactAddresses(pl.Filename, p.opt.Privacy.Key)
 	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: name})
+	p.observeStages("failure", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.FailureStored(r)
 	}
@@ -306,7 +348,10 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResu
 
 func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload) payloadResult {
 	res := payloadResult{kind: "tlsrpt"}
-	r, err := tlsrpt.Parse(pl.R, p.opt.Extract.MaxMemberBytes)
+	clock := newStageClock()
+	var r *tlsrpt.Report
+	var err error
+	clock.timeParse(func() { r, err = tlsrpt.Parse(pl.R, p.opt.Extract.MaxMemberBytes) })
 	if err != nil {
 		return invalidCode(res, err, parse.JSONSyntax)
 	}
@@ -323,6 +368,7 @@ func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload) payloadResul
 		}
 	}
 	wr, err := p.store.WriteTLSRPT(ctx, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename})
+	p.observeStages("tlsrpt", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.TLSRPTStored(r)
 	}

@@ -278,6 +278,8 @@ func TestIngestFailureAndTLSReportsCountedInMetrics(t *testing.T) {
 		`dmarc_tlsrpt_successful_sessions_total{policy_domain="`,
 		`dmarcd_inputs_total{kind="failure",reason_code="",source="file",status="stored"}`,
 		`dmarcd_build_info{`,
+		`dmarcd_stage_duration_seconds_count{kind="failure",stage="parse"}`,
+		`dmarcd_stage_duration_seconds_count{kind="tlsrpt",stage="store"}`,
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("metrics lack %s", want)

@@ -33,6 +33,7 @@ type Metrics struct {
 
 	inputs       *prometheus.CounterVec
 	inputSeconds *prometheus.HistogramVec
+	stageSeconds *prometheus.HistogramVec
 	reports      *prometheus.CounterVec
 	records      *prometheus.CounterVec
 	messages     *prometheus.CounterVec
@@ -65,6 +66,11 @@ func New(version string, ownedDomains []string) *Metrics {
 		Help:    "Time to extract, parse and store one input, by source and kind.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
 	}, []string{"source", "kind"})
+	m.stageSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "dmarcd_stage_duration_seconds",
+		Help:    "Time per report in each stage: parse (decompression and parsing, streamed) and store (ClickHouse checks and writes), by report kind.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+	}, []string{"kind", "stage"})
 	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dmarcd_reports_total",
 		Help: "Reports found in inputs, by source, kind and status (stored or duplicate).",
@@ -99,7 +105,7 @@ func New(version string, ownedDomains []string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.reports, m.records, m.messages, m.lastSuccess,
+	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.stageSeconds, m.reports, m.records, m.messages, m.lastSuccess,
 		m.failures, m.tlsFailed, m.tlsOK, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -127,6 +133,11 @@ func (m *Metrics) Input(source string, o ingest.Outcome, took time.Duration) {
 			m.messages.WithLabelValues(source, o.Kind).Add(float64(o.Messages))
 		}
 	}
+}
+
+// Stage implements ingest.Observer.
+func (m *Metrics) Stage(kind, stage string, took time.Duration) {
+	m.stageSeconds.WithLabelValues(kind, stage).Observe(took.Seconds())
 }
 
 // FailureStored implements ingest.Observer.
