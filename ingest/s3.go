@@ -76,6 +76,18 @@ type S3Observer interface {
 	Backlog(n int) // n objects are pending (at least: a pass stops counting at 10,000)
 }
 
+// S3ErrorObserver is an S3Observer that is also told of failed passes: a
+// listing, download or move that met an S3 error (endpoint unreachable,
+// credentials rejected, bucket missing). Run retries those with backoff and
+// does not return them, so this is where they can be counted. Objects left
+// pending because the store failed are not passes that failed: the pipeline
+// Observer sees them as inputs with status error. The S3Source calls Error
+// when its Observer implements this interface.
+type S3ErrorObserver interface {
+	S3Observer
+	Error()
+}
+
 // S3Config configures an S3Source. Zero values take the defaults above.
 type S3Config struct {
 	Name      string `yaml:"name"`
@@ -384,6 +396,11 @@ type s3Object struct {
 func (s *S3Source) passes(ctx context.Context, fn func(Outcome)) (passResult, error) {
 	for {
 		res, more, done, err := s.pass(ctx, fn)
+		if err != nil && ctx.Err() == nil {
+			if o, ok := s.cfg.Observer.(S3ErrorObserver); ok {
+				o.Error()
+			}
+		}
 		if err != nil || res.errors > 0 || !more || done == 0 {
 			return res, err
 		}

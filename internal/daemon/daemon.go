@@ -283,7 +283,7 @@ func (d *Daemon) startSources(cfg config.Config) error {
 		}
 		p := d.pipeline(cfg, label, key)
 		r := &running{cfg: sc, done: make(chan struct{})}
-		src, err := buildSource(sc, p, d.log, func() { d.errs.WithLabelValues(label).Inc() })
+		src, err := d.newSource(cfg, sc, p, func() { d.errs.WithLabelValues(label).Inc() })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("source %s: %w", label, err))
 			continue

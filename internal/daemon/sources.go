@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -11,9 +12,36 @@ import (
 	"github.com/dmarcd/dmarcd/internal/config"
 )
 
+// newSource builds the source of sc for cfg: buildSource with what the
+// daemon adds to an s3 source, its object size limit
+// (limits.max_message_bytes: a larger object is set aside unread) and its
+// metrics (dmarcd_s3_*{source="s3:NAME"}).
+func (d *Daemon) newSource(cfg config.Config, sc config.Source, p *ingest.Pipeline, onConnErr func()) (Source, error) {
+	var ex s3Extras
+	if sc.Type == config.SourceS3 {
+		m, err := d.metrics.S3()
+		if err != nil {
+			return nil, err
+		}
+		ex = s3Extras{maxObjectBytes: int64(cfg.Limits.MaxMessageBytes), observer: m.Observer(sc.Label())}
+	}
+	return buildSourceWith(sc, p, d.log, onConnErr, ex)
+}
+
+// s3Extras are the settings of an s3 source that come from outside its
+// configuration entry.
+type s3Extras struct {
+	maxObjectBytes int64
+	observer       ingest.S3Observer
+}
+
 // buildSource makes the source of one configuration entry. With a nil
 // pipeline (Check) it only tells whether this build can make it.
 func buildSource(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnErr func()) (Source, error) {
+	return buildSourceWith(sc, p, log, onConnErr, s3Extras{})
+}
+
+func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnErr func(), ex s3Extras) (Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -37,19 +65,26 @@ func buildSource(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnE
 		src, err := ingest.NewS3Source(ingest.S3Config{Name: label, Bucket: sc.Bucket, Prefix: sc.Prefix,
 			Region: sc.Region, Endpoint: sc.Endpoint, PathStyle: sc.PathStyle, Mode: sc.Mode,
 			ProcessedPrefix: sc.ProcessedPrefix, InvalidPrefix: sc.InvalidPrefix,
-			PollInterval: time.Duration(sc.PollInterval)}, p, log)
+			PollInterval: time.Duration(sc.PollInterval), MaxObjectBytes: ex.maxObjectBytes,
+			Observer: ex.observer}, p, log)
 		if err != nil {
 			return nil, err
 		}
-		return &s3Source{S3Source: src, name: label}, nil
+		return &s3Source{S3Source: src, name: label, hook: src.WebhookHandler()}, nil
 	}
 	return nil, fmt.Errorf("source type %q is not available in this build", sc.Type)
 }
 
+// s3Source is an S3Source with a name. Its readiness is the S3Source's own
+// (Ready: the last listing succeeded); its WebhookHandler is served at
+// /hooks/s3/NAME while it runs (see Daemon.Handler).
 type s3Source struct {
 	*ingest.S3Source
 	name string
+	hook http.Handler
 }
+
+var _ Readier = (*s3Source)(nil)
 
 func (s *s3Source) Name() string { return s.name }
 
