@@ -76,6 +76,9 @@ type IMAPConfig struct {
 	// here (the pipeline's extract limit still applies).
 	MaxMessageBytes int64
 	PollInterval    time.Duration // when the server does not offer IDLE; default 1m
+	// Backlog, when set, is told how many mails wait in the mailbox: at each
+	// pass and after each mail (for the dmarcd_imap_backlog_messages gauge).
+	Backlog func(n int)
 	// Grace is how long Run lets the mail in hand commit and be moved after
 	// its context is done, before it closes the connection; default 8s.
 	// Mails not begun stay in the mailbox for the next start.
@@ -636,6 +639,12 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		return res, fmt.Errorf("UID SEARCH: %w", err)
 	}
 	uids := sd.AllUIDs()
+	backlog := func(n int) {
+		if s.cfg.Backlog != nil {
+			s.cfg.Backlog(n)
+		}
+	}
+	backlog(len(uids))
 	if len(uids) == 0 {
 		return res, nil
 	}
@@ -658,6 +667,7 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		if err != nil {
 			return res, err
 		}
+		backlog(len(uids) - i - 1)
 		if !found {
 			continue
 		}

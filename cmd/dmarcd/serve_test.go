@@ -306,7 +306,7 @@ sources:
 	_, metrics := d.get("/metrics")
 	for _, want := range []string{`dmarcd_inputs_total{kind="aggregate",reason_code="",source="spool:drop",status="stored"}`,
 		`dmarcd_inputs_total{kind="aggregate",reason_code="",source="imap:mailbox",status="stored"}`,
-		`dmarcd_source_up{source="imap:mailbox"} 1`, `dmarcd_source_up{source="spool:drop"} 1`,
+		`dmarcd_source_up{source="imap:mailbox"} 1`, `dmarcd_imap_backlog_messages{source="imap:mailbox"} 0`, `dmarcd_source_up{source="spool:drop"} 1`,
 		`dmarcd_source_errors_total{source="spool:drop"} 0`, "dmarcd_clickhouse_up 1",
 		"dmarc_gauges_last_update_timestamp_seconds "} {
 		if !strings.Contains(metrics, want) {

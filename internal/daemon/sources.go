@@ -18,6 +18,10 @@ import (
 // metrics (dmarcd_s3_*{source="s3:NAME"}).
 func (d *Daemon) newSource(cfg config.Config, sc config.Source, p *ingest.Pipeline, onConnErr func()) (Source, error) {
 	var ex s3Extras
+	if sc.Type == config.SourceIMAP {
+		ex.imapBacklog = d.metrics.IMAPBacklog(sc.Label())
+		ex.maxObjectBytes = int64(cfg.Limits.MaxMessageBytes) // not downloaded when larger (RFC822.SIZE)
+	}
 	if sc.Type == config.SourceS3 {
 		m, err := d.metrics.S3()
 		if err != nil {
@@ -33,6 +37,7 @@ func (d *Daemon) newSource(cfg config.Config, sc config.Source, p *ingest.Pipeli
 type s3Extras struct {
 	maxObjectBytes int64
 	observer       ingest.S3Observer
+	imapBacklog    func(int) // an imap source's backlog gauge
 }
 
 // buildSource makes the source of one configuration entry. With a nil
@@ -56,7 +61,8 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 		src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: label, Address: sc.Address, TLS: sc.TLS,
 			CAFile: sc.CAFile, InsecureSkipVerify: sc.InsecureSkipVerify, Username: sc.Username,
 			Password: sc.Password, OAuth: sc.OAuth, Mailbox: sc.Mailbox, ProcessedMailbox: sc.ProcessedMailbox,
-			InvalidMailbox: sc.InvalidMailbox, PollInterval: time.Duration(sc.PollInterval)}, p, log)
+			InvalidMailbox: sc.InvalidMailbox, PollInterval: time.Duration(sc.PollInterval),
+			MaxMessageBytes: ex.maxObjectBytes, Backlog: ex.imapBacklog}, p, log)
 		return &imapSource{IMAPSource: src, name: label, st: st}, nil
 	case config.SourceS3:
 		if p == nil {

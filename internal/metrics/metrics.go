@@ -38,6 +38,7 @@ type Metrics struct {
 	records      *prometheus.CounterVec
 	messages     *prometheus.CounterVec
 	lastSuccess  *prometheus.GaugeVec
+	imapBacklog  *prometheus.GaugeVec
 	failures     *prometheus.CounterVec
 	tlsFailed    *prometheus.CounterVec
 	tlsOK        *prometheus.CounterVec
@@ -87,6 +88,10 @@ func New(version string, ownedDomains []string) *Metrics {
 		Name: "dmarcd_last_success_timestamp_seconds",
 		Help: "Unix time of the last input of a source that ended stored or duplicate.",
 	}, []string{"source"})
+	m.imapBacklog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dmarcd_imap_backlog_messages",
+		Help: "Mails waiting in an IMAP source's mailbox, as of its last pass and mail processed.",
+	}, []string{"source"})
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dmarc_failure_reports_total",
 		Help: "Failure (ruf) reports newly stored, by policy domain and Auth-Failure value (adsp, bodyhash, revoked, signature, spf, dmarc, none, other).",
@@ -105,7 +110,7 @@ func New(version string, ownedDomains []string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.stageSeconds, m.reports, m.records, m.messages, m.lastSuccess,
+	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.stageSeconds, m.reports, m.records, m.messages, m.lastSuccess, m.imapBacklog,
 		m.failures, m.tlsFailed, m.tlsOK, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -133,6 +138,12 @@ func (m *Metrics) Input(source string, o ingest.Outcome, took time.Duration) {
 			m.messages.WithLabelValues(source, o.Kind).Add(float64(o.Messages))
 		}
 	}
+}
+
+// IMAPBacklog returns the function an IMAP source calls with its backlog.
+func (m *Metrics) IMAPBacklog(source string) func(n int) {
+	g := m.imapBacklog.WithLabelValues(source)
+	return func(n int) { g.Set(float64(n)) }
 }
 
 // Stage implements ingest.Observer.
