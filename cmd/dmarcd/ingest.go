@@ -106,40 +106,72 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 	} else if fs.NArg() == 1 && strings.HasPrefix(u, "s3://") {
 		return runIngestS3(ctx, e, p, cfg, u, *asJSON)
 	}
-	enc := json.NewEncoder(e.stdout)
-	var tally map[ingest.Status]int = map[ingest.Status]int{}
-	var records int
-	var messages uint64
-	prog := newProgress(e.stderr)
-	start := time.Now()
+	rep := newReporter(e, *asJSON)
 	walkErr := ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
-		out := processInput(ctx, p, in)
-		tally[out.Status]++
-		records += out.Records
-		messages += out.Messages
-		prog.update(tally)
-		if *asJSON {
-			return enc.Encode(out)
-		}
-		prog.clear()
-		_, err := fmt.Fprintln(e.stdout, humanLine(out))
-		return err
+		return rep.add(processInput(ctx, p, in))
 	})
-	prog.clear()
 	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
+		rep.prog.clear()
 		fmt.Fprintln(e.stderr, "dmarcd ingest:", walkErr)
 		return exitFail
 	}
-	if !*asJSON {
-		fmt.Fprintf(e.stdout, "%d inputs in %s: %d stored, %d duplicate, %d invalid, %d error; %d records, %d messages\n",
-			tally[ingest.Stored]+tally[ingest.Duplicate]+tally[ingest.Invalid]+tally[ingest.Error],
-			time.Since(start).Round(time.Millisecond), tally[ingest.Stored], tally[ingest.Duplicate],
-			tally[ingest.Invalid], tally[ingest.Error], records, messages)
-	}
-	if tally[ingest.Error] > 0 || ctx.Err() != nil {
+	rep.finish("inputs")
+	if rep.tally[ingest.Error] > 0 || ctx.Err() != nil {
 		return exitFail
 	}
 	return exitOK
+}
+
+// reporter prints one line (or one JSON object) per Outcome, a progress
+// counter on a terminal, and a summary line: for files, mailboxes and
+// buckets alike.
+type reporter struct {
+	e        *env
+	asJSON   bool
+	enc      *json.Encoder
+	tally    map[ingest.Status]int
+	records  int
+	messages uint64
+	prog     *progress
+	start    time.Time
+	err      error // the first write error
+}
+
+func newReporter(e *env, asJSON bool) *reporter {
+	return &reporter{e: e, asJSON: asJSON, enc: json.NewEncoder(e.stdout), tally: map[ingest.Status]int{},
+		prog: newProgress(e.stderr), start: time.Now()}
+}
+
+// add accounts for one outcome and prints it; it returns the first error
+// writing output.
+func (r *reporter) add(out ingest.Outcome) error {
+	r.tally[out.Status]++
+	r.records += out.Records
+	r.messages += out.Messages
+	r.prog.update(r.tally)
+	if r.err != nil {
+		return r.err
+	}
+	if r.asJSON {
+		r.err = r.enc.Encode(out)
+		return r.err
+	}
+	r.prog.clear()
+	_, r.err = fmt.Fprintln(r.e.stdout, humanLine(out))
+	return r.err
+}
+
+// finish clears the progress line and prints the summary (not with --json).
+func (r *reporter) finish(unit string) {
+	r.prog.clear()
+	if r.asJSON {
+		return
+	}
+	t := r.tally
+	fmt.Fprintf(r.e.stdout, "%d %s in %s: %d stored, %d duplicate, %d invalid, %d error; %d records, %d messages\n",
+		t[ingest.Stored]+t[ingest.Duplicate]+t[ingest.Invalid]+t[ingest.Error], unit,
+		time.Since(r.start).Round(time.Millisecond), t[ingest.Stored], t[ingest.Duplicate],
+		t[ingest.Invalid], t[ingest.Error], r.records, r.messages)
 }
 
 func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) ingest.Outcome {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/config"
@@ -58,37 +56,11 @@ func runIngestIMAP(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.C
 	srcLog := slog.New(minLevel{log.Handler(), slog.LevelWarn})
 	src := ingest.NewIMAPSource(ic, p, srcLog)
 
-	enc := json.NewEncoder(e.stdout)
-	tally := map[ingest.Status]int{}
-	var records int
-	var messages uint64
-	prog := newProgress(e.stderr)
-	start := time.Now()
-	var writeErr error
-	err = src.Once(ctx, func(out ingest.Outcome) {
-		tally[out.Status]++
-		records += out.Records
-		messages += out.Messages
-		prog.update(tally)
-		if writeErr != nil {
-			return
-		}
-		if asJSON {
-			writeErr = enc.Encode(out)
-			return
-		}
-		prog.clear()
-		_, writeErr = fmt.Fprintln(e.stdout, humanLine(out))
-	})
-	prog.clear()
-	if !asJSON {
-		fmt.Fprintf(e.stdout, "%d mails in %s: %d stored, %d duplicate, %d invalid, %d error; %d records, %d messages\n",
-			tally[ingest.Stored]+tally[ingest.Duplicate]+tally[ingest.Invalid]+tally[ingest.Error],
-			time.Since(start).Round(time.Millisecond), tally[ingest.Stored], tally[ingest.Duplicate],
-			tally[ingest.Invalid], tally[ingest.Error], records, messages)
-	}
+	rep := newReporter(e, asJSON)
+	err = src.Once(ctx, func(out ingest.Outcome) { rep.add(out) })
+	rep.finish("mails")
 	switch {
-	case err == nil && writeErr == nil && ctx.Err() == nil:
+	case err == nil && rep.err == nil && ctx.Err() == nil:
 		return exitOK
 	case errors.Is(err, ingest.ErrIMAPAuth):
 		fmt.Fprintf(e.stderr, "dmarcd ingest: login refused: %v\n", err)
@@ -98,8 +70,8 @@ func runIngestIMAP(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.C
 		if errors.As(err, &cve) && ic.CAFile == "" {
 			fmt.Fprintf(e.stderr, "dmarcd ingest: to trust the server's CA, set %s to its certificate (PEM)\n", envIMAPCAFile)
 		}
-	case writeErr != nil:
-		fmt.Fprintf(e.stderr, "dmarcd ingest: %v\n", writeErr)
+	case rep.err != nil:
+		fmt.Fprintf(e.stderr, "dmarcd ingest: %v\n", rep.err)
 	}
 	return exitFail
 }

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/config"
@@ -40,44 +38,18 @@ func runIngestS3(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.Con
 		fmt.Fprintln(e.stderr, "dmarcd ingest:", err)
 		return exitUsage
 	}
-	enc := json.NewEncoder(e.stdout)
-	tally := map[ingest.Status]int{}
-	var records int
-	var messages uint64
-	prog := newProgress(e.stderr)
-	start := time.Now()
-	var writeErr error
-	err = src.Once(ctx, func(out ingest.Outcome) {
-		tally[out.Status]++
-		records += out.Records
-		messages += out.Messages
-		prog.update(tally)
-		if writeErr != nil {
-			return
-		}
-		if asJSON {
-			writeErr = enc.Encode(out)
-			return
-		}
-		prog.clear()
-		_, writeErr = fmt.Fprintln(e.stdout, humanLine(out))
-	})
-	prog.clear()
-	if !asJSON {
-		fmt.Fprintf(e.stdout, "%d objects in %s: %d stored, %d duplicate, %d invalid, %d error; %d records, %d messages\n",
-			tally[ingest.Stored]+tally[ingest.Duplicate]+tally[ingest.Invalid]+tally[ingest.Error],
-			time.Since(start).Round(time.Millisecond), tally[ingest.Stored], tally[ingest.Duplicate],
-			tally[ingest.Invalid], tally[ingest.Error], records, messages)
-	}
+	rep := newReporter(e, asJSON)
+	err = src.Once(ctx, func(out ingest.Outcome) { rep.add(out) })
+	rep.finish("objects")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(e.stderr, "dmarcd ingest:", err)
 		return exitFail
 	}
-	if writeErr != nil {
-		fmt.Fprintln(e.stderr, "dmarcd ingest:", writeErr)
+	if rep.err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd ingest:", rep.err)
 		return exitFail
 	}
-	if tally[ingest.Error] > 0 || ctx.Err() != nil {
+	if rep.tally[ingest.Error] > 0 || ctx.Err() != nil {
 		return exitFail
 	}
 	return exitOK
