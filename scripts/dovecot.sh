@@ -38,6 +38,8 @@
 set -euo pipefail
 
 prog=${0##*/}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 start_timeout=${DOVECOT_START_TIMEOUT:-20}
 
 die() {
@@ -60,41 +62,15 @@ find_server() {
 ensure_server() {
 	local s
 	s=$(find_server)
-	if [ -n "$s" ]; then
-		echo "$s"
-		return
-	fi
-	if [ "$(id -u)" != 0 ]; then
-		echo "$prog: dovecot-imapd is not installed and we are not root;" \
-			"install it with: sudo apt-get install dovecot-imapd" >&2
-		exit 3
-	fi
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "$prog: dovecot-imapd is not installed and apt-get is not available;" \
-			"install Dovecot's IMAP server by other means" >&2
-		exit 3
-	fi
-	echo "$prog: installing dovecot-imapd with apt-get" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-cache show dovecot-imapd >/dev/null 2>&1; then
-		apt-get update -q >&2 || true
-	fi
-	apt-get install -y -q --no-install-recommends dovecot-imapd >&2 ||
-		{
-			echo "$prog: apt-get install dovecot-imapd failed" >&2
+	if [ -z "$s" ]; then
+		apt_install dovecot-imapd
+		s=$(find_server)
+		[ -n "$s" ] || {
+			echo "$prog: dovecot-imapd installed but no dovecot binary found" >&2
 			exit 3
 		}
-	s=$(find_server)
-	[ -n "$s" ] || {
-		echo "$prog: dovecot-imapd installed but no dovecot binary found" >&2
-		exit 3
-	}
+	fi
 	echo "$s"
-}
-
-# port_busy succeeds when something listens on 127.0.0.1:$1.
-port_busy() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 free_port() {

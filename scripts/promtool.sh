@@ -9,6 +9,8 @@
 set -euo pipefail
 
 prog=${0##*/}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 find_promtool() {
 	local c
@@ -22,18 +24,7 @@ find_promtool() {
 
 p=$(find_promtool || true)
 if [ -z "$p" ]; then
-	if [ "$(id -u)" != 0 ]; then
-		echo "$prog: promtool is missing: install Debian's prometheus package (apt-get install prometheus) or put promtool on PATH" >&2
-		exit 3
-	fi
-	if ! apt-cache show prometheus >/dev/null 2>&1; then
-		echo "$prog: apt-get update" >&2
-		DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-	fi
-	echo "$prog: installing prometheus (for promtool)" >&2
-	# The package's service must not start here: policy-rc.d would be the
-	# thorough way; --no-install-recommends keeps it small.
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2
+	apt_install prometheus promtool
 	p=$(find_promtool || true)
 	if [ -z "$p" ]; then
 		echo "$prog: prometheus installed but promtool not found" >&2
