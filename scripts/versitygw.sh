@@ -121,30 +121,45 @@ cmd_start() {
 		cat "$dir/env"
 		return
 	fi
-	port=$(free_port)
 	access=dmarcd$(random_hex 6)
 	secret=$(random_hex 20)
-	local args=(--access "$access" --secret "$secret" --region us-east-1 --port "127.0.0.1:$port" --quiet)
-	if [ -n "${VERSITYGW_EVENT_WEBHOOK_URL:-}" ]; then
-		args+=(--event-webhook-url "$VERSITYGW_EVENT_WEBHOOK_URL")
-	fi
-	# The metadata sidecar folder works where the file system lacks
-	# extended attributes (some overlay and tmpfs mounts).
-	setsid "$bin" "${args[@]}" posix --sidecar "$dir/meta" "$dir/data" \
-		</dev/null >"$dir/versitygw.log" 2>&1 &
-	pid=$!
-	echo "$pid" >"$dir/versitygw.pid"
-	for i in $(seq 1 $((start_timeout * 10))); do
+	# A free port may be taken by another test's server between the check
+	# and the bind: try again on another port a few times.
+	local try started=
+	for try in 1 2 3 4 5; do
+		port=$(free_port)
+		local args=(--access "$access" --secret "$secret" --region us-east-1 --port "127.0.0.1:$port" --quiet)
+		if [ -n "${VERSITYGW_EVENT_WEBHOOK_URL:-}" ]; then
+			args+=(--event-webhook-url "$VERSITYGW_EVENT_WEBHOOK_URL")
+		fi
+		# The metadata sidecar folder works where the file system lacks
+		# extended attributes (some overlay and tmpfs mounts).
+		setsid "$bin" "${args[@]}" posix --sidecar "$dir/meta" "$dir/data" \
+			</dev/null >"$dir/versitygw.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$dir/versitygw.pid"
+		for i in $(seq 1 $((start_timeout * 10))); do
+			alive "$pid" || break
+			answers "$port" && break
+			sleep 0.1
+		done
+		if alive "$pid" && answers "$port"; then
+			started=1
+			break
+		fi
+		if grep -q "address already in use" "$dir/versitygw.log" 2>/dev/null; then
+			cmd_stop "$dir"
+			continue
+		fi
+		break
+	done
+	if [ -z "$started" ]; then
 		if ! alive "$pid"; then
 			rm -f "$dir/versitygw.pid"
 			echo "$prog: versitygw exited at start:" >&2
 			tail -n 20 "$dir/versitygw.log" >&2 || true
 			exit 1
 		fi
-		answers "$port" && break
-		sleep 0.1
-	done
-	if ! answers "$port"; then
 		cmd_stop "$dir"
 		die "versitygw did not answer on 127.0.0.1:$port within ${start_timeout}s (log: $dir/versitygw.log)"
 	fi
