@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 2m
 DEMO_DIR ?= .demo
 
-.PHONY: all build test test-unit bench bench-ingest fuzz demo demo-stop vet fmt clean
+.PHONY: all build test test-unit bench bench-ingest bench-daemon fuzz demo demo-stop vet fmt clean
 
 all: build
 
@@ -34,9 +34,14 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./parse/aggregate/
 	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
+	scripts/clickhouse.sh run -- scripts/bench-daemon.sh
 
 bench-ingest:
 	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
+
+# dmarcd serve working through a 10,000-mail backlog in a local Dovecot.
+bench-daemon:
+	scripts/clickhouse.sh run -- scripts/bench-daemon.sh
 
 # Runs every fuzz target for FUZZTIME each (seed corpora also run in make test).
 fuzz:
