@@ -347,7 +347,7 @@ func TestServeReadyzFollowsClickHouse(t *testing.T) {
 	chDir := t.TempDir()
 	chAddr := startClickHouse(t, chDir)
 	t.Cleanup(func() { exec.Command("bash", clickhouseScript(t), "stop", chDir).Run() })
-	relay := newRelay(t, chAddr)
+	relay := newCutRelay(t, chAddr)
 
 	dir := t.TempDir()
 	spool := filepath.Join(dir, "spool")
@@ -424,52 +424,6 @@ func startClickHouse(t *testing.T, dir string) string {
 	}
 	t.Fatalf("clickhouse.sh start printed no address: %q", out)
 	return ""
-}
-
-// relay forwards loopback TCP connections to a target that may change.
-type relay struct {
-	addr string
-	mu   sync.Mutex
-	to   string
-}
-
-func newRelay(t *testing.T, to string) *relay {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	r := &relay{addr: l.Addr().String(), to: to}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go r.serve(c)
-		}
-	}()
-	return r
-}
-
-func (r *relay) target(to string) {
-	r.mu.Lock()
-	r.to = to
-	r.mu.Unlock()
-}
-
-func (r *relay) serve(c net.Conn) {
-	defer c.Close()
-	r.mu.Lock()
-	to := r.to
-	r.mu.Unlock()
-	s, err := net.DialTimeout("tcp", to, time.Second)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	go func() { io.Copy(s, c); s.Close() }()
-	io.Copy(c, s)
 }
 
 // environWithout returns the environment less the named variables.
