@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func openStore(t *testing.T) (*store.Store, clickhouse.Conn) {
+func openStore(t testing.TB) (*store.Store, clickhouse.Conn) {
 	t.Helper()
 	dsn := testenv.ClickHouse(t)
 	st, err := store.Open(context.Background(), dsn, store.Options{})

@@ -111,21 +111,7 @@ func randomKey() string {
 
 func openS3Pipeline(t testing.TB) (*ingest.Pipeline, *store.Store, clickhouse.Conn, string) {
 	t.Helper()
-	dsn := testenv.ClickHouse(t)
-	st, err := store.Open(context.Background(), dsn, store.Options{})
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	opt, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	st, conn := openStore(t)
 	p := ingest.New(st, ingest.Options{Source: "s3", Privacy: testPrivacy})
 	return p, st, conn, st.Database()
 }
