@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -79,6 +80,16 @@ type IMAPConfig struct {
 	// Backlog, when set, is told how many mails wait in the mailbox: at each
 	// pass and after each mail (for the dmarcd_imap_backlog_messages gauge).
 	Backlog func(n int)
+	// Concurrency is how many mails are processed at once (default 4):
+	// they are fetched together, processed in parallel, and acknowledged
+	// together once each outcome is final. Mails over 8 MiB are processed
+	// one at a time, streaming.
+	Concurrency int
+	// StoreReady, when set, tells whether the store answers. After mails met
+	// store errors (ClickHouse down), Run asks it every StoreProbeInterval
+	// and retries them as soon as it answers again, instead of waiting for
+	// the next step of the retry backoff.
+	StoreReady func(context.Context) error
 	// Grace is how long Run lets the mail in hand commit and be moved after
 	// its context is done, before it closes the connection; default 8s.
 	// Mails not begun stay in the mailbox for the next start.
@@ -147,6 +158,9 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultIMAPGrace
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultIMAPConcurrency
+	}
 	if cfg.Name == "" {
 		cfg.Name = cfg.Username + "@" + cfg.Address
 	}
@@ -196,6 +210,10 @@ const (
 	healthyAfter  = time.Minute      // a session this long resets the reconnection backoff
 	maxErrorsPass = 3                // consecutive errors that end a pass (the store is likely down)
 )
+
+// StoreProbeInterval is how often Run asks IMAPConfig.StoreReady whether the
+// store is back, while mails wait to be retried after store errors.
+var StoreProbeInterval = 2 * time.Second
 
 // Run connects, processes the backlog, then waits for new mail with IDLE
 // (RFC 2177), or by polling every PollInterval when the server lacks it, and
@@ -300,26 +318,66 @@ func (s *IMAPSource) session(ctx context.Context) error {
 		if !idle {
 			wait = s.cfg.PollInterval
 		}
+		var back <-chan struct{}
+		stopProbe := func() {}
 		if res.errors > 0 {
 			d := retry.next()
 			s.log.Warn("imap mails left in the mailbox after errors; retrying later", "errors", res.errors,
 				"untried", res.untried, "first", res.firstError, "in", d.Round(time.Millisecond))
 			wait = min(wait, d)
+			if res.storeDown && s.cfg.StoreReady != nil {
+				back, stopProbe = s.probeStore(ctx)
+			}
 		} else {
 			retry.reset()
 		}
-		if err := s.wait(ctx, c, idle, wait); err != nil {
+		err = s.wait(ctx, c, idle, wait, back)
+		stopProbe()
+		if err != nil {
 			return err
 		}
 	}
 }
 
-// wait returns when new mail may have arrived, after d, or when ctx is done.
-func (s *IMAPSource) wait(ctx context.Context, c *conn, idle bool, d time.Duration) error {
+// probeStore asks StoreReady every StoreProbeInterval; the channel is
+// closed when the store answers after it failed at least once (a store that
+// answers from the first probe on is left to the retry backoff: its errors
+// may be of another kind, e.g. a full disk). stop ends the probing.
+func (s *IMAPSource) probeStore(ctx context.Context) (back <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(StoreProbeInterval)
+		defer t.Stop()
+		failed := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.cfg.StoreReady(ctx); err != nil {
+				failed = true
+				continue
+			}
+			if failed {
+				s.log.Info("imap: the store answers again; retrying the mails left in the mailbox")
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch, cancel
+}
+
+// wait returns when new mail may have arrived, after d, when back is closed
+// (the store is back), or when ctx is done.
+func (s *IMAPSource) wait(ctx context.Context, c *conn, idle bool, d time.Duration, back <-chan struct{}) error {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	if !idle {
 		select {
+		case <-back:
 		case <-timer.C:
 		case <-ctx.Done():
 			return ctx.Err()
@@ -334,6 +392,7 @@ func (s *IMAPSource) wait(ctx context.Context, c *conn, idle bool, d time.Durati
 	}
 	select {
 	case <-s.newMail:
+	case <-back:
 	case <-timer.C:
 	case <-ctx.Done():
 	case <-c.Closed():
@@ -622,13 +681,35 @@ type passResult struct {
 	errors     int    // mails whose outcome was an error
 	untried    int    // mails not read because the pass ended after errors
 	firstError string // reason of the first error
+	storeDown  bool   // some error was the store's (store_unavailable)
 }
 
-// pass processes every mail in the mailbox once, in UID order. It returns an
-// error when the connection or the server failed (mails not yet acknowledged
-// stay in the mailbox); mails whose Outcome is an error are counted, and
-// after maxErrorsPass of them in a row the pass ends early. No mail is begun
-// once ctx is done; a mail begun is processed and moved under work.
+// Mails are processed in chunks: up to Concurrency mails, read whole into
+// memory with one UID FETCH and processed at once, then acknowledged with
+// one UID MOVE per folder. A mail over streamAlone bytes (RFC822.SIZE) is a
+// chunk of its own and streams from the server as it is processed; a chunk
+// holds at most chunkBytes of mail.
+const (
+	streamAlone = 8 << 20
+	chunkBytes  = 32 << 20
+)
+
+// DefaultIMAPConcurrency is the default of IMAPConfig.Concurrency.
+const DefaultIMAPConcurrency = 4
+
+// mailResult is the outcome of one mail of a chunk.
+type mailResult struct {
+	uid   imap.UID
+	out   Outcome
+	found bool // false: expunged by someone else meanwhile
+}
+
+// pass processes every mail in the mailbox once, in chunks in UID order
+// (see chunk). It returns an error when the connection or the server failed
+// (mails not yet acknowledged stay in the mailbox); mails whose Outcome is an
+// error are counted, and after maxErrorsPass of them in a row the pass ends
+// early. No chunk is begun once ctx is done; a chunk begun is processed and
+// moved under work.
 func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) (res passResult, err error) {
 	select { // this pass sees whatever EXISTS announced so far
 	case <-s.newMail:
@@ -655,55 +736,170 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 	}
 	s.log.Debug("imap pass", "mails", len(uids))
 	consecutive := 0
-	for i, uid := range uids {
+	for next := 0; next < len(uids); {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		size, ok := sizes[uid]
-		if !ok {
-			continue // expunged meanwhile by someone else
-		}
-		out, found, err := s.process(work, c, uid, size)
+		chunk := s.chunk(uids[next:], sizes)
+		next += len(chunk)
+		results, err := s.processChunk(work, c, chunk, sizes)
 		if err != nil {
 			return res, err
 		}
-		backlog(len(uids) - i - 1)
-		if !found {
-			continue
-		}
-		if fn != nil {
-			fn(out)
-		}
-		var dest string
-		switch out.Status {
-		case Stored, Duplicate:
-			dest = c.processed
-		case Invalid:
-			dest = c.invalid
-		default:
-			res.errors++
-			if res.firstError == "" {
-				res.firstError = out.Reason
+		var processed, invalid []imap.UID
+		for _, m := range results {
+			if !m.found {
+				continue
 			}
-			s.log.Warn("imap mail left in the mailbox", "uid", uid, "reason_code", out.ReasonCode, "reason", out.Reason)
-			if consecutive++; consecutive >= maxErrorsPass {
-				res.untried = len(uids) - i - 1
-				return res, nil
+			if fn != nil {
+				fn(m.out)
 			}
-			continue
+			switch m.out.Status {
+			case Stored, Duplicate:
+				processed = append(processed, m.uid)
+			case Invalid:
+				invalid = append(invalid, m.uid)
+			default:
+				res.errors++
+				if res.firstError == "" {
+					res.firstError = m.out.Reason
+				}
+				if m.out.ReasonCode == string(parse.StoreUnavailable) {
+					res.storeDown = true
+				}
+				s.log.Warn("imap mail left in the mailbox", "uid", m.uid, "reason_code", m.out.ReasonCode, "reason", m.out.Reason)
+				consecutive++
+				continue
+			}
+			consecutive = 0
 		}
-		consecutive = 0
-		if dest == c.mailbox {
-			s.log.Info("imap mail left in the invalid folder", "uid", uid, "reason_code", out.ReasonCode, "reason", out.Reason)
-			continue
-		}
-		if err := s.move(c, uid, dest); err != nil {
+		if err := s.moveAll(c, processed, c.processed); err != nil {
 			return res, err
 		}
-		s.log.Info("imap mail", "uid", uid, "status", out.Status, "reports", out.Reports, "records", out.Records,
-			"reason_code", out.ReasonCode, "reason", out.Reason, "moved_to", dest)
+		if c.invalid == c.mailbox {
+			for _, uid := range invalid {
+				s.log.Info("imap mail left in the invalid folder", "uid", uid)
+			}
+		} else if err := s.moveAll(c, invalid, c.invalid); err != nil {
+			return res, err
+		}
+		for _, m := range results {
+			if !m.found || m.out.Status == Error {
+				continue
+			}
+			dest := c.processed
+			if m.out.Status == Invalid {
+				if dest = c.invalid; dest == c.mailbox {
+					continue
+				}
+			}
+			s.log.Info("imap mail", "uid", m.uid, "status", m.out.Status, "reports", m.out.Reports, "records", m.out.Records,
+				"reason_code", m.out.ReasonCode, "reason", m.out.Reason, "moved_to", dest)
+		}
+		backlog(len(uids) - next)
+		if consecutive >= maxErrorsPass {
+			res.untried = len(uids) - next
+			return res, nil
+		}
 	}
 	return res, nil
+}
+
+// chunk returns the mails of the next chunk: the first of uids, and those
+// after it while there are fewer than Concurrency, none is over streamAlone
+// bytes and the chunk stays within chunkBytes. Mails expunged meanwhile (no
+// size) go along and are found missing.
+func (s *IMAPSource) chunk(uids []imap.UID, sizes map[imap.UID]int64) []imap.UID {
+	n := max(1, s.cfg.Concurrency)
+	var total int64
+	for i, uid := range uids {
+		size := sizes[uid]
+		if i > 0 && (i >= n || size > streamAlone || total+size > chunkBytes) {
+			return uids[:i]
+		}
+		total += size
+		if size > streamAlone {
+			return uids[:i+1]
+		}
+	}
+	return uids
+}
+
+// processChunk processes the mails of a chunk: one alone streams from the
+// server; several are read into memory with one UID FETCH and processed at
+// once. Results are in the order of uids.
+func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID, sizes map[imap.UID]int64) ([]mailResult, error) {
+	results := make([]mailResult, len(uids))
+	for i, uid := range uids {
+		results[i].uid = uid
+	}
+	if len(uids) == 1 {
+		size, ok := sizes[uids[0]]
+		if !ok {
+			return results, nil
+		}
+		out, found, err := s.process(ctx, c, uids[0], size)
+		results[0].out, results[0].found = out, found
+		return results, err
+	}
+	bodies := map[imap.UID][]byte{}
+	var fetch []imap.UID
+	for i, uid := range uids {
+		size, ok := sizes[uid]
+		if !ok {
+			continue
+		}
+		if out, big := s.tooLarge(ctx, uid, size); big {
+			results[i].out, results[i].found = out, true
+			continue
+		}
+		fetch = append(fetch, uid)
+	}
+	if len(fetch) > 0 {
+		cmd := c.Fetch(imap.UIDSetNum(fetch...), &imap.FetchOptions{UID: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			var uid imap.UID
+			var body []byte
+			var rerr error
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = it.UID
+				case imapclient.FetchItemDataBodySection:
+					body, rerr = io.ReadAll(it.Literal)
+				}
+			}
+			if rerr != nil {
+				cmd.Close()
+				return results, fmt.Errorf("UID FETCH: reading UID %d: %w", uid, rerr)
+			}
+			if uid != 0 {
+				if body == nil {
+					body = []byte{}
+				}
+				bodies[uid] = body
+			}
+		}
+		// Close reads what is left of the response; an error means some
+		// mail was not read whole.
+		if err := cmd.Close(); err != nil {
+			return results, fmt.Errorf("UID FETCH: %w", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range results {
+		body, ok := bodies[results[i].uid]
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			results[i].out = s.p.Process(ctx, s.inputName(results[i].uid), bytes.NewReader(body))
+			results[i].found = true
+		})
+	}
+	wg.Wait()
+	return results, nil
 }
 
 // sizes returns the RFC822.SIZE of each of the mails.
@@ -724,11 +920,7 @@ func (s *IMAPSource) sizes(c *conn, uids []imap.UID) (map[imap.UID]int64, error)
 // vanished meanwhile.
 func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size int64) (out Outcome, found bool, err error) {
 	name := s.inputName(uid)
-	if max := s.cfg.MaxMessageBytes; max > 0 && size > max {
-		out = Outcome{Input: name, Kind: "none", Status: Invalid, Size: size,
-			ReasonCode: string(parse.TooLarge), ReportIDs: []string{}, ReportKeys: []string{},
-			Reason: fmt.Sprintf("message of %d bytes is over the limit of %d bytes (max_message_bytes); not downloaded", size, max)}
-		s.p.logInput(ctx, out)
+	if out, big := s.tooLarge(ctx, uid, size); big {
 		return out, true, nil
 	}
 	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true,
@@ -760,22 +952,45 @@ func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size in
 	return out, true, nil
 }
 
+// tooLarge tells whether the mail is over MaxMessageBytes, and if so logs
+// and returns its invalid Outcome: it is not downloaded.
+func (s *IMAPSource) tooLarge(ctx context.Context, uid imap.UID, size int64) (Outcome, bool) {
+	max := s.cfg.MaxMessageBytes
+	if max <= 0 || size <= max {
+		return Outcome{}, false
+	}
+	out := Outcome{Input: s.inputName(uid), Kind: "none", Status: Invalid, Size: size,
+		ReasonCode: string(parse.TooLarge), ReportIDs: []string{}, ReportKeys: []string{},
+		Reason: fmt.Sprintf("message of %d bytes is over the limit of %d bytes (max_message_bytes); not downloaded", size, max)}
+	s.p.logInput(ctx, out)
+	return out, true
+}
+
+// moveAll moves the mails to the folder with one command (see move).
+func (s *IMAPSource) moveAll(c *conn, uids []imap.UID, folder string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	return s.move(c, uids, folder)
+}
+
 // move moves the mail to the folder: UID MOVE (RFC 6851), or the library's
 // fallback where MOVE is missing: UID COPY, UID STORE +FLAGS.SILENT \Deleted
 // and UID EXPUNGE (RFC 4315). Without UIDPLUS either, a plain EXPUNGE would
 // also remove every other mail someone marked \Deleted, so the mail is only
 // copied and marked \Deleted (later passes skip it) and never expunged.
-func (s *IMAPSource) move(c *conn, uid imap.UID, folder string) error {
+func (s *IMAPSource) move(c *conn, uids []imap.UID, folder string) error {
+	set := imap.UIDSetNum(uids...)
 	do := func() error {
 		caps := c.Caps()
 		if caps.Has(imap.CapMove) || caps.Has(imap.CapUIDPlus) {
-			_, err := c.Move(imap.UIDSetNum(uid), folder).Wait()
+			_, err := c.Move(set, folder).Wait()
 			return err
 		}
-		if _, err := c.Copy(imap.UIDSetNum(uid), folder).Wait(); err != nil {
+		if _, err := c.Copy(set, folder).Wait(); err != nil {
 			return err
 		}
-		return c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+		return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
 			Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 	}
 	err := do()
@@ -788,7 +1003,7 @@ func (s *IMAPSource) move(c *conn, uid imap.UID, folder string) error {
 		err = do()
 	}
 	if err != nil {
-		return fmt.Errorf("moving UID %d to %s: %w", uid, folder, err)
+		return fmt.Errorf("moving UID %s to %s: %w", set, folder, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
+	"github.com/dmarcd/dmarcd/parse/failure"
+	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -368,7 +371,9 @@ func TestIMAPStoreErrorLeavesMailsInInbox(t *testing.T) {
 	c := imapTestClient(t, addr, user, pass)
 	appendMails(t, c, "INBOX", generated[0], newsletter, generated[1], generated[2], generated[3], generated[4])
 
-	src := imapSource(addr, user, pass, ingest.New(failingStore{}, ingest.Options{Source: "imap"}))
+	// One mail at a time, so that the pass's stop is exact.
+	src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "test", Address: addr, TLS: ingest.IMAPTLSNone,
+		Username: user, Password: pass, Concurrency: 1}, ingest.New(failingStore{}, ingest.Options{Source: "imap"}), testLogger())
 	var outs []ingest.Outcome
 	err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, o) })
 	if !errors.Is(err, ingest.ErrIMAPMailsLeft) || !strings.Contains(err.Error(), "4 in INBOX met an error and 1 were not tried") {
@@ -394,6 +399,133 @@ func TestIMAPStoreErrorLeavesMailsInInbox(t *testing.T) {
 		t.Errorf("%s holds %d mails, want 0", dovecotProcessed, n)
 	}
 }
+
+// TestIMAPStoreErrorsInChunks: with mails processed four at a time, a
+// chunk's outcomes come in UID order, the newsletter still goes to the
+// invalid folder in the middle of errors, and the pass stops after the chunk
+// that brought the third error in a row.
+func TestIMAPStoreErrorsInChunks(t *testing.T) {
+	generated, _ := generatedMails(t)
+	addr, user, pass := testenv.Dovecot(t)
+	c := imapTestClient(t, addr, user, pass)
+	appendMails(t, c, "INBOX", generated[0], newsletter, generated[1], generated[2], generated[3],
+		generated[4], generated[5], generated[6], generated[7], generated[8])
+
+	src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "test", Address: addr, TLS: ingest.IMAPTLSNone,
+		Username: user, Password: pass, Concurrency: 4}, ingest.New(failingStore{}, ingest.Options{Source: "imap"}), testLogger())
+	var outs []string
+	err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, o.Input+" "+string(o.Status)) })
+	if !errors.Is(err, ingest.ErrIMAPMailsLeft) || !strings.Contains(err.Error(), "7 in INBOX met an error and 2 were not tried") {
+		t.Fatalf("Once returned %v, want ErrIMAPMailsLeft saying 7 met an error and 2 were not tried", err)
+	}
+	want := []string{"UID=1 error", "UID=2 invalid", "UID=3 error", "UID=4 error", "UID=5 error", "UID=6 error",
+		"UID=7 error", "UID=8 error"}
+	if len(outs) != len(want) {
+		t.Fatalf("outcomes %q, want %d (two chunks of four)", outs, len(want))
+	}
+	for i, o := range outs {
+		if !strings.HasSuffix(o, want[i]) {
+			t.Errorf("outcome %d is %q, want one ending %q", i, o, want[i])
+		}
+	}
+	if n := count(t, c, "INBOX"); n != 9 {
+		t.Errorf("INBOX holds %d mails, want the 9 report mails", n)
+	}
+	if n := count(t, c, dovecotInvalid); n != 1 {
+		t.Errorf("%s holds %d mails, want 1 (the newsletter)", dovecotInvalid, n)
+	}
+}
+
+// switchStore is the real store, made unreachable while down is set.
+type switchStore struct {
+	ingest.Store
+	down atomic.Bool
+}
+
+func (s *switchStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+	if s.down.Load() {
+		return store.WriteResult{}, errStoreDown
+	}
+	return s.Store.WriteAggregate(ctx, h, m, next)
+}
+
+func (s *switchStore) LogInput(ctx context.Context, in store.InputRow) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return s.Store.LogInput(ctx, in)
+}
+
+func (s *switchStore) ready(context.Context) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return nil
+}
+
+// TestIMAPRetriesAsSoonAsTheStoreIsBack: mails that met store errors are
+// retried as soon as StoreReady answers again, not at the next step of the
+// retry backoff, which after a few failed passes is 20 seconds or more.
+func TestIMAPRetriesAsSoonAsTheStoreIsBack(t *testing.T) {
+	generated, _ := generatedMails(t)
+	addr, user, pass := testenv.Dovecot(t)
+	c := imapTestClient(t, addr, user, pass)
+	real, _ := openStore(t)
+	st := &switchStore{Store: real}
+	st.down.Store(true)
+	appendMails(t, c, "INBOX", generated[:6]...)
+
+	old := ingest.StoreProbeInterval
+	ingest.StoreProbeInterval = 100 * time.Millisecond
+	t.Cleanup(func() { ingest.StoreProbeInterval = old })
+	var errs atomic.Int32
+	obs := &countingObserver{onError: func() { errs.Add(1) }}
+	src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "test", Address: addr, TLS: ingest.IMAPTLSNone,
+		Username: user, Password: pass, PollInterval: time.Hour, StoreReady: st.ready},
+		ingest.New(st, ingest.Options{Source: "imap", Observer: obs}), testLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	// Three failed passes (of a chunk of four mails each): the next step
+	// of the backoff is 10-20 s.
+	deadline := time.Now().Add(60 * time.Second)
+	for errs.Load() < 3*4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := errs.Load(); n < 3*4 {
+		t.Fatalf("%d mail errors after 60 s, want 3 failed passes of 4", n)
+	}
+	time.Sleep(5 * ingest.StoreProbeInterval) // the probe sees the store down
+	st.down.Store(false)
+	back := time.Now()
+	for count(t, c, "INBOX") > 0 && time.Since(back) < 8*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := count(t, c, "INBOX"); n > 0 {
+		t.Fatalf("%d mails still in the INBOX %v after the store came back: the retry waited for the backoff", n,
+			time.Since(back).Round(time.Millisecond))
+	}
+	t.Logf("INBOX emptied %v after the store came back", time.Since(back).Round(time.Millisecond))
+	if n := count(t, c, dovecotProcessed); n != 6 {
+		t.Errorf("%s holds %d mails, want 6", dovecotProcessed, n)
+	}
+}
+
+// countingObserver calls onError for each input whose outcome is an error.
+type countingObserver struct{ onError func() }
+
+func (o *countingObserver) Input(_ string, out ingest.Outcome, _ time.Duration) {
+	if out.Status == ingest.Error {
+		o.onError()
+	}
+}
+func (o *countingObserver) FailureStored(*failure.Report)       {}
+func (o *countingObserver) TLSRPTStored(*tlsrpt.Report)         {}
+func (o *countingObserver) Stage(string, string, time.Duration) {}
 
 // TestIMAPTooLargeMailIsNotDownloaded: a mail over MaxMessageBytes (by its
 // RFC822.SIZE) goes to the invalid folder as too_large without being read.

@@ -28,6 +28,7 @@ const (
 	DefaultIMAPProcessedMailbox = "dmarcd/processed"
 	DefaultIMAPInvalidMailbox   = "dmarcd/invalid"
 	DefaultIMAPPollInterval     = time.Minute
+	DefaultIMAPConcurrency      = 4
 	DefaultSpoolPollInterval    = 10 * time.Second
 	DefaultSpoolSettle          = 2 * time.Second
 	DefaultS3Mode               = "move"
@@ -55,6 +56,7 @@ type Source struct {
 	Mailbox            string `yaml:"mailbox"`
 	ProcessedMailbox   string `yaml:"processed_mailbox"`
 	InvalidMailbox     string `yaml:"invalid_mailbox"`
+	Concurrency        int    `yaml:"concurrency"` // mails processed at once; default 4
 	// OAuth logs in with an OAuth 2.0 token instead of the password; its
 	// keys are ingest.OAuthConfig's (mechanism, token_file, token_url,
 	// client_id, client_secret, client_secret_file, refresh_token,
@@ -89,7 +91,7 @@ func (s *Source) recordKey(key string) {
 // sourceKeys are the keys each source type accepts besides name and type.
 var sourceKeys = map[string][]string{
 	SourceIMAP: {"poll_interval", "address", "tls", "ca_file", "insecure_skip_verify", "username", "password",
-		"password_file", "mailbox", "processed_mailbox", "invalid_mailbox", "oauth"},
+		"password_file", "mailbox", "processed_mailbox", "invalid_mailbox", "oauth", "concurrency"},
 	SourceSpool: {"poll_interval", "path", "settle"},
 	SourceS3: {"poll_interval", "bucket", "prefix", "region", "endpoint", "path_style", "mode",
 		"processed_prefix", "invalid_prefix"},
@@ -114,6 +116,9 @@ func (s *Source) defaults() {
 		def(&s.ProcessedMailbox, DefaultIMAPProcessedMailbox)
 		def(&s.InvalidMailbox, DefaultIMAPInvalidMailbox)
 		defDuration(&s.PollInterval, DefaultIMAPPollInterval)
+		if s.Concurrency == 0 {
+			s.Concurrency = DefaultIMAPConcurrency
+		}
 	case SourceSpool:
 		defDuration(&s.PollInterval, DefaultSpoolPollInterval)
 		if !s.set["settle"] {
@@ -251,6 +256,9 @@ func (s Source) validateIMAP(ps *Problems) {
 	}
 	if s.Username == "" {
 		ps.add(s.key("username"), "missing")
+	}
+	if s.Concurrency < 1 || s.Concurrency > 64 {
+		ps.add(s.key("concurrency"), "%d is not between 1 and 64", s.Concurrency)
 	}
 	if s.OAuth != nil {
 		if err := s.OAuth.Validate(); err != nil {

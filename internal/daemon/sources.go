@@ -21,6 +21,9 @@ func (d *Daemon) newSource(cfg config.Config, sc config.Source, p *ingest.Pipeli
 	if sc.Type == config.SourceIMAP {
 		ex.imapBacklog = d.metrics.IMAPBacklog(sc.Label())
 		ex.maxObjectBytes = int64(cfg.Limits.MaxMessageBytes) // not downloaded when larger (RFC822.SIZE)
+		if d.ping != nil {
+			ex.storeReady = d.ping.ping // mails left after store errors are retried once it answers
+		}
 	}
 	if sc.Type == config.SourceS3 {
 		m, err := d.metrics.S3()
@@ -38,6 +41,7 @@ type s3Extras struct {
 	maxObjectBytes int64
 	observer       ingest.S3Observer
 	imapBacklog    func(int) // an imap source's backlog gauge
+	storeReady     func(context.Context) error
 }
 
 // buildSource makes the source of one configuration entry. With a nil
@@ -62,7 +66,8 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 			CAFile: sc.CAFile, InsecureSkipVerify: sc.InsecureSkipVerify, Username: sc.Username,
 			Password: sc.Password, OAuth: sc.OAuth, Mailbox: sc.Mailbox, ProcessedMailbox: sc.ProcessedMailbox,
 			InvalidMailbox: sc.InvalidMailbox, PollInterval: time.Duration(sc.PollInterval),
-			MaxMessageBytes: ex.maxObjectBytes, Backlog: ex.imapBacklog}, p, log)
+			MaxMessageBytes: ex.maxObjectBytes, Backlog: ex.imapBacklog, Concurrency: sc.Concurrency,
+			StoreReady: ex.storeReady}, p, log)
 		return &imapSource{IMAPSource: src, name: label, st: st}, nil
 	case config.SourceS3:
 		if p == nil {
