@@ -59,7 +59,32 @@ type dashboard struct {
 			Query      any        `json:"query"`
 		} `json:"list"`
 	} `json:"templating"`
-	Panels []panel `json:"panels"`
+	Panels      []panel `json:"panels"`
+	Annotations struct {
+		List []annotation `json:"list"`
+	} `json:"annotations"`
+}
+
+// annotation is an annotation query of a dashboard; built-in ones (Grafana's
+// own annotations and alerts) have no target.
+type annotation struct {
+	Name       string     `json:"name"`
+	BuiltIn    int        `json:"builtIn"`
+	Datasource datasource `json:"datasource"`
+	Target     target     `json:"target"`
+}
+
+// annotationPanels returns the annotation queries of d as panels titled
+// "annotation NAME", so that they are checked and run like panel queries.
+func annotationPanels(d dashboard) []panel {
+	var l []panel
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn != 0 {
+			continue
+		}
+		l = append(l, panel{Title: "annotation " + a.Name, Datasource: a.Datasource, Targets: []target{a.Target}})
+	}
+	return l
 }
 
 func loadDashboards(t *testing.T) []dashboard {
@@ -129,7 +154,7 @@ func TestDashboardsAreWellFormed(t *testing.T) {
 			t.Errorf("%s: uid %q (must be set and unique), title %q", d.file, d.UID, d.Title)
 		}
 		uids[d.UID] = true
-		for _, p := range d.Panels {
+		for _, p := range append(d.Panels, annotationPanels(d)...) {
 			if len(p.Targets) == 0 {
 				t.Errorf("%s: panel %q has no query", d.file, p.Title)
 			}
@@ -172,6 +197,27 @@ type seeded struct {
 	dsn            string
 	messages, pass uint64
 	reports        int
+	dnsChange      time.Time // when the seeded DMARC record changed
+}
+
+// seedDNSRecords writes what the daemon's periodic check stores when the
+// DMARC record of example.com goes from p=none to p=quarantine (see
+// internal/daemon/periodic_test.go for the check itself): the first
+// sighting of each record, which is no change, then the change.
+func seedDNSRecords(t *testing.T, st *store.Store) time.Time {
+	t.Helper()
+	first := time.Now().UTC().AddDate(0, 0, -10).Truncate(time.Second)
+	change := first.Add(72 * time.Hour)
+	err := st.WriteDNSRecords(context.Background(), []store.DNSRecord{
+		{Domain: testDomain, Kind: "dmarc", Name: "_dmarc." + testDomain, Value: "v=DMARC1; p=none", Initial: true, Change: "first seen: v=DMARC1; p=none", CheckedAt: first},
+		{Domain: testDomain, Kind: "spf", Name: testDomain, Value: "v=spf1 -all", Initial: true, Change: "first seen: v=spf1 -all", CheckedAt: first},
+		{Domain: "other.example", Kind: "dmarc", Name: "_dmarc.other.example", Value: "v=DMARC1; p=reject", Previous: "v=DMARC1; p=none", Change: "p=none → p=reject", CheckedAt: change},
+		{Domain: testDomain, Kind: "dmarc", Name: "_dmarc." + testDomain, Value: "v=DMARC1; p=quarantine", Previous: "v=DMARC1; p=none", Change: "p=none → p=quarantine", CheckedAt: change},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return change
 }
 
 // seedStore ingests 7 generated days for example.com, and the corpus TLS and
@@ -211,7 +257,7 @@ func seedStore(t *testing.T) seeded {
 		process(rel, b)
 	}
 	tr := gen.Summarize(files)
-	s := seeded{dsn: dsn, messages: tr.Messages, reports: tr.Reports}
+	s := seeded{dsn: dsn, messages: tr.Messages, reports: tr.Reports, dnsChange: seedDNSRecords(t, st)}
 	for _, d := range tr.PerDomain {
 		s.pass += d.DMARCPassRelaxed
 	}
@@ -305,6 +351,14 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 			}
 		}},
 		"failure-tls.json/TLS failures": {[]string{"result_type", "receiving_mx_hostname", "sending_mta_ip", "failed_sessions", "reporters", "last_seen"}, eq(3, 2)},
+		"overview.json/annotation DNS record changes": {[]string{"time", "text", "tags"}, func(t *testing.T, rows [][]any) {
+			want := "DMARC record of example.com changed: p=none → p=quarantine"
+			if len(rows) != 1 || fmt.Sprint(reflect.Indirect(reflect.ValueOf(rows[0][1]))) != want ||
+				!reflect.Indirect(reflect.ValueOf(rows[0][0])).Interface().(time.Time).Equal(s.dnsChange) ||
+				fmt.Sprint(reflect.Indirect(reflect.ValueOf(rows[0][2]))) != "dns,dmarc" {
+				t.Errorf("annotations %v; want one at %v: %q, tags dns,dmarc", rows, s.dnsChange, want)
+			}
+		}},
 	}
 
 	opt, err := clickhouse.ParseDSN(s.dsn)
@@ -329,7 +383,7 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 				t.Errorf("%s: variable %s: %s not offered (%v)", d.file, v.Name, testDomain, rows)
 			}
 		}
-		for _, p := range d.Panels {
+		for _, p := range append(d.Panels, annotationPanels(d)...) {
 			for _, tg := range p.Targets {
 				if tg.Datasource.Type != chType {
 					continue

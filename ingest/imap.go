@@ -882,8 +882,12 @@ func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID,
 			}
 		}
 		// Close reads what is left of the response; an error means some
-		// mail was not read whole.
-		if err := cmd.Close(); err != nil {
+		// mail was not read whole, except [EXPUNGEISSUED]: some mail was
+		// expunged by another client (another instance moved it) and is
+		// found missing; the others were read whole.
+		if err := cmd.Close(); expungeIssued(err) {
+			s.log.Debug("imap: some mails were expunged by another client meanwhile", "err", err)
+		} else if err != nil {
 			return results, fmt.Errorf("UID FETCH: %w", err)
 		}
 	}
@@ -905,6 +909,12 @@ func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID,
 // sizes returns the RFC822.SIZE of each of the mails.
 func (s *IMAPSource) sizes(c *conn, uids []imap.UID) (map[imap.UID]int64, error) {
 	msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if expungeIssued(err) {
+		// Another client (another instance) expunged some: they have no
+		// size and are found missing.
+		s.log.Debug("imap: some mails were expunged by another client meanwhile", "err", err)
+		err = nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("UID FETCH RFC822.SIZE: %w", err)
 	}
@@ -928,7 +938,7 @@ func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size in
 	defer cmd.Close()
 	msg := cmd.Next()
 	if msg == nil {
-		if err := cmd.Close(); err != nil {
+		if err := cmd.Close(); err != nil && !expungeIssued(err) {
 			return out, false, fmt.Errorf("UID FETCH %d: %w", uid, err)
 		}
 		return out, false, nil
@@ -994,6 +1004,9 @@ func (s *IMAPSource) move(c *conn, uids []imap.UID, folder string) error {
 			Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 	}
 	err := do()
+	if expungeIssued(err) {
+		return s.moveLeft(c, uids, folder, err)
+	}
 	var ie *imap.Error
 	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate {
 		// The folder was deleted while we ran: create it again.
@@ -1004,6 +1017,39 @@ func (s *IMAPSource) move(c *conn, uids []imap.UID, folder string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("moving UID %s to %s: %w", set, folder, err)
+	}
+	return nil
+}
+
+// responseCodeExpungeIssued (RFC 5530): someone else expunged some of the
+// mails of a command.
+const responseCodeExpungeIssued imap.ResponseCode = "EXPUNGEISSUED"
+
+// expungeIssued tells a NO [EXPUNGEISSUED]: some of the mails were expunged
+// by another client, e.g. another dmarcd instance that moved them. Dovecot
+// answers so to a UID MOVE, COPY or FETCH of such mails; other servers
+// answer OK and leave them out.
+func expungeIssued(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Code == responseCodeExpungeIssued
+}
+
+// moveLeft handles a move that met NO [EXPUNGEISSUED] (first): another
+// instance moved some of the mails first. Those still in the mailbox (UID
+// SEARCH) are moved one by one; a mail gone meanwhile is not an error.
+func (s *IMAPSource) moveLeft(c *conn, uids []imap.UID, folder string, first error) error {
+	sd, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(uids...)},
+		NotFlag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("UID SEARCH after moving UID %s to %s met %v: %w", imap.UIDSetNum(uids...), folder, first, err)
+	}
+	left := sd.AllUIDs()
+	s.log.Info("imap mails already moved by another client (another instance?)", "uids", len(uids)-len(left),
+		"of", len(uids), "folder", folder)
+	for _, uid := range left {
+		if err := s.move(c, []imap.UID{uid}, folder); err != nil {
+			return err
+		}
 	}
 	return nil
 }

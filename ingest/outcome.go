@@ -26,4 +26,9 @@ type Outcome struct {
 	ReportKeys []string `json:"report_keys"`
 	SHA256     string   `json:"sha256"`
 	Size       int64    `json:"size"`
+	// Auth is how the mail that carried the stored reports authenticated:
+	// pass, fail or unverified (ingest/auth.go); absent when no report was
+	// stored.
+	Auth       string `json:"auth,omitempty"`
+	AuthDetail string `json:"auth_detail,omitempty"`
 }

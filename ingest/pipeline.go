@@ -93,7 +93,10 @@ type Options struct {
 	OwnedDomains []string // when set, reports for other policy domains are invalid (foreign_domain)
 	Privacy      Privacy
 	Observer     Observer // optional
-	Logger       *slog.Logger
+	// Verifier authenticates the mail that carried each report on arrival
+	// (ingest/auth.go); nil stores every report as "unverified".
+	Verifier *Verifier
+	Logger   *slog.Logger
 }
 
 // Pipeline processes inputs one at a time; it is safe for concurrent use if
@@ -133,6 +136,7 @@ type payloadResult struct {
 	key      string
 	records  int
 	messages uint64
+	auth     Auth
 }
 
 // Process reads one input to its end and returns its Outcome. It never
@@ -140,10 +144,18 @@ type payloadResult struct {
 func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcome {
 	start := time.Now()
 	h := sha256.New()
-	cr := &countingReader{r: io.TeeReader(r, h)}
+	src := io.TeeReader(r, h)
+	var tee *mailTee
+	if p.opt.Verifier != nil {
+		// The mail is authenticated as it streams past (no copy of it).
+		tee = p.opt.Verifier.tee(ctx, p.opt.Extract.MaxMessageBytes)
+		defer tee.Close()
+		src = io.TeeReader(src, tee)
+	}
+	cr := &countingReader{r: src}
 	var results []payloadResult
 	walkErr := extract.Walk(cr, p.opt.Extract, func(pl *extract.Payload) error {
-		res := p.payload(ctx, pl)
+		res := p.payload(ctx, pl, p.authOf(name, tee, pl))
 		results = append(results, res)
 		if res.status == Error {
 			return errStop
@@ -177,6 +189,9 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 		}
 		switch r.status {
 		case Stored, Duplicate:
+			if o.Auth == "" {
+				o.Auth, o.AuthDetail = r.auth.Result, r.auth.Detail
+			}
 			if r.status == Stored {
 				stored++
 			} else {
@@ -227,31 +242,47 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 	}
 }
 
-func (p *Pipeline) payload(ctx context.Context, pl *extract.Payload) payloadResult {
+// authOf is the authentication of the mail that carried pl: the input
+// itself when it is a mail (verified once per input).
+func (p *Pipeline) authOf(name string, tee *mailTee, pl *extract.Payload) Auth {
+	switch {
+	case pl.Mail == nil:
+		return Auth{Result: AuthUnverified, Detail: "bare file: no mail to verify"}
+	case tee == nil:
+		return Auth{Result: AuthUnverified, Detail: "not checked (report_auth disabled)"}
+	}
+	first := tee.res == nil
+	a := tee.Result()
+	if first && a.Result == AuthFail {
+		p.log.Warn("report mail failed authentication: its reports are left out of readiness verdicts", "input", name, "auth", a.Detail)
+	}
+	return a
+}
+
+func (p *Pipeline) payload(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
 	where := pl.Where
+	var res payloadResult
 	switch pl.Kind {
 	case extract.Aggregate:
-		res := p.aggregate(ctx, pl)
+		res = p.aggregate(ctx, pl, auth)
 		if res.status == Invalid && where != "" {
 			res.reason = where + ": " + res.reason
 		}
-		return res
 	case extract.Failure:
-		res := p.failure(ctx, pl)
+		res = p.failure(ctx, pl, auth)
 		if res.status != Stored && res.status != Duplicate && where != "" {
 			res.reason = where + ": " + res.reason
 		}
-		return res
 	case extract.TLSRPT:
-		res := p.tlsrpt(ctx, pl)
+		res = p.tlsrpt(ctx, pl, auth)
 		if res.status != Stored && res.status != Duplicate && where != "" {
 			res.reason = where + ": " + res.reason
 		}
-		return res
 	default:
 		return payloadResult{kind: "none", status: Invalid, code: parse.NotAReport,
 			reason: fmt.Sprintf("%sunknown payload kind %q", prefix(where), pl.Kind)}
 	}
+	return res
 }
 
 func prefix(where string) string {
@@ -261,7 +292,7 @@ func prefix(where string) string {
 	return where + ": "
 }
 
-func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadResult {
+func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
 	res := payloadResult{kind: "aggregate"}
 	clock := newStageClock()
 	dec := aggregate.NewDecoder(pl.R, p.opt.Aggregate)
@@ -304,7 +335,8 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadRe
 			SPFAlignedRelaxed: f.SPFAlignedRelaxed, SPFAlignedStrict: f.SPFAlignedStrict,
 			DMARCPass: f.DMARCPass}, nil
 	}
-	meta := store.InputMeta{Source: p.opt.Source, InputName: pl.Filename}
+	res.auth = reporterAuth(auth, hdr.Email)
+	meta := store.InputMeta{Source: p.opt.Source, InputName: pl.Filename, AuthResult: res.auth.Result, AuthDetail: res.auth.Detail}
 	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
 	p.observeStages("aggregate", clock)
 	if parseErr != nil {
@@ -313,8 +345,8 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload) payloadRe
 	return stored(res, res.key, wr, err)
 }
 
-func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResult {
-	res := payloadResult{kind: "failure"}
+func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
+	res := payloadResult{kind: "failure", auth: auth}
 	clock := newStageClock()
 	var r *failure.Report
 	var err error
@@ -338,7 +370,8 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResu
 	}
 	// The attachment's file name may carry an address too.
 	name := failure.RedactAddresses(pl.Filename, p.opt.Privacy.Key)
-	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: name})
+	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: name,
+		AuthResult: auth.Result, AuthDetail: auth.Detail})
 	p.observeStages("failure", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.FailureStored(r)
@@ -346,8 +379,8 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload) payloadResu
 	return stored(res, key, wr, err)
 }
 
-func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload) payloadResult {
-	res := payloadResult{kind: "tlsrpt"}
+func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
+	res := payloadResult{kind: "tlsrpt", auth: auth}
 	clock := newStageClock()
 	var r *tlsrpt.Report
 	var err error
@@ -367,7 +400,8 @@ func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload) payloadResul
 			return res
 		}
 	}
-	wr, err := p.store.WriteTLSRPT(ctx, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename})
+	wr, err := p.store.WriteTLSRPT(ctx, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename,
+		AuthResult: auth.Result, AuthDetail: auth.Detail})
 	p.observeStages("tlsrpt", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.TLSRPTStored(r)

@@ -6,15 +6,25 @@ import (
 	"time"
 )
 
-// SourceAttribution is one row of source_attribution (migration 0003): who
-// a source IP is, as internal/attrib found it.
+// SourceAttribution is one row of source_attribution (migrations 0003 and
+// 0005): who a source IP is, as internal/attrib found it.
 type SourceAttribution struct {
-	IP           string    `json:"ip"`
-	PTR          string    `json:"ptr"`
-	PTRConfirmed bool      `json:"ptr_confirmed"`
-	SPFDomain    string    `json:"spf_domain"`
-	SPFMechanism string    `json:"spf_mechanism"`
-	CheckedAt    time.Time `json:"checked_at"`
+	IP           string `json:"ip"`
+	PTR          string `json:"ptr"`
+	PTRConfirmed bool   `json:"ptr_confirmed"`
+	SPFDomain    string `json:"spf_domain"`
+	SPFMechanism string `json:"spf_mechanism"`
+	// SPFIncludes are the include/redirect domains through which the SPF
+	// of SPFDomain authorises the IP, outermost first.
+	SPFIncludes []string `json:"spf_includes"`
+	Country     string   `json:"country"` // ISO 3166-1 alpha-2, "" unknown
+	ASN         uint32   `json:"asn"`     // 0 unknown
+	ASOrg       string   `json:"as_org"`
+	// KnownSource is the name of the known source the IP matched ("" for
+	// none); KnownAuthorised whether the operator marked it authorised.
+	KnownSource     string    `json:"known_source"`
+	KnownAuthorised bool      `json:"known_authorised"`
+	CheckedAt       time.Time `json:"checked_at"`
 }
 
 // UnattributedIP is a source IP of the stored records that
@@ -56,16 +66,19 @@ func (s *Store) WriteAttributions(ctx context.Context, l []SourceAttribution) er
 	if len(l) == 0 {
 		return nil
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO source_attribution (ip, ptr, ptr_confirmed, spf_domain, spf_mechanism, checked_at)")
+	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO source_attribution (ip, ptr, ptr_confirmed, spf_domain, spf_mechanism,
+	spf_includes, country, asn, as_org, known_source, known_authorised, checked_at)`)
 	if err != nil {
 		return fmt.Errorf("writing source attribution: %w", err)
 	}
 	for _, a := range l {
-		var c uint8
-		if a.PTRConfirmed {
-			c = 1
+		incl := a.SPFIncludes
+		if incl == nil {
+			incl = []string{}
 		}
-		if err := b.Append(a.IP, a.PTR, c, a.SPFDomain, a.SPFMechanism, a.CheckedAt.UTC().Truncate(time.Second)); err != nil {
+		if err := b.Append(a.IP, a.PTR, b2u(a.PTRConfirmed), a.SPFDomain, a.SPFMechanism,
+			incl, a.Country, a.ASN, a.ASOrg, a.KnownSource, b2u(a.KnownAuthorised),
+			a.CheckedAt.UTC().Truncate(time.Second)); err != nil {
 			b.Abort()
 			return fmt.Errorf("writing source attribution of %s: %w", a.IP, err)
 		}
@@ -79,7 +92,9 @@ func (s *Store) WriteAttributions(ctx context.Context, l []SourceAttribution) er
 // SourceAttributions returns the latest attribution of every IP, by IP.
 func (s *Store) SourceAttributions(ctx context.Context) ([]SourceAttribution, error) {
 	rows, err := s.conn.Query(ctx, `SELECT ip, argMax(ptr, checked_at), argMax(ptr_confirmed, checked_at),
-	argMax(spf_domain, checked_at), argMax(spf_mechanism, checked_at), max(checked_at)
+	argMax(spf_domain, checked_at), argMax(spf_mechanism, checked_at), argMax(spf_includes, checked_at),
+	argMax(country, checked_at), argMax(asn, checked_at), argMax(as_org, checked_at),
+	argMax(known_source, checked_at), argMax(known_authorised, checked_at), max(checked_at)
 FROM source_attribution GROUP BY ip ORDER BY ip`)
 	if err != nil {
 		return nil, fmt.Errorf("reading source attribution: %w", err)
@@ -88,14 +103,42 @@ FROM source_attribution GROUP BY ip ORDER BY ip`)
 	var l []SourceAttribution
 	for rows.Next() {
 		var a SourceAttribution
-		var c uint8
-		if err := rows.Scan(&a.IP, &a.PTR, &c, &a.SPFDomain, &a.SPFMechanism, &a.CheckedAt); err != nil {
+		var c, k uint8
+		if err := rows.Scan(&a.IP, &a.PTR, &c, &a.SPFDomain, &a.SPFMechanism, &a.SPFIncludes,
+			&a.Country, &a.ASN, &a.ASOrg, &a.KnownSource, &k, &a.CheckedAt); err != nil {
 			return nil, fmt.Errorf("reading source attribution: %w", err)
 		}
-		a.PTRConfirmed = c == 1
+		a.PTRConfirmed, a.KnownAuthorised = c == 1, k == 1
 		l = append(l, a)
 	}
 	return l, rows.Err()
+}
+
+// AttributionsOf returns the latest attribution of each of ips that has
+// one, by IP.
+func (s *Store) AttributionsOf(ctx context.Context, ips []string) (map[string]SourceAttribution, error) {
+	out := map[string]SourceAttribution{}
+	if len(ips) == 0 {
+		return out, nil
+	}
+	rows, err := s.conn.Query(ctx, `SELECT ip, argMax(ptr, checked_at), argMax(ptr_confirmed, checked_at),
+	argMax(country, checked_at), argMax(asn, checked_at), argMax(as_org, checked_at),
+	argMax(known_source, checked_at), argMax(known_authorised, checked_at)
+FROM source_attribution WHERE has(?, ip) GROUP BY ip`, ips)
+	if err != nil {
+		return nil, fmt.Errorf("reading source attribution: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a SourceAttribution
+		var c, k uint8
+		if err := rows.Scan(&a.IP, &a.PTR, &c, &a.Country, &a.ASN, &a.ASOrg, &a.KnownSource, &k); err != nil {
+			return nil, fmt.Errorf("reading source attribution: %w", err)
+		}
+		a.PTRConfirmed, a.KnownAuthorised = c == 1, k == 1
+		out[a.IP] = a
+	}
+	return out, rows.Err()
 }
 
 // CheckSelector is a DKIM d=/selector pair seen for a domain (used by

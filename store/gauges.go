@@ -13,19 +13,59 @@ import (
 // FINAL (the writer stores every row once). Dashboards use the same
 // expressions.
 
-// GaugeAggregateQuery sums the valid records of a window per policy domain:
-// messages, messages passing DMARC (aligned DKIM or SPF under the published
-// modes, recomputed by dmarcd), messages failing it (what p=quarantine or
-// p=reject with pct=100 would have acted on), and messages that would pass
-// under strict alignment (adkim=s and aspf=s).
+// GaugeAggregateQuery sums the valid records of a window per policy domain,
+// from the rollup (aggregate_rollup, by_source = 0): messages, messages
+// passing DMARC (aligned DKIM or SPF under the published modes, recomputed
+// by dmarcd), messages failing it (what p=quarantine or p=reject with
+// pct=100 would have acted on), and messages that would pass under strict
+// alignment (adkim=s and aspf=s).
 const GaugeAggregateQuery = `SELECT policy_domain,
 	sum(message_count) AS messages,
-	sumIf(message_count, dmarc_pass = 1) AS pass,
-	sumIf(message_count, dmarc_pass = 0) AS failing,
-	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS strict_pass
-FROM aggregate_records
-WHERE record_error = '' AND ` + readinessWindow + `
-GROUP BY policy_domain`
+	sum(pass_messages) AS pass,
+	toUInt64(sum(message_count) - sum(pass_messages)) AS failing,
+	sum(strict_pass_messages) AS strict_pass
+FROM aggregate_rollup
+WHERE by_source = 0 AND ` + readinessWindow + `
+GROUP BY policy_domain
+HAVING sum(record_count) > 0`
+
+// Thresholds of a source that stopped passing (GaugeStoppedPassingQuery).
+const (
+	// StoppedPassingMinMessages: messages a source must have sent in each
+	// period to count.
+	StoppedPassingMinMessages = 10
+	// StoppedPassingBefore: its DMARC pass ratio in the 7 days before the
+	// window was at least this.
+	StoppedPassingBefore = 0.9
+	// StoppedPassingNow: its pass ratio in the window is at most this.
+	StoppedPassingNow = 0.5
+	// StoppedPassingMaxDays: the query runs for windows of at most this
+	// many days (it reads the window and the 7 days before it).
+	StoppedPassingMaxDays = 7
+)
+
+// GaugeStoppedPassingQuery counts, per policy domain, the sources (source
+// IPs) that passed DMARC in the 7 days before the window (at least
+// StoppedPassingBefore of at least StoppedPassingMinMessages messages) and
+// fail in the window (a pass ratio of at most StoppedPassingNow, at least
+// StoppedPassingMinMessages messages), and their failing messages in the
+// window: a legitimate sender that lost alignment. It reads the rollup
+// (aggregate_rollup, by_source = 1). Parameters: the window's since four
+// times, since minus 7 days, until.
+var GaugeStoppedPassingQuery = fmt.Sprintf(`SELECT policy_domain, count() AS sources, toUInt64(sum(now_messages - now_pass)) AS failing
+FROM (
+	SELECT policy_domain, source_ip,
+		sumIf(message_count, date_begin < toDateTime(?)) AS before_messages,
+		sumIf(pass_messages, date_begin < toDateTime(?)) AS before_pass,
+		sumIf(message_count, date_begin >= toDateTime(?)) AS now_messages,
+		sumIf(pass_messages, date_begin >= toDateTime(?)) AS now_pass
+	FROM aggregate_rollup
+	WHERE by_source = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?)
+	GROUP BY policy_domain, source_ip
+	HAVING before_messages >= %[1]d AND before_pass >= %[2]g * before_messages
+		AND now_messages >= %[1]d AND now_pass <= %[3]g * now_messages
+)
+GROUP BY policy_domain`, StoppedPassingMinMessages, StoppedPassingBefore, StoppedPassingNow)
 
 // GaugeUnauthenticatedQuery counts, per policy domain, messages of the
 // readiness class "unauthenticated" (ReadinessClass: no pass of any kind,
@@ -88,6 +128,11 @@ type DomainGauges struct {
 	TLSFailedSessions, TLSSuccessfulSessions uint64
 	// FailureReports: failure reports that arrived in the window.
 	FailureReports uint64
+	// StoppedPassingSources: sources that passed DMARC in the 7 days
+	// before the window and fail in it (GaugeStoppedPassingQuery), and
+	// StoppedPassingMessages their failing messages in the window. Only
+	// computed for windows of at most StoppedPassingMaxDays days.
+	StoppedPassingSources, StoppedPassingMessages uint64
 }
 
 // GaugeDomains runs the gauge queries over the window [since, until) and
@@ -148,6 +193,20 @@ func (s *Store) GaugeDomains(ctx context.Context, since, until time.Time) ([]Dom
 			get(d).FailureReports = n
 			return nil
 		}},
+	}
+	if until.Sub(since) <= StoppedPassingMaxDays*24*time.Hour {
+		before := unixSeconds(since.AddDate(0, 0, -7))
+		queries = append(queries, query{"stopped passing", GaugeStoppedPassingQuery, []any{a, a, a, a, before, b},
+			func(scan func(...any) error) error {
+				var d string
+				var n, m uint64
+				if err := scan(&d, &n, &m); err != nil {
+					return err
+				}
+				g := get(d)
+				g.StoppedPassingSources, g.StoppedPassingMessages = n, m
+				return nil
+			}})
 	}
 	for _, q := range queries {
 		if err := s.eachRow(ctx, q.sql, q.args, q.scan); err != nil {
@@ -216,4 +275,27 @@ func (s *Store) eachRow(ctx context.Context, sql string, args []any, fn func(sca
 		}
 	}
 	return rows.Err()
+}
+
+// GaugeQuery is one query GaugeDomains or the last-report gauges run, for
+// benchmarks: its SQL and its parameters, Windows times (since, until) or
+// (SinceOnly) since alone; Windows 0: GaugeStoppedPassingQuery's.
+type GaugeQuery struct {
+	Name      string
+	SQL       string
+	Windows   int
+	SinceOnly bool
+}
+
+// GaugeQueries lists the gauge queries.
+func GaugeQueries() []GaugeQuery {
+	return []GaugeQuery{
+		{"aggregate", GaugeAggregateQuery, 1, false},
+		{"stopped passing (1d window)", GaugeStoppedPassingQuery, 0, false},
+		{"unauthenticated", GaugeUnauthenticatedQuery, 2, false},
+		{"tlsrpt", GaugeTLSRPTQuery, 1, false},
+		{"failure reports", GaugeFailureQuery, 1, false},
+		{"last report by org", GaugeLastReportOrgQuery, 1, true},
+		{"last report by domain", GaugeLastReportDomainQuery, 1, true},
+	}
 }

@@ -86,7 +86,7 @@ func (s *Store) engine(table, name string, args ...string) string {
 // render executes a migration template and splits it into statements.
 func (s *Store) render(name, text string) ([]string, error) {
 	t, err := template.New(name).Option("missingkey=error").
-		Funcs(template.FuncMap{"engine": s.engine}).Parse(text)
+		Funcs(template.FuncMap{"engine": s.engine, "globalEngine": s.globalEngine}).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("migration %s: %w", name, err)
 	}
@@ -127,23 +127,27 @@ const schemaMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations{{.On
     version     UInt32,
     name        String,
     applied_at  DateTime('UTC')
-) ENGINE = {{engine "schema_migrations" "ReplacingMergeTree" "applied_at"}}
+) ENGINE = {{globalEngine "schema_migrations" "ReplacingMergeTree" "applied_at"}}
 ORDER BY version;`
 
 // Migrate applies the embedded migrations that schema_migrations does not
 // list yet, in version order, and records each. Every statement is
 // idempotent (IF NOT EXISTS), so a migration interrupted half-way is simply
 // applied again; running Migrate again is a no-op.
+//
+// In cluster mode (see cluster.go) statements run ON CLUSTER and each table
+// becomes a Replicated <name>_local and a Distributed <name> (clusterize).
 func (s *Store) Migrate(ctx context.Context) error {
 	s.migrateMu.Lock()
 	defer s.migrateMu.Unlock()
-	stmts, err := s.render("schema_migrations", schemaMigrationsTable)
-	if err != nil {
+	if err := s.createSchemaMigrations(ctx); err != nil {
 		return err
 	}
-	for _, q := range stmts {
-		if err := s.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("creating schema_migrations: %w", err)
+	var clusterTables map[string]string
+	if s.cluster != "" {
+		var err error
+		if clusterTables, err = s.clusterTables(); err != nil {
+			return err
 		}
 	}
 	applied, err := s.appliedMigrations(ctx)
@@ -166,8 +170,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if s.cluster != "" {
+			stmts = s.clusterize(stmts, clusterTables)
+		}
 		for i, q := range stmts {
-			if err := s.conn.Exec(ctx, q); err != nil {
+			if err := s.conn.Exec(ctx, q); err != nil && !alreadyApplied(q, err) {
 				return fmt.Errorf("migration %s, statement %d: %w", m.File, i+1, err)
 			}
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -11,7 +12,7 @@ import (
 // prunedTables are the tables partitioned by month (of the report's begin,
 // the failure report's arrival date, or the input's processing time) that
 // Prune cuts.
-var prunedTables = []string{"aggregate_records", "aggregate_reports", "failure_reports",
+var prunedTables = []string{"aggregate_records", "aggregate_rollup", "aggregate_reports", "failure_reports",
 	"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "inputs"}
 
 // unknownDatePartition holds failure reports without a usable Arrival-Date
@@ -29,8 +30,26 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []s
 		return nil, fmt.Errorf("store: prune: olderThan %v: want a positive duration", olderThan)
 	}
 	cutoff := time.Now().UTC().Add(-olderThan)
+	// In cluster mode each shard drops its own local tables' partitions
+	// (on the replica it reaches; replication drops them on the others):
+	// the plain names are Distributed tables, which have no parts.
+	err = s.eachShard(ctx, func(ctx context.Context) error {
+		d, err := s.prune(ctx, cutoff)
+		dropped = append(dropped, d...)
+		return err
+	})
+	sort.Strings(dropped)
+	dropped = slices.Compact(dropped)
+	return dropped, err
+}
+
+func (s *Store) prune(ctx context.Context, cutoff time.Time) (dropped []string, err error) {
 	for _, table := range prunedTables {
-		ids, err := s.partitions(ctx, table)
+		partsOf := table
+		if len(s.shards) > 0 {
+			partsOf = table + localSuffix
+		}
+		ids, err := s.partitions(ctx, partsOf)
 		if err != nil {
 			return dropped, err
 		}
@@ -43,7 +62,7 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []s
 			if monthEnd.After(cutoff) {
 				continue
 			}
-			q := fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION ID '%s'", table, s.templateData().OnCluster, id)
+			q := fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s'", table, id) // the local table in cluster mode
 			if err := s.conn.Exec(ctx, q); err != nil {
 				return dropped, fmt.Errorf("store: prune: dropping partition %s of %s: %w", id, table, err)
 			}
@@ -51,7 +70,6 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []s
 			dropped = append(dropped, table+"/"+id)
 		}
 	}
-	sort.Strings(dropped)
 	return dropped, nil
 }
 

@@ -58,6 +58,32 @@ const ReadinessClass = `multiIf(dmarc_pass = 1, 'aligned',
 // began in [since, until).
 const readinessWindow = `date_begin >= toDateTime(?) AND date_begin < toDateTime(?)`
 
+// Conditions on records by how the mail that carried their report
+// authenticated (aggregate_reports.auth_result, migration 0004): records of
+// reports whose mail failed are left out of verdicts unless asked for
+// (docs/readiness.md, "Trusting the reports"). Records whose report row is
+// missing (a write in progress) are kept.
+const (
+	readinessNotFailedAuth = `report_key NOT IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail')`
+	readinessFailedAuth    = `report_key IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail')`
+	readinessUnverified    = `report_key IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'unverified')`
+)
+
+// ReadinessOptions choose the evidence of a readiness query.
+type ReadinessOptions struct {
+	// IncludeFailedAuth keeps the records of reports whose mail failed
+	// authentication (likely forged), left out by default.
+	IncludeFailedAuth bool
+}
+
+// authCondition is the records condition of opt.
+func (o ReadinessOptions) authCondition() string {
+	if o.IncludeFailedAuth {
+		return "1"
+	}
+	return readinessNotFailedAuth
+}
+
 // ReadinessSourcesQuery groups the valid records of a window by policy
 // domain, header_from, class and the sender's authenticated identities (the
 // sorted DKIM d= domains that passed, the sorted SPF MAIL FROM domains that
@@ -68,7 +94,13 @@ const readinessWindow = `date_begin >= toDateTime(?) AND date_begin < toDateTime
 //
 // The pass_* columns count messages that would pass DMARC under each pair of
 // alignment modes (dkim mode, spf mode): what adkim=s / aspf=s would change.
-var ReadinessSourcesQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
+//
+// unverified counts the messages of reports whose mail could not be
+// verified (auth_result 'unverified').
+var ReadinessSourcesQuery = readinessSourcesQuery(ReadinessOptions{})
+
+func readinessSourcesQuery(o ReadinessOptions) string {
+	return `WITH ` + replaceWindowAuth(ReadinessKnownSelectors, o) + `
 SELECT policy_domain, header_from, ` + ReadinessClass + ` AS class,
 	arraySort(arrayFilter((d, r) -> r = 'pass', dkim_domains, dkim_results)) AS dkim_pass,
 	arraySort(arrayFilter((d, r, sc) -> r = 'pass' AND (sc = '' OR sc = 'mfrom'), spf_domains, spf_results, spf_scopes)) AS spf_pass,
@@ -84,32 +116,62 @@ SELECT policy_domain, header_from, ` + ReadinessClass + ` AS class,
 	sumIf(message_count, dkim_aligned_relaxed = 1 OR spf_aligned_relaxed = 1) AS pass_rr,
 	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_relaxed = 1) AS pass_sr,
 	sumIf(message_count, dkim_aligned_relaxed = 1 OR spf_aligned_strict = 1) AS pass_rs,
-	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS pass_ss
+	sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS pass_ss,
+	sumIf(message_count, ` + readinessUnverified + `) AS unverified,
+	ip_known_source, ip_known_authorised
 FROM aggregate_records
-WHERE record_error = '' AND ` + readinessWindow + `
-GROUP BY policy_domain, header_from, class, dkim_pass, spf_pass
+` + readinessKnownJoin + `
+WHERE record_error = '' AND ` + readinessWindow + ` AND ` + o.authCondition() + `
+GROUP BY policy_domain, header_from, class, dkim_pass, spf_pass, ip_known_source, ip_known_authorised
 ORDER BY policy_domain, header_from, class, messages DESC`
+}
+
+// readinessKnownJoin adds the known source internal/attrib stored for each
+// source IP (source_attribution, migration 0005): ip_known_source, "" for
+// none or not yet attributed, and ip_known_authorised. GLOBAL so that a
+// Distributed aggregate_records joins the whole table once.
+const readinessKnownJoin = `GLOBAL ANY LEFT JOIN (SELECT ip AS source_ip, argMax(known_source, checked_at) AS ip_known_source,
+	argMax(known_authorised, checked_at) AS ip_known_authorised
+	FROM source_attribution GROUP BY ip) USING source_ip`
 
 // ReadinessIPsQuery is the per-source-IP view of the same classification:
 // one row per (policy domain, header_from, source_ip, class) with its
-// messages, for drill-down. Parameters as ReadinessSourcesQuery.
-var ReadinessIPsQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
+// messages, for drill-down. Parameters as ReadinessSourcesQuery; records of
+// reports whose mail failed authentication are left out.
+var ReadinessIPsQuery = `WITH ` + replaceWindowAuth(ReadinessKnownSelectors, ReadinessOptions{}) + `
 SELECT policy_domain, header_from, source_ip, ` + ReadinessClass + ` AS class,
 	sum(message_count) AS messages
 FROM aggregate_records
-WHERE record_error = '' AND ` + readinessWindow + `
+WHERE record_error = '' AND ` + readinessWindow + ` AND ` + readinessNotFailedAuth + `
 GROUP BY policy_domain, header_from, source_ip, class
 ORDER BY policy_domain, header_from, messages DESC, source_ip`
 
 // ReadinessPolicyQuery returns the policy each domain published in its most
 // recent report of the window (latest date_begin, then latest ingested).
+// A report whose mail failed authentication is not believed about it.
 var ReadinessPolicyQuery = `SELECT policy_domain, p, sp, np, pct, testing, adkim, aspf
 FROM aggregate_reports
-WHERE ` + readinessWindow + `
+WHERE ` + readinessWindow + ` AND auth_result != 'fail'
 ORDER BY policy_domain, date_begin DESC, ingested_at DESC, report_key
 LIMIT 1 BY policy_domain`
 
+// ReadinessFailedAuthQuery sums, per policy domain, the valid records of
+// the window whose report's mail failed authentication: what the verdicts
+// leave out by default. Parameters: the window's since and until.
+var ReadinessFailedAuthQuery = `SELECT policy_domain, uniqExact(report_key) AS reports,
+	sum(message_count) AS messages, arraySort(groupUniqArray(org_name)) AS reporters
+FROM aggregate_records
+WHERE record_error = '' AND ` + readinessWindow + ` AND ` + readinessFailedAuth + `
+GROUP BY policy_domain
+ORDER BY policy_domain`
+
 func replaceWindow(s string) string { return strings.Replace(s, "{window}", readinessWindow, 1) }
+
+// replaceWindowAuth is replaceWindow with the records condition of o: a
+// forged report must not make a selector "known" either.
+func replaceWindowAuth(s string, o ReadinessOptions) string {
+	return strings.Replace(s, "{window}", readinessWindow+" AND "+o.authCondition(), 1)
+}
 
 // ReadinessSource is one row of ReadinessSourcesQuery.
 type ReadinessSource struct {
@@ -130,6 +192,22 @@ type ReadinessSource struct {
 	// PassRR adkim=r aspf=r, PassSR adkim=s aspf=r, PassRS adkim=r aspf=s,
 	// PassSS both strict.
 	PassRR, PassSR, PassRS, PassSS uint64
+	// Unverified counts the messages of reports whose mail could not be
+	// verified (auth_result 'unverified').
+	Unverified uint64 `json:"unverified"`
+	// KnownSource is the known source the source IPs matched when they were
+	// attributed (source_attribution.known_source), "" for none;
+	// KnownAuthorised whether it was marked authorised then.
+	KnownSource     string `json:"known_source,omitempty"`
+	KnownAuthorised bool   `json:"known_authorised,omitempty"`
+}
+
+// ReadinessFailedAuth is one row of ReadinessFailedAuthQuery.
+type ReadinessFailedAuth struct {
+	PolicyDomain string   `json:"policy_domain"`
+	Reports      uint64   `json:"reports"`
+	Messages     uint64   `json:"messages"`
+	Reporters    []string `json:"reporters"` // org_name the reports claim
 }
 
 // ReadinessIP is one row of ReadinessIPsQuery.
@@ -148,8 +226,13 @@ type Policy struct {
 // ReadinessSources runs ReadinessSourcesQuery over reports that began in
 // [since, until).
 func (s *Store) ReadinessSources(ctx context.Context, since, until time.Time) ([]ReadinessSource, error) {
+	return s.ReadinessSourcesWith(ctx, since, until, ReadinessOptions{})
+}
+
+// ReadinessSourcesWith is ReadinessSources with the evidence chosen by o.
+func (s *Store) ReadinessSourcesWith(ctx context.Context, since, until time.Time, o ReadinessOptions) ([]ReadinessSource, error) {
 	a, b := unixSeconds(since), unixSeconds(until)
-	rows, err := s.conn.Query(ctx, ReadinessSourcesQuery, a, b, a, b)
+	rows, err := s.conn.Query(ctx, readinessSourcesQuery(o), a, b, a, b)
 	if err != nil {
 		return nil, fmt.Errorf("store: readiness sources: %w", err)
 	}
@@ -157,11 +240,13 @@ func (s *Store) ReadinessSources(ctx context.Context, since, until time.Time) ([
 	var l []ReadinessSource
 	for rows.Next() {
 		var r ReadinessSource
+		var known uint8
 		if err := rows.Scan(&r.PolicyDomain, &r.HeaderFrom, &r.Class, &r.DKIMPass, &r.SPFPass,
 			&r.Messages, &r.Records, &r.SourceIPs, &r.Days, &r.Selectors, &r.Reporters, &r.TopIPs,
-			&r.Overrides, &r.PassRR, &r.PassSR, &r.PassRS, &r.PassSS); err != nil {
+			&r.Overrides, &r.PassRR, &r.PassSR, &r.PassRS, &r.PassSS, &r.Unverified, &r.KnownSource, &known); err != nil {
 			return nil, fmt.Errorf("store: readiness sources: %w", err)
 		}
+		r.KnownAuthorised = known == 1
 		l = append(l, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -211,6 +296,28 @@ func (s *Store) ReadinessPolicies(ctx context.Context, since, until time.Time) (
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: readiness policies: %w", err)
+	}
+	return l, nil
+}
+
+// ReadinessFailedAuthReports runs ReadinessFailedAuthQuery over reports
+// that began in [since, until).
+func (s *Store) ReadinessFailedAuthReports(ctx context.Context, since, until time.Time) ([]ReadinessFailedAuth, error) {
+	rows, err := s.conn.Query(ctx, ReadinessFailedAuthQuery, unixSeconds(since), unixSeconds(until))
+	if err != nil {
+		return nil, fmt.Errorf("store: readiness, reports failing authentication: %w", err)
+	}
+	defer rows.Close()
+	var l []ReadinessFailedAuth
+	for rows.Next() {
+		var r ReadinessFailedAuth
+		if err := rows.Scan(&r.PolicyDomain, &r.Reports, &r.Messages, &r.Reporters); err != nil {
+			return nil, fmt.Errorf("store: readiness, reports failing authentication: %w", err)
+		}
+		l = append(l, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: readiness, reports failing authentication: %w", err)
 	}
 	return l, nil
 }

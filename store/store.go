@@ -34,8 +34,10 @@ const MaxBatchRows = 1000000
 // Options configure a Store.
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
-	// Cluster is "" for a single server. Later: the ON CLUSTER name, with
-	// Replicated engines (the migrations already render both).
+	// Cluster is "" for a single server, else the name of a cluster in the
+	// servers' remote_servers: ON CLUSTER DDL, Replicated tables named
+	// <name>_local and Distributed tables under the plain names, report
+	// writes routed to the shard of their key (see cluster.go).
 	Cluster string
 	// BatchRows is the most records sent in one INSERT (default 5000, at
 	// most MaxBatchRows). A large report holds three buffers of BatchRows
@@ -56,6 +58,7 @@ type Store struct {
 
 	migrateMu sync.Mutex
 	locks     keyLocks
+	shards    []*shard // cluster mode: the cluster's shards (see route)
 }
 
 // ErrBadDSN is returned by Open for a DSN it cannot use.
@@ -119,6 +122,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 
 	chopts.Auth.Database = db
+	if opts.Cluster != "" {
+		clusterSettings(chopts)
+	}
 	conn, err := clickhouse.Open(chopts)
 	if err != nil {
 		return nil, fmt.Errorf("store: connecting to %v: %w", chopts.Addr, err)
@@ -134,12 +140,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		conn.Close()
 		return nil, err
 	}
-	if err := s.waitForOrphanedWrites(ctx); err != nil {
+	if err := s.openCluster(ctx, chopts); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	if err := s.dropOrphanedStaging(ctx); err != nil {
-		conn.Close()
+	if err := s.eachShard(ctx, s.waitForOrphanedWrites); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.eachShard(ctx, s.dropOrphanedStaging); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.eachShard(ctx, s.dropStaleClaims); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -147,6 +161,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // Close closes the connections.
 func (s *Store) Close() error {
+	closeShards(s.shards)
 	return s.conn.Close()
 }
 

@@ -34,6 +34,19 @@ type InputMeta struct {
 	Source      string // e.g. "imap", "s3", "spool", "file"
 	InputName   string // message id, object key, file name
 	InputSHA256 string // of the input's bytes, hex
+	// AuthResult is how the mail that carried the report authenticated on
+	// arrival: "pass", "fail" or "unverified" ("" is "unverified");
+	// AuthDetail says why (ingest/auth.go).
+	AuthResult string
+	AuthDetail string
+}
+
+// authResult is the stored auth_result of meta.
+func (m InputMeta) authResult() string {
+	if m.AuthResult == "" {
+		return "unverified"
+	}
+	return m.AuthResult
 }
 
 // Status is the outcome of WriteAggregate.
@@ -70,6 +83,10 @@ type WriteResult struct {
 //     stagingSenders concurrent INSERTs; memory stays flat whatever the
 //     report's size (about 115 MiB of heap for 1,000,000 records at the
 //     default BatchRows). Then the report row.
+//   - between the records and the report row, the report's sums in
+//     aggregate_rollup, in one atomic step of their own (store/rollup.go);
+//     the retry of a report whose records are stored writes them unless
+//     they are there.
 //
 // All records of a report carry the report's date_begin, so they fall in one
 // monthly partition. Two processes writing the same report at the same moment
@@ -79,9 +96,15 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 		return WriteResult{}, errors.New("store: WriteAggregate: nil header or next")
 	}
 	key := aggregate.Key(h)
+	ctx = s.route(ctx, key) // cluster mode: the local tables of the key's shard (cluster.go)
 	res := WriteResult{ReportKey: key}
 	unlock := s.locks.lock(key)
 	defer unlock()
+	release, err := s.claim(ctx, key) // against other processes (cluster.go)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 
 	exists, err := s.reportExists(ctx, h, key)
 	if err != nil {
@@ -106,6 +129,9 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 		// row: complete it.
 		s.log.Info("completing report whose records are stored", "report_key", key, "report_id", h.ReportID, "stored_records", n)
 		c, err = drainCounts(next)
+		if err == nil {
+			err = s.completeRollup(ctx, policyDomain(h), h.Begin.UTC(), key)
+		}
 	} else {
 		c, err = s.insertRecords(ctx, h, key, next)
 	}
@@ -116,9 +142,11 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 	if n > 0 && uint64(c.records) != n {
 		s.log.Warn("stored records differ from the report's", "report_key", key, "stored_records", n, "records", c.records)
 	}
+	failpoint("after-rollup")
 	if err := s.insertReport(ctx, h, key, meta, c); err != nil {
 		return res, fmt.Errorf("report %s (%s, %s): writing report row: %w", key, h.OrgName, h.ReportID, err)
 	}
+	failpoint("after-report")
 	res.Status = StatusStored
 	return res, nil
 }
@@ -230,7 +258,11 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key stri
 		if cols.len() == 0 {
 			return c, nil
 		}
-		return c, s.sendRecords(ctx, "aggregate_records", cols)
+		if err := s.sendRecords(ctx, "aggregate_records", cols); err != nil {
+			return c, err
+		}
+		failpoint("after-records")
+		return c, s.sendRollup(ctx, rep, cols)
 	}
 	if cols.len() > 0 {
 		if _, err := w.send(cols); err != nil {
@@ -240,7 +272,19 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key stri
 	if err := w.close(); err != nil {
 		return c, err
 	}
-	return c, s.attachStaging(ctx, staging)
+	// The rollup is summed from the staged records, then attached after
+	// them (a retry that finds the records but no rollup sums them again).
+	rollup, err := s.stageRollupOf(ctx, staging)
+	if err != nil {
+		return c, err
+	}
+	defer s.dropTable(ctx, rollup)
+	failpoint("after-staging")
+	if err := s.attachStaging(ctx, staging); err != nil {
+		return c, err
+	}
+	failpoint("after-records")
+	return c, s.attachRollup(ctx, rollup)
 }
 
 // stagingSenders is how many batches are sent to a staging table at once:
@@ -451,11 +495,11 @@ func (s *Store) insertReport(ctx context.Context, h *aggregate.Header, key strin
 		extra_contact_info, report_id, policy_domain, date_begin, date_end,
 		adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
 		schema, version, errors, generator, record_count, message_count, invalid_records,
-		source, input_name, input_sha256, ingested_at)`,
+		source, input_name, input_sha256, ingested_at, auth_result, auth_detail)`,
 		key, h.OrgName, h.Email, h.ExtraContactInfo, h.ReportID, policyDomain(h), h.Begin.UTC(), h.End.UTC(),
 		opt(h.ADKIM), opt(h.ASPF), opt(h.P), opt(h.SP), opt(h.NP), opt(h.Pct), opt(h.Fo), opt(h.Testing), opt(h.DiscoveryMethod),
 		h.Schema, h.Version, errs, h.Generator, uint64(c.records), c.messages, c.invalid,
-		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC())
+		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail)
 }
 
 func opt(o aggregate.Opt) *string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/daemon"
 	"github.com/dmarcd/dmarcd/internal/metrics"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -96,7 +97,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		}()
 	}
 	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al,
-		OwnedDomains: cfg.OwnedDomains, Logger: log, Observer: m,
+		OwnedDomains: cfg.OwnedDomains, Logger: log, Observer: m, Verifier: daemon.ReportVerifier(cfg, log),
 		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
 
 	// Mailbox and bucket URLs are sources of their own: their mails and
@@ -194,6 +195,9 @@ func humanLine(o ingest.Outcome) string {
 		s := fmt.Sprintf("%-9s %s: %s, %d report(s), %d records, %d messages", o.Status, o.Input, o.Kind, o.Reports, o.Records, o.Messages)
 		if o.Reason != "" {
 			s += " (also set aside: " + o.Reason + ")"
+		}
+		if o.Auth == ingest.AuthFail {
+			s += "; mail failed authentication (" + o.AuthDetail + "): left out of readiness"
 		}
 		return s
 	default:

@@ -70,6 +70,7 @@ func commands() []command {
 		{"parse", "parse [--json|--csv] PATH...", runParse},
 		{"migrate", "migrate", runMigrate},
 		{"prune", "prune --older-than 400d", runPrune},
+		{"rollup", "rollup rebuild [--partition YYYYMM]...", runRollup},
 		{"summary", "summary [--days N] [--json]", runSummary},
 		{"readiness", "readiness [--days N] [--json] [--senders FILE] [DOMAIN...]", runReadiness},
 		{"check", "check [--resolver HOST:PORT] [--timeout 3s] [--json] [--no-store] DOMAIN...", runCheck},

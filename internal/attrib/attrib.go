@@ -5,6 +5,11 @@
 // "include:amazonses.com", resolved within SPF's 10-lookup rule (RFC 7208
 // §4.6.4). Results are stored per IP in source_attribution.
 //
+// With an Enrichment (Options: GeoIP databases and a known-sources file),
+// each IP also gets its country and AS and the known source it matches
+// (known.go, geo.go); Refresh re-applies them to stored rows, without DNS,
+// when those files change.
+//
 // Lookups are cached per Attributor (SPF walks per domain, for its lifetime)
 // and rate-limited to one query group at a time at most every Interval.
 package attrib
@@ -32,6 +37,15 @@ type Attributor struct {
 	mu   sync.Mutex
 	last time.Time
 	spf  map[string]*dnscheck.SPFWalk // nil entry: no usable record
+
+	enrich *Enrichment // nil: DNS facts and built-in known sources only
+}
+
+// With makes a attribute with e (nil: built-in known sources, no GeoIP)
+// and returns a.
+func (a *Attributor) With(e *Enrichment) *Attributor {
+	a.enrich = e
+	return a
 }
 
 // New returns an Attributor; interval <= 0 is DefaultInterval.
@@ -93,17 +107,27 @@ func (a *Attributor) PTR(ctx context.Context, ip netip.Addr) (string, bool, erro
 // SPFCovering returns the term of domain's SPF record that authorises ip,
 // or "" (also when the domain has no usable record).
 func (a *Attributor) SPFCovering(ctx context.Context, domain string, ip netip.Addr) (string, error) {
+	w, err := a.walk(ctx, domain)
+	if err != nil {
+		return "", err
+	}
+	return w.Covering(ip), nil
+}
+
+// walk returns the cached SPF walk of domain; nil when it has no usable
+// record.
+func (a *Attributor) walk(ctx context.Context, domain string) (*dnscheck.SPFWalk, error) {
 	a.mu.Lock()
 	w, ok := a.spf[domain]
 	a.mu.Unlock()
 	if !ok {
 		if err := a.wait(ctx); err != nil {
-			return "", err
+			return nil, err
 		}
 		var err error
 		w, err = a.r.WalkSPF(ctx, domain)
 		if err != nil && errors.Is(err, dnscheck.ErrTemporary) {
-			return "", err
+			return nil, err
 		}
 		if err != nil || w.Lookups > dnscheck.SPFMaxLookups {
 			w = nil // receivers return permerror: nothing is authorised
@@ -112,7 +136,7 @@ func (a *Attributor) SPFCovering(ctx context.Context, domain string, ip netip.Ad
 		a.spf[domain] = w
 		a.mu.Unlock()
 	}
-	return w.Covering(ip), nil
+	return w, nil
 }
 
 // Attribute attributes ip, sending for domains (tried in order; the first
@@ -125,15 +149,16 @@ func (a *Attributor) Attribute(ctx context.Context, ip netip.Addr, domains []str
 	}
 	res.PTR, res.PTRConfirmed = ptr, ok
 	for _, d := range domains {
-		m, err := a.SPFCovering(ctx, d, ip)
+		w, err := a.walk(ctx, d)
 		if err != nil {
 			return res, fmt.Errorf("SPF of %s: %w", d, err)
 		}
-		if m != "" {
-			res.SPFDomain, res.SPFMechanism = d, m
+		if m := w.Covering(ip); m != "" {
+			res.SPFDomain, res.SPFMechanism, res.SPFIncludes = d, m, spfIncludes(w, ip)
 			break
 		}
 	}
+	a.enrich.Apply(&res)
 	res.CheckedAt = time.Now().UTC()
 	return res, nil
 }
@@ -142,11 +167,17 @@ func (a *Attributor) Attribute(ctx context.Context, ip netip.Addr, domains []str
 // attribution yet and stores the results. An IP whose lookups fail
 // temporarily is left for the next run. It returns how many IPs it stored.
 func Run(ctx context.Context, st *store.Store, r *dnscheck.Resolver, limit int) (int, error) {
+	return RunWith(ctx, st, r, limit, nil)
+}
+
+// RunWith is Run with an Enrichment (nil: built-in known sources, no
+// GeoIP).
+func RunWith(ctx context.Context, st *store.Store, r *dnscheck.Resolver, limit int, e *Enrichment) (int, error) {
 	ips, err := st.UnattributedIPs(ctx, limit)
 	if err != nil {
 		return 0, err
 	}
-	a := New(r, 0)
+	a := New(r, 0).With(e)
 	var out []store.SourceAttribution
 	for _, u := range ips {
 		ip, err := netip.ParseAddr(u.IP)

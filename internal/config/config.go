@@ -31,8 +31,13 @@ type Config struct {
 	Limits       Limits     `yaml:"limits"`
 	Retention    Duration   `yaml:"retention"` // 0 = keep forever
 	Privacy      Privacy    `yaml:"privacy"`
+	ReportAuth   ReportAuth `yaml:"report_auth"`
 	Gauges       Gauges     `yaml:"gauges"`
-	Log          Log        `yaml:"log"`
+	// The daemon's periodic jobs, off the ingest path (internal/daemon/periodic.go).
+	Check       Check       `yaml:"check"`
+	Attribution Attribution `yaml:"attribution"`
+	DNS         DNS         `yaml:"dns"`
+	Log         Log         `yaml:"log"`
 	// The daemon (dmarcd serve).
 	HTTP    HTTP     `yaml:"http"`
 	Sources []Source `yaml:"sources"`
@@ -60,6 +65,51 @@ type Gauges struct {
 	LagDays  int      `yaml:"lag_days"` // windows end at the UTC midnight this many days back; default 2
 }
 
+// Check configures the daemon's periodic `dmarcd check`: the DNS records
+// it reads are stored when they change (table dns_records), for dashboard
+// annotations.
+type Check struct {
+	Interval Duration `yaml:"interval"` // 0: off
+	// Domains to check; empty: the policy domains of the reports stored
+	// in the last 30 days.
+	Domains []string `yaml:"domains"`
+}
+
+// Attribution configures the daemon's periodic attribution of new source
+// IPs (internal/attrib: reverse DNS, the SPF term that authorises them).
+type Attribution struct {
+	Interval     Duration `yaml:"interval"`        // 0: off
+	MaxIPsPerRun int      `yaml:"max_ips_per_run"` // most IPs attributed per run, those with the most messages first; default 1000
+	// Operator data (internal/attrib.Options): MaxMind-format databases
+	// for country and AS (GeoLite2-Country/City, GeoLite2-ASN, or one file
+	// with both), none shipped or downloaded; and a known-sources file
+	// (docs/known-sources.example.yaml). "": none.
+	GeoIPCountryDB string `yaml:"geoip_country_db"`
+	GeoIPASNDB     string `yaml:"geoip_asn_db"`
+	KnownSources   string `yaml:"known_sources"`
+}
+
+// DefaultAttributionMaxIPs is the default of attribution.max_ips_per_run.
+const DefaultAttributionMaxIPs = 1000
+
+// DNS is the resolver of the daemon's periodic check and attribution.
+type DNS struct {
+	Resolver string   `yaml:"resolver"` // host:port (or host, port 53); "": the first nameserver of /etc/resolv.conf
+	Timeout  Duration `yaml:"timeout"`  // per query; default 3s
+}
+
+// ReportAuth configures the authentication of report mails on arrival
+// (DKIM, and the DMARC policy of the From domain; docs/readiness.md,
+// "Trusting the reports").
+type ReportAuth struct {
+	Enabled    bool     `yaml:"enabled"`     // default true; false stores every report "unverified"
+	DNSTimeout Duration `yaml:"dns_timeout"` // per lookup; default 2s
+	Resolver   string   `yaml:"resolver"`    // host:port (or host, port 53); "": the first nameserver of /etc/resolv.conf
+}
+
+// DefaultReportAuthTimeout is the default of report_auth.dns_timeout.
+const DefaultReportAuthTimeout = 2 * time.Second
+
 // Privacy is what of a failure report reaches the store.
 type Privacy struct {
 	KeyFile        string `yaml:"key_file"`        // secret for address tokens; created (32 random bytes) when missing
@@ -71,7 +121,9 @@ type Privacy struct {
 type ClickHouse struct {
 	DSN     string `yaml:"dsn"`      // clickhouse-go DSN; env DMARCD_CLICKHOUSE_DSN wins
 	DSNFile string `yaml:"dsn_file"` // read the DSN (with its password) from this file instead
-	Cluster string `yaml:"cluster"`  // reserved for cluster mode
+	// Cluster switches to cluster mode: the name of a cluster in the
+	// servers' remote_servers (docs/cluster.md); env DMARCD_CLICKHOUSE_CLUSTER.
+	Cluster string `yaml:"cluster"`
 	// BatchRows is how many records go into one INSERT block: larger is
 	// faster for big reports and costs memory (about 1 KB a record).
 	BatchRows int `yaml:"batch_rows"`
@@ -97,8 +149,11 @@ type Log struct {
 // Default returns the configuration used without a file.
 func Default() Config {
 	return Config{
-		ClickHouse: ClickHouse{DSN: DefaultDSN, BatchRows: 5000},
-		Gauges:     Gauges{Interval: Duration(5 * time.Minute), LagDays: 2},
+		ClickHouse:  ClickHouse{DSN: DefaultDSN, BatchRows: 5000},
+		Gauges:      Gauges{Interval: Duration(5 * time.Minute), LagDays: 2},
+		ReportAuth:  ReportAuth{Enabled: true, DNSTimeout: Duration(DefaultReportAuthTimeout)},
+		Attribution: Attribution{MaxIPsPerRun: DefaultAttributionMaxIPs},
+		DNS:         DNS{Timeout: Duration(3 * time.Second)},
 		Limits: Limits{
 			MaxMessageBytes: 64 << 20,
 			MaxMemberBytes:  1 << 30,
@@ -161,6 +216,9 @@ func (c Config) Validate() error {
 	if c.ClickHouse.BatchRows < 100 || c.ClickHouse.BatchRows > 1_000_000 {
 		ps.add("clickhouse.batch_rows", "%d is not between 100 and 1000000", c.ClickHouse.BatchRows)
 	}
+	if cl := c.ClickHouse.Cluster; cl != "" && !isIdent(cl) {
+		ps.add("clickhouse.cluster", "%q is not a cluster name (letters, digits and _)", cl)
+	}
 	l := c.Limits
 	for _, kv := range []struct {
 		key string
@@ -182,6 +240,16 @@ func (c Config) Validate() error {
 	if c.Retention < 0 {
 		ps.add("retention", "must not be negative")
 	}
+	if t := time.Duration(c.ReportAuth.DNSTimeout); t <= 0 || t > time.Minute {
+		ps.add("report_auth.dns_timeout", "%v is not between 0 and 1m (e.g. 2s)", t)
+	}
+	if r := c.ReportAuth.Resolver; r != "" {
+		if _, _, err := net.SplitHostPort(r); err != nil && strings.ContainsAny(r, ":/ ") {
+			ps.add("report_auth.resolver", "%q is not host:port or host (e.g. 127.0.0.1:53)", r)
+		}
+	}
+	c.validatePeriodic(&ps)
+	c.validateAttributionFiles(&ps)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -332,4 +400,15 @@ func (c Config) PrivacyKey() ([]byte, error) {
 		return nil, fmt.Errorf("config privacy.key_file %s: want at least 16 bytes in hex", path)
 	}
 	return k, nil
+}
+
+// isIdent reports whether s is a plain ClickHouse identifier
+// ([A-Za-z_][A-Za-z0-9_]*).
+func isIdent(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -77,6 +77,9 @@ type Daemon struct {
 	store    *lazyStore
 	ctx      context.Context // Run's: sources are started under it
 
+	periodic  *periodic // check and attribution jobs; replaced under reloadMu
+	periodicM *periodicMetrics
+
 	mu      sync.Mutex // guards running and ping
 	running map[string]*running
 	ping    *pinger
@@ -112,6 +115,7 @@ func New(cfg config.Config, opt Options) (*Daemon, error) {
 	}, []string{"source"})
 	d.metrics.Registry.MustRegister(d.errs, &upCollector{d: d, desc: prometheus.NewDesc("dmarcd_source_up",
 		"1 when the source is connected and running, 0 otherwise.", []string{"source"}, nil)})
+	d.periodicM = newPeriodicMetrics(d.metrics.Registry)
 	return d, nil
 }
 
@@ -172,6 +176,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	} else {
 		go g.Run(srcCtx)
 	}
+	d.periodic = newPeriodic(cfg, d.store, d.periodicM, d.log)
+	d.periodic.start(srcCtx)
 	err := d.startSources(cfg)
 	d.reloadMu.Unlock()
 	if err != nil {
@@ -182,6 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-ctx.Done()
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.periodic.cancel() // waited for below, while the sources stop
 	grace := time.Duration(d.cfg.ShutdownGrace)
 	d.log.Info("stopping: no new inputs; waiting for the inputs in hand to commit", "grace", grace)
 	left := d.stopSources(nil, grace)
@@ -194,6 +201,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cancel()
 	}
 	d.ping.close()
+	d.periodic.stop()
 	if len(left) == 0 {
 		d.store.close()
 	}
@@ -204,9 +212,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Reload applies a new configuration: sources removed or changed are
 // stopped (after the inputs in hand commit), new or changed ones started;
 // a change of clickhouse, limits, owned_domains or privacy restarts every
-// source with new pipelines. http.listen, log.format and the metric labels
-// of owned_domains change only at the next start. cfg must be valid; on
-// error nothing changed.
+// source with new pipelines; a change of check, attribution, dns or
+// clickhouse restarts the periodic jobs. http.listen, log.format and the
+// metric labels of owned_domains change only at the next start. cfg must be
+// valid; on error nothing changed.
 func (d *Daemon) Reload(cfg config.Config) error {
 	if err := Check(cfg); err != nil {
 		return err
@@ -242,6 +251,10 @@ func (d *Daemon) Reload(cfg config.Config) error {
 		d.log.Info("reload: stopping sources", "sources", stop)
 		d.stopSources(stop, 0)
 	}
+	restartPeriodic := !reflect.DeepEqual(periodicSettings(old), periodicSettings(cfg))
+	if restartPeriodic {
+		d.periodic.stop()
+	}
 	if old.ClickHouse != cfg.ClickHouse {
 		d.store.close()
 		d.store = newLazyStore(cfg, d.log)
@@ -251,6 +264,10 @@ func (d *Daemon) Reload(cfg config.Config) error {
 		d.mu.Unlock()
 	}
 	d.cfg = cfg
+	if restartPeriodic {
+		d.periodic = newPeriodic(cfg, d.store, d.periodicM, d.log)
+		d.periodic.start(d.ctx)
+	}
 	err := d.startSources(cfg)
 	d.log.Info("reload: configuration applied", "sources", len(cfg.Sources), "restarted", len(stop))
 	return err
@@ -258,7 +275,7 @@ func (d *Daemon) Reload(cfg config.Config) error {
 
 // pipelineSettings is what every source's pipeline depends on.
 func pipelineSettings(c config.Config) any {
-	return []any{c.ClickHouse, c.OwnedDomains, c.Limits, c.Privacy}
+	return []any{c.ClickHouse, c.OwnedDomains, c.Limits, c.Privacy, c.ReportAuth}
 }
 
 // startSources starts every source of cfg not running yet. Callers hold
@@ -266,6 +283,8 @@ func pipelineSettings(c config.Config) any {
 func (d *Daemon) startSources(cfg config.Config) error {
 	var errs []error
 	var key []byte
+	var verifier *ingest.Verifier // one for all sources: they share its DNS cache
+	verifierBuilt := false
 	for _, sc := range cfg.Sources {
 		label := sc.Label()
 		d.mu.Lock()
@@ -281,7 +300,10 @@ func (d *Daemon) startSources(cfg config.Config) error {
 			}
 			key = k
 		}
-		p := d.pipeline(cfg, label, key)
+		if !verifierBuilt {
+			verifier, verifierBuilt = ReportVerifier(cfg, d.log), true
+		}
+		p := d.pipeline(cfg, label, key, verifier)
 		r := &running{cfg: sc, done: make(chan struct{})}
 		src, err := d.newSource(cfg, sc, p, func() { d.errs.WithLabelValues(label).Inc() })
 		if err != nil {
@@ -416,7 +438,7 @@ func (d *Daemon) snapshot() map[string]*running {
 }
 
 // pipeline builds the pipeline of one source.
-func (d *Daemon) pipeline(cfg config.Config, label string, key []byte) *ingest.Pipeline {
+func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *ingest.Verifier) *ingest.Pipeline {
 	l := cfg.Limits
 	return ingest.New(d.store, ingest.Options{
 		Source: label,
@@ -426,8 +448,25 @@ func (d *Daemon) pipeline(cfg config.Config, label string, key []byte) *ingest.P
 		OwnedDomains: cfg.OwnedDomains,
 		Privacy:      ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies},
 		Observer:     d.metrics,
+		Verifier:     verifier,
 		Logger:       d.log.With("source", label),
 	})
+}
+
+// ReportVerifier returns the authenticator of report mails that
+// report_auth configures, nil when it is disabled or has no resolver
+// (reports are then stored "unverified"; ingestion goes on).
+func ReportVerifier(cfg config.Config, log *slog.Logger) *ingest.Verifier {
+	ra := cfg.ReportAuth
+	if !ra.Enabled {
+		return nil
+	}
+	v, err := ingest.NewDNSVerifier(ra.Resolver, time.Duration(ra.DNSTimeout))
+	if err != nil {
+		log.Warn("report_auth: no DNS resolver; reports are stored unverified", "err", err)
+		return nil
+	}
+	return v
 }
 
 // upCollector exports dmarcd_source_up from the sources' readiness at each

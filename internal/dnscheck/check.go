@@ -77,6 +77,30 @@ type Report struct {
 	SPFRecord    string    `json:"spf_record,omitempty"`
 	SPFLookups   int       `json:"spf_lookups"`
 	Findings     []Finding `json:"findings"`
+	// Records are the record values Check read, for change tracking
+	// (the daemon stores each change in dns_records).
+	Records []Observation `json:"records,omitempty"`
+}
+
+// Observation is one DNS record as Check read it.
+type Observation struct {
+	// Kind is dmarc, spf, dkim:SELECTOR (dkim:SELECTOR:D for a key of a
+	// subdomain d=), or report_auth:HOST (the authorisation of an
+	// external rua/ruf destination).
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`  // the DNS name the record was found at
+	Value string `json:"value"` // the record; "" when none is published
+	// Err, when not empty, says why the record could not be read (a
+	// temporary DNS failure): Value is unknown.
+	Err string `json:"error,omitempty"`
+}
+
+func (r *Report) observe(kind, name, value string, err error) {
+	o := Observation{Kind: kind, Name: name, Value: value}
+	if err != nil {
+		o.Value, o.Err = "", err.Error()
+	}
+	r.Records = append(r.Records, o)
 }
 
 // Errors returns the number of error findings.
@@ -128,6 +152,7 @@ func checkDMARC(ctx context.Context, r *Resolver, rep *Report) *DMARCRecord {
 	names, records, err := r.TreeWalk(ctx, d)
 	if err != nil {
 		rep.OrgDomain = d
+		rep.observe("dmarc", "_dmarc."+d, "", err)
 		rep.add("dmarc", SevError, "_dmarc."+d, "cannot read the DMARC record: "+err.Error(), "check the domain's name servers; receivers that cannot read the record do not apply DMARC")
 		return nil
 	}
@@ -148,8 +173,12 @@ func checkDMARC(ctx context.Context, r *Resolver, rep *Report) *DMARCRecord {
 	}
 	if !ok {
 		// RFC 7489 receivers look at the PSL organizational domain only.
-		if t, _, err := r.dmarcAt(ctx, rep.OrgDomainPSL); err == nil && t != "" {
+		t, _, err := r.dmarcAt(ctx, rep.OrgDomainPSL)
+		if err == nil && t != "" {
 			at, text, ok = rep.OrgDomainPSL, t, true
+		}
+		if !ok {
+			rep.observe("dmarc", "_dmarc."+d, "", err)
 		}
 	}
 	if !ok {
@@ -159,6 +188,7 @@ func checkDMARC(ctx context.Context, r *Resolver, rep *Report) *DMARCRecord {
 	}
 	rec, fs := ParseDMARC("_dmarc."+at, text)
 	rep.DMARCName, rep.DMARCRecord = rec.Name, text
+	rep.observe("dmarc", rec.Name, text, nil)
 	rep.Findings = append(rep.Findings, fs...)
 	if at != d {
 		tag := "sp"
@@ -200,15 +230,18 @@ func checkReportURIs(ctx context.Context, r *Resolver, rep *Report, rec *DMARCRe
 			name := policyDomain + "._report._dmarc." + host
 			txts, err := r.TXT(ctx, name)
 			if err != nil && !errors.Is(err, ErrNXDomain) {
+				rep.observe("report_auth:"+host, name, "", err)
 				rep.add(tag, SevWarning, name, fmt.Sprintf("cannot check that %s accepts reports for %s: %v", host, policyDomain, err), "retry later")
 				continue
 			}
 			ok := false
+			value := ""
 			for _, t := range txts {
 				if strings.HasPrefix(strings.TrimSpace(t), "v=DMARC1") {
-					ok = true
+					ok, value = true, t
 				}
 			}
+			rep.observe("report_auth:"+host, name, value, nil)
 			if ok {
 				rep.add(tag, SevInfo, name, fmt.Sprintf("external %s destination %s is authorised for %s", tag, a, policyDomain), "")
 			} else {
@@ -226,13 +259,18 @@ func checkSPF(ctx context.Context, r *Resolver, rep *Report) byte {
 	w, err := r.WalkSPF(ctx, d)
 	switch {
 	case errors.Is(err, ErrNoSPF) || errors.Is(err, ErrNXDomain):
+		rep.observe("spf", d, "", nil)
 		rep.add("spf", SevWarning, d, "no SPF record: SPF gives none, so only DKIM can make mail from "+d+" pass DMARC", "publish TXT "+d+" \"v=spf1 <your senders> -all\" (\"v=spf1 -all\" if no mail is sent with this domain in MAIL FROM)")
 		return 0
 	case err != nil:
+		if errors.Is(err, ErrTemporary) {
+			rep.observe("spf", d, "", err)
+		}
 		rep.add("spf", SevError, d, "cannot read the SPF record: "+err.Error(), "check the domain's name servers, or remove the extra v=spf1 records")
 		return 0
 	}
 	rep.SPFRecord, rep.SPFLookups = w.Root.Text, w.Lookups
+	rep.observe("spf", d, w.Root.Text, nil)
 	for _, p := range w.Problems {
 		rep.add("spf", p.Severity, d, p.Message, p.Fix)
 	}
@@ -265,12 +303,17 @@ func checkDKIM(ctx context.Context, r *Resolver, rep *Report, sels []Selector) {
 			order = append(order, s.Domain)
 		}
 		name := s.Selector + "._domainkey." + s.Domain
+		kind := "dkim:" + s.Selector
+		if s.Domain != rep.Domain {
+			kind += ":" + s.Domain
+		}
 		a, err := r.Lookup(ctx, name, 16 /* TXT */)
 		via := ""
 		if len(a.CNAMEs) > 0 {
 			via = fmt.Sprintf(" (via CNAME to %s)", strings.TrimSuffix(lastTarget(a), "."))
 		}
 		if err != nil && !errors.Is(err, ErrNXDomain) {
+			rep.observe(kind, name, "", err)
 			rep.add("dkim", SevWarning, name, "cannot read the DKIM key: "+err.Error(), "check the name servers of "+s.Domain)
 			usable[s.Domain] = true // unknown: do not claim it is missing
 			continue
@@ -279,6 +322,7 @@ func checkDKIM(ctx context.Context, r *Resolver, rep *Report, sels []Selector) {
 		for _, rr := range a.Records {
 			txt = strings.Join(txtStrings(rr), "")
 		}
+		rep.observe(kind, name, txt, nil)
 		if txt == "" {
 			rep.add("dkim", SevInfo, name, fmt.Sprintf("no key published%s: selector %s (seen on %d messages, %d passed) is rotated out or inactive; normal for SES, which publishes three selectors", via, s.Selector, s.Messages, s.Passed), "")
 			continue

@@ -215,6 +215,8 @@ func boundDomains(l []store.DomainGauges, keep map[string]bool) []store.DomainGa
 		other.TLSFailedSessions += d.TLSFailedSessions
 		other.TLSSuccessfulSessions += d.TLSSuccessfulSessions
 		other.FailureReports += d.FailureReports
+		other.StoppedPassingSources += d.StoppedPassingSources
+		other.StoppedPassingMessages += d.StoppedPassingMessages
 	}
 	if others {
 		other.Domain = Other
@@ -265,6 +267,12 @@ var (
 	descFailure = prometheus.NewDesc("dmarc_failure_reports",
 		"Failure (ruf) reports whose Arrival-Date falls in the window.",
 		[]string{"domain", "window"}, nil)
+	descStopped = prometheus.NewDesc("dmarc_sources_stopped_passing",
+		"Sources (source IPs) that passed DMARC in the 7 days before the window and fail in it: a legitimate sender that lost alignment (windows 1d and 7d only).",
+		[]string{"domain", "window"}, nil)
+	descStoppedMsgs = prometheus.NewDesc("dmarc_sources_stopped_passing_messages",
+		"Messages failing DMARC in the window from sources that passed in the 7 days before it (windows 1d and 7d only).",
+		[]string{"domain", "window"}, nil)
 	descLastOrg = prometheus.NewDesc("dmarc_last_report_timestamp_seconds",
 		"End of the period of the latest aggregate report of a reporter organisation (Unix time, at most now).",
 		[]string{"org"}, nil)
@@ -286,7 +294,7 @@ var (
 // Describe implements prometheus.Collector.
 func (g *Gauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descPassRatio, descWouldBlock, descStrictRatio,
-		descUnauth, descTLSFailed, descTLSOK, descFailure, descLastOrg, descLastDomain, descWindowEnd,
+		descUnauth, descTLSFailed, descTLSOK, descFailure, descStopped, descStoppedMsgs, descLastOrg, descLastDomain, descWindowEnd,
 		descUpdated, descTook, descErrors, descUp} {
 		ch <- d
 	}
@@ -325,6 +333,10 @@ func (g *Gauges) Collect(ch chan<- prometheus.Metric) {
 			gauge(descTLSFailed, float64(d.TLSFailedSessions), d.Domain, w.Name)
 			gauge(descTLSOK, float64(d.TLSSuccessfulSessions), d.Domain, w.Name)
 			gauge(descFailure, float64(d.FailureReports), d.Domain, w.Name)
+			if w.Days <= store.StoppedPassingMaxDays {
+				gauge(descStopped, float64(d.StoppedPassingSources), d.Domain, w.Name)
+				gauge(descStoppedMsgs, float64(d.StoppedPassingMessages), d.Domain, w.Name)
+			}
 		}
 	}
 	for _, o := range s.orgs {
@@ -339,7 +351,8 @@ func (g *Gauges) Collect(ch chan<- prometheus.Metric) {
 // alert rules checks).
 var MetricNames = []string{"dmarc_messages", "dmarc_pass_ratio", "dmarc_would_block_messages",
 	"dmarc_strict_pass_ratio", "dmarc_unauthenticated_messages", "dmarc_tlsrpt_failed_sessions",
-	"dmarc_tlsrpt_successful_sessions", "dmarc_failure_reports", "dmarc_last_report_timestamp_seconds",
+	"dmarc_tlsrpt_successful_sessions", "dmarc_failure_reports",
+	"dmarc_sources_stopped_passing", "dmarc_sources_stopped_passing_messages", "dmarc_last_report_timestamp_seconds",
 	"dmarc_domain_last_report_timestamp_seconds", "dmarc_gauges_window_end_timestamp_seconds",
 	"dmarc_gauges_last_update_timestamp_seconds", "dmarc_gauges_update_duration_seconds",
 	"dmarc_gauges_update_errors_total", "dmarcd_clickhouse_up"}

@@ -114,6 +114,9 @@ type Source struct {
 	TopIPs     []string `json:"top_ips"`
 	Selectors  []string `json:"selectors,omitempty"`
 	Reporters  []string `json:"reporters"`
+	// Unverified counts the messages of reports whose mail could not be
+	// authenticated (docs/readiness.md, "Trusting the reports").
+	Unverified uint64 `json:"unverified"`
 	// Legitimate is set for misaligned sources judged to be the owner's
 	// mail (a known sender, the owner's own domain, or seen on ≥ 2 days):
 	// enforcement would hurt them. Unset misaligned sources are one-off
@@ -122,11 +125,26 @@ type Source struct {
 	Why        string   `json:"why,omitempty"`
 	Fixes      []string `json:"fixes,omitempty"`
 	Notes      []string `json:"notes,omitempty"`
+	// KnownSource is the known source its IPs matched when attributed
+	// (by CIDR, confirmed PTR or SPF include: internal/attrib), which then
+	// names the sender; Authorised is the known sources' word on the
+	// sender (nil: not said). An authorised sender's unauthenticated mail
+	// counts as legitimate: enforcement would block it.
+	KnownSource string `json:"known_source,omitempty"`
+	Authorised  *bool  `json:"authorised,omitempty"`
 }
 
-// Name is how the source is shown: the sender's name, else its identities.
+// Name is how the source is shown: the sender's name, whether it is
+// authorised, else its identities: "Amazon SES (authorised; amazonses.com)".
 func (s Source) Name() string {
 	ids := strings.Join(uniq(append(slices.Clone(s.DKIMPass), s.SPFPass...)), ", ")
+	if s.Authorised != nil {
+		status := "authorised"
+		if !*s.Authorised {
+			status = "not authorised"
+		}
+		ids = strings.TrimSuffix(status+"; "+ids, "; ")
+	}
 	switch {
 	case s.Sender != "" && ids != "":
 		return s.Sender + " (" + ids + ")"
@@ -188,12 +206,45 @@ type Domain struct {
 	Verdict  string   `json:"verdict"`
 	Evidence []string `json:"evidence"`
 	Next     string   `json:"next"`
+	// Unverified counts the messages (of Messages) from reports whose mail
+	// could not be authenticated; UnverifiedShare is their share.
+	Unverified      uint64  `json:"unverified"`
+	UnverifiedShare float64 `json:"unverified_share"`
+	// FailedAuth is the evidence of reports whose mail failed
+	// authentication: left out of the verdict unless Included.
+	FailedAuth FailedAuth `json:"failed_auth"`
+}
+
+// FailedAuth is what reports whose mail failed authentication (likely
+// forged) claim about a domain.
+type FailedAuth struct {
+	Reports   uint64   `json:"reports"`
+	Messages  uint64   `json:"messages"`
+	Reporters []string `json:"reporters"` // the org names they claim
+	Included  bool     `json:"included"`  // counted in the verdict (--include-failed-auth)
+}
+
+// Trust is what the readiness query knows of the authentication of the
+// reports behind the evidence.
+type Trust struct {
+	// FailedAuth lists, per policy domain, the records of reports whose
+	// mail failed authentication (store.ReadinessFailedAuthReports).
+	FailedAuth []store.ReadinessFailedAuth
+	// Included is set when those records are in the sources too.
+	Included bool
 }
 
 // Evaluate builds the verdict of every policy domain in sources. policies
 // are the latest published policies (store.ReadinessPolicies); senders may
 // be nil for the built-in ones.
 func Evaluate(sources []store.ReadinessSource, policies []store.Policy, senders *Senders) []Domain {
+	return EvaluateTrust(sources, policies, senders, Trust{})
+}
+
+// EvaluateTrust is Evaluate that also says how much of the evidence is
+// unverified and what reports failing authentication claim: a domain known
+// only from such reports gets a verdict without messages.
+func EvaluateTrust(sources []store.ReadinessSource, policies []store.Policy, senders *Senders, trust Trust) []Domain {
 	if senders == nil {
 		senders = BuiltinSenders()
 	}
@@ -209,16 +260,27 @@ func Evaluate(sources []store.ReadinessSource, policies []store.Policy, senders 
 		}
 		byDomain[s.PolicyDomain] = append(byDomain[s.PolicyDomain], s)
 	}
+	failed := map[string]FailedAuth{}
+	for _, f := range trust.FailedAuth {
+		if _, ok := byDomain[f.PolicyDomain]; !ok {
+			names = append(names, f.PolicyDomain)
+			byDomain[f.PolicyDomain] = nil
+		}
+		failed[f.PolicyDomain] = FailedAuth{Reports: f.Reports, Messages: f.Messages, Reporters: f.Reporters, Included: trust.Included}
+	}
 	sort.Strings(names)
 	var out []Domain
 	for _, name := range names {
-		out = append(out, evaluate(name, byDomain[name], policyOf(pol[name]), senders))
+		out = append(out, evaluate(name, byDomain[name], policyOf(pol[name]), senders, failed[name]))
 	}
 	return out
 }
 
-func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Senders) Domain {
-	d := Domain{Domain: name, Policy: p}
+func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Senders, failed FailedAuth) Domain {
+	d := Domain{Domain: name, Policy: p, FailedAuth: failed}
+	if d.FailedAuth.Reporters == nil {
+		d.FailedAuth.Reporters = []string{}
+	}
 	subs := map[string]*Subdomain{}
 	for _, r := range rows {
 		src := source(r, senders)
@@ -229,6 +291,7 @@ func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Send
 			subs[r.HeaderFrom] = sd
 		}
 		d.Messages += r.Messages
+		d.Unverified += r.Unverified
 		sd.Messages += r.Messages
 		switch bucket(src) {
 		case store.ClassAligned:
@@ -270,6 +333,9 @@ func bucket(s Source) string {
 	if s.Class == store.ClassMisaligned && !s.Legitimate {
 		return store.ClassUnauthenticated
 	}
+	if s.Class == store.ClassUnauthenticated && s.Legitimate {
+		return store.ClassMisaligned // an authorised source: enforcement would hurt it
+	}
 	return s.Class
 }
 
@@ -301,11 +367,24 @@ func effective(p Policy, domain, headerFrom string) string {
 func source(r store.ReadinessSource, senders *Senders) Source {
 	s := Source{HeaderFrom: r.HeaderFrom, Class: r.Class, DKIMPass: r.DKIMPass, SPFPass: r.SPFPass,
 		Messages: r.Messages, SourceIPs: r.SourceIPs, Days: r.Days, TopIPs: r.TopIPs,
-		Selectors: r.Selectors, Reporters: r.Reporters}
+		Selectors: r.Selectors, Reporters: r.Reporters, Unverified: r.Unverified}
 	snd := senders.Match(r.DKIMPass, r.SPFPass)
+	if r.KnownSource != "" { // matched by IP: more specific than identities
+		s.KnownSource = r.KnownSource
+		if snd = senders.ByName(r.KnownSource); snd == nil { // no longer listed: as stored
+			snd = &Sender{Name: r.KnownSource}
+			if r.KnownAuthorised {
+				snd.Authorised = &r.KnownAuthorised
+			}
+		}
+	}
 	if snd != nil {
 		s.Sender = snd.Name
 		s.Notes = append(s.Notes, snd.Notes...)
+		s.Authorised = snd.Authorised
+		if snd.NotMine && s.Authorised == nil {
+			s.Authorised = new(bool)
+		}
 	}
 	switch r.Class {
 	case store.ClassAligned:
@@ -329,7 +408,9 @@ func source(r store.ReadinessSource, senders *Senders) Source {
 		own := sameOrg(r.DKIMPass, org) || sameOrg(r.SPFPass, org)
 		switch {
 		case snd != nil && snd.NotMine:
-			s.Why = "marked not_mine in the senders file"
+			s.Why = "marked not_mine (or authorised: false) in the senders file"
+		case snd != nil && snd.Authorised != nil:
+			s.Legitimate, s.Why = true, "authorised known source"
 		case snd != nil:
 			s.Legitimate, s.Why = true, "known sender"
 		case own:
@@ -341,6 +422,16 @@ func source(r store.ReadinessSource, senders *Senders) Source {
 		}
 		if s.Legitimate {
 			s.Fixes = fixes(r, snd)
+		}
+	case store.ClassUnauthenticated:
+		if snd != nil && snd.Authorised != nil && *snd.Authorised {
+			s.Legitimate = true
+			s.Why = snd.Name + " is authorised but its mail passes neither SPF nor DKIM: enforcement would block it"
+			s.Fixes = fixes(r, snd)
+			if snd.FixDKIM != "" {
+				s.Fixes = []string{expand(snd.FixDKIM, r.HeaderFrom)}
+			}
+			s.Fixes = append(s.Fixes, "authorise its IPs in the SPF record of its MAIL FROM domain (a subdomain of "+align.OrgDomain(r.HeaderFrom)+")")
 		}
 	}
 	return s
@@ -490,7 +581,7 @@ func strict(rows []store.ReadinessSource, srcs []Source, p Policy, senders *Send
 // indexOf finds the Source made from row r (sources are sorted, rows not).
 func indexOf(srcs []Source, r store.ReadinessSource, hint int) int {
 	for i, s := range srcs {
-		if s.HeaderFrom == r.HeaderFrom && s.Class == r.Class && slices.Equal(s.DKIMPass, r.DKIMPass) && slices.Equal(s.SPFPass, r.SPFPass) {
+		if s.HeaderFrom == r.HeaderFrom && s.Class == r.Class && slices.Equal(s.DKIMPass, r.DKIMPass) && slices.Equal(s.SPFPass, r.SPFPass) && s.KnownSource == r.KnownSource {
 			return i
 		}
 	}
@@ -544,6 +635,8 @@ func verdict(d *Domain) {
 			d.Messages, percent(share(d.Aligned, d.Messages)), failing, d.Unauthenticated, d.Forwarded, d.Misaligned))
 	atRisk := share(d.Misaligned, legit)
 	switch {
+	case d.Messages == 0 && d.FailedAuth.Reports > 0 && !d.FailedAuth.Included:
+		d.Ready, d.Verdict = LevelNone, "no trustworthy reports in the window: every report of this domain came in a mail that failed authentication"
 	case d.Messages == 0:
 		d.Ready, d.Verdict = LevelNone, "no reports in the window"
 	case d.Misaligned == 0:
@@ -574,6 +667,7 @@ func verdict(d *Domain) {
 			d.Evidence = append(d.Evidence, fmt.Sprintf("%s (%d messages) has no sp: it follows p", sd.HeaderFrom, sd.Messages))
 		}
 	}
+	d.Evidence = append(d.Evidence, trustEvidence(d)...)
 	if d.Policy.NP != "" {
 		d.Evidence = append(d.Evidence, "np="+d.Policy.NP+" applies to non-existent subdomains, which reports do not tell apart: not simulated")
 	}
@@ -584,6 +678,34 @@ func verdict(d *Domain) {
 		d.Evidence = append(d.Evidence, "t=y in force: receivers apply one level less than p (reject as quarantine, quarantine as none)")
 	}
 	d.Next = next(d)
+}
+
+// trustEvidence says how far the reports behind the verdict are
+// authenticated (docs/readiness.md, "Trusting the reports").
+func trustEvidence(d *Domain) []string {
+	var out []string
+	d.UnverifiedShare = share(d.Unverified, d.Messages)
+	if d.Unverified > 0 {
+		out = append(out, fmt.Sprintf("%s of the messages (%d) come from reports whose mail could not be authenticated (no aligned DKIM signature, a bare file, or DNS trouble on arrival): anyone could have sent those",
+			percent(d.UnverifiedShare), d.Unverified))
+	}
+	f := d.FailedAuth
+	if f.Reports == 0 {
+		return out
+	}
+	claim := ""
+	if len(f.Reporters) > 0 {
+		claim = " (claiming to be from " + strings.Join(f.Reporters, ", ") + ")"
+	}
+	if f.Included {
+		out = append(out, fmt.Sprintf("included on request (--include-failed-auth): %d messages from %d report(s)%s whose mail failed authentication", f.Messages, f.Reports, claim))
+		return out
+	}
+	out = append(out, fmt.Sprintf("left out: %d messages from %d report(s)%s whose mail failed authentication, likely forged (--include-failed-auth counts them)", f.Messages, f.Reports, claim))
+	if f.Messages > d.Messages {
+		out = append(out, "more evidence failed authentication than was kept: if those reports are genuine, check report_auth.resolver (a resolver that cannot see DKIM keys fails every signed report)")
+	}
+	return out
 }
 
 func names(srcs []Source) string {

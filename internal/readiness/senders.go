@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -37,6 +38,28 @@ type Sender struct {
 	// NotMine marks identities that are not the domain owner's: their
 	// mail counts as unauthenticated.
 	NotMine bool `yaml:"not_mine" json:"not_mine,omitempty"`
+	// CIDRs and PTRSuffixes (a forward-confirmed PTR name equal to or
+	// under one) match a source IP, as SPFIncludes do when the domain's SPF
+	// authorises the IP through one of them: internal/attrib stores the
+	// name per IP (source_attribution.known_source).
+	CIDRs       []string `yaml:"cidrs" json:"cidrs,omitempty"`
+	PTRSuffixes []string `yaml:"ptr_suffixes" json:"ptr_suffixes,omitempty"`
+	// Authorised is the operator's word: true, the source sends for the
+	// domain with its owner's consent; false, it does not (as not_mine);
+	// nil, not said.
+	Authorised *bool `yaml:"authorised" json:"authorised,omitempty"`
+}
+
+// Label is the sender's name with the operator's word on it, e.g.
+// "Amazon SES (authorised)".
+func (x *Sender) Label() string {
+	switch {
+	case x.Authorised != nil && *x.Authorised:
+		return x.Name + " (authorised)"
+	case x.Authorised != nil || x.NotMine:
+		return x.Name + " (not authorised)"
+	}
+	return x.Name
 }
 
 // Senders is an ordered list of known senders; the first match wins.
@@ -104,13 +127,26 @@ func parseSenders(b []byte, name string) ([]Sender, error) {
 			return nil, fmt.Errorf("%w: %s: senders[%d]: id %q appears twice", ErrSenders, name, i, x.ID)
 		}
 		seen[x.ID] = true
-		if len(x.DKIMDomains)+len(x.MailFromDomains) == 0 {
-			return nil, fmt.Errorf("%w: %s: sender %q: needs dkim_domains or mail_from_domains to be recognised", ErrSenders, name, x.ID)
+		if len(x.DKIMDomains)+len(x.MailFromDomains)+len(x.SPFIncludes)+len(x.CIDRs)+len(x.PTRSuffixes) == 0 {
+			return nil, fmt.Errorf("%w: %s: sender %q: needs dkim_domains, mail_from_domains, spf_includes, cidrs or ptr_suffixes to be recognised", ErrSenders, name, x.ID)
 		}
-		for _, l := range [][]string{x.DKIMDomains, x.MailFromDomains} {
+		for _, l := range [][]string{x.DKIMDomains, x.MailFromDomains, x.SPFIncludes, x.PTRSuffixes} {
 			for j, d := range l {
 				l[j] = align.Normalize(strings.TrimPrefix(strings.TrimSpace(d), "*."))
 			}
+		}
+		for j, c := range x.CIDRs {
+			p, err := ParseCIDR(c)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: sender %q: cidrs[%d]: %v", ErrSenders, name, x.ID, j, err)
+			}
+			x.CIDRs[j] = p.String()
+		}
+		if x.Authorised != nil {
+			if *x.Authorised && x.NotMine {
+				return nil, fmt.Errorf("%w: %s: sender %q: authorised: true and not_mine: true contradict each other", ErrSenders, name, x.ID)
+			}
+			x.NotMine = x.NotMine || !*x.Authorised
 		}
 	}
 	return doc.Senders, nil
@@ -130,6 +166,40 @@ func (s *Senders) Match(dkim, spf []string) *Sender {
 		}
 	}
 	return nil
+}
+
+// ByName returns the first sender with the name, or nil.
+func (s *Senders) ByName(name string) *Sender {
+	for i := range s.list {
+		if s.list[i].Name == name {
+			return &s.list[i]
+		}
+	}
+	return nil
+}
+
+// ParseCIDR parses a cidrs entry: a prefix ("54.240.0.0/18") or a bare
+// address (a /32 or /128), masked.
+func ParseCIDR(c string) (netip.Prefix, error) {
+	c = strings.TrimSpace(c)
+	if !strings.Contains(c, "/") {
+		a, err := netip.ParseAddr(c)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix (e.g. 54.240.0.0/18) or an address", c)
+		}
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(c)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix (e.g. 54.240.0.0/18)", c)
+	}
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix shorter than /96", c)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 // Get returns the sender with the id, or nil.

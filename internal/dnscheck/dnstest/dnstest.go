@@ -94,6 +94,38 @@ func (s *Server) Add(t testing.TB, records ...string) {
 	}
 }
 
+// Replace replaces, while the server runs, every record of the names and
+// types of records (zone-file syntax, as Start) with records: a TXT record
+// given for a name drops the name's other TXT records and keeps its records
+// of other types.
+func (s *Server) Replace(t testing.TB, records ...string) {
+	t.Helper()
+	type key struct {
+		name  string
+		rtype uint16
+	}
+	drop := map[key]bool{}
+	for _, text := range records {
+		rr, err := dns.NewRR(text)
+		if err != nil || rr == nil {
+			t.Fatalf("dnstest: record %q: %v", text, err)
+		}
+		drop[key{strings.ToLower(rr.Header().Name), rr.Header().Rrtype}] = true
+	}
+	s.mu.Lock()
+	for k := range drop {
+		var keep []dns.RR
+		for _, rr := range s.records[k.name] {
+			if rr.Header().Rrtype != k.rtype {
+				keep = append(keep, rr)
+			}
+		}
+		s.records[k.name] = keep
+	}
+	s.mu.Unlock()
+	s.Add(t, records...)
+}
+
 // ServFail makes queries for name (any type) answer SERVFAIL.
 func (s *Server) ServFail(name string) {
 	s.mu.Lock()

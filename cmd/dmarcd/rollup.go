@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// runRollup: dmarcd rollup rebuild [--partition YYYYMM]... recomputes
+// aggregate_rollup from aggregate_records (store.RebuildRollup), e.g. for
+// reports stored before the rollup existed.
+func runRollup(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 || args[0] != "rebuild" {
+		fmt.Fprintln(e.stderr, "usage: dmarcd rollup rebuild [--partition YYYYMM]...")
+		return exitUsage
+	}
+	fs := subFlags(e, "rollup rebuild")
+	var parts multiFlag
+	fs.Var(&parts, "partition", "a monthly partition to rebuild, as YYYYMM (repeatable); default: all")
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
+	}
+	s, _, code := openStore(ctx, e)
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	if err := s.RebuildRollup(ctx, parts); err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd rollup rebuild:", err)
+		return exitFail
+	}
+	what := "all partitions"
+	if parts != nil {
+		what = strings.Join(parts, " ")
+	}
+	fmt.Fprintln(e.stdout, "rollup rebuilt:", what)
+	return exitOK
+}
+
+// multiFlag collects a repeated string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,590 @@
+package store
+
+// Cluster mode (Options.Cluster, config clickhouse.cluster): the schema lives
+// on every server of a ClickHouse cluster, created with ON CLUSTER DDL.
+//
+//   - Each table of the migrations becomes a pair: <name>_local, a
+//     Replicated*MergeTree table on every server (ZooKeeper path
+//     /clickhouse/tables/{shard}/<database>/<name>, replica '{replica}'),
+//     and <name> itself, a Distributed table over the <name>_local tables of
+//     all shards. Reads (dashboards, gauges, readiness, summaries) keep their
+//     SQL: the plain names fan out to every shard.
+//   - schema_migrations is one table replicated to every server of the
+//     cluster (path /clickhouse/tables/all/<database>/schema_migrations,
+//     replica '{shard}_{replica}'): whichever server an instance connects
+//     to, it sees which migrations ran.
+//   - Writes that name a plain table go through the Distributed table with
+//     insert_distributed_sync=1, so they are on their shard when the INSERT
+//     returns. Writes routed by report key (routeKey) go to the local tables
+//     of the shard that sipHash64(key) % shards picks, the same shard the
+//     Distributed table's sharding key picks.
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// localSuffix names the shard-local table behind a Distributed table.
+const localSuffix = "_local"
+
+var (
+	clusterCreateRe = regexp.MustCompile("(?is)^\\s*CREATE\\s+TABLE\\s+IF\\s+NOT\\s+EXISTS\\s+([A-Za-z_][A-Za-z0-9_]*)(\\s+ON\\s+CLUSTER\\s+`[^`]*`)(.*)$")
+	clusterAlterRe  = regexp.MustCompile("(?is)^\\s*ALTER\\s+TABLE\\s+([A-Za-z_][A-Za-z0-9_]*)(\\s+ON\\s+CLUSTER\\s+`[^`]*`)(.*)$")
+	replicatedRe    = regexp.MustCompile(`(?is)\bENGINE\s*=\s*Replicated`)
+	columnChangeRe  = regexp.MustCompile(`(?is)^\s*(ADD|DROP|MODIFY|COMMENT|CLEAR)\s+COLUMN\b`)
+	orderByRe       = regexp.MustCompile(`(?is)\bORDER\s+BY\s+(\([^()]*\)|[A-Za-z_][A-Za-z0-9_]*)`)
+	reportKeyColRe  = regexp.MustCompile(`(?m)^\s*report_key\s+String\b`)
+)
+
+// globalEngine renders the engine of a table that every server of the
+// cluster holds in full (schema_migrations): one ZooKeeper path for all
+// shards, one replica per server. Single server: the plain engine.
+func (s *Store) globalEngine(table, name string, args ...string) string {
+	if s.cluster != "" {
+		zk := fmt.Sprintf("'/clickhouse/tables/all/%s/%s'", s.database, table)
+		args = append([]string{zk, "'{shard}_{replica}'"}, args...)
+		name = "Replicated" + name
+	}
+	return name + "(" + strings.Join(args, ", ") + ")"
+}
+
+// clusterTables lists the tables that the migrations create with a
+// Replicated engine in cluster mode, each with its sharding key: each is a
+// <name>_local and a Distributed <name>.
+func (s *Store) clusterTables() (map[string]string, error) {
+	list, err := migrations()
+	if err != nil {
+		return nil, err
+	}
+	tables := map[string]string{}
+	for _, m := range list {
+		text, err := migrationFiles.ReadFile(m.File)
+		if err != nil {
+			return nil, err
+		}
+		stmts, err := s.render(m.File, string(text))
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range stmts {
+			if c := clusterCreateRe.FindStringSubmatch(q); c != nil && replicatedRe.MatchString(c[3]) {
+				tables[c[1]] = shardingKey(c[3])
+			}
+		}
+	}
+	return tables, nil
+}
+
+// clusterize rewrites the rendered statements of a migration for cluster
+// mode. CREATE TABLE name ON CLUSTER ... ENGINE = Replicated... becomes the
+// same table as db.name_local and a Distributed db.name over it. ALTER TABLE
+// name (of such a table) alters name_local (once per shard: Replicated
+// tables replicate their ALTERs); when it changes columns, the Distributed
+// table is dropped and created again with the new columns, because 18.16
+// refuses ALTER ON CLUSTER of a table that is not Replicated when the
+// cluster's shards replicate internally. Names are qualified with the
+// database: ON CLUSTER DDL runs on the other servers in their default
+// database. Other statements pass unchanged.
+func (s *Store) clusterize(stmts []string, tables map[string]string) []string {
+	db := quoteIdent(s.database)
+	distributed := func(name, on, key string) string {
+		return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s ENGINE = Distributed(%s, %s, %s, %s)",
+			db, quoteIdent(name), on, db, quoteIdent(name+localSuffix),
+			s.cluster, s.database, name+localSuffix, key)
+	}
+	var out []string
+	for _, q := range stmts {
+		if c := clusterCreateRe.FindStringSubmatch(q); c != nil && replicatedRe.MatchString(c[3]) {
+			name, on, rest := c[1], c[2], c[3]
+			out = append(out,
+				"CREATE TABLE IF NOT EXISTS "+db+"."+quoteIdent(name+localSuffix)+on+rest,
+				distributed(name, on, shardingKey(rest)))
+			continue
+		}
+		if a := clusterAlterRe.FindStringSubmatch(q); a != nil && tables[a[1]] != "" {
+			name, on, rest := a[1], a[2], a[3]
+			out = append(out, "ALTER TABLE "+db+"."+quoteIdent(name+localSuffix)+on+rest)
+			if columnChangeRe.MatchString(rest) {
+				out = append(out, "DROP TABLE IF EXISTS "+db+"."+quoteIdent(name)+on,
+					distributed(name, on, tables[name]))
+			}
+			continue
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// shardingKey is the Distributed sharding key of a table from its CREATE
+// statement: sipHash64(report_key) for the tables of reports (all rows of a
+// report on one shard, the one routeKey picks), else sipHash64 of the
+// sorting key (rows that a ReplacingMergeTree collapses meet on one shard).
+func shardingKey(create string) string {
+	if reportKeyColRe.MatchString(create) {
+		return "sipHash64(report_key)"
+	}
+	if m := orderByRe.FindStringSubmatch(create); m != nil {
+		k := strings.TrimSuffix(strings.TrimPrefix(m[1], "("), ")")
+		if strings.TrimSpace(k) != "" {
+			return "sipHash64(" + k + ")"
+		}
+	}
+	return "rand()"
+}
+
+// createSchemaMigrations creates schema_migrations. In cluster mode the ON
+// CLUSTER DDL waits for every server, so it is skipped when the table is
+// already there: an instance can start while a server is down once the
+// schema is in place.
+func (s *Store) createSchemaMigrations(ctx context.Context) error {
+	if s.cluster != "" {
+		var n uint64
+		err := s.conn.QueryRow(ctx, `SELECT count() FROM system.tables
+			WHERE database = currentDatabase() AND name = 'schema_migrations'`).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("looking for schema_migrations: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	stmts, err := s.render("schema_migrations", schemaMigrationsTable)
+	if err != nil {
+		return err
+	}
+	for _, q := range stmts {
+		if err := s.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("creating schema_migrations: %w", err)
+		}
+	}
+	return nil
+}
+
+// shard is one shard of the cluster: a connection to its replicas, the
+// first answering one preferred (reads then see what this store wrote).
+type shard struct {
+	num   uint32
+	addrs []string
+	conn  driver.Conn
+}
+
+// clusterShards connects to each shard of the cluster as system.clusters
+// lists it on the server of conn, with the options of the main connection.
+func clusterShards(ctx context.Context, conn driver.Conn, cluster string, base *clickhouse.Options, prefix string) ([]*shard, error) {
+	rows, err := conn.Query(ctx, `SELECT shard_num, host_address, port FROM system.clusters
+		WHERE cluster = ? ORDER BY shard_num, replica_num`, cluster)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading cluster %s from system.clusters: %w", cluster, err)
+	}
+	var shards []*shard
+	for rows.Next() {
+		var num uint32
+		var host string
+		var port uint16
+		if err := rows.Scan(&num, &host, &port); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		addr := fmt.Sprintf("%s:%d", host, port)
+		if strings.Contains(host, ":") {
+			addr = fmt.Sprintf("[%s]:%d", host, port)
+		}
+		if len(shards) == 0 || shards[len(shards)-1].num != num {
+			shards = append(shards, &shard{num: num})
+		}
+		sh := shards[len(shards)-1]
+		sh.addrs = append(sh.addrs, addr)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(shards) == 0 {
+		return nil, fmt.Errorf("store: cluster %q is not in system.clusters of the server (remote_servers in its config)", cluster)
+	}
+	for _, sh := range shards {
+		o := *base
+		o.Addr = sh.addrs
+		o.ConnOpenStrategy = clickhouse.ConnOpenInOrder
+		c, err := clickhouse.Open(&o)
+		if err != nil {
+			closeShards(shards)
+			return nil, fmt.Errorf("store: connecting to shard %d (%v): %w", sh.num, sh.addrs, err)
+		}
+		sh.conn = taggedConn{Conn: c, prefix: prefix}
+	}
+	return shards, nil
+}
+
+func closeShards(shards []*shard) {
+	for _, sh := range shards {
+		if sh.conn != nil {
+			sh.conn.Close()
+		}
+	}
+}
+
+// shardIndex is the index (0-based, in shard_num order) of the shard that
+// holds a report key: sipHash64(key) % shards, as the Distributed tables'
+// sharding key sipHash64(report_key) with equal weights.
+func shardIndex(key string, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	return int(sipHash64([]byte(key)) % uint64(shards))
+}
+
+// routeKey is the context key of a routed write.
+type routeKey struct{}
+
+// route returns ctx carrying the shard of a report key: the store's queries
+// under it go to that shard's server with the cluster tables named by their
+// local names. On a single server it returns ctx.
+func (s *Store) route(ctx context.Context, key string) context.Context {
+	if len(s.shards) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, routeKey{}, s.shards[shardIndex(key, len(s.shards))])
+}
+
+// routedConn is the store's connection in cluster mode: a query under a
+// routed context goes to its shard, with the names of cluster tables
+// rewritten to their local tables (aggregate_records ->
+// aggregate_records_local); any other query goes to the main connection,
+// where the plain names are the Distributed tables.
+type routedConn struct {
+	driver.Conn
+	local *regexp.Regexp // matches the cluster tables' names
+}
+
+func newRoutedConn(conn driver.Conn, tables map[string]string) routedConn {
+	var names []string
+	for t := range tables {
+		names = append(names, regexp.QuoteMeta(t))
+	}
+	// \b does not match inside aggregate_records_staging_x ("_" is a word
+	// character), so staging tables keep their names.
+	re := regexp.MustCompile(`\b(` + strings.Join(names, "|") + `)\b`)
+	return routedConn{Conn: conn, local: re}
+}
+
+func (c routedConn) target(ctx context.Context, query string) (driver.Conn, string) {
+	sh, _ := ctx.Value(routeKey{}).(*shard)
+	if sh == nil {
+		return c.Conn, query
+	}
+	return sh.conn, c.local.ReplaceAllString(query, "${1}"+localSuffix)
+}
+
+func (c routedConn) Exec(ctx context.Context, query string, args ...any) error {
+	conn, q := c.target(ctx, query)
+	return conn.Exec(ctx, q, args...)
+}
+
+func (c routedConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	conn, q := c.target(ctx, query)
+	return conn.Query(ctx, q, args...)
+}
+
+func (c routedConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	conn, q := c.target(ctx, query)
+	return conn.QueryRow(ctx, q, args...)
+}
+
+func (c routedConn) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	conn, q := c.target(ctx, query)
+	return conn.PrepareBatch(ctx, q, opts...)
+}
+
+// sipHash64 is ClickHouse's sipHash64 of a String: SipHash-2-4 with a zero
+// key.
+func sipHash64(p []byte) uint64 {
+	v0 := uint64(0x736f6d6570736575)
+	v1 := uint64(0x646f72616e646f6d)
+	v2 := uint64(0x6c7967656e657261)
+	v3 := uint64(0x7465646279746573)
+	round := func() {
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+	}
+	n := len(p)
+	for len(p) >= 8 {
+		m := binary.LittleEndian.Uint64(p)
+		v3 ^= m
+		round()
+		round()
+		v0 ^= m
+		p = p[8:]
+	}
+	var last [8]byte
+	copy(last[:], p)
+	last[7] = byte(n)
+	m := binary.LittleEndian.Uint64(last[:])
+	v3 ^= m
+	round()
+	round()
+	v0 ^= m
+	v2 ^= 0xff
+	round()
+	round()
+	round()
+	round()
+	return v0 ^ v1 ^ v2 ^ v3
+}
+
+// clusterSettings sets what cluster mode needs on every connection: an
+// INSERT into a Distributed table returns once the rows are on their shard
+// (the default queues them for a background send).
+func clusterSettings(o *clickhouse.Options) {
+	if o.Settings == nil {
+		o.Settings = clickhouse.Settings{}
+	}
+	o.Settings["insert_distributed_sync"] = 1
+	// load_balancing = in_order (a Distributed table then reads from the
+	// replica that an unrouted write went to) is a string setting, which the
+	// driver cannot send to 18.16: it belongs in the profile of dmarcd's user
+	// (docs/cluster.md).
+}
+
+// openCluster connects to the cluster's shards and makes the store's
+// connection route report writes (routedConn). Run after Migrate. On a
+// single server it does nothing.
+func (s *Store) openCluster(ctx context.Context, base *clickhouse.Options) error {
+	if s.cluster == "" {
+		return nil
+	}
+	tables, err := s.clusterTables()
+	if err != nil {
+		return err
+	}
+	shards, err := clusterShards(ctx, s.conn, s.cluster, base, queryIDPrefix(s.database))
+	if err != nil {
+		return err
+	}
+	s.shards = shards
+	s.conn = newRoutedConn(s.conn, tables)
+	s.log.Info("cluster mode", "cluster", s.cluster, "shards", len(shards), "database", s.database)
+	return nil
+}
+
+// eachShard runs f once per shard with a context routed to it (the first
+// answering replica), or once on a single server.
+func (s *Store) eachShard(ctx context.Context, f func(context.Context) error) error {
+	if len(s.shards) == 0 {
+		return f(ctx)
+	}
+	for _, sh := range s.shards {
+		if err := f(context.WithValue(ctx, routeKey{}, sh)); err != nil {
+			return fmt.Errorf("shard %d: %w", sh.num, err)
+		}
+	}
+	return nil
+}
+
+// Claims: one writer per report across processes.
+//
+// The per-key lock (keyLocks) serializes writers of one report inside one
+// process. Two processes (two dmarcd instances on one server, or on one
+// shard) that receive copies of a report at the same moment would both find
+// it absent and both write it. Before its existence check a writer
+// therefore claims the key on the server that stores the report: CREATE
+// TABLE dmarcd_claim_<sipHash64(key)> without IF NOT EXISTS, which exactly
+// one creator wins (ClickHouse serializes DDL on one table name). The loser
+// waits until the claim is dropped, then claims in turn and finds the report
+// stored. The holder inserts a heartbeat row (now()) every claimBeat; a
+// claim whose newest heartbeat is older than claimStale (its writer died,
+// or the server restarted and the Memory table lost its rows) is taken
+// over by renaming it away, and dropped by Open.
+
+const (
+	claimPrefix = "dmarcd_claim_"
+	claimBeat   = 5 * time.Second
+	claimPoll   = 20 * time.Millisecond
+)
+
+// claimStale is the age after which a claim without a newer heartbeat is
+// taken to be a dead writer's (a variable for tests).
+var claimStale = 30 * time.Second
+
+// errCodeTableExists is ClickHouse's TABLE_ALREADY_EXISTS.
+const errCodeTableExists = 57
+
+func claimTable(key string) string {
+	return fmt.Sprintf("%s%016x", claimPrefix, sipHash64([]byte(key)))
+}
+
+// claim takes the claim of a report key (ctx routed to its shard in cluster
+// mode), waiting while another writer holds it. release drops it.
+func (s *Store) claim(ctx context.Context, key string) (release func(), err error) {
+	name := claimTable(key)
+	waited := false
+	for {
+		err := s.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime) ENGINE = Memory")
+		if err == nil {
+			break
+		}
+		// Held by another writer: the table exists, or another CREATE of
+		// it runs at this moment ("... is creating or attaching right now").
+		var ex *clickhouse.Exception
+		if !errors.As(err, &ex) || ex.Code != errCodeTableExists && !strings.Contains(ex.Message, "right now") {
+			return nil, fmt.Errorf("report %s: claiming it (%s): %w", key, name, err)
+		}
+		if !waited {
+			s.log.Debug("report claimed by another writer; waiting", "report_key", key, "claim", name)
+			waited = true
+		}
+		stale, err := s.claimIsStale(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("report %s: reading claim %s: %w", key, name, err)
+		}
+		if stale {
+			s.takeOverClaim(ctx, name)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(claimPoll):
+		}
+	}
+	// A claim's age starts at its creation (metadata_modification_time);
+	// heartbeats extend it while the write runs.
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	beat := func() error { return s.conn.Exec(bctx, "INSERT INTO "+name+" SELECT now()") }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(claimBeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-t.C:
+				if err := beat(); err != nil && bctx.Err() == nil {
+					s.log.Warn("claim heartbeat", "claim", name, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-done
+		s.dropClaim(ctx, name)
+	}, nil
+}
+
+func (s *Store) dropClaim(ctx context.Context, name string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
+		s.log.Warn("dropping claim", "claim", name, "err", err)
+	}
+}
+
+// claimIsStale tells whether a claim is older than claimStale and so is its
+// newest heartbeat (a claim that vanished meanwhile is not stale: claim
+// again). A claim just created has no heartbeat yet: its age is the age of
+// its metadata.
+func (s *Store) claimIsStale(ctx context.Context, name string) (bool, error) {
+	var created, beat int64
+	err := s.conn.QueryRow(ctx, `SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
+		WHERE database = currentDatabase() AND name = ?`, name).Scan(&created)
+	if err == nil {
+		err = s.conn.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM "+name).Scan(&beat)
+	}
+	// Dropped meanwhile (system.tables too fails for a table being
+	// dropped): not stale, claim again.
+	var ex *clickhouse.Exception
+	if errors.Is(err, sql.ErrNoRows) || errors.As(err, &ex) && ex.Code == errCodeUnknownTable {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	limit := int64(claimStale / time.Second)
+	if limit < 1 {
+		limit = 1
+	}
+	return created > limit && beat > limit, nil
+}
+
+// errCodeUnknownTable is ClickHouse's UNKNOWN_TABLE.
+const errCodeUnknownTable = 60
+
+// takeOverClaim moves a stale claim out of the way: RENAME succeeds for one
+// of several waiters, and the loser simply finds the name free or taken
+// again. The renamed table is dropped.
+func (s *Store) takeOverClaim(ctx context.Context, name string) {
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	dead := name + "_stale_" + hex.EncodeToString(rnd[:])
+	if err := s.conn.Exec(ctx, "RENAME TABLE "+name+" TO "+dead); err != nil {
+		return
+	}
+	s.log.Warn("took over the stale claim of a writer that died", "claim", name)
+	s.dropClaim(ctx, dead)
+}
+
+// dropStaleClaims drops the claims of writers that died (stale ones, and
+// renamed ones). Run at Open, once per shard.
+func (s *Store) dropStaleClaims(ctx context.Context) error {
+	rows, err := s.conn.Query(ctx, `SELECT name FROM system.tables
+		WHERE database = currentDatabase() AND startsWith(name, ?)`, claimPrefix)
+	if err != nil {
+		return fmt.Errorf("listing claims: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !identRe.MatchString(n) {
+			continue
+		}
+		stale := strings.Contains(n, "_stale_")
+		if !stale {
+			if stale, err = s.claimIsStale(ctx, n); err != nil {
+				return err
+			}
+		}
+		if stale {
+			s.dropClaim(ctx, n)
+			s.log.Info("dropped the stale claim of a writer that died", "claim", n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,464 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/parse/aggregate"
+)
+
+// openCluster opens a store in database d through server node.
+func openClusterStore(t testing.TB, d testenv.ClusterDB, node int) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), d.DSN(node), Options{Logger: quietLogger(), Cluster: d.Name})
+	if err != nil {
+		t.Fatalf("Open(%s, cluster %s): %v", d.DSN(node), d.Name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// nodeConn is a plain connection to the database on one server.
+func nodeConn(t testing.TB, d testenv.ClusterDB, node int) driver.Conn {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{d.Addrs[node-1]},
+		Auth: clickhouse.Auth{Database: d.Database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func tableEngines(t testing.TB, conn driver.Conn) map[string]string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(),
+		"SELECT name, engine FROM system.tables WHERE database = currentDatabase()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string]string{}
+	for rows.Next() {
+		var n, e string
+		if err := rows.Scan(&n, &e); err != nil {
+			t.Fatal(err)
+		}
+		m[n] = e
+	}
+	return m
+}
+
+func TestSipHash64MatchesClickHouse(t *testing.T) {
+	s, _ := open(t, Options{})
+	var keys []string
+	for n := 0; n <= 40; n++ {
+		keys = append(keys, strings.Repeat("k", n))
+	}
+	keys = append(keys, "google.com!example.com!1234567890!1700000000!1700086399", "é€𝄞", "abc")
+	for _, k := range keys {
+		var want uint64
+		if err := s.conn.QueryRow(context.Background(), "SELECT sipHash64(?)", k).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got := sipHash64([]byte(k)); got != want {
+			t.Errorf("sipHash64(%q) = %d, ClickHouse says %d", k, got, want)
+		}
+	}
+}
+
+func TestClusterizeMakesLocalAndDistributedTables(t *testing.T) {
+	s := &Store{database: "dmarc", cluster: "c"}
+	on := " ON CLUSTER `c`"
+	in := []string{
+		"CREATE TABLE IF NOT EXISTS aggregate_records" + on + " (\n    report_key String,\n    x UInt8\n) ENGINE = ReplicatedMergeTree('/p', '{replica}')\nORDER BY (report_key, x)",
+		"CREATE TABLE IF NOT EXISTS source_attribution" + on + " (\n    ip String\n) ENGINE = ReplicatedReplacingMergeTree('/p', '{replica}', checked_at)\nORDER BY ip",
+		"ALTER TABLE aggregate_records" + on + " ADD COLUMN y UInt8",
+		"ALTER TABLE aggregate_records" + on + " DROP PARTITION ID '202401'",
+		"ALTER TABLE other" + on + " ADD COLUMN y UInt8",
+		"CREATE TABLE IF NOT EXISTS mem" + on + " (x UInt8) ENGINE = Memory",
+	}
+	tables := map[string]string{"aggregate_records": "sipHash64(report_key)", "source_attribution": "sipHash64(ip)"}
+	got := s.clusterize(in, tables)
+	want := []string{
+		"CREATE TABLE IF NOT EXISTS `dmarc`.`aggregate_records_local`" + on + " (\n    report_key String,\n    x UInt8\n) ENGINE = ReplicatedMergeTree('/p', '{replica}')\nORDER BY (report_key, x)",
+		"CREATE TABLE IF NOT EXISTS `dmarc`.`aggregate_records`" + on + " AS `dmarc`.`aggregate_records_local` ENGINE = Distributed(c, dmarc, aggregate_records_local, sipHash64(report_key))",
+		"CREATE TABLE IF NOT EXISTS `dmarc`.`source_attribution_local`" + on + " (\n    ip String\n) ENGINE = ReplicatedReplacingMergeTree('/p', '{replica}', checked_at)\nORDER BY ip",
+		"CREATE TABLE IF NOT EXISTS `dmarc`.`source_attribution`" + on + " AS `dmarc`.`source_attribution_local` ENGINE = Distributed(c, dmarc, source_attribution_local, sipHash64(ip))",
+		"ALTER TABLE `dmarc`.`aggregate_records_local`" + on + " ADD COLUMN y UInt8",
+		"DROP TABLE IF EXISTS `dmarc`.`aggregate_records`" + on,
+		"CREATE TABLE IF NOT EXISTS `dmarc`.`aggregate_records`" + on + " AS `dmarc`.`aggregate_records_local` ENGINE = Distributed(c, dmarc, aggregate_records_local, sipHash64(report_key))",
+		"ALTER TABLE `dmarc`.`aggregate_records_local`" + on + " DROP PARTITION ID '202401'",
+		"ALTER TABLE other" + on + " ADD COLUMN y UInt8",
+		"CREATE TABLE IF NOT EXISTS mem" + on + " (x UInt8) ENGINE = Memory",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d statements, want %d:\n%s", len(got), len(want), strings.Join(got, "\n---\n"))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("statement %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}
+
+func TestEveryMigratedTableIsLocalAndDistributedInClusterMode(t *testing.T) {
+	s := &Store{database: "dmarc", cluster: "c"}
+	tables, err := s.clusterTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"aggregate_reports", "aggregate_records", "inputs", "failure_reports",
+		"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "source_attribution"} {
+		if tables[name] != "sipHash64(report_key)" && tables[name] == "" {
+			t.Errorf("%s is not a cluster table; have %v", name, tables)
+		}
+	}
+	if tables["schema_migrations"] != "" {
+		t.Error("schema_migrations must be one table replicated to every server, not sharded")
+	}
+}
+
+func TestClusterMigrationsCreateReplicatedLocalAndDistributedTables(t *testing.T) {
+	d := testenv.ClickHouseCluster(t, testenv.Shards2)
+	s := openClusterStore(t, d, 1)
+	tables, err := s.clusterTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for node := 1; node <= 2; node++ {
+		engines := tableEngines(t, nodeConn(t, d, node))
+		for name := range tables {
+			if e := engines[name+localSuffix]; !strings.HasPrefix(e, "Replicated") {
+				t.Errorf("node %d: %s%s has engine %q, want Replicated*", node, name, localSuffix, e)
+			}
+			if e := engines[name]; e != "Distributed" {
+				t.Errorf("node %d: %s has engine %q, want Distributed", node, name, e)
+			}
+		}
+		if e := engines["schema_migrations"]; e != "ReplicatedReplacingMergeTree" {
+			t.Errorf("node %d: schema_migrations has engine %q", node, e)
+		}
+		var n uint64
+		// Written on node 1, replicated to node 2 (SYNC REPLICA waits for it).
+		conn := nodeConn(t, d, node)
+		if err := conn.Exec(context.Background(), "SYSTEM SYNC REPLICA schema_migrations"); err != nil {
+			t.Fatalf("node %d: %v", node, err)
+		}
+		if err := conn.QueryRow(context.Background(), "SELECT uniqExact(version) FROM schema_migrations").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != uint64(len(list)) {
+			t.Errorf("node %d: schema_migrations lists %d versions, want %d", node, n, len(list))
+		}
+	}
+
+	// An instance on the other server finds the schema in place: its
+	// Migrate applies nothing and writes no row.
+	s2 := openClusterStore(t, d, 2)
+	if err := s2.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryUint(t, s2, "SELECT count() FROM schema_migrations"); n != uint64(len(list)) {
+		t.Errorf("schema_migrations has %d rows after a second instance, want %d", n, len(list))
+	}
+	if len(s.shards) != 2 || len(s2.shards) != 2 {
+		t.Errorf("shards: %d and %d, want 2", len(s.shards), len(s2.shards))
+	}
+}
+
+func TestClusterShardsComeFromSystemClusters(t *testing.T) {
+	d := testenv.ClickHouseCluster(t, testenv.Replicas2)
+	s := openClusterStore(t, d, 2)
+	if len(s.shards) != 1 {
+		t.Fatalf("%d shards, want 1 of two replicas", len(s.shards))
+	}
+	got := append([]string(nil), s.shards[0].addrs...)
+	want := append([]string(nil), d.Addrs...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("replicas of the shard %v, want %v", got, want)
+	}
+}
+
+// localCount counts rows of a report key in a local table of one server.
+func localCount(t testing.TB, conn driver.Conn, table, key string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+table+" WHERE report_key = ?", key).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", table, err)
+	}
+	return n
+}
+
+func TestClusterWritesEachReportToTheShardOfItsKey(t *testing.T) {
+	d := testenv.ClickHouseCluster(t, testenv.Shards2)
+	ctx := context.Background()
+	a, err := Open(ctx, d.DSN(1), Options{Logger: quietLogger(), Cluster: d.Name, BatchRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := openClusterStore(t, d, 2)
+	nodes := []driver.Conn{nodeConn(t, d, 1), nodeConn(t, d, 2)}
+
+	var wantRecords, wantMsgs uint64
+	perShard := make([]int, 2)
+	for i := 0; i < 24; i++ {
+		n := 1 + i*13 // up to 300 records: several through a staging table
+		h := header("example.org", fmt.Sprintf("shard-%d", i), "example.com", jan2024.AddDate(0, i%3, i))
+		res := write(t, a, h, genRows(n, "example.com"))
+		if res.Status != StatusStored {
+			t.Fatalf("report %d: %s, want stored", i, res.Status)
+		}
+		wantRecords += uint64(n)
+		wantMsgs += wantMessages(n)
+		home := shardIndex(res.ReportKey, 2)
+		perShard[home]++
+		for node, conn := range nodes {
+			recs := localCount(t, conn, "aggregate_records_local", res.ReportKey)
+			reps := localCount(t, conn, "aggregate_reports_local", res.ReportKey)
+			want, wantRep := uint64(0), uint64(0)
+			if node == home {
+				want, wantRep = uint64(n), 1
+			}
+			if recs != want || reps != wantRep {
+				t.Errorf("report %d (shard %d): node %d holds %d records and %d report rows, want %d and %d",
+					i, home+1, node+1, recs, reps, want, wantRep)
+			}
+		}
+		// The other instance, through the other server, finds it stored.
+		if res := write(t, b, h, genRows(n, "example.com")); res.Status != StatusDuplicate {
+			t.Errorf("report %d written again through node 2: %s, want duplicate", i, res.Status)
+		}
+	}
+	if perShard[0] == 0 || perShard[1] == 0 {
+		t.Errorf("reports per shard %v: want both shards used", perShard)
+	}
+	for _, s := range []*Store{a, b} {
+		if n := queryUint(t, s, "SELECT count() FROM aggregate_reports"); n != 24 {
+			t.Errorf("aggregate_reports (Distributed) holds %d rows, want 24", n)
+		}
+		if n := queryUint(t, s, "SELECT count() FROM aggregate_records"); n != wantRecords {
+			t.Errorf("aggregate_records (Distributed) holds %d rows, want %d", n, wantRecords)
+		}
+		if n := queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records"); n != wantMsgs {
+			t.Errorf("messages (Distributed) %d, want %d", n, wantMsgs)
+		}
+	}
+	for node, conn := range nodes {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND (startsWith(name, 'aggregate_records_staging_') OR startsWith(name, ?))", claimPrefix).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("node %d: %d staging or claim tables left", node+1, n)
+		}
+	}
+}
+
+// raceCopies makes two stores (two processes, as far as the per-key lock
+// goes) write copies of one report at the same moment, rounds times, and
+// checks that each report is stored once.
+func raceCopies(t *testing.T, a, b *Store, rounds int) {
+	t.Helper()
+	ctx := context.Background()
+	var wantRecords uint64
+	for i := 0; i < rounds; i++ {
+		n := 3 + i%5
+		if i%10 == 9 {
+			n = 250 // through a staging table (BatchRows 100)
+		}
+		wantRecords += uint64(n)
+		h := header("google.com", fmt.Sprintf("race-%d", i), "example.com", jan2024.AddDate(0, 0, i%28))
+		start := make(chan struct{})
+		results := make([]WriteResult, 2)
+		errs := make([]error, 2)
+		done := make(chan int)
+		for j, s := range []*Store{a, b} {
+			go func() {
+				<-start
+				results[j], errs[j] = s.WriteAggregate(ctx, h, meta, genRows(n, "example.com"))
+				done <- j
+			}()
+		}
+		close(start)
+		<-done
+		<-done
+		for j := range errs {
+			if errs[j] != nil {
+				t.Fatalf("round %d, instance %d: %v", i, j+1, errs[j])
+			}
+		}
+		stored := 0
+		for _, r := range results {
+			if r.Status == StatusStored {
+				stored++
+			}
+		}
+		if stored != 1 {
+			t.Errorf("round %d: statuses %s and %s, want one stored and one duplicate", i, results[0].Status, results[1].Status)
+		}
+	}
+	if n := queryUint(t, a, "SELECT count() FROM aggregate_reports"); n != uint64(rounds) {
+		t.Errorf("aggregate_reports holds %d rows, want %d", n, rounds)
+	}
+	if n := queryUint(t, a, "SELECT count() FROM aggregate_records"); n != wantRecords {
+		t.Errorf("aggregate_records holds %d rows, want %d", n, wantRecords)
+	}
+}
+
+func TestTwoInstancesWritingCopiesAtOnceStoreEachReportOnce(t *testing.T) {
+	a, dsn := open(t, Options{BatchRows: 100})
+	b, err := Open(context.Background(), dsn, Options{Logger: quietLogger(), BatchRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	raceCopies(t, a, b, 100)
+}
+
+func TestTwoClusterInstancesWritingCopiesAtOnceStoreEachReportOnce(t *testing.T) {
+	d := testenv.ClickHouseCluster(t, testenv.Shards2)
+	var st []*Store
+	for node := 1; node <= 2; node++ {
+		s, err := Open(context.Background(), d.DSN(node), Options{Logger: quietLogger(), Cluster: d.Name, BatchRows: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		st = append(st, s)
+	}
+	raceCopies(t, st[0], st[1], 100)
+}
+
+func TestStaleClaimOfADeadWriterIsTakenOver(t *testing.T) {
+	defer func(d time.Duration) { claimStale = d }(claimStale)
+	claimStale = time.Second
+	s, dsn := open(t, Options{})
+	ctx := context.Background()
+	h := header("google.com", "stale-claim", "example.com", jan2024)
+	key := aggregate.Key(h)
+	claim := claimTable(key)
+	// A writer that died: its claim's newest heartbeat is a minute old.
+	for _, q := range []string{"CREATE TABLE " + claim + " (t DateTime) ENGINE = Memory",
+		"INSERT INTO " + claim + " SELECT now() - 60"} {
+		if err := s.conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := write(t, s, h, genRows(5, "example.com")); res.Status != StatusStored {
+		t.Errorf("status %s, want stored", res.Status)
+	}
+	// Open drops stale claims, and keeps live ones.
+	other := claimTable("other")
+	for _, q := range []string{"CREATE TABLE " + claim + " (t DateTime) ENGINE = Memory",
+		"INSERT INTO " + claim + " SELECT now() - 60",
+		"CREATE TABLE " + other + " (t DateTime) ENGINE = Memory"} {
+		if err := s.conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // both claims are older than claimStale
+	if err := s.conn.Exec(ctx, "INSERT INTO "+other+" SELECT now()"); err != nil {
+		t.Fatal(err) // a live writer's heartbeat
+	}
+	s2, err := Open(ctx, dsn, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if n := queryUint(t, s, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", claim); n != 0 {
+		t.Error("Open kept the stale claim")
+	}
+	if n := queryUint(t, s, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", other); n != 1 {
+		t.Error("Open dropped a live claim")
+	}
+}
+
+// BenchmarkClaim prints what the cross-process claim costs a report write:
+// CREATE TABLE, a heartbeat INSERT, DROP TABLE.
+func BenchmarkClaim(b *testing.B) {
+	s, _ := open(b, Options{})
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		release, err := s.claim(ctx, fmt.Sprint("bench-", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		release()
+	}
+}
+
+func TestClusterReplicaStoppedAndRestartedLosesNothing(t *testing.T) {
+	d := testenv.ClickHouseCluster(t, testenv.Replicas2)
+	ctx := context.Background()
+	s, err := Open(ctx, d.DSN(1), Options{Logger: quietLogger(), Cluster: d.Name, BatchRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wantRecords uint64
+	writeSome := func(from, to int) {
+		for i := from; i < to; i++ {
+			n := 1 + i*17 // some through a staging table
+			h := header("example.org", fmt.Sprintf("replica-%d", i), "example.com", jan2024.AddDate(0, 0, i))
+			if res := write(t, s, h, genRows(n, "example.com")); res.Status != StatusStored {
+				t.Fatalf("report %d: %s", i, res.Status)
+			}
+			wantRecords += uint64(n)
+		}
+	}
+	writeSome(0, 8)
+	d.StopNode(t, 2)
+	stopped := true
+	defer func() {
+		if stopped {
+			d.StartNode(t, 2)
+		}
+	}()
+	writeSome(8, 16) // replica 2 is down: replica 1 takes every write
+	d.StartNode(t, 2)
+	stopped = false
+
+	conn2 := nodeConn(t, d, 2)
+	for _, table := range []string{"aggregate_records_local", "aggregate_reports_local"} {
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := conn2.Exec(sctx, "SYSTEM SYNC REPLICA "+table)
+		cancel()
+		if err != nil {
+			t.Fatalf("node 2: SYSTEM SYNC REPLICA %s: %v", table, err)
+		}
+	}
+	var reports, records uint64
+	if err := conn2.QueryRow(ctx, "SELECT count() FROM aggregate_reports_local").Scan(&reports); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn2.QueryRow(ctx, "SELECT count() FROM aggregate_records_local").Scan(&records); err != nil {
+		t.Fatal(err)
+	}
+	if reports != 16 || records != wantRecords {
+		t.Errorf("restarted replica holds %d reports and %d records, want 16 and %d", reports, records, wantRecords)
+	}
+	// Another instance through the restarted replica finds every report.
+	s2 := openClusterStore(t, d, 2)
+	for i := 0; i < 16; i++ {
+		h := header("example.org", fmt.Sprintf("replica-%d", i), "example.com", jan2024.AddDate(0, 0, i))
+		if res := write(t, s2, h, genRows(1+i*17, "example.com")); res.Status != StatusDuplicate {
+			t.Errorf("report %d through node 2: %s, want duplicate", i, res.Status)
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// The rollup (migrations/0007_rollups.sql): aggregate_records summed per
+// (policy_domain, date_begin, header_from, source_ip, org_name), plus one
+// marker row per report (report_key set, report_count = 1). The writer adds a
+// report's rollup as part of its commit, after the records and before the
+// report row, in one atomic step:
+//   - a report of at most BatchRows records: its rows summed here from the
+//     very buffer that was inserted, sent with the marker in one INSERT
+//     (one block);
+//   - a larger one: summed by ClickHouse from the staging table of its
+//     records into a staging rollup table, which is attached after the
+//     records (ATTACH PARTITION ... FROM);
+//   - a retry that finds the records but no marker (the writer died after
+//     the records): summed from the stored records, staged and attached.
+//
+// So whenever a report row exists, the rollup holds exactly that report's
+// records once. RebuildRollup recomputes whole partitions from the records
+// (for data stored before the rollup existed).
+
+// rollupOrderBy is the sorting key of aggregate_rollup; staging tables must
+// have the same one for ATTACH PARTITION FROM.
+const rollupOrderBy = "(by_source, policy_domain, date_begin, header_from, source_ip, org_name, report_key)"
+
+// rollupSums are the summed columns of aggregate_rollup.
+const rollupSums = "(report_count, record_count, message_count, pass_messages, dkim_relaxed_messages, dkim_strict_messages, spf_relaxed_messages, spf_strict_messages, strict_pass_messages, invalid_records)"
+
+const rollupColumnList = `by_source, policy_domain, date_begin, header_from, source_ip, org_name, report_key,
+	report_count, record_count, message_count, pass_messages, dkim_relaxed_messages, dkim_strict_messages, spf_relaxed_messages, spf_strict_messages, strict_pass_messages, invalid_records`
+
+// rollupDataSelect sums records of a table (%s, where %s) into rollup
+// data rows; rollupMarkerSelect makes one marker row per report. Their
+// columns have no aliases: an alias named like a column of the table
+// (report_key) would replace that column in the WHERE clause.
+const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, '',
+	toUInt64(0),
+	toUInt64(countIf(record_error = '')),
+	sumIf(message_count, record_error = ''),
+	sumIf(message_count, record_error = '' AND dmarc_pass = 1),
+	sumIf(message_count, record_error = '' AND dkim_aligned_relaxed = 1),
+	sumIf(message_count, record_error = '' AND dkim_aligned_strict = 1),
+	sumIf(message_count, record_error = '' AND spf_aligned_relaxed = 1),
+	sumIf(message_count, record_error = '' AND spf_aligned_strict = 1),
+	sumIf(message_count, record_error = '' AND (dkim_aligned_strict = 1 OR spf_aligned_strict = 1)),
+	toUInt64(countIf(record_error != ''))
+FROM %[1]s WHERE %[2]s
+GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name`
+
+const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_begin), '', '', any(org_name), report_key,
+	toUInt64(1), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
+FROM %[1]s WHERE %[2]s
+GROUP BY report_key`
+
+// rollupStagingPrefix names staging rollup tables; it starts with
+// stagingPrefix so that dropOrphanedStaging drops those of crashed writers.
+const rollupStagingPrefix = stagingPrefix + "rollup_"
+
+// EnvFailpoint names a step of a report's commit at which the process kills
+// itself with SIGKILL (for crash tests): after-staging (a large report's
+// records and rollup are staged, nothing attached), after-records (the
+// records are committed), after-rollup (the rollup too), after-report (the
+// report row too).
+const EnvFailpoint = "DMARCD_FAILPOINT"
+
+// failpoint kills the process when EnvFailpoint names step.
+func failpoint(step string) {
+	if os.Getenv(EnvFailpoint) == step {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
+
+// rollupKey is a data row's key within one report: bySource 0 and
+// sourceIP "" for the per-domain grain.
+type rollupKey struct {
+	bySource             uint8
+	headerFrom, sourceIP string
+}
+
+// rollupSumsRow are a data row's sums.
+type rollupSumsRow struct {
+	records, messages, pass, dkimRelaxed, dkimStrict, spfRelaxed, spfStrict, strictPass, invalid uint64
+}
+
+// add adds record i of cols.
+func (r *rollupSumsRow) add(cols *recordColumns, i int) {
+	if cols.recordError[i] != "" {
+		r.invalid++
+		return
+	}
+	m := cols.messageCount[i]
+	r.records++
+	r.messages += m
+	if cols.dmarcPass[i] == 1 {
+		r.pass += m
+	}
+	if cols.dkimRelaxed[i] == 1 {
+		r.dkimRelaxed += m
+	}
+	if cols.dkimStrict[i] == 1 {
+		r.dkimStrict += m
+	}
+	if cols.spfRelaxed[i] == 1 {
+		r.spfRelaxed += m
+	}
+	if cols.spfStrict[i] == 1 {
+		r.spfStrict += m
+	}
+	if cols.dkimStrict[i] == 1 || cols.spfStrict[i] == 1 {
+		r.strictPass += m
+	}
+}
+
+// sendRollup sums the buffered records of one report (all of them, the
+// buffer that was just inserted) and inserts the sums and the report's
+// marker row in one INSERT (one block: atomic).
+func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+	sums := map[rollupKey]*rollupSumsRow{}
+	var order []rollupKey
+	for i := range cols.len() {
+		for _, k := range []rollupKey{{0, cols.headerFrom[i], ""}, {1, cols.headerFrom[i], cols.sourceIP[i]}} {
+			r := sums[k]
+			if r == nil {
+				r = &rollupSumsRow{}
+				sums[k] = r
+				order = append(order, k)
+			}
+			r.add(cols, i)
+		}
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO aggregate_rollup ("+rollupColumnList+")")
+	if err != nil {
+		return fmt.Errorf("inserting rollup: %w", err)
+	}
+	for _, k := range order {
+		r := sums[k]
+		if err := b.Append(k.bySource, rep.domain, rep.begin, k.headerFrom, k.sourceIP, rep.org, "",
+			uint64(0), r.records, r.messages, r.pass, r.dkimRelaxed, r.dkimStrict, r.spfRelaxed, r.spfStrict,
+			r.strictPass, r.invalid); err != nil {
+			b.Abort()
+			return fmt.Errorf("inserting rollup: %w", err)
+		}
+	}
+	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", rep.org, rep.key,
+		uint64(1), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0)); err != nil {
+		b.Abort()
+		return fmt.Errorf("inserting rollup: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %d rollup rows: %w", len(order)+1, err)
+	}
+	return nil
+}
+
+// createRollupStaging creates an empty table like aggregate_rollup.
+func (s *Store) createRollupStaging(ctx context.Context) (string, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	name := rollupStagingPrefix + hex.EncodeToString(rnd[:])
+	q := fmt.Sprintf("CREATE TABLE %s AS aggregate_rollup ENGINE = SummingMergeTree(%s) PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
+		name, rollupSums, rollupOrderBy)
+	if err := s.conn.Exec(ctx, q); err != nil {
+		return "", fmt.Errorf("creating rollup staging table: %w", err)
+	}
+	return name, nil
+}
+
+// fillRollupStaging sums the records of table matching where (with args)
+// into staging: data rows, then one marker per report.
+func (s *Store) fillRollupStaging(ctx context.Context, staging, table, where string, args ...any) error {
+	for _, x := range []struct {
+		sel      string
+		bySource int
+	}{{rollupDataSelect, 0}, {rollupDataSelect, 1}, {rollupMarkerSelect, 0}} {
+		q := "INSERT INTO " + staging + " (" + rollupColumnList + ") " + fmt.Sprintf(x.sel, table, where, x.bySource)
+		if err := s.conn.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("summing %s into %s: %w", table, staging, err)
+		}
+	}
+	return nil
+}
+
+// dropTable drops a staging table, also after ctx was cancelled.
+func (s *Store) dropTable(ctx context.Context, name string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
+		s.log.Warn("dropping staging table", "table", name, "err", err)
+	}
+}
+
+// stagingPartitions lists the partitions of a staging table.
+func (s *Store) stagingPartitions(ctx context.Context, table string) ([]string, error) {
+	return s.partitions(ctx, table)
+}
+
+// attachRollup attaches the one partition of a staging rollup table to
+// aggregate_rollup: all its rows appear at once.
+func (s *Store) attachRollup(ctx context.Context, staging string) error {
+	parts, err := s.stagingPartitions(ctx, staging)
+	if err != nil {
+		return err
+	}
+	if len(parts) != 1 {
+		return fmt.Errorf("rollup staging table %s holds %d partitions, want 1", staging, len(parts))
+	}
+	q := fmt.Sprintf("ALTER TABLE aggregate_rollup ATTACH PARTITION ID '%s' FROM %s", parts[0], staging)
+	if err := s.conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("attaching rollup partition %s from %s: %w", parts[0], staging, err)
+	}
+	return nil
+}
+
+// stageRollupOf sums a large report's staged records into a new staging
+// rollup table and returns its name (to attach after the records).
+func (s *Store) stageRollupOf(ctx context.Context, recordsStaging string) (string, error) {
+	rs, err := s.createRollupStaging(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := s.fillRollupStaging(ctx, rs, recordsStaging, "1"); err != nil {
+		s.dropTable(ctx, rs)
+		return "", err
+	}
+	return rs, nil
+}
+
+// completeRollup writes the rollup of a report whose records are stored
+// (by a writer that died before the report row), unless its marker shows
+// that the rollup was written too.
+func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key string) error {
+	var n uint64
+	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_rollup
+		WHERE policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
+		domain, unixSeconds(begin), key).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("looking for its rollup: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	s.log.Info("writing the rollup of stored records", "report_key", key)
+	rs, err := s.createRollupStaging(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.dropTable(ctx, rs)
+	err = s.fillRollupStaging(ctx, rs, "aggregate_records",
+		"policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?", domain, unixSeconds(begin), key)
+	if err != nil {
+		return err
+	}
+	return s.attachRollup(ctx, rs)
+}
+
+var partitionRe = regexp.MustCompile(`^[0-9]{6}$`)
+
+// RebuildRollup recomputes aggregate_rollup from aggregate_records, one
+// monthly partition at a time (partition IDs as "202611"; nil: every
+// partition of either table). Each partition is summed into a staging table
+// and replaces the rollup's partition at once (REPLACE PARTITION), so
+// readers see the old or the new sums, never a mix. A partition without
+// records is dropped from the rollup.
+//
+// Run it with no writer at work on the same database (stop dmarcd serve,
+// or run it before): a report committed into a partition while it is
+// rebuilt may be left out of its rollup.
+func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
+	if partitions == nil {
+		seen := map[string]bool{}
+		for _, t := range []string{"aggregate_records", "aggregate_rollup"} {
+			l, err := s.partitions(ctx, t)
+			if err != nil {
+				return err
+			}
+			for _, p := range l {
+				if !seen[p] {
+					seen[p] = true
+					partitions = append(partitions, p)
+				}
+			}
+		}
+	}
+	for _, p := range partitions {
+		if !partitionRe.MatchString(p) {
+			return fmt.Errorf("store: rollup rebuild: partition %q: want YYYYMM", p)
+		}
+		if err := s.rebuildPartition(ctx, p); err != nil {
+			return fmt.Errorf("store: rollup rebuild: partition %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) rebuildPartition(ctx context.Context, p string) error {
+	start := time.Now()
+	rs, err := s.createRollupStaging(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.dropTable(ctx, rs)
+	// Day by day: a month of records grouped at once may need more memory
+	// than a query may use.
+	var days []string
+	err = s.eachRow(ctx, "SELECT DISTINCT toString(toDate(date_begin)) AS d FROM aggregate_records WHERE toYYYYMM(date_begin) = "+p+" ORDER BY d",
+		nil, func(scan func(...any) error) error {
+			var d string
+			err := scan(&d)
+			days = append(days, d)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("listing days: %w", err)
+	}
+	for _, d := range days {
+		where := fmt.Sprintf("toYYYYMM(date_begin) = %s AND toDate(date_begin) = toDate('%s')", p, d)
+		if err := s.fillRollupStaging(ctx, rs, "aggregate_records", where); err != nil {
+			return err
+		}
+	}
+	parts, err := s.stagingPartitions(ctx, rs)
+	if err != nil {
+		return err
+	}
+	var q string
+	if len(parts) == 0 {
+		q = fmt.Sprintf("ALTER TABLE aggregate_rollup DROP PARTITION ID '%s'", p)
+	} else {
+		q = fmt.Sprintf("ALTER TABLE aggregate_rollup REPLACE PARTITION ID '%s' FROM %s", p, rs)
+	}
+	if err := s.conn.Exec(ctx, q); err != nil {
+		return err
+	}
+	s.log.Info("rebuilt rollup partition", "partition", p, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

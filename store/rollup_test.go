@@ -1,0 +1,315 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd/parse/align"
+)
+
+// totals are sums that aggregate_rollup and aggregate_records must agree on.
+type totals struct {
+	records, messages, pass, dkimRelaxed, dkimStrict, spfRelaxed, spfStrict, strictPass, invalid uint64
+	groups                                                                                       uint64 // distinct (domain, begin, header_from, ip, org)
+}
+
+func (a totals) String() string {
+	return fmt.Sprintf("records %d messages %d pass %d dkim r/s %d/%d spf r/s %d/%d strict %d invalid %d groups %d",
+		a.records, a.messages, a.pass, a.dkimRelaxed, a.dkimStrict, a.spfRelaxed, a.spfStrict, a.strictPass, a.invalid, a.groups)
+}
+
+func scanTotals(t testing.TB, s *Store, q string) totals {
+	t.Helper()
+	var x totals
+	err := s.conn.QueryRow(context.Background(), q).Scan(&x.records, &x.messages, &x.pass, &x.dkimRelaxed,
+		&x.dkimStrict, &x.spfRelaxed, &x.spfStrict, &x.strictPass, &x.invalid, &x.groups)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, q)
+	}
+	return x
+}
+
+// recordTotals sums the records; groups counts the keys of the rollup's
+// grain bySource.
+func recordTotals(t testing.TB, s *Store, bySource int) totals {
+	ip := "''"
+	if bySource == 1 {
+		ip = "source_ip"
+	}
+	return scanTotals(t, s, `SELECT toUInt64(countIf(record_error = '')), sumIf(message_count, record_error = ''),
+		sumIf(message_count, record_error = '' AND dmarc_pass = 1),
+		sumIf(message_count, record_error = '' AND dkim_aligned_relaxed = 1), sumIf(message_count, record_error = '' AND dkim_aligned_strict = 1),
+		sumIf(message_count, record_error = '' AND spf_aligned_relaxed = 1), sumIf(message_count, record_error = '' AND spf_aligned_strict = 1),
+		sumIf(message_count, record_error = '' AND (dkim_aligned_strict = 1 OR spf_aligned_strict = 1)),
+		toUInt64(countIf(record_error != '')), toUInt64(uniqExact(policy_domain, date_begin, header_from, `+ip+`, org_name))
+		FROM aggregate_records`)
+}
+
+func rollupTotals(t testing.TB, s *Store, bySource int) totals {
+	return scanTotals(t, s, `SELECT sum(record_count), sum(message_count), sum(pass_messages), sum(dkim_relaxed_messages), sum(dkim_strict_messages),
+		sum(spf_relaxed_messages), sum(spf_strict_messages), sum(strict_pass_messages), sum(invalid_records),
+		toUInt64(uniqExactIf((policy_domain, date_begin, header_from, source_ip, org_name), report_key = ''))
+		FROM aggregate_rollup WHERE by_source = `+fmt.Sprint(bySource))
+}
+
+// checkRollup fails unless the rollup agrees with the records and holds one
+// marker per report row.
+func checkRollup(t testing.TB, s *Store) {
+	t.Helper()
+	for _, g := range []int{0, 1} {
+		r, a := recordTotals(t, s, g), rollupTotals(t, s, g)
+		if r != a {
+			t.Errorf("rollup (by_source = %d) differs from records:\nrecords %v\nrollup  %v", g, r, a)
+		}
+	}
+	reports := queryUint(t, s, "SELECT count() FROM aggregate_reports WHERE record_count > 0")
+	markers := queryUint(t, s, "SELECT sum(report_count) FROM aggregate_rollup")
+	if markers != reports {
+		t.Errorf("rollup counts %d reports, aggregate_reports %d with records", markers, reports)
+	}
+}
+
+// mixedRows yields n rows of genRows with varied alignment, and every 97th
+// record invalid.
+func mixedRows(n int, domain string) func() (*Row, error) {
+	next := genRows(n, domain)
+	i := 0
+	return func() (*Row, error) {
+		r, err := next()
+		if err != nil {
+			return r, err
+		}
+		r.DKIMAlignedStrict = i%3 == 0
+		r.SPFAlignedRelaxed = i%5 == 0
+		r.SPFAlignedStrict = i%10 == 0
+		if i%97 == 5 {
+			r.Invalid = "source_ip: not an IP address"
+		}
+		i++
+		return r, nil
+	}
+}
+
+func TestRollupEqualsRecordsForSmallAndLargeReports(t *testing.T) {
+	s, _ := open(t, Options{BatchRows: 200})
+	begin := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	write(t, s, header("google.com", "small-1", "example.com", begin), mixedRows(150, "example.com"))
+	write(t, s, header("google.com", "small-2", "example.com", begin), mixedRows(150, "example.com"))
+	write(t, s, header("Yahoo", "large-1", "example.org", begin.AddDate(0, 0, 1)), mixedRows(1000, "example.org"))
+	write(t, s, header("Yahoo", "empty", "example.org", begin), mixedRows(0, "example.org"))
+	// Duplicates add nothing.
+	write(t, s, header("google.com", "small-1", "example.com", begin), mixedRows(150, "example.com"))
+	write(t, s, header("Yahoo", "large-1", "example.org", begin.AddDate(0, 0, 1)), mixedRows(1000, "example.org"))
+	if n := stagingTables(t, s); n != 0 {
+		t.Errorf("%d staging tables left", n)
+	}
+	checkRollup(t, s)
+	// Merges sum the data rows of the two small reports and keep markers.
+	if err := s.conn.Exec(context.Background(), "OPTIMIZE TABLE aggregate_rollup FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	checkRollup(t, s)
+	for _, g := range []int{0, 1} {
+		if n := queryUint(t, s, "SELECT count() FROM aggregate_rollup WHERE report_key = '' AND by_source = ?", g); n != rollupTotals(t, s, g).groups {
+			t.Errorf("after OPTIMIZE FINAL %d data rows of by_source %d, want one per group", n, g)
+		}
+	}
+}
+
+func TestRollupRebuildRecomputesPartitions(t *testing.T) {
+	s, _ := open(t, Options{BatchRows: 200})
+	ctx := context.Background()
+	mar := time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)
+	write(t, s, header("google.com", "r1", "example.com", mar), mixedRows(300, "example.com"))
+	write(t, s, header("google.com", "r2", "example.com", mar.AddDate(0, 0, 1)), mixedRows(100, "example.com"))
+	// As if the rollup were stale: a partition emptied, one with extra rows,
+	// one with no records at all.
+	for _, q := range []string{
+		"ALTER TABLE aggregate_rollup DROP PARTITION ID '202603'",
+		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
+		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2025-01-02 00:00:00'), toUInt64(5), toUInt64(1)",
+	} {
+		if err := s.conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RebuildRollup(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkRollup(t, s)
+	if n := stagingTables(t, s); n != 0 {
+		t.Errorf("%d staging tables left", n)
+	}
+	// Once more changes nothing; a duplicate after it adds nothing.
+	if err := s.RebuildRollup(ctx, []string{"202603"}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, header("google.com", "r1", "example.com", mar), mixedRows(300, "example.com"))
+	checkRollup(t, s)
+	if err := s.RebuildRollup(ctx, []string{"2026-03"}); err == nil {
+		t.Error("RebuildRollup accepted partition 2026-03")
+	}
+}
+
+// The crash test re-executes this test binary as a writer that kills itself
+// (SIGKILL) at one step of a report's commit.
+const (
+	envHelperDSN     = "DMARCD_TEST_WRITER_DSN"
+	envHelperRecords = "DMARCD_TEST_WRITER_RECORDS"
+)
+
+// TestHelperWriter is the writer process of
+// TestKilledCommitLeavesRollupEqualToRecords; it does nothing in a normal run.
+func TestHelperWriter(t *testing.T) {
+	dsn := os.Getenv(envHelperDSN)
+	if dsn == "" {
+		t.Skip("helper process of TestKilledCommitLeavesRollupEqualToRecords")
+	}
+	n, _ := strconv.Atoi(os.Getenv(envHelperRecords))
+	s, err := Open(context.Background(), dsn, Options{BatchRows: 200, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := header("google.com", "killed-"+strconv.Itoa(n), "example.com", time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	res, err := s.WriteAggregate(context.Background(), h, InputMeta{Source: "file"}, mixedRows(n, "example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("STATUS", res.Status)
+}
+
+// runWriter runs the helper writer with a failpoint ("" for none) and
+// returns whether it was killed, and its status line otherwise.
+func runWriter(t *testing.T, dsn string, records int, fp string) (killed bool, status string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), envHelperDSN+"="+dsn, envHelperRecords+"="+strconv.Itoa(records), EnvFailpoint+"="+fp)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return true, ""
+		}
+	}
+	if err != nil {
+		t.Fatalf("writer (failpoint %q): %v\n%s", fp, err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "STATUS ") {
+			return false, strings.TrimPrefix(l, "STATUS ")
+		}
+	}
+	t.Fatalf("writer (failpoint %q) printed no status:\n%s", fp, out)
+	return false, ""
+}
+
+// TestKilledCommitLeavesRollupEqualToRecords kills a writer between every
+// step of a report's commit (a small report: one INSERT of records, one of
+// rollup rows; a large one: staging tables attached), reruns it, and finds
+// the report stored once with a rollup equal to its records.
+func TestKilledCommitLeavesRollupEqualToRecords(t *testing.T) {
+	if os.Getenv(envHelperDSN) != "" {
+		t.Skip("in the helper process")
+	}
+	cases := []struct {
+		records int
+		steps   []string
+	}{
+		{150, []string{"after-records", "after-rollup", "after-report"}},
+		{1000, []string{"after-staging", "after-records", "after-rollup", "after-report"}},
+	}
+	for _, c := range cases {
+		for _, fp := range c.steps {
+			t.Run(fmt.Sprintf("%d records/%s", c.records, fp), func(t *testing.T) {
+				s, dsn := open(t, Options{})
+				if killed, _ := runWriter(t, dsn, c.records, fp); !killed {
+					t.Fatalf("the writer was not killed at %s", fp)
+				}
+				_, status := runWriter(t, dsn, c.records, "")
+				want := string(StatusStored)
+				if fp == "after-report" {
+					want = string(StatusDuplicate)
+				}
+				if status != want {
+					t.Errorf("rerun: status %s, want %s", status, want)
+				}
+				// A third run finds it stored.
+				if _, status := runWriter(t, dsn, c.records, ""); status != string(StatusDuplicate) {
+					t.Errorf("third run: status %s, want duplicate", status)
+				}
+				if n := queryUint(t, s, "SELECT count() FROM aggregate_records"); n != uint64(c.records) {
+					t.Errorf("%d records stored, want %d", n, c.records)
+				}
+				if n := queryUint(t, s, "SELECT count() FROM aggregate_reports"); n != 1 {
+					t.Errorf("%d report rows, want 1", n)
+				}
+				checkRollup(t, s)
+				if n := stagingTables(t, s); n != 0 {
+					t.Errorf("%d staging tables left", n)
+				}
+			})
+		}
+	}
+}
+
+// TestGaugeStoppedPassingCountsSourcesThatLostAlignment pins
+// GaugeStoppedPassingQuery: a source that passed the week before and fails
+// in the window counts; a source still passing, a new failing source
+// (spoofing), and a source below the message threshold do not.
+func TestGaugeStoppedPassingCountsSourcesThatLostAlignment(t *testing.T) {
+	s, _ := open(t, Options{})
+	ctx := context.Background()
+	r := align.Relaxed
+	pass := func(ip string, n uint64) *Row {
+		return authRow(ip, n, "example.com", []string{"example.com/s1/pass"}, []string{"example.com/pass"}, nil, r, r)
+	}
+	fail := func(ip string, n uint64) *Row {
+		return authRow(ip, n, "example.com", []string{"example.com/s1/fail"}, []string{"amazonses.com/pass"}, nil, r, r)
+	}
+	day := time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC) // the window: this day
+	for i := 1; i <= 7; i++ {
+		write(t, s, header("google.com", fmt.Sprint("before-", i), "example.com", day.AddDate(0, 0, -i)), rowsOf(
+			pass("192.0.2.1", 20), pass("192.0.2.2", 20), pass("192.0.2.4", 20), fail("192.0.2.4", 1)))
+	}
+	write(t, s, header("google.com", "window", "example.com", day), rowsOf(
+		fail("192.0.2.1", 30),                       // stopped passing
+		pass("192.0.2.2", 25), fail("192.0.2.2", 1), // still passing
+		fail("203.0.113.5", 500), // never passed: spoofing, not this gauge
+		fail("192.0.2.4", 5),     // too few messages
+	))
+	// Earlier than the 7 days before: ignored.
+	write(t, s, header("google.com", "long-ago", "example.com", day.AddDate(0, 0, -9)), rowsOf(pass("203.0.113.5", 100)))
+
+	got, err := s.GaugeDomains(ctx, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].StoppedPassingSources != 1 || got[0].StoppedPassingMessages != 30 {
+		t.Fatalf("got %+v, want example.com with 1 source and 30 messages that stopped passing", got)
+	}
+	// The week before: nothing stopped passing then.
+	got, err = s.GaugeDomains(ctx, day.AddDate(0, 0, -1), day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].StoppedPassingSources != 0 {
+		t.Fatalf("day before: got %+v, want no source that stopped passing", got)
+	}
+	// Windows longer than StoppedPassingMaxDays leave it at 0.
+	got, err = s.GaugeDomains(ctx, day.AddDate(0, 0, -29), day.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].StoppedPassingSources != 0 {
+		t.Fatalf("30 days: got %+v, want the gauge not computed", got)
+	}
+}
