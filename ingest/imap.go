@@ -1005,6 +1005,10 @@ func (s *IMAPSource) move(c *conn, uids []imap.UID, folder string) error {
 	}
 	err := do()
 	if expungeIssued(err) {
+		if len(uids) == 1 {
+			s.log.Info("imap mail already moved by another client (another instance?)", "uid", uids[0], "folder", folder)
+			return nil
+		}
 		return s.moveLeft(c, uids, folder, err)
 	}
 	var ie *imap.Error
@@ -1044,7 +1048,7 @@ func (s *IMAPSource) moveLeft(c *conn, uids []imap.UID, folder string, first err
 		return fmt.Errorf("UID SEARCH after moving UID %s to %s met %v: %w", imap.UIDSetNum(uids...), folder, first, err)
 	}
 	left := sd.AllUIDs()
-	s.log.Info("imap mails already moved by another client (another instance?)", "uids", len(uids)-len(left),
+	s.log.Info("imap mails already moved by another client (another instance?)", "mails", len(uids)-len(left),
 		"of", len(uids), "folder", folder)
 	for _, uid := range left {
 		if err := s.move(c, []imap.UID{uid}, folder); err != nil {

@@ -35,10 +35,15 @@ func (s *Store) WriteFailure(ctx context.Context, key string, r *failure.Report,
 	}
 	unlock := s.locks.lock(key)
 	defer unlock()
+	release, err := s.claim(s.route(ctx, key), key) // against other processes (cluster.go)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 
 	arrival := failureArrival(r)
 	var n uint64
-	err := s.conn.QueryRow(ctx, `SELECT count() FROM failure_reports
+	err = s.conn.QueryRow(ctx, `SELECT count() FROM failure_reports
 		WHERE arrival_date = toDateTime(?) AND report_key = ?`,
 		unixSeconds(arrival), key).Scan(&n)
 	if err != nil {

@@ -33,6 +33,11 @@ func (s *Store) WriteTLSRPT(ctx context.Context, r *tlsrpt.Report, meta InputMet
 	res := WriteResult{ReportKey: key, Records: len(r.Policies), Messages: t.successful + t.failed}
 	unlock := s.locks.lock(key)
 	defer unlock()
+	release, err := s.claim(s.route(ctx, key), key) // against other processes (cluster.go)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 
 	n, err := s.tlsrptCount(ctx, "tlsrpt_reports", t)
 	if err != nil {
