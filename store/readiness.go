@@ -34,13 +34,25 @@ const (
 // omit selectors (Yahoo) contribute nothing, so an empty selector never
 // matches.
 //
+// It reads the known-selector rows of the rollup (aggregate_rollup,
+// by_source = 2: one row per report and passing pair, the pair in
+// header_from, written with the report's rollup, store/rollup.go) rather
+// than the DKIM arrays of every record: the same set, from a few rows per
+// report. The window's conditions (date_begin, report_key) apply to those
+// rows as to the records.
+//
 // ClickHouse 18.16 note (found by trying): a lambda whose body combines an
 // outer column with other expressions fails with "Unknown identifier", so
 // outer columns go into lambdas as arrays (arrayResize([col], length(arr)))
 // and the set lookup (hasAny) stays outside the lambda.
-const ReadinessKnownSelectors = `(SELECT groupUniqArrayArray(arrayFilter((ds, r) -> r = 'pass' AND NOT endsWith(ds, '/'),
-		arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results))
-	FROM aggregate_records WHERE record_error = '' AND {window}) AS known_selectors`
+//
+// The set is sorted: ClickHouse 18.16 may evaluate the scalar subquery more
+// than once for one query, and over a Distributed table (cluster mode) two
+// runs of groupUniqArray can order the set differently, which fails the
+// query: "Different expressions with the same alias known_selectors"
+// (dashboards.TestClusterDashboardQueriesMatchSingleServer).
+const ReadinessKnownSelectors = `(SELECT arraySort(groupUniqArray(header_from))
+	FROM aggregate_rollup WHERE by_source = 2 AND {window}) AS known_selectors`
 
 // ReadinessClass is the SQL expression of a record's readiness class over
 // aggregate_records; it refers to known_selectors (ReadinessKnownSelectors).
@@ -123,7 +135,8 @@ FROM aggregate_records
 ` + readinessKnownJoin + `
 WHERE record_error = '' AND ` + readinessWindow + ` AND ` + o.authCondition() + `
 GROUP BY policy_domain, header_from, class, dkim_pass, spf_pass, ip_known_source, ip_known_authorised
-ORDER BY policy_domain, header_from, class, messages DESC`
+ORDER BY policy_domain, header_from, class, messages DESC,
+	arrayStringConcat(dkim_pass, ','), arrayStringConcat(spf_pass, ','), ip_known_source, ip_known_authorised`
 }
 
 // readinessKnownJoin adds the known source internal/attrib stored for each

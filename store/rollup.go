@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // The rollup (migrations/0007_rollups.sql): aggregate_records summed per
 // (policy_domain, date_begin, header_from, source_ip, org_name), plus one
-// marker row per report (report_key set, report_count = 1). The writer adds a
+// marker row per report (report_key set, report_count = 1), plus the known
+// selectors (by_source = 2, rollupSelectorsSelect): one row per report and
+// DKIM "d=/selector" pass, what ReadinessKnownSelectors reads. The writer adds a
 // report's rollup as part of its commit, after the records and before the
 // report row, in one atomic step:
 //   - a report of at most BatchRows records: its rows summed here from the
@@ -57,6 +60,23 @@ const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, head
 FROM %[1]s WHERE %[2]s
 GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name`
 
+// rollupSelectorsSelect makes the known-selector rows (by_source = 2) of
+// the records of a table (%s, where %s): one per report and DKIM
+// "d=/selector" that passed in a valid record with a non-empty selector,
+// the pair in header_from, the report in report_key; record_count and
+// message_count count the pair's occurrences and their messages (never 0
+// together, so merges keep the row). ReadinessKnownSelectors reads them.
+// The filter is the very expression ReadinessKnownSelectors used on the
+// records.
+const rollupSelectorsSelect = `SELECT toUInt8(2), policy_domain, date_begin, ds, '', org_name, report_key,
+	toUInt64(0), toUInt64(count()), sum(message_count),
+	toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
+FROM %[1]s
+ARRAY JOIN arrayFilter((x, r) -> r = 'pass' AND NOT endsWith(x, '/'),
+	arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results) AS ds
+WHERE record_error = '' AND %[2]s
+GROUP BY policy_domain, date_begin, ds, org_name, report_key`
+
 const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_begin), '', '', any(org_name), report_key,
 	toUInt64(1), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
 FROM %[1]s WHERE %[2]s
@@ -82,7 +102,8 @@ func failpoint(step string) {
 }
 
 // rollupKey is a data row's key within one report: bySource 0 and
-// sourceIP "" for the per-domain grain.
+// sourceIP "" for the per-domain grain; bySource 2 (known selectors) has
+// the "d=/selector" pair in headerFrom and the report's key in report_key.
 type rollupKey struct {
 	bySource             uint8
 	headerFrom, sourceIP string
@@ -138,6 +159,29 @@ func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordC
 			}
 			r.add(cols, i)
 		}
+		if cols.recordError[i] != "" {
+			continue
+		}
+		// Known selectors: as rollupSelectorsSelect, one count per
+		// occurrence of a passing pair.
+		for j, d := range cols.dkimDomains[i] {
+			if j >= len(cols.dkimSelectors[i]) || j >= len(cols.dkimResults[i]) || cols.dkimResults[i][j] != "pass" {
+				continue
+			}
+			ds := d + "/" + cols.dkimSelectors[i][j]
+			if strings.HasSuffix(ds, "/") {
+				continue
+			}
+			k := rollupKey{2, ds, ""}
+			r := sums[k]
+			if r == nil {
+				r = &rollupSumsRow{}
+				sums[k] = r
+				order = append(order, k)
+			}
+			r.records++
+			r.messages += cols.messageCount[i]
+		}
 	}
 	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO aggregate_rollup ("+rollupColumnList+")")
 	if err != nil {
@@ -145,7 +189,11 @@ func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordC
 	}
 	for _, k := range order {
 		r := sums[k]
-		if err := b.Append(k.bySource, rep.domain, rep.begin, k.headerFrom, k.sourceIP, rep.org, "",
+		reportKey := ""
+		if k.bySource == 2 {
+			reportKey = rep.key
+		}
+		if err := b.Append(k.bySource, rep.domain, rep.begin, k.headerFrom, k.sourceIP, rep.org, reportKey,
 			uint64(0), r.records, r.messages, r.pass, r.dkimRelaxed, r.dkimStrict, r.spfRelaxed, r.spfStrict,
 			r.strictPass, r.invalid); err != nil {
 			b.Abort()
@@ -182,7 +230,7 @@ func (s *Store) fillRollupStaging(ctx context.Context, staging, table, where str
 	for _, x := range []struct {
 		sel      string
 		bySource int
-	}{{rollupDataSelect, 0}, {rollupDataSelect, 1}, {rollupMarkerSelect, 0}} {
+	}{{rollupDataSelect, 0}, {rollupDataSelect, 1}, {rollupSelectorsSelect, 2}, {rollupMarkerSelect, 0}} {
 		q := "INSERT INTO " + staging + " (" + rollupColumnList + ") " + fmt.Sprintf(x.sel, table, where, x.bySource)
 		if err := s.conn.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("summing %s into %s: %w", table, staging, err)
@@ -242,7 +290,7 @@ func (s *Store) stageRollupOf(ctx context.Context, recordsStaging string) (strin
 func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key string) error {
 	var n uint64
 	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_rollup
-		WHERE policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
+		WHERE by_source = 0 AND policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
 		domain, unixSeconds(begin), key).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("looking for its rollup: %w", err)

@@ -60,6 +60,40 @@ func rollupTotals(t testing.TB, s *Store, bySource int) totals {
 		FROM aggregate_rollup WHERE by_source = `+fmt.Sprint(bySource))
 }
 
+// selectorTotals sums the DKIM "d=/selector" passes (selector set) of
+// valid records and the known-selector rows of the rollup: occurrences,
+// messages, distinct (domain, begin, pair, org, report) keys and a
+// checksum of those keys.
+func selectorTotals(t testing.TB, s *Store) (records, rollup [4]uint64) {
+	t.Helper()
+	ctx := context.Background()
+	q := `SELECT toUInt64(uniqExact(policy_domain, date_begin, ds, org_name, report_key)),
+		toUInt64(groupBitXor(cityHash64(policy_domain, date_begin, ds, org_name, report_key)))
+		FROM (SELECT DISTINCT policy_domain, date_begin, ds, org_name, report_key FROM aggregate_records ARRAY JOIN
+			arrayFilter((x, r) -> r = 'pass' AND NOT endsWith(x, '/'), arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results) AS ds
+			WHERE record_error = '')`
+	occ := `SELECT toUInt64(count()), sum(message_count) FROM aggregate_records ARRAY JOIN
+		arrayFilter((x, r) -> r = 'pass' AND NOT endsWith(x, '/'), arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results) AS ds
+		WHERE record_error = ''`
+	if err := s.conn.QueryRow(ctx, q).Scan(&records[2], &records[3]); err != nil {
+		t.Fatalf("%v\n%s", err, q)
+	}
+	if err := s.conn.QueryRow(ctx, occ).Scan(&records[0], &records[1]); err != nil {
+		t.Fatalf("%v\n%s", err, occ)
+	}
+	rq := `SELECT toUInt64(uniqExact(policy_domain, date_begin, header_from, org_name, report_key)),
+		toUInt64(groupBitXor(h)) FROM (SELECT DISTINCT policy_domain, date_begin, header_from, org_name, report_key,
+			cityHash64(policy_domain, date_begin, header_from, org_name, report_key) AS h FROM aggregate_rollup WHERE by_source = 2)`
+	if err := s.conn.QueryRow(ctx, rq).Scan(&rollup[2], &rollup[3]); err != nil {
+		t.Fatalf("%v\n%s", err, rq)
+	}
+	sq := "SELECT sum(record_count), sum(message_count) FROM aggregate_rollup WHERE by_source = 2"
+	if err := s.conn.QueryRow(ctx, sq).Scan(&rollup[0], &rollup[1]); err != nil {
+		t.Fatalf("%v\n%s", err, sq)
+	}
+	return records, rollup
+}
+
 // checkRollup fails unless the rollup agrees with the records and holds one
 // marker per report row.
 func checkRollup(t testing.TB, s *Store) {
@@ -69,6 +103,12 @@ func checkRollup(t testing.TB, s *Store) {
 		if r != a {
 			t.Errorf("rollup (by_source = %d) differs from records:\nrecords %v\nrollup  %v", g, r, a)
 		}
+	}
+	// Known selectors (by_source = 2): per report and passing pair, the
+	// occurrences and their messages, as the records have them.
+	rs, as := selectorTotals(t, s)
+	if rs != as {
+		t.Errorf("rollup (by_source = 2) differs from records:\nrecords %v\nrollup  %v", rs, as)
 	}
 	reports := queryUint(t, s, "SELECT count() FROM aggregate_reports WHERE record_count > 0")
 	markers := queryUint(t, s, "SELECT sum(report_count) FROM aggregate_rollup")
