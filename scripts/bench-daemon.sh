@@ -70,7 +70,12 @@ while :; do
 done
 ms=$(($(date +%s%3N) - start))
 rss_kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
-records=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^dmarcd_records_stored_total\{/ { s += $2 } END { printf "%d", s }')
+curl -s "http://127.0.0.1:$port/metrics" >"$tmp/metrics"
+records=$(awk '/^dmarcd_records_stored_total\{/ { s += $2 } END { printf "%d", s }' "$tmp/metrics")
+# Where the time went: summed over the reports (in parallel at concurrency > 1).
+awk '/^dmarcd_stage_duration_seconds_(sum|count)\{kind="aggregate"/ {
+	split($1, a, "stage=\""); split(a[2], b, "\""); if ($1 ~ /_sum/) sum[b[1]] = $2; else n[b[1]] = $2 }
+	END { for (st in sum) if (n[st] > 0) printf "  stage %-6s %8.1f ms per report (%d reports)\n", st, 1000 * sum[st] / n[st], n[st] }' "$tmp/metrics"
 kill -TERM "$pid"
 wait "$pid" || true
 pid=
