@@ -553,23 +553,9 @@ func (s *Store) takeOverClaim(ctx context.Context, name string) {
 // dropStaleClaims drops the claims of writers that died (stale ones, and
 // renamed ones). Run at Open, once per shard.
 func (s *Store) dropStaleClaims(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, `SELECT name FROM system.tables
-		WHERE database = currentDatabase() AND startsWith(name, ?)`, claimPrefix)
+	names, err := s.tablesWithPrefix(ctx, claimPrefix)
 	if err != nil {
 		return fmt.Errorf("listing claims: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	for _, n := range names {
 		if !identRe.MatchString(n) {

@@ -452,26 +452,32 @@ func (s *Store) attachStaging(ctx context.Context, staging string) error {
 	return nil
 }
 
-// dropOrphanedStaging drops staging tables of writers that died. Run at
-// Open, before this process writes.
-func (s *Store) dropOrphanedStaging(ctx context.Context) error {
+// tablesWithPrefix lists the tables of the store's database whose names
+// start with prefix.
+func (s *Store) tablesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
 	rows, err := s.conn.Query(ctx, `SELECT name FROM system.tables
-		WHERE database = currentDatabase() AND startsWith(name, ?)`, stagingPrefix)
+		WHERE database = currentDatabase() AND startsWith(name, ?)`, prefix)
 	if err != nil {
-		return fmt.Errorf("listing staging tables: %w", err)
+		return nil, err
 	}
+	defer rows.Close()
 	var names []string
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
+			return nil, err
 		}
 		names = append(names, n)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+	return names, rows.Err()
+}
+
+// dropOrphanedStaging drops staging tables of writers that died. Run at
+// Open, before this process writes.
+func (s *Store) dropOrphanedStaging(ctx context.Context) error {
+	names, err := s.tablesWithPrefix(ctx, stagingPrefix)
+	if err != nil {
+		return fmt.Errorf("listing staging tables: %w", err)
 	}
 	for _, n := range names {
 		if !identRe.MatchString(n) {
