@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/daemon"
 	"github.com/dmarcd/dmarcd/internal/dnscheck"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -47,7 +48,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 		opts := dnscheck.Options{Resolver: r, StoreNote: note}
 		if st != nil {
-			if err := fromStore(ctx, st, d, &opts); err != nil {
+			if err := daemon.CheckInputs(ctx, st, d, &opts); err != nil {
 				opts.StoreNote = err.Error()
 			}
 		}
@@ -86,22 +87,6 @@ func checkStore(ctx context.Context, e *env) (*store.Store, string) {
 		return nil, "ClickHouse not reachable: " + err.Error()
 	}
 	return st, ""
-}
-
-func fromStore(ctx context.Context, st *store.Store, domain string, o *dnscheck.Options) error {
-	sels, err := st.DKIMSelectorsOf(ctx, domain)
-	if err != nil {
-		return err
-	}
-	for _, s := range sels {
-		o.Selectors = append(o.Selectors, dnscheck.Selector{Domain: s.Domain, Selector: s.Selector, Messages: s.Messages, Passed: s.Passed})
-	}
-	m, a, err := st.DomainTraffic(ctx, domain)
-	if err != nil {
-		return err
-	}
-	o.Traffic = &dnscheck.Traffic{Messages: m, Authenticated: a}
-	return nil
 }
 
 func printCheck(e *env, rep *dnscheck.Report) {

@@ -260,7 +260,7 @@ func (p *periodic) checkOnce(ctx context.Context) (string, error) {
 func (p *periodic) checkDomain(ctx context.Context, st *store.Store, r *dnscheck.Resolver, domain string) ([]string, error) {
 	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
 	opts := dnscheck.Options{Resolver: r}
-	if err := checkInputs(ctx, st, domain, &opts); err != nil {
+	if err := CheckInputs(ctx, st, domain, &opts); err != nil {
 		opts.StoreNote = err.Error()
 	}
 	rep := dnscheck.Check(ctx, domain, opts)
@@ -284,9 +284,9 @@ func (p *periodic) checkDomain(ctx context.Context, st *store.Store, r *dnscheck
 	return unreadable, nil
 }
 
-// checkInputs fills the DKIM selectors and traffic of domain from the
-// stored reports, as `dmarcd check` does.
-func checkInputs(ctx context.Context, st *store.Store, domain string, o *dnscheck.Options) error {
+// CheckInputs fills the DKIM selectors and traffic of domain from the
+// stored reports: what `dmarcd check` and the periodic check read.
+func CheckInputs(ctx context.Context, st *store.Store, domain string, o *dnscheck.Options) error {
 	sels, err := st.DKIMSelectorsOf(ctx, domain)
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -120,22 +119,10 @@ func cluster(layout string) (*Cluster, error) {
 	return st.c, st.err
 }
 
-func clusterScript() (string, error) {
-	root := ModuleRoot()
-	if root == "" {
-		return "", fmt.Errorf("module root (go.mod) not found, so scripts/clickhouse-cluster.sh is not either")
-	}
-	p := filepath.Join(root, "scripts", "clickhouse-cluster.sh")
-	if _, err := os.Stat(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
 // startCluster runs `scripts/clickhouse-cluster.sh start DIR LAYOUT`. The
 // script stops the servers and removes DIR once this process is gone.
 func startCluster(layout string) (*Cluster, error) {
-	sh, err := clusterScript()
+	sh, err := scriptPath("clickhouse-cluster.sh")
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +186,7 @@ func (c *Cluster) node(t testing.TB, what string, node int) {
 	if c.dir == "" {
 		t.Skipf("clickhouse cluster: %s needs a cluster that the test started, not %s", what, EnvClusterAddrs)
 	}
-	sh, err := clusterScript()
+	sh, err := scriptPath("clickhouse-cluster.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
