@@ -320,7 +320,7 @@ func TestClusterDashboardQueriesMatchSingleServer(t *testing.T) {
 
 	// The data must be spread: every shard holds some of each kind.
 	for node := 1; node <= 2; node++ {
-		for _, tbl := range []string{"aggregate_reports", "aggregate_records", "aggregate_rollup", "tlsrpt_policies", "failure_reports"} {
+		for _, tbl := range []string{"aggregate_reports", "aggregate_records", "aggregate_rollup", "aggregate_sources", "tlsrpt_policies", "failure_reports"} {
 			var n uint64
 			if err := conns[node].QueryRow(ctx, "SELECT count() FROM "+tbl+"_local").Scan(&n); err != nil {
 				t.Fatalf("node %d: %s_local: %v", node, tbl, err)

@@ -49,18 +49,22 @@ const (
 // StoppedPassingBefore of at least StoppedPassingMinMessages messages) and
 // fail in the window (a pass ratio of at most StoppedPassingNow, at least
 // StoppedPassingMinMessages messages), and their failing messages in the
-// window: a legitimate sender that lost alignment. It reads the rollup
-// (aggregate_rollup, by_source = 1). Parameters: the window's since four
-// times, since minus 7 days, until.
+// window: a legitimate sender that lost alignment. It reads the per-source
+// rows of aggregate_sources (by_source = 1), and only the sources with a
+// DMARC pass in the 7 days before (the IN set): the millions of sources
+// that never pass (spoofing) are never grouped. Parameters: the window's
+// since four times, since minus 7 days, until, since minus 7 days, since.
 var GaugeStoppedPassingQuery = fmt.Sprintf(`SELECT policy_domain, count() AS sources, toUInt64(sum(now_messages - now_pass)) AS failing
 FROM (
 	SELECT policy_domain, source_ip,
 		sumIf(message_count, date_begin < toDateTime(?)) AS before_messages,
-		sumIf(pass_messages, date_begin < toDateTime(?)) AS before_pass,
+		sumIf(message_count, date_begin < toDateTime(?) AND dmarc_pass = 1) AS before_pass,
 		sumIf(message_count, date_begin >= toDateTime(?)) AS now_messages,
-		sumIf(pass_messages, date_begin >= toDateTime(?)) AS now_pass
-	FROM aggregate_rollup
+		sumIf(message_count, date_begin >= toDateTime(?) AND dmarc_pass = 1) AS now_pass
+	FROM aggregate_sources
 	WHERE by_source = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?)
+		AND (policy_domain, source_ip) IN (SELECT policy_domain, source_ip FROM aggregate_sources
+			WHERE by_source = 1 AND dmarc_pass = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?))
 	GROUP BY policy_domain, source_ip
 	HAVING before_messages >= %[1]d AND before_pass >= %[2]g * before_messages
 		AND now_messages >= %[1]d AND now_pass <= %[3]g * now_messages
@@ -69,12 +73,14 @@ GROUP BY policy_domain`, StoppedPassingMinMessages, StoppedPassingBefore, Stoppe
 
 // GaugeUnauthenticatedQuery counts, per policy domain, messages of the
 // readiness class "unauthenticated" (ReadinessClass: no pass of any kind,
-// not forwarded): likely spoofing. Parameters: since, until, twice (known
-// selectors, then records).
+// not forwarded): likely spoofing. It reads the rows of aggregate_sources
+// without source IP (by_source = 0): the records summed per outcome, which
+// is all the class depends on. Parameters: since, until, twice (known
+// selectors, then the rows).
 var GaugeUnauthenticatedQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
 SELECT policy_domain, sumIf(message_count, ` + ReadinessClass + ` = 'unauthenticated') AS unauthenticated
-FROM aggregate_records
-WHERE record_error = '' AND dmarc_pass = 0 AND ` + readinessWindow + `
+FROM aggregate_sources
+WHERE by_source = 0 AND report_key = '' AND dmarc_pass = 0 AND ` + readinessWindow + `
 GROUP BY policy_domain`
 
 // GaugeTLSRPTQuery sums failed and successful TLS sessions per policy domain
@@ -196,7 +202,7 @@ func (s *Store) GaugeDomains(ctx context.Context, since, until time.Time) ([]Dom
 	}
 	if until.Sub(since) <= StoppedPassingMaxDays*24*time.Hour {
 		before := unixSeconds(since.AddDate(0, 0, -7))
-		queries = append(queries, query{"stopped passing", GaugeStoppedPassingQuery, []any{a, a, a, a, before, b},
+		queries = append(queries, query{"stopped passing", GaugeStoppedPassingQuery, []any{a, a, a, a, before, b, before, a},
 			func(scan func(...any) error) error {
 				var d string
 				var n, m uint64

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -82,6 +83,56 @@ const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
+// The sources grain (migrations/0008_sources.sql): valid records summed per
+// (policy_domain, date_begin, header_from, header_from_org, source_ip or ”
+// (by_source 1 or 0), sourcesOutcome), plus one marker row per report
+// (by_source = 0, report_key set, report_count = 1).
+const sourcesOutcome = `dmarc_pass, dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict,
+	override_types, dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results`
+
+const sourcesOrderBy = `(by_source, policy_domain, date_begin, header_from, source_ip, header_from_org, ` + sourcesOutcome + `, report_key)`
+
+const sourcesSums = "(report_count, record_count, message_count)"
+
+const sourcesColumnList = `by_source, policy_domain, date_begin, header_from, header_from_org, source_ip,
+	` + sourcesOutcome + `, report_key, report_count, record_count, message_count`
+
+const sourcesDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, header_from_org, if(%[3]d = 1, source_ip, ''),
+	` + sourcesOutcome + `, '', toUInt64(0), toUInt64(count()), sum(message_count)
+FROM %[1]s WHERE record_error = '' AND %[2]s
+GROUP BY policy_domain, date_begin, header_from, header_from_org, if(%[3]d = 1, source_ip, ''),
+	` + sourcesOutcome
+
+const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_begin), '', '', '',
+	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
+	emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(),
+	report_key, toUInt64(1), toUInt64(0), toUInt64(0)
+FROM %[1]s WHERE %[2]s
+GROUP BY report_key`
+
+// rollupTable is one table the writer sums a report's records into as a
+// step of its commit: its sorting key and summed columns (staging tables
+// must have the same), its column list, and the INSERT ... SELECTs that sum
+// records of a table (%[1]s) matching a condition (%[2]s) into it.
+type rollupTable struct {
+	name, orderBy, sums, columns string
+	selects                      []string
+}
+
+// grain renders a select template's grain (%[3]d), keeping the table and
+// condition placeholders.
+func grain(sel string, bySource int) string { return fmt.Sprintf(sel, "%[1]s", "%[2]s", bySource) }
+
+var (
+	sourcesTable = rollupTable{"aggregate_sources", sourcesOrderBy, sourcesSums, sourcesColumnList,
+		[]string{grain(sourcesDataSelect, 0), grain(sourcesDataSelect, 1), grain(sourcesMarkerSelect, 0)}}
+	rollupTableDef = rollupTable{"aggregate_rollup", rollupOrderBy, rollupSums, rollupColumnList,
+		[]string{grain(rollupDataSelect, 0), grain(rollupDataSelect, 1), grain(rollupSelectorsSelect, 2), grain(rollupMarkerSelect, 0)}}
+	// rollupTables in the order of a commit: aggregate_rollup's marker
+	// last, so that it says the report's rollups are complete.
+	rollupTables = []rollupTable{sourcesTable, rollupTableDef}
+)
+
 // rollupStagingPrefix names staging rollup tables; it starts with
 // stagingPrefix so that dropOrphanedStaging drops those of crashed writers.
 const rollupStagingPrefix = stagingPrefix + "rollup_"
@@ -89,8 +140,8 @@ const rollupStagingPrefix = stagingPrefix + "rollup_"
 // EnvFailpoint names a step of a report's commit at which the process kills
 // itself with SIGKILL (for crash tests): after-staging (a large report's
 // records and rollup are staged, nothing attached), after-records (the
-// records are committed), after-rollup (the rollup too), after-report (the
-// report row too).
+// records are committed), after-sources (aggregate_sources too),
+// after-rollup (aggregate_rollup too), after-report (the report row too).
 const EnvFailpoint = "DMARCD_FAILPOINT"
 
 // failpoint kills the process when EnvFailpoint names step.
@@ -144,9 +195,101 @@ func (r *rollupSumsRow) add(cols *recordColumns, i int) {
 }
 
 // sendRollup sums the buffered records of one report (all of them, the
-// buffer that was just inserted) and inserts the sums and the report's
-// marker row in one INSERT (one block: atomic).
+// buffer that was just inserted) and inserts them in each rollup table with
+// the report's marker row, one INSERT (one block: atomic) per table.
 func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+	if err := s.sendSources(ctx, rep, cols); err != nil {
+		return err
+	}
+	failpoint("after-sources")
+	return s.sendRollupSums(ctx, rep, cols)
+}
+
+// sourcesKey is a data row's key in aggregate_sources within one report:
+// the grain, the source IP (” in grain 0) and the record's outcome
+// columns, encoded (outcomeKey).
+type sourcesKey struct {
+	bySource        uint8
+	sourceIP, other string
+}
+
+// outcomeKey encodes the columns of record i that aggregate_sources keeps
+// besides the report's and the IP: header_from, header_from_org, the
+// alignment flags and the arrays (with their lengths, so that [] and [”]
+// differ).
+func outcomeKey(cols *recordColumns, i int) string {
+	var b strings.Builder
+	b.WriteString(cols.headerFrom[i])
+	b.WriteByte(0)
+	b.WriteString(cols.headerFromOrg[i])
+	b.WriteByte(0)
+	b.Write([]byte{cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i]})
+	for _, a := range [][]string{cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
+		cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i]} {
+		b.WriteString(strconv.Itoa(len(a)))
+		for _, x := range a {
+			b.WriteByte(0)
+			b.WriteString(x)
+		}
+		b.WriteByte(1)
+	}
+	return b.String()
+}
+
+// sendSources inserts the report's aggregate_sources rows and marker, as
+// sourcesDataSelect and sourcesMarkerSelect would sum them.
+func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+	type sum struct {
+		first             int // a record of the key, for its columns
+		records, messages uint64
+	}
+	sums := map[sourcesKey]*sum{}
+	var order []sourcesKey
+	for i := range cols.len() {
+		if cols.recordError[i] != "" {
+			continue
+		}
+		o := outcomeKey(cols, i)
+		for _, k := range []sourcesKey{{0, "", o}, {1, cols.sourceIP[i], o}} {
+			r := sums[k]
+			if r == nil {
+				r = &sum{first: i}
+				sums[k] = r
+				order = append(order, k)
+			}
+			r.records++
+			r.messages += cols.messageCount[i]
+		}
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO aggregate_sources ("+sourcesColumnList+")")
+	if err != nil {
+		return fmt.Errorf("inserting aggregate_sources: %w", err)
+	}
+	for _, k := range order {
+		r, i := sums[k], sums[k].first
+		if err := b.Append(k.bySource, rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], k.sourceIP,
+			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
+			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
+			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
+			"", uint64(0), r.records, r.messages); err != nil {
+			b.Abort()
+			return fmt.Errorf("inserting aggregate_sources: %w", err)
+		}
+	}
+	none := []string{}
+	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
+		b.Abort()
+		return fmt.Errorf("inserting aggregate_sources: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %d aggregate_sources rows: %w", len(order)+1, err)
+	}
+	return nil
+}
+
+// sendRollupSums inserts the report's aggregate_rollup rows and marker.
+func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *recordColumns) error {
 	sums := map[rollupKey]*rollupSumsRow{}
 	var order []rollupKey
 	for i := range cols.len() {
@@ -211,27 +354,24 @@ func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordC
 	return nil
 }
 
-// createRollupStaging creates an empty table like aggregate_rollup.
-func (s *Store) createRollupStaging(ctx context.Context) (string, error) {
+// createRollupStaging creates an empty table like t.
+func (s *Store) createRollupStaging(ctx context.Context, t rollupTable) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := rollupStagingPrefix + hex.EncodeToString(rnd[:])
-	q := fmt.Sprintf("CREATE TABLE %s AS aggregate_rollup ENGINE = SummingMergeTree(%s) PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
-		name, rollupSums, rollupOrderBy)
+	q := fmt.Sprintf("CREATE TABLE %s AS %s ENGINE = SummingMergeTree(%s) PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
+		name, t.name, t.sums, t.orderBy)
 	if err := s.conn.Exec(ctx, q); err != nil {
-		return "", fmt.Errorf("creating rollup staging table: %w", err)
+		return "", fmt.Errorf("creating %s staging table: %w", t.name, err)
 	}
 	return name, nil
 }
 
 // fillRollupStaging sums the records of table matching where (with args)
-// into staging: data rows, then one marker per report.
-func (s *Store) fillRollupStaging(ctx context.Context, staging, table, where string, args ...any) error {
-	for _, x := range []struct {
-		sel      string
-		bySource int
-	}{{rollupDataSelect, 0}, {rollupDataSelect, 1}, {rollupSelectorsSelect, 2}, {rollupMarkerSelect, 0}} {
-		q := "INSERT INTO " + staging + " (" + rollupColumnList + ") " + fmt.Sprintf(x.sel, table, where, x.bySource)
+// into staging, a staging table of t: data rows, then one marker per report.
+func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, table, where string, args ...any) error {
+	for _, sel := range t.selects {
+		q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, table, where)
 		if err := s.conn.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("summing %s into %s: %w", table, staging, err)
 		}
@@ -253,71 +393,118 @@ func (s *Store) stagingPartitions(ctx context.Context, table string) ([]string, 
 	return s.partitions(ctx, table)
 }
 
-// attachRollup attaches the one partition of a staging rollup table to
-// aggregate_rollup: all its rows appear at once.
-func (s *Store) attachRollup(ctx context.Context, staging string) error {
+// attachRollup attaches the one partition of a staging table of t to t:
+// all its rows appear at once.
+func (s *Store) attachRollup(ctx context.Context, t rollupTable, staging string) error {
 	parts, err := s.stagingPartitions(ctx, staging)
 	if err != nil {
 		return err
 	}
 	if len(parts) != 1 {
-		return fmt.Errorf("rollup staging table %s holds %d partitions, want 1", staging, len(parts))
+		return fmt.Errorf("%s staging table %s holds %d partitions, want 1", t.name, staging, len(parts))
 	}
-	q := fmt.Sprintf("ALTER TABLE aggregate_rollup ATTACH PARTITION ID '%s' FROM %s", parts[0], staging)
+	q := fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID '%s' FROM %s", t.name, parts[0], staging)
 	if err := s.conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("attaching rollup partition %s from %s: %w", parts[0], staging, err)
+		return fmt.Errorf("attaching %s partition %s from %s: %w", t.name, parts[0], staging, err)
 	}
 	return nil
 }
 
-// stageRollupOf sums a large report's staged records into a new staging
-// rollup table and returns its name (to attach after the records).
-func (s *Store) stageRollupOf(ctx context.Context, recordsStaging string) (string, error) {
-	rs, err := s.createRollupStaging(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := s.fillRollupStaging(ctx, rs, recordsStaging, "1"); err != nil {
-		s.dropTable(ctx, rs)
-		return "", err
-	}
-	return rs, nil
+// stagedRollup is a staging table filled for a rollup table.
+type stagedRollup struct {
+	t       rollupTable
+	staging string
 }
 
-// completeRollup writes the rollup of a report whose records are stored
-// (by a writer that died before the report row), unless its marker shows
-// that the rollup was written too.
-func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key string) error {
+// stageRollupsOf sums a large report's staged records into a new staging
+// table per rollup table (in commit order, to attach after the records).
+// On error it drops what it created.
+func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging string) ([]stagedRollup, error) {
+	var l []stagedRollup
+	for _, t := range rollupTables {
+		rs, err := s.createRollupStaging(ctx, t)
+		if err == nil {
+			l = append(l, stagedRollup{t, rs})
+			err = s.fillRollupStaging(ctx, t, rs, recordsStaging, "1")
+		}
+		if err != nil {
+			s.dropStagedRollups(ctx, l)
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func (s *Store) dropStagedRollups(ctx context.Context, l []stagedRollup) {
+	for _, x := range l {
+		s.dropTable(ctx, x.staging)
+	}
+}
+
+// attachRollups attaches staged rollups in order.
+func (s *Store) attachRollups(ctx context.Context, l []stagedRollup) error {
+	for _, x := range l {
+		if err := s.attachRollup(ctx, x.t, x.staging); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasMarker tells whether table t holds the marker row of a report.
+func (s *Store) hasMarker(ctx context.Context, t rollupTable, domain string, begin time.Time, key string) (bool, error) {
 	var n uint64
-	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_rollup
+	err := s.conn.QueryRow(ctx, `SELECT count() FROM `+t.name+`
 		WHERE by_source = 0 AND policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
 		domain, unixSeconds(begin), key).Scan(&n)
 	if err != nil {
-		return fmt.Errorf("looking for its rollup: %w", err)
+		return false, fmt.Errorf("looking for its rows in %s: %w", t.name, err)
 	}
-	if n > 0 {
-		return nil
-	}
-	s.log.Info("writing the rollup of stored records", "report_key", key)
-	rs, err := s.createRollupStaging(ctx)
-	if err != nil {
+	return n > 0, nil
+}
+
+// completeRollup writes the rollups of a report whose records are stored
+// (by a writer that died before the report row): each rollup table whose
+// marker row of the report is missing is summed from the stored records.
+// aggregate_rollup's marker is written last, so once it is there every
+// rollup is.
+func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key string) error {
+	if ok, err := s.hasMarker(ctx, rollupTableDef, domain, begin, key); err != nil || ok {
 		return err
 	}
-	defer s.dropTable(ctx, rs)
-	err = s.fillRollupStaging(ctx, rs, "aggregate_records",
-		"policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?", domain, unixSeconds(begin), key)
-	if err != nil {
-		return err
+	for _, t := range rollupTables {
+		ok, err := s.hasMarker(ctx, t, domain, begin, key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		s.log.Info("writing the rollup of stored records", "table", t.name, "report_key", key)
+		rs, err := s.createRollupStaging(ctx, t)
+		if err != nil {
+			return err
+		}
+		err = s.fillRollupStaging(ctx, t, rs, "aggregate_records",
+			"policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?", domain, unixSeconds(begin), key)
+		if err == nil {
+			err = s.attachRollup(ctx, t, rs)
+		}
+		s.dropTable(ctx, rs)
+		if err != nil {
+			return err
+		}
 	}
-	return s.attachRollup(ctx, rs)
+	return nil
 }
 
 var partitionRe = regexp.MustCompile(`^[0-9]{6}$`)
 
-// RebuildRollup recomputes aggregate_rollup from aggregate_records, one
-// monthly partition at a time (partition IDs as "202611"; nil: every
-// partition of either table). Each partition is summed into a staging table
-// and replaces the rollup's partition at once (REPLACE PARTITION), so
+// RebuildRollup recomputes aggregate_rollup and aggregate_sources from
+// aggregate_records, one monthly partition at a time (partition IDs as
+// "202611"; nil: every partition of any of them). Each partition is summed
+// into a staging table and replaces the table's partition at once
+// (REPLACE PARTITION), so
 // readers see the old or the new sums, never a mix. A partition without
 // records is dropped from the rollup.
 //
@@ -327,7 +514,7 @@ var partitionRe = regexp.MustCompile(`^[0-9]{6}$`)
 func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 	if partitions == nil {
 		seen := map[string]bool{}
-		for _, t := range []string{"aggregate_records", "aggregate_rollup"} {
+		for _, t := range []string{"aggregate_records", "aggregate_rollup", "aggregate_sources"} {
 			l, err := s.partitions(ctx, t)
 			if err != nil {
 				return err
@@ -352,16 +539,10 @@ func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 }
 
 func (s *Store) rebuildPartition(ctx context.Context, p string) error {
-	start := time.Now()
-	rs, err := s.createRollupStaging(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.dropTable(ctx, rs)
 	// Day by day: a month of records grouped at once may need more memory
 	// than a query may use.
 	var days []string
-	err = s.eachRow(ctx, "SELECT DISTINCT toString(toDate(date_begin)) AS d FROM aggregate_records WHERE toYYYYMM(date_begin) = "+p+" ORDER BY d",
+	err := s.eachRow(ctx, "SELECT DISTINCT toString(toDate(date_begin)) AS d FROM aggregate_records WHERE toYYYYMM(date_begin) = "+p+" ORDER BY d",
 		nil, func(scan func(...any) error) error {
 			var d string
 			err := scan(&d)
@@ -371,9 +552,24 @@ func (s *Store) rebuildPartition(ctx context.Context, p string) error {
 	if err != nil {
 		return fmt.Errorf("listing days: %w", err)
 	}
+	for _, t := range rollupTables {
+		if err := s.rebuildTablePartition(ctx, t, p, days); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p string, days []string) error {
+	start := time.Now()
+	rs, err := s.createRollupStaging(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer s.dropTable(ctx, rs)
 	for _, d := range days {
 		where := fmt.Sprintf("toYYYYMM(date_begin) = %s AND toDate(date_begin) = toDate('%s')", p, d)
-		if err := s.fillRollupStaging(ctx, rs, "aggregate_records", where); err != nil {
+		if err := s.fillRollupStaging(ctx, t, rs, "aggregate_records", where); err != nil {
 			return err
 		}
 	}
@@ -383,13 +579,13 @@ func (s *Store) rebuildPartition(ctx context.Context, p string) error {
 	}
 	var q string
 	if len(parts) == 0 {
-		q = fmt.Sprintf("ALTER TABLE aggregate_rollup DROP PARTITION ID '%s'", p)
+		q = fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s'", t.name, p)
 	} else {
-		q = fmt.Sprintf("ALTER TABLE aggregate_rollup REPLACE PARTITION ID '%s' FROM %s", p, rs)
+		q = fmt.Sprintf("ALTER TABLE %s REPLACE PARTITION ID '%s' FROM %s", t.name, p, rs)
 	}
 	if err := s.conn.Exec(ctx, q); err != nil {
 		return err
 	}
-	s.log.Info("rebuilt rollup partition", "partition", p, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("rebuilt rollup partition", "table", t.name, "partition", p, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

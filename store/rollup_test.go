@@ -115,6 +115,41 @@ func checkRollup(t testing.TB, s *Store) {
 	if markers != reports {
 		t.Errorf("rollup counts %d reports, aggregate_reports %d with records", markers, reports)
 	}
+	// aggregate_sources: per grain, every group's record and message sums
+	// as the records have them (groups, totals and a checksum of each
+	// group's key and sums), and one marker per report.
+	for _, g := range []int{0, 1} {
+		r, a := sourcesTotals(t, s, "aggregate_records", g), sourcesTotals(t, s, "aggregate_sources", g)
+		if r != a {
+			t.Errorf("aggregate_sources (by_source = %d) differs from records:\nrecords %v\nsources %v", g, r, a)
+		}
+	}
+	if markers := queryUint(t, s, "SELECT sum(report_count) FROM aggregate_sources"); markers != reports {
+		t.Errorf("aggregate_sources counts %d reports, aggregate_reports %d with records", markers, reports)
+	}
+}
+
+// sourcesTotals sums table (aggregate_records, or aggregate_sources) by the
+// keys of aggregate_sources' grain bySource: groups, records, messages and
+// a checksum of every group's key and sums.
+func sourcesTotals(t testing.TB, s *Store, table string, bySource int) [4]uint64 {
+	t.Helper()
+	ip, records, where := "''", "toUInt64(count())", "record_error = ''"
+	if bySource == 1 {
+		ip = "source_ip"
+	}
+	if table == "aggregate_sources" {
+		records, where = "sum(record_count)", fmt.Sprintf("by_source = %d AND report_key = ''", bySource)
+	}
+	key := "policy_domain, date_begin, header_from, header_from_org, " + ip + ", " + sourcesOutcome
+	q := `SELECT toUInt64(count()), sum(r), sum(m), toUInt64(groupBitXor(h)) FROM (
+		SELECT ` + records + ` AS r, sum(message_count) AS m, cityHash64(` + key + `, r, m) AS h
+		FROM ` + table + ` WHERE ` + where + ` GROUP BY ` + key + `)`
+	var x [4]uint64
+	if err := s.conn.QueryRow(context.Background(), q).Scan(&x[0], &x[1], &x[2], &x[3]); err != nil {
+		t.Fatalf("%v\n%s", err, q)
+	}
+	return x
 }
 
 // mixedRows yields n rows of genRows with varied alignment, and every 97th
@@ -153,10 +188,18 @@ func TestRollupEqualsRecordsForSmallAndLargeReports(t *testing.T) {
 	}
 	checkRollup(t, s)
 	// Merges sum the data rows of the two small reports and keep markers.
-	if err := s.conn.Exec(context.Background(), "OPTIMIZE TABLE aggregate_rollup FINAL"); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"aggregate_rollup", "aggregate_sources"} {
+		if err := s.conn.Exec(context.Background(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	checkRollup(t, s)
+	for _, g := range []int{0, 1} {
+		want := sourcesTotals(t, s, "aggregate_records", g)[0]
+		if n := queryUint(t, s, "SELECT count() FROM aggregate_sources WHERE report_key = '' AND by_source = ?", g); n != want {
+			t.Errorf("after OPTIMIZE FINAL %d aggregate_sources rows of by_source %d, want one per group (%d)", n, g, want)
+		}
+	}
 	for _, g := range []int{0, 1} {
 		if n := queryUint(t, s, "SELECT count() FROM aggregate_rollup WHERE report_key = '' AND by_source = ?", g); n != rollupTotals(t, s, g).groups {
 			t.Errorf("after OPTIMIZE FINAL %d data rows of by_source %d, want one per group", n, g)
@@ -174,6 +217,8 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 	// one with no records at all.
 	for _, q := range []string{
 		"ALTER TABLE aggregate_rollup DROP PARTITION ID '202603'",
+		"ALTER TABLE aggregate_sources DROP PARTITION ID '202603'",
+		"INSERT INTO aggregate_sources (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
 		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
 		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2025-01-02 00:00:00'), toUInt64(5), toUInt64(1)",
 	} {
@@ -264,8 +309,8 @@ func TestKilledCommitLeavesRollupEqualToRecords(t *testing.T) {
 		records int
 		steps   []string
 	}{
-		{150, []string{"after-records", "after-rollup", "after-report"}},
-		{1000, []string{"after-staging", "after-records", "after-rollup", "after-report"}},
+		{150, []string{"after-records", "after-sources", "after-rollup", "after-report"}},
+		{1000, []string{"after-staging", "after-records", "after-sources", "after-rollup", "after-report"}},
 	}
 	for _, c := range cases {
 		for _, fp := range c.steps {

@@ -84,7 +84,8 @@ type WriteResult struct {
 //     report's size (about 115 MiB of heap for 1,000,000 records at the
 //     default BatchRows). Then the report row.
 //   - between the records and the report row, the report's sums in
-//     aggregate_rollup, in one atomic step of their own (store/rollup.go);
+//     aggregate_sources, then in aggregate_rollup, each in one atomic step
+//     of its own (store/rollup.go);
 //     the retry of a report whose records are stored writes them unless
 //     they are there.
 //
@@ -274,17 +275,21 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key stri
 	}
 	// The rollup is summed from the staged records, then attached after
 	// them (a retry that finds the records but no rollup sums them again).
-	rollup, err := s.stageRollupOf(ctx, staging)
+	rollups, err := s.stageRollupsOf(ctx, staging)
 	if err != nil {
 		return c, err
 	}
-	defer s.dropTable(ctx, rollup)
+	defer s.dropStagedRollups(ctx, rollups)
 	failpoint("after-staging")
 	if err := s.attachStaging(ctx, staging); err != nil {
 		return c, err
 	}
 	failpoint("after-records")
-	return c, s.attachRollup(ctx, rollup)
+	if err := s.attachRollups(ctx, rollups[:1]); err != nil {
+		return c, err
+	}
+	failpoint("after-sources")
+	return c, s.attachRollups(ctx, rollups[1:])
 }
 
 // stagingSenders is how many batches are sent to a staging table at once:

@@ -7,8 +7,8 @@ import (
 )
 
 // runRollup: dmarcd rollup rebuild [--partition YYYYMM]... recomputes
-// aggregate_rollup from aggregate_records (store.RebuildRollup), e.g. for
-// reports stored before the rollup existed.
+// aggregate_rollup and aggregate_sources from aggregate_records
+// (store.RebuildRollup), e.g. for reports stored before they existed.
 func runRollup(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 || args[0] != "rebuild" {
 		fmt.Fprintln(e.stderr, "usage: dmarcd rollup rebuild [--partition YYYYMM]...")

@@ -180,7 +180,8 @@ func (q query) expand(scope string, from, to time.Time, domain string) (string, 
 	if q.gauge && q.nargs == 0 {
 		// GaugeStoppedPassingQuery over the last day and the 7 before it.
 		since := uint32(to.AddDate(0, 0, -1).Unix())
-		return q.sql, []any{since, since, since, since, uint32(to.AddDate(0, 0, -8).Unix()), uint32(to.Unix())}
+		before := uint32(to.AddDate(0, 0, -8).Unix())
+		return q.sql, []any{since, since, since, since, before, uint32(to.Unix()), before, since}
 	}
 	if q.gauge {
 		var args []any
