@@ -50,9 +50,11 @@ const (
 // fail in the window (a pass ratio of at most StoppedPassingNow, at least
 // StoppedPassingMinMessages messages), and their failing messages in the
 // window: a legitimate sender that lost alignment. It reads the per-source
-// rows of aggregate_sources (by_source = 1), and only the sources with a
-// DMARC pass in the 7 days before (the IN set): the millions of sources
-// that never pass (spoofing) are never grouped. Parameters: the window's
+// rows of aggregate_sources (by_source = 1), and only the source IPs with a
+// DMARC pass in the 7 days before, for any domain (the IN set, a superset
+// the HAVING narrows; an IN of (domain, IP) pairs takes five times
+// longer): the millions of sources that never pass (spoofing) are never
+// grouped. Parameters: the window's
 // since four times, since minus 7 days, until, since minus 7 days, since.
 var GaugeStoppedPassingQuery = fmt.Sprintf(`SELECT policy_domain, count() AS sources, toUInt64(sum(now_messages - now_pass)) AS failing
 FROM (
@@ -63,7 +65,7 @@ FROM (
 		sumIf(message_count, date_begin >= toDateTime(?) AND dmarc_pass = 1) AS now_pass
 	FROM aggregate_sources
 	WHERE by_source = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?)
-		AND (policy_domain, source_ip) IN (SELECT policy_domain, source_ip FROM aggregate_sources
+		AND source_ip IN (SELECT source_ip FROM aggregate_sources
 			WHERE by_source = 1 AND dmarc_pass = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?))
 	GROUP BY policy_domain, source_ip
 	HAVING before_messages >= %[1]d AND before_pass >= %[2]g * before_messages

@@ -20,6 +20,13 @@
 -- by_source = 0). A retry that finds the records but no marker writes it from
 -- the stored records; `dmarcd rollup rebuild` recomputes it with the rollup.
 --
+-- outcome: a hash of every column the readiness class depends on (the From
+-- domain's organisational domain, DMARC pass, overrides, DKIM and SPF
+-- arrays), filled by the server on every insert (DEFAULT). Queries classify
+-- the few distinct outcomes of the grain without IP (by_source = 0) and
+-- join them to the per-source rows by outcome, instead of evaluating the
+-- class's array expressions on millions of rows (readiness.json).
+--
 -- Same conventions as 0001_init: rendered with text/template (.OnCluster,
 -- engine), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has (arrays in a sorting key are fine there),
@@ -46,7 +53,9 @@ CREATE TABLE IF NOT EXISTS aggregate_sources{{.OnCluster}} (
     report_key           String,
     report_count         UInt64,
     record_count         UInt64,
-    message_count        UInt64
+    message_count        UInt64,
+    outcome              UInt64 DEFAULT cityHash64(header_from_org, dmarc_pass, override_types,
+                             dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results)
 ) ENGINE = {{engine "aggregate_sources" "SummingMergeTree" "(report_count, record_count, message_count)"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (by_source, policy_domain, date_begin, header_from, source_ip, header_from_org, dmarc_pass,
