@@ -457,7 +457,7 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 // its outcomes (joins, states), the same question asked of every valid
 // record: what the panel must return. The other panels that read
 // aggregate_sources are checked against their own SQL with FROM
-// aggregate_records and record_error = ” for by_source = 1.
+// aggregate_records and the valid-records condition for by_source = 1.
 var recordsQuestions = map[string]string{
 	"readiness.json/Messages by readiness class": `WITH ` + knownSelectors + `
 SELECT ` + store.ReadinessClass + ` AS class, sum(message_count) AS messages, uniq(source_ip) AS source_ips
