@@ -9,12 +9,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
 // The rollup (migrations/0007_rollups.sql): aggregate_records summed per
-// (policy_domain, date_begin, header_from, source_ip, org_name), plus one
+// (policy_domain, date_begin, header_from, org_name) (by_source = 0; the
+// per-source grain by_source = 1 is no longer written: aggregate_sources
+// answers per-source questions, and a rebuild drops old rows), plus one
 // marker row per report (report_key set, report_count = 1), plus the known
 // selectors (by_source = 2, rollupSelectorsSelect): one row per report and
 // DKIM "d=/selector" pass, what ReadinessKnownSelectors reads. The writer adds a
@@ -127,7 +130,7 @@ var (
 	sourcesTable = rollupTable{"aggregate_sources", sourcesOrderBy, sourcesSums, sourcesColumnList,
 		[]string{grain(sourcesDataSelect, 0), grain(sourcesDataSelect, 1), grain(sourcesMarkerSelect, 0)}}
 	rollupTableDef = rollupTable{"aggregate_rollup", rollupOrderBy, rollupSums, rollupColumnList,
-		[]string{grain(rollupDataSelect, 0), grain(rollupDataSelect, 1), grain(rollupSelectorsSelect, 2), grain(rollupMarkerSelect, 0)}}
+		[]string{grain(rollupDataSelect, 0), grain(rollupSelectorsSelect, 2), grain(rollupMarkerSelect, 0)}}
 	// rollupTables in the order of a commit: aggregate_rollup's marker
 	// last, so that it says the report's rollups are complete.
 	rollupTables = []rollupTable{sourcesTable, rollupTableDef}
@@ -293,7 +296,7 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 	sums := map[rollupKey]*rollupSumsRow{}
 	var order []rollupKey
 	for i := range cols.len() {
-		for _, k := range []rollupKey{{0, cols.headerFrom[i], ""}, {1, cols.headerFrom[i], cols.sourceIP[i]}} {
+		for _, k := range []rollupKey{{0, cols.headerFrom[i], ""}} {
 			r := sums[k]
 			if r == nil {
 				r = &rollupSumsRow{}
@@ -371,10 +374,18 @@ func (s *Store) createRollupStaging(ctx context.Context, t rollupTable) (string,
 // into staging, a staging table of t: data rows, then one marker per report.
 func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, table, where string, args ...any) error {
 	for _, sel := range t.selects {
-		q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, table, where)
-		if err := s.conn.Exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("summing %s into %s: %w", table, staging, err)
+		if err := s.fillRollupSelect(ctx, t, sel, staging, table, where, args...); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// fillRollupSelect runs one of t's selects into staging.
+func (s *Store) fillRollupSelect(ctx context.Context, t rollupTable, sel, staging, table, where string, args ...any) error {
+	q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, table, where)
+	if err := s.conn.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("summing %s into %s: %w", table, staging, err)
 	}
 	return nil
 }
@@ -418,19 +429,41 @@ type stagedRollup struct {
 
 // stageRollupsOf sums a large report's staged records into a new staging
 // table per rollup table (in commit order, to attach after the records).
-// On error it drops what it created.
+// The INSERT ... SELECTs run at once, each on a connection of its own: each
+// spends most of its time sorting and writing its rows, one thread each, so
+// a server with several cores does them side by side. On error it drops
+// what it created.
 func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging string) ([]stagedRollup, error) {
 	var l []stagedRollup
 	for _, t := range rollupTables {
 		rs, err := s.createRollupStaging(ctx, t)
-		if err == nil {
-			l = append(l, stagedRollup{t, rs})
-			err = s.fillRollupStaging(ctx, t, rs, recordsStaging, "1")
-		}
 		if err != nil {
 			s.dropStagedRollups(ctx, l)
 			return nil, err
 		}
+		l = append(l, stagedRollup{t, rs})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for _, x := range l {
+		for _, sel := range x.t.selects {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.fillRollupSelect(ctx, x.t, sel, x.staging, recordsStaging, "1"); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		s.dropStagedRollups(ctx, l)
+		return nil, err
 	}
 	return l, nil
 }
