@@ -40,41 +40,6 @@ here=$(cd "$(dirname "$0")" && pwd -P)
 start_timeout=${CLICKHOUSE_START_TIMEOUT:-60}
 cluster=dmarcd
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
-
-find_server() {
-	local c
-	for c in clickhouse-server /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
-		if command -v "$c" >/dev/null 2>&1; then
-			command -v "$c"
-			return
-		fi
-	done
-	for c in clickhouse /usr/bin/clickhouse; do
-		if command -v "$c" >/dev/null 2>&1; then
-			echo "$(command -v "$c") server"
-			return
-		fi
-	done
-}
-
-ensure_server() {
-	local s
-	s=$(find_server)
-	if [ -z "$s" ]; then
-		apt_install clickhouse-server
-		s=$(find_server)
-		[ -n "$s" ] || {
-			echo "$prog: clickhouse-server installed but no server binary found" >&2
-			exit 3
-		}
-	fi
-	echo "$s"
-}
-
 # free_ports prints N distinct free ports.
 free_ports() {
 	local n=$1 i p got=" "
@@ -88,18 +53,6 @@ free_ports() {
 		[ "$n" = 0 ] && return
 	done
 	die "no free ports found"
-}
-
-# ping succeeds when the HTTP interface on port $1 answers with nonce $2.
-ping() {
-	local reply
-	reply=$( (
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		timeout 2 cat <&3
-	) 2>/dev/null) || return 1
-	case $reply in *"$2"*) return 0 ;; esac
-	return 1
 }
 
 # write_config DIR NODE: the config of server NODE (1 or 2) from DIR/ports.
@@ -217,17 +170,14 @@ EOF
 }
 
 node_running() {
-	local dir=$1/node$2 pid
-	[ -f "$dir/clickhouse.pid" ] || return 1
-	pid=$(cat "$dir/clickhouse.pid")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+	pid_running "$1/node$2/clickhouse.pid"
 }
 
 # start_node DIR N starts server N from its config; status 2 when it died
 # during the start (a port taken meanwhile).
 start_node() {
 	local top=$1 n=$2 dir=$1/node$2 server pid i http nonce
-	server=$(ensure_server) || exit $?
+	server=$(ensure_clickhouse) || exit $?
 	# shellcheck disable=SC1091
 	. "$top/ports"
 	eval "http=\$NODE${n}_HTTP_PORT"
@@ -239,7 +189,7 @@ start_node() {
 	echo "$pid" >"$dir/clickhouse.pid"
 	for i in $(seq 1 $((start_timeout * 5))); do
 		kill -0 "$pid" 2>/dev/null || return 2
-		if ping "$http" "$nonce"; then
+		if ping_clickhouse "$http" "$nonce"; then
 			sleep 0.2
 			kill -0 "$pid" 2>/dev/null && return 0
 			return 2
@@ -253,21 +203,7 @@ start_node() {
 }
 
 stop_node() {
-	local dir=$1/node$2 pid i
-	[ -f "$dir/clickhouse.pid" ] || return 0
-	pid=$(cat "$dir/clickhouse.pid")
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "$prog: node $2 ($pid) did not stop in 30s; killing it" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	rm -f "$dir/clickhouse.pid"
+	stop_pidfile "$1/node$2" clickhouse.pid "node $2 ({pid})" 30
 }
 
 write_env() {
@@ -297,7 +233,7 @@ cmd_start() {
 		cat "$top/env"
 		return 0
 	fi
-	ensure_server >/dev/null
+	ensure_clickhouse >/dev/null
 	local zkenv try rc n
 	zkenv=$(ZOOKEEPER_OWNER_PID=${CLICKHOUSE_OWNER_PID:-} bash "$here/zookeeper.sh" start "$top/zookeeper") ||
 		die "starting zookeeper failed"
@@ -333,19 +269,10 @@ cmd_start() {
 		exit 1
 	fi
 	if [ -n "${CLICKHOUSE_OWNER_PID:-}" ]; then
-		watch_owner "$top" "$CLICKHOUSE_OWNER_PID"
+		watch_owner "$top" "$CLICKHOUSE_OWNER_PID" ports "${CLUSTER_REMOVE_DIR:-0}"
 	fi
 	LAYOUT=$layout write_env "$top"
 	cat "$top/env"
-}
-
-watch_owner() {
-	local top=$1 owner=$2
-	setsid bash -c '
-		while kill -0 "$2" 2>/dev/null && [ -f "$1/ports" ]; do sleep 1; done
-		[ -f "$1/ports" ] && bash "$3" stop "$1"
-		[ "$4" = 1 ] && rm -rf "$1"
-	' watch "$top" "$owner" "$here/$prog" "${CLUSTER_REMOVE_DIR:-0}" </dev/null >/dev/null 2>&1 &
 }
 
 cmd_stop() {
@@ -368,7 +295,7 @@ cmd_status() {
 	bash "$here/zookeeper.sh" status "$top/zookeeper" || ok=1
 	for n in 1 2; do
 		eval "http=\$NODE${n}_HTTP_PORT"
-		if node_running "$top" "$n" && ping "$http" "$(cat "$top/node$n/nonce")"; then
+		if node_running "$top" "$n" && ping_clickhouse "$http" "$(cat "$top/node$n/nonce")"; then
 			echo "node $n running ($LAYOUT), http 127.0.0.1:$http"
 		else
 			echo "node $n not running" >&2
@@ -407,16 +334,8 @@ cmd_run() {
 	case ${1:-} in 2x1 | 1x2) layout=$1; shift ;; esac
 	[ "${1:-}" = "--" ] && shift
 	[ $# -gt 0 ] || die "usage: $prog run [2x1|1x2] -- CMD..."
-	local dir rc=0
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/dmarcd-cluster.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "cmd_stop '$dir'; rm -rf '$dir'" EXIT
-	trap 'exit 130' INT TERM
-	cmd_start "$dir" "$layout" >/dev/null
-	set -a
-	# shellcheck disable=SC1091
-	. "$dir/env"
-	set +a
+	local rc=0
+	start_temporary cluster "$layout"
 	echo "$prog: cluster $DMARCD_CLICKHOUSE_CLUSTER ($layout) on $DMARCD_TEST_CLUSTER_ADDRS" >&2
 	"$@" || rc=$?
 	return "$rc"

@@ -26,75 +26,6 @@ prog=${0##*/}
 . "$(dirname "$0")/lib.sh"
 start_timeout=${CLICKHOUSE_START_TIMEOUT:-60}
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
-
-# find_server prints the command that runs the server, or nothing.
-find_server() {
-	local c
-	for c in clickhouse-server /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
-		if command -v "$c" >/dev/null 2>&1; then
-			command -v "$c"
-			return
-		fi
-	done
-	for c in clickhouse /usr/bin/clickhouse; do
-		if command -v "$c" >/dev/null 2>&1; then
-			echo "$(command -v "$c") server"
-			return
-		fi
-	done
-}
-
-# ensure_server installs clickhouse-server with apt-get when it is missing and
-# we are root, and prints the command that runs it.
-ensure_server() {
-	local s
-	s=$(find_server)
-	if [ -z "$s" ]; then
-		apt_install clickhouse-server
-		s=$(find_server)
-		[ -n "$s" ] || {
-			echo "$prog: clickhouse-server installed but no server binary found" >&2
-			exit 3
-		}
-	fi
-	echo "$s"
-}
-
-# free_port prints $1 when it is free, else a random free port.
-free_port() {
-	local p=$1 i
-	if ! port_busy "$p"; then
-		echo "$p"
-		return
-	fi
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
-
-# ping succeeds when the HTTP interface on port $1 answers with the text $2,
-# this start's nonce (http_server_default_response): a server that another
-# test run started on the same port at the same moment does not count.
-ping() {
-	local reply
-	reply=$( (
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		timeout 2 cat <&3
-	) 2>/dev/null) || return 1
-	case $reply in *"$2"*) return 0 ;; esac
-	return 1
-}
-
 write_config() {
 	local dir=$1 tcp=$2 http=$3 nonce=$4
 	cat >"$dir/config.xml" <<EOF
@@ -163,10 +94,7 @@ EOF
 }
 
 is_running() {
-	local dir=$1 pid
-	[ -f "$dir/clickhouse.pid" ] || return 1
-	pid=$(cat "$dir/clickhouse.pid")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+	pid_running "$1/clickhouse.pid"
 }
 
 # start_once tries one start on the given ports; it fails with status 2 when
@@ -185,7 +113,7 @@ start_once() {
 		if ! kill -0 "$pid" 2>/dev/null; then
 			return 2
 		fi
-		if ping "$http" "$nonce"; then
+		if ping_clickhouse "$http" "$nonce"; then
 			# Our server answers, so it bound both ports (it exits when a
 			# bind fails); make sure it is still there.
 			sleep 0.2
@@ -210,7 +138,7 @@ cmd_start() {
 		return 0
 	fi
 	local server tcp http try rc=0
-	server=$(ensure_server) || exit $?
+	server=$(ensure_clickhouse) || exit $?
 	mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/user_files" "$dir/format_schemas"
 	for try in 1 2 3 4 5; do
 		if [ "$try" = 1 ]; then
@@ -231,7 +159,7 @@ cmd_start() {
 		exit 1
 	fi
 	if [ -n "${CLICKHOUSE_OWNER_PID:-}" ]; then
-		watch_owner "$dir" "$CLICKHOUSE_OWNER_PID"
+		watch_owner "$dir" "$CLICKHOUSE_OWNER_PID" clickhouse.pid
 	fi
 	cat >"$dir/env" <<EOF
 DMARCD_CLICKHOUSE_DSN=clickhouse://127.0.0.1:$tcp/dmarc
@@ -243,49 +171,17 @@ EOF
 	cat "$dir/env"
 }
 
-# watch_owner stops the server of $1 once process $2 has exited, from a
-# detached background shell.
-watch_owner() {
-	local dir=$1 owner=$2 self
-	self=$(cd "$(dirname "$0")" && pwd -P)/${0##*/}
-	setsid bash -c '
-		while kill -0 "$2" 2>/dev/null && [ -f "$1/clickhouse.pid" ]; do sleep 1; done
-		[ -f "$1/clickhouse.pid" ] && bash "$3" stop "$1"
-	' watch "$dir" "$owner" "$self" </dev/null >/dev/null 2>&1 &
-}
-
 cmd_stop() {
-	local dir=${1:-} pid i
+	local dir=${1:-}
 	[ -n "$dir" ] || die "usage: $prog stop DIR"
-	[ -f "$dir/clickhouse.pid" ] || return 0
-	pid=$(cat "$dir/clickhouse.pid")
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "$prog: clickhouse-server $pid did not stop in 30s; killing it" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	rm -f "$dir/clickhouse.pid"
+	stop_pidfile "$dir" clickhouse.pid "clickhouse-server {pid}" 30
 }
 
 cmd_run() {
 	[ "${1:-}" = "--" ] && shift
 	[ $# -gt 0 ] || die "usage: $prog run -- CMD..."
-	local dir rc=0
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/dmarcd-clickhouse.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "cmd_stop '$dir'; rm -rf '$dir'" EXIT
-	trap 'exit 130' INT TERM
-	cmd_start "$dir" >/dev/null
-	set -a
-	# shellcheck disable=SC1091
-	. "$dir/env"
-	set +a
+	local rc=0
+	start_temporary clickhouse
 	echo "$prog: clickhouse-server on $DMARCD_TEST_CLICKHOUSE_ADDR" >&2
 	"$@" || rc=$?
 	return "$rc"

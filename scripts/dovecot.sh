@@ -42,11 +42,6 @@ prog=${0##*/}
 . "$(dirname "$0")/lib.sh"
 start_timeout=${DOVECOT_START_TIMEOUT:-20}
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
-
 find_server() {
 	local c
 	for c in dovecot /usr/sbin/dovecot; do
@@ -60,29 +55,7 @@ find_server() {
 # ensure_server installs dovecot-imapd with apt-get when it is missing and we
 # are root, and prints the path of the dovecot binary.
 ensure_server() {
-	local s
-	s=$(find_server)
-	if [ -z "$s" ]; then
-		apt_install dovecot-imapd
-		s=$(find_server)
-		[ -n "$s" ] || {
-			echo "$prog: dovecot-imapd installed but no dovecot binary found" >&2
-			exit 3
-		}
-	fi
-	echo "$s"
-}
-
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
+	ensure_installed find_server dovecot-imapd dovecot
 }
 
 # greets succeeds when an IMAP server on port $1 sends its "* OK" greeting.

@@ -24,14 +24,11 @@
 set -euo pipefail
 
 prog=${0##*/}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 version=${VERSITYGW_VERSION:-v1.8.0}
 start_timeout=${VERSITYGW_START_TIMEOUT:-20}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/dmarcd/versitygw/bin
-
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
 
 bin_path() {
 	echo "${VERSITYGW_BIN:-$cache/versitygw}"
@@ -66,22 +63,6 @@ cmd_ensure() {
 	echo "$bin"
 }
 
-port_busy() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
-
 random_hex() {
 	od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
 }
@@ -102,22 +83,13 @@ answers() {
 	[[ $reply == HTTP/1.* ]]
 }
 
-watch_owner() {
-	local dir=$1 owner=$2 self
-	self=$(cd "$(dirname "$0")" && pwd -P)/${0##*/}
-	setsid bash -c '
-		while kill -0 "$2" 2>/dev/null && [ -f "$1/versitygw.pid" ]; do sleep 1; done
-		[ -f "$1/versitygw.pid" ] && bash "$3" stop "$1"
-	' watch "$dir" "$owner" "$self" </dev/null >/dev/null 2>&1 &
-}
-
 cmd_start() {
 	local dir=${1:-} bin port access secret pid i
 	[ -n "$dir" ] || die "usage: $prog start DIR"
 	bin=$(cmd_ensure)
 	mkdir -p "$dir/data" "$dir/meta"
 	dir=$(cd "$dir" && pwd -P)
-	if [ -f "$dir/versitygw.pid" ] && alive "$(cat "$dir/versitygw.pid")"; then
+	if pid_running "$dir/versitygw.pid"; then
 		cat "$dir/env"
 		return
 	fi
@@ -164,7 +136,7 @@ cmd_start() {
 		die "versitygw did not answer on 127.0.0.1:$port within ${start_timeout}s (log: $dir/versitygw.log)"
 	fi
 	if [ -n "${VERSITYGW_OWNER_PID:-}" ]; then
-		watch_owner "$dir" "$VERSITYGW_OWNER_PID"
+		watch_owner "$dir" "$VERSITYGW_OWNER_PID" versitygw.pid
 	fi
 	cat >"$dir/env" <<EOF
 DMARCD_TEST_S3_ENDPOINT=http://127.0.0.1:$port

@@ -28,11 +28,6 @@ prog=${0##*/}
 start_timeout=${ZOOKEEPER_START_TIMEOUT:-60}
 jar=/usr/share/java/zookeeper.jar
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
-
 ensure_server() {
 	if [ ! -f "$jar" ]; then
 		apt_install zookeeper
@@ -42,22 +37,6 @@ ensure_server() {
 		}
 	fi
 	command -v java >/dev/null 2>&1 || apt_install default-jre-headless "java for zookeeper"
-}
-
-free_port() {
-	local p=$1 i
-	if ! port_busy "$p"; then
-		echo "$p"
-		return
-	fi
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
 }
 
 # ruok succeeds when the server on port $1 answers the "ruok" command.
@@ -72,10 +51,7 @@ ruok() {
 }
 
 is_running() {
-	local dir=$1 pid
-	[ -f "$dir/zookeeper.pid" ] || return 1
-	pid=$(cat "$dir/zookeeper.pid")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+	pid_running "$1/zookeeper.pid"
 }
 
 write_config() {
@@ -163,7 +139,7 @@ cmd_start() {
 		exit 1
 	fi
 	if [ -n "${ZOOKEEPER_OWNER_PID:-}" ]; then
-		watch_owner "$dir" "$ZOOKEEPER_OWNER_PID"
+		watch_owner "$dir" "$ZOOKEEPER_OWNER_PID" zookeeper.pid
 	fi
 	cat >"$dir/env" <<EOF
 ZOOKEEPER_PORT=$port
@@ -172,32 +148,10 @@ EOF
 	cat "$dir/env"
 }
 
-watch_owner() {
-	local dir=$1 owner=$2 self
-	self=$(cd "$(dirname "$0")" && pwd -P)/${0##*/}
-	setsid bash -c '
-		while kill -0 "$2" 2>/dev/null && [ -f "$1/zookeeper.pid" ]; do sleep 1; done
-		[ -f "$1/zookeeper.pid" ] && bash "$3" stop "$1"
-	' watch "$dir" "$owner" "$self" </dev/null >/dev/null 2>&1 &
-}
-
 cmd_stop() {
-	local dir=${1:-} pid i
+	local dir=${1:-}
 	[ -n "$dir" ] || die "usage: $prog stop DIR"
-	[ -f "$dir/zookeeper.pid" ] || return 0
-	pid=$(cat "$dir/zookeeper.pid")
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "$prog: zookeeper $pid did not stop in 20s; killing it" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	rm -f "$dir/zookeeper.pid"
+	stop_pidfile "$dir" zookeeper.pid "zookeeper {pid}" 20
 }
 
 cmd_status() {
@@ -212,16 +166,8 @@ cmd_status() {
 cmd_run() {
 	[ "${1:-}" = "--" ] && shift
 	[ $# -gt 0 ] || die "usage: $prog run -- CMD..."
-	local dir rc=0
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/dmarcd-zookeeper.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "cmd_stop '$dir'; rm -rf '$dir'" EXIT
-	trap 'exit 130' INT TERM
-	cmd_start "$dir" >/dev/null
-	set -a
-	# shellcheck disable=SC1091
-	. "$dir/env"
-	set +a
+	local rc=0
+	start_temporary zookeeper
 	echo "$prog: zookeeper on 127.0.0.1:$ZOOKEEPER_PORT" >&2
 	"$@" || rc=$?
 	return "$rc"
