@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -537,38 +538,49 @@ var partitionRe = regexp.MustCompile(`^[0-9]{6}$`)
 // aggregate_records, one monthly partition at a time (partition IDs as
 // "202611"; nil: every partition of any of them). Each partition is summed
 // into a staging table and replaces the table's partition at once
-// (REPLACE PARTITION), so
-// readers see the old or the new sums, never a mix. A partition without
-// records is dropped from the rollup.
+// (REPLACE PARTITION), so readers see the old or the new sums, never a
+// mix. A partition without records is dropped from the rollup. In cluster
+// mode every shard rebuilds its local tables.
 //
 // Run it with no writer at work on the same database (stop dmarcd serve,
 // or run it before): a report committed into a partition while it is
 // rebuilt may be left out of its rollup.
 func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
-	if partitions == nil {
-		seen := map[string]bool{}
-		for _, t := range []string{"aggregate_records", "aggregate_rollup", "aggregate_sources"} {
-			l, err := s.partitions(ctx, t)
-			if err != nil {
-				return err
-			}
-			for _, p := range l {
-				if !seen[p] {
-					seen[p] = true
-					partitions = append(partitions, p)
-				}
-			}
-		}
-	}
 	for _, p := range partitions {
 		if !partitionRe.MatchString(p) {
 			return fmt.Errorf("store: rollup rebuild: partition %q: want YYYYMM", p)
 		}
-		if err := s.rebuildPartition(ctx, p); err != nil {
-			return fmt.Errorf("store: rollup rebuild: partition %s: %w", p, err)
-		}
 	}
-	return nil
+	// In cluster mode each shard rebuilds its own local tables from its own
+	// records (a report's records and sums live on one shard).
+	return s.eachShard(ctx, func(ctx context.Context) error {
+		parts := partitions
+		if parts == nil {
+			seen := map[string]bool{}
+			for _, t := range []string{"aggregate_records", "aggregate_rollup", "aggregate_sources"} {
+				if len(s.shards) > 0 {
+					t += localSuffix
+				}
+				l, err := s.partitions(ctx, t)
+				if err != nil {
+					return err
+				}
+				for _, p := range l {
+					if !seen[p] {
+						seen[p] = true
+						parts = append(parts, p)
+					}
+				}
+			}
+			slices.Sort(parts)
+		}
+		for _, p := range parts {
+			if err := s.rebuildPartition(ctx, p); err != nil {
+				return fmt.Errorf("store: rollup rebuild: partition %s: %w", p, err)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) rebuildPartition(ctx context.Context, p string) error {
