@@ -634,3 +634,39 @@ func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p stri
 	s.log.Info("rebuilt rollup partition", "table", t.name, "partition", p, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+// RollupGaps lists, as "table/YYYYMM", the monthly partitions that hold
+// records but no rows of a rollup table (aggregate_rollup,
+// aggregate_sources): records stored by a version without that table, or
+// sums dropped by hand. Dashboards read the rollups, so those months look
+// empty there until `dmarcd rollup rebuild` (RebuildRollup) fills them. In
+// cluster mode every shard is checked.
+func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
+	var gaps []string
+	err := s.eachShard(ctx, func(ctx context.Context) error {
+		local := func(t string) string {
+			if len(s.shards) > 0 {
+				return t + localSuffix
+			}
+			return t
+		}
+		records, err := s.partitions(ctx, local("aggregate_records"))
+		if err != nil {
+			return err
+		}
+		for _, t := range rollupTables {
+			have, err := s.partitions(ctx, local(t.name))
+			if err != nil {
+				return err
+			}
+			for _, p := range records {
+				if !slices.Contains(have, p) && !slices.Contains(gaps, t.name+"/"+p) {
+					gaps = append(gaps, t.name+"/"+p)
+				}
+			}
+		}
+		return nil
+	})
+	slices.Sort(gaps)
+	return gaps, err
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -227,10 +228,20 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	gaps, err := s.RollupGaps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
+		t.Errorf("RollupGaps %q, want %q", gaps, want)
+	}
 	if err := s.RebuildRollup(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkRollup(t, s)
+	if gaps, err := s.RollupGaps(ctx); err != nil || len(gaps) != 0 {
+		t.Errorf("after the rebuild RollupGaps %q, %v; want none", gaps, err)
+	}
 	if n := stagingTables(t, s); n != 0 {
 		t.Errorf("%d staging tables left", n)
 	}

@@ -36,6 +36,15 @@ func runMigrate(ctx context.Context, e *env, args []string) int {
 	}
 	defer s.Close()
 	fmt.Fprintln(e.stdout, "migrations applied")
+	gaps, err := s.RollupGaps(ctx)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "dmarcd migrate: checking the rollups:", err)
+		return exitFail
+	}
+	if len(gaps) > 0 {
+		fmt.Fprintf(e.stdout, "months of records without rollups (%s): the dashboards show nothing for them; run `dmarcd rollup rebuild` once, with no writer at work\n",
+			strings.Join(gaps, " "))
+	}
 	return exitOK
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,12 @@ func (l *lazyStore) get(ctx context.Context) (*store.Store, error) {
 		return nil, l.lastErr
 	}
 	l.log.Info("clickhouse store open", "database", st.Database())
+	if gaps, err := st.RollupGaps(ctx); err != nil {
+		l.log.Warn("checking the rollups", "err", err)
+	} else if len(gaps) > 0 {
+		l.log.Warn("months of records without rollups: the dashboards show nothing for them until `dmarcd rollup rebuild` runs (with no writer at work)",
+			"missing", strings.Join(gaps, " "))
+	}
 	l.st = st
 	return st, nil
 }
