@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"gopkg.in/yaml.v3"
 
 	"github.com/dmarcd/dmarcd/ingest"
@@ -409,20 +410,7 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 					if cols := rows.Columns(); !slices.Equal(cols, w.cols) {
 						t.Errorf("columns %q, want %q", cols, w.cols)
 					}
-					var all [][]any
-					for rows.Next() {
-						vals := make([]any, len(rows.ColumnTypes()))
-						for i, ct := range rows.ColumnTypes() {
-							vals[i] = reflect.New(ct.ScanType()).Interface()
-						}
-						if err := rows.Scan(vals...); err != nil {
-							t.Fatal(err)
-						}
-						all = append(all, vals)
-					}
-					if err := rows.Err(); err != nil {
-						t.Fatal(err)
-					}
+					all := scanRows(t, rows)
 					if len(all) == 0 {
 						t.Fatalf("no rows on the seeded data\n%s", sql)
 					}
@@ -508,15 +496,8 @@ func sameAsRecords(t *testing.T, conn clickhouse.Conn, ref string, got [][]any) 
 		return b.String()
 	}
 	var want, have []string
-	for rows.Next() {
-		vals := make([]any, len(rows.ColumnTypes()))
-		for i, ct := range rows.ColumnTypes() {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(vals...); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, print(vals))
+	for _, r := range scanRows(t, rows) {
+		want = append(want, print(r))
 	}
 	for _, r := range got {
 		have = append(have, print(r))
@@ -526,6 +507,27 @@ func sameAsRecords(t *testing.T, conn clickhouse.Conn, ref string, got [][]any) 
 	if !slices.Equal(want, have) {
 		t.Errorf("rows differ from the same question of aggregate_records:\ngot  %q\nwant %q", have, want)
 	}
+}
+
+// scanRows reads every row, each value into a new variable of its
+// column's scan type.
+func scanRows(t *testing.T, rows driver.Rows) [][]any {
+	t.Helper()
+	var all [][]any
+	for rows.Next() {
+		vals := make([]any, len(rows.ColumnTypes()))
+		for i, ct := range rows.ColumnTypes() {
+			vals[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(vals...); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return all
 }
 
 func runQuery(t *testing.T, conn clickhouse.Conn, what, sql string) [][]any {
