@@ -102,56 +102,12 @@ func (k *Known) Apply(a *store.SourceAttribution) {
 }
 
 // spfIncludes returns the include and redirect domains on the path through
-// which w's record authorises ip (the path dnscheck.SPFWalk.Covering
-// follows), outermost first; nil when nothing authorises it.
+// which w's record authorises ip (dnscheck.SPFWalk.CoveringPath), normalized,
+// outermost first; nil when nothing authorises it.
 func spfIncludes(w *dnscheck.SPFWalk, ip netip.Addr) []string {
-	if w == nil || w.Root == nil {
-		return nil
-	}
-	var path []string
-	if t := spfPath(w.Root, ip.Unmap(), 0, &path); t == nil || !passes(t) {
-		return nil
+	path := w.CoveringPath(ip)
+	for i, d := range path {
+		path[i] = align.Normalize(d)
 	}
 	return path
-}
-
-func passes(t *dnscheck.SPFTerm) bool { return t.Qualifier == '+' || t.Name == "redirect" }
-
-// spfPath mirrors dnscheck's matching (RFC 7208 §5.2: an include matches
-// when its record passes; redirect applies when nothing else matched) and
-// records the include/redirect domains it goes through.
-func spfPath(rec *dnscheck.SPFRecord, ip netip.Addr, depth int, path *[]string) *dnscheck.SPFTerm {
-	if rec == nil || depth > 12 {
-		return nil
-	}
-	n := len(*path)
-	var redirect *dnscheck.SPFTerm
-	for _, t := range rec.Terms {
-		switch t.Name {
-		case "all":
-			return t
-		case "ip4", "ip6", "a", "mx":
-			for _, p := range t.Prefixes {
-				if p.Contains(ip) {
-					return t
-				}
-			}
-		case "include":
-			*path = append((*path)[:n], align.Normalize(t.Domain))
-			if m := spfPath(t.Child, ip, depth+1, path); m != nil && passes(m) {
-				return t
-			}
-			*path = (*path)[:n]
-		case "redirect":
-			redirect = t
-		}
-	}
-	if redirect != nil {
-		*path = append((*path)[:n], align.Normalize(redirect.Domain))
-		if m := spfPath(redirect.Child, ip, depth+1, path); m != nil && passes(m) {
-			return redirect
-		}
-		*path = (*path)[:n]
-	}
-	return nil
 }

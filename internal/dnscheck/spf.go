@@ -346,18 +346,52 @@ func (w *SPFWalk) Covering(ip netip.Addr) string {
 	if w == nil || w.Root == nil {
 		return ""
 	}
-	if t := matchSPF(w.Root, ip.Unmap(), 0); t != nil && t.Qualifier == '+' || t != nil && t.Name == "redirect" {
+	if t := matchSPF(w.Root, ip.Unmap(), 0, nil); t != nil && t.passes() {
 		return strings.TrimPrefix(t.Text, "+")
 	}
 	return ""
 }
 
+// CoveringPath returns the include and redirect domains (as written) on the
+// path through which the domain's record authorises ip, outermost first:
+// the path Covering follows. nil when nothing authorises it.
+func (w *SPFWalk) CoveringPath(ip netip.Addr) []string {
+	if w == nil || w.Root == nil {
+		return nil
+	}
+	var path []string
+	if t := matchSPF(w.Root, ip.Unmap(), 0, &path); t == nil || !t.passes() {
+		return nil
+	}
+	return path
+}
+
+// passes tells whether a matching term gives a pass: a "+" qualifier, or a
+// redirect (which matched through a passing record).
+func (t *SPFTerm) passes() bool { return t.Qualifier == '+' || t.Name == "redirect" }
+
 // matchSPF returns the first term of rec that matches ip: a pass-giving
 // include counts as a match (RFC 7208 §5.2), redirect applies when nothing
-// else matched.
-func matchSPF(rec *SPFRecord, ip netip.Addr, depth int) *SPFTerm {
+// else matched. With path not nil it collects the include and redirect
+// domains on the way to the match.
+func matchSPF(rec *SPFRecord, ip netip.Addr, depth int, path *[]string) *SPFTerm {
 	if rec == nil || depth > 12 {
 		return nil
+	}
+	// through follows a child record: a match when it passes there.
+	through := func(t *SPFTerm, domain string) bool {
+		n := 0
+		if path != nil {
+			n = len(*path)
+			*path = append(*path, domain)
+		}
+		if m := matchSPF(t.Child, ip, depth+1, path); m != nil && m.passes() {
+			return true
+		}
+		if path != nil {
+			*path = (*path)[:n]
+		}
+		return false
 	}
 	var redirect *SPFTerm
 	for _, t := range rec.Terms {
@@ -371,17 +405,15 @@ func matchSPF(rec *SPFRecord, ip netip.Addr, depth int) *SPFTerm {
 				}
 			}
 		case "include":
-			if m := matchSPF(t.Child, ip, depth+1); m != nil && m.Qualifier == '+' || m != nil && m.Name == "redirect" {
+			if through(t, t.Domain) {
 				return t
 			}
 		case "redirect":
 			redirect = t
 		}
 	}
-	if redirect != nil {
-		if m := matchSPF(redirect.Child, ip, depth+1); m != nil && (m.Qualifier == '+' || m.Name == "redirect") {
-			return redirect
-		}
+	if redirect != nil && through(redirect, redirect.Domain) {
+		return redirect
 	}
 	return nil
 }
