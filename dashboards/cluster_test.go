@@ -440,7 +440,7 @@ func TestClusterDashboardQueriesMatchSingleServer(t *testing.T) {
 				continue
 			}
 			if !reflect.DeepEqual(g, w) {
-				t.Errorf("%s through cluster node %d differs from the single server: %s", name, i+1, firstDiff(g, w))
+				t.Errorf("%s through cluster node %d differs from the single server: %s", name, i+1, testenv.FirstDiff(g, w))
 			}
 		}
 	}
@@ -459,18 +459,4 @@ func TestTotalOrder(t *testing.T) {
 			t.Errorf("totalOrder(%q) = %v, want %v", sql, got, want)
 		}
 	}
-}
-
-// firstDiff shows the first element of two slices that differ.
-func firstDiff(got, want any) string {
-	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
-	if g.Len() != w.Len() {
-		return fmt.Sprintf("%d elements, want %d", g.Len(), w.Len())
-	}
-	for i := 0; i < g.Len(); i++ {
-		if !reflect.DeepEqual(g.Index(i).Interface(), w.Index(i).Interface()) {
-			return fmt.Sprintf("element %d:\n got %+v\nwant %+v", i, g.Index(i).Interface(), w.Index(i).Interface())
-		}
-	}
-	return "equal?"
 }
