@@ -400,26 +400,10 @@ func (s *Store) dropTable(ctx context.Context, name string) {
 	}
 }
 
-// stagingPartitions lists the partitions of a staging table.
-func (s *Store) stagingPartitions(ctx context.Context, table string) ([]string, error) {
-	return s.partitions(ctx, table)
-}
-
 // attachRollup attaches the one partition of a staging table of t to t:
 // all its rows appear at once.
 func (s *Store) attachRollup(ctx context.Context, t rollupTable, staging string) error {
-	parts, err := s.stagingPartitions(ctx, staging)
-	if err != nil {
-		return err
-	}
-	if len(parts) != 1 {
-		return fmt.Errorf("%s staging table %s holds %d partitions, want 1", t.name, staging, len(parts))
-	}
-	q := fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID '%s' FROM %s", t.name, parts[0], staging)
-	if err := s.conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("attaching %s partition %s from %s: %w", t.name, parts[0], staging, err)
-	}
-	return nil
+	return s.attachPartition(ctx, t.name, staging)
 }
 
 // stagedRollup is a staging table filled for a rollup table.
@@ -618,7 +602,7 @@ func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p stri
 			return err
 		}
 	}
-	parts, err := s.stagingPartitions(ctx, rs)
+	parts, err := s.partitions(ctx, rs)
 	if err != nil {
 		return err
 	}

@@ -427,32 +427,23 @@ func (s *Store) createStaging(ctx context.Context) (string, error) {
 // month) into aggregate_records. Each ATTACH makes all parts of a partition
 // visible at once.
 func (s *Store) attachStaging(ctx context.Context, staging string) error {
-	rows, err := s.conn.Query(ctx, `SELECT DISTINCT partition_id FROM system.parts
-		WHERE database = currentDatabase() AND table = ? AND active`, staging)
+	return s.attachPartition(ctx, "aggregate_records", staging)
+}
+
+// attachPartition attaches the one partition of a staging table to table:
+// all its rows appear at once. Staged rows carry the report's date_begin,
+// so one partition; attaching several would not be atomic.
+func (s *Store) attachPartition(ctx context.Context, table, staging string) error {
+	parts, err := s.partitions(ctx, staging)
 	if err != nil {
-		return fmt.Errorf("listing partitions of %s: %w", staging, err)
-	}
-	var parts []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			rows.Close()
-			return err
-		}
-		parts = append(parts, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if len(parts) != 1 {
-		// Records carry the report's date_begin: one partition. Attaching
-		// several would not be atomic.
-		return fmt.Errorf("staging table %s holds %d partitions, want 1", staging, len(parts))
+		return fmt.Errorf("%s staging table %s holds %d partitions, want 1", table, staging, len(parts))
 	}
-	q := fmt.Sprintf("ALTER TABLE aggregate_records ATTACH PARTITION ID '%s' FROM %s", parts[0], staging)
+	q := fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID '%s' FROM %s", table, parts[0], staging)
 	if err := s.conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("attaching partition %s from %s: %w", parts[0], staging, err)
+		return fmt.Errorf("attaching %s partition %s from %s: %w", table, parts[0], staging, err)
 	}
 	return nil
 }
