@@ -423,8 +423,13 @@ func (s *Store) eachShard(ctx context.Context, f func(context.Context) error) er
 const (
 	claimPrefix = "dmarcd_claim_"
 	claimBeat   = 5 * time.Second
-	claimPoll   = 20 * time.Millisecond
+	// claimReadRetries is how many reads of a claim in a row may fail
+	// before the failure is the write's (about two seconds of polling).
+	claimReadRetries = 100
 )
+
+// claimPoll is how often a waiter reads a claim (a variable for tests).
+var claimPoll = 20 * time.Millisecond
 
 // claimStale is the age after which a claim without a newer heartbeat is
 // taken to be a dead writer's (a variable for tests).
@@ -442,6 +447,7 @@ func claimTable(key string) string {
 func (s *Store) claim(ctx context.Context, key string) (release func(), err error) {
 	name := claimTable(key)
 	waited := false
+	readErrors := 0
 	for {
 		err := s.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime) ENGINE = Memory")
 		if err == nil {
@@ -459,8 +465,18 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 		}
 		stale, err := s.claimIsStale(ctx, name)
 		if err != nil {
+			// Reading a claim that its holder drops at this moment fails
+			// in ways that vary by version and instant (UNKNOWN_TABLE,
+			// TABLE_IS_DROPPED, the metadata file not found): poll again;
+			// only an error that persists is the writer's error.
+			if readErrors++; readErrors < claimReadRetries && ctx.Err() == nil {
+				s.log.Debug("reading a claim failed; polling again", "claim", name, "err", err)
+				time.Sleep(claimPoll)
+				continue
+			}
 			return nil, fmt.Errorf("report %s: reading claim %s: %w", key, name, err)
 		}
+		readErrors = 0
 		if stale {
 			s.takeOverClaim(ctx, name)
 			continue
@@ -518,9 +534,10 @@ func (s *Store) claimIsStale(ctx context.Context, name string) (bool, error) {
 		err = s.conn.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM "+name).Scan(&beat)
 	}
 	// Dropped meanwhile (system.tables too fails for a table being
-	// dropped): not stale, claim again.
+	// dropped, and a read racing the DROP gets TABLE_IS_DROPPED): not
+	// stale, claim again.
 	var ex *clickhouse.Exception
-	if errors.Is(err, sql.ErrNoRows) || errors.As(err, &ex) && ex.Code == errCodeUnknownTable {
+	if errors.Is(err, sql.ErrNoRows) || errors.As(err, &ex) && (ex.Code == errCodeUnknownTable || ex.Code == errCodeTableIsDropped) {
 		return false, nil
 	}
 	if err != nil {
@@ -533,8 +550,11 @@ func (s *Store) claimIsStale(ctx context.Context, name string) (bool, error) {
 	return created > limit && beat > limit, nil
 }
 
-// errCodeUnknownTable is ClickHouse's UNKNOWN_TABLE.
-const errCodeUnknownTable = 60
+// ClickHouse's UNKNOWN_TABLE and TABLE_IS_DROPPED.
+const (
+	errCodeUnknownTable   = 60
+	errCodeTableIsDropped = 218
+)
 
 // takeOverClaim moves a stale claim out of the way: RENAME succeeds for one
 // of several waiters, and the loser simply finds the name free or taken

@@ -462,3 +462,42 @@ func TestClusterReplicaStoppedAndRestartedLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Waiters read a claim while its holder drops it: whatever error the read
+// gets from the vanishing table (UNKNOWN_TABLE, TABLE_IS_DROPPED, its
+// metadata file not found), the waiter polls again and claims in turn; it
+// is never the report's error (CI once failed a report with "Table is
+// dropped" here).
+func TestClaimReadRacingItsDropIsNotAnError(t *testing.T) {
+	defer func(d time.Duration) { claimPoll = d }(claimPoll)
+	claimPoll = time.Millisecond // many reads, some of them meeting a drop
+	s, _ := open(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	const key = "racing-drop"
+	name := claimTable(key)
+	done := make(chan struct{})
+	go func() { // another writer, taking and dropping the claim in a loop
+		defer close(done)
+		for ctx.Err() == nil {
+			if s.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime) ENGINE = Memory") == nil {
+				s.conn.Exec(ctx, "INSERT INTO "+name+" SELECT now()")
+				s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+name)
+			}
+		}
+	}()
+	claims := 0
+	for ctx.Err() == nil {
+		release, err := s.claim(ctx, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			t.Fatalf("after %d claims: %v", claims, err)
+		}
+		release()
+		claims++
+	}
+	<-done
+	t.Logf("%d claims taken while another writer took and dropped it", claims)
+}
