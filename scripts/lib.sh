@@ -39,15 +39,21 @@ die() {
 	exit 1
 }
 
-# free_port prints $1 when it is given and free, else a random free port.
+# free_port prints $1 when it is given and free, else a random free port
+# below the kernel's ephemeral range (ip_local_port_range): a port in that
+# range can be taken by any outgoing connection meanwhile, so a server
+# stopped and started again on it (the cluster tests restart nodes) may
+# find it in use.
 free_port() {
-	local p=${1:-} i
+	local p=${1:-} i low=32768 high
 	if [ -n "$p" ] && ! port_busy "$p"; then
 		echo "$p"
 		return
 	fi
+	read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$low" -gt 12000 ] 2>/dev/null || low=32768
 	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (low - 10000)))
 		if ! port_busy "$p"; then
 			echo "$p"
 			return
