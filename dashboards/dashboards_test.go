@@ -420,10 +420,12 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 					if w.check != nil {
 						w.check(t, all)
 					}
-					if strings.Contains(sql, "FROM aggregate_sources") {
+					if strings.Contains(sql, "FROM aggregate_sources") || strings.Contains(sql, "FROM aggregate_outcomes") {
 						ref, ok := recordsQuestions[key]
 						if ok {
 							ref = expand(ref, rangeFrom, rangeTo, testDomain)
+						} else if strings.Contains(sql, "FROM aggregate_outcomes") {
+							t.Fatalf("a panel of aggregate_outcomes without its question of the records in recordsQuestions")
 						} else {
 							ref = strings.ReplaceAll(sql, "FROM aggregate_sources", "FROM aggregate_records")
 							ref = regexp.MustCompile(`\bby_source = 1 AND`).ReplaceAllString(ref, "record_error = '' AND")
@@ -441,8 +443,8 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 	}
 }
 
-// recordsQuestions are, for the panels that read aggregate_sources through
-// its outcomes (joins, states), the same question asked of every valid
+// recordsQuestions are, for the panels that read aggregate_outcomes (or
+// aggregate_sources through joins or states), the same question asked of every valid
 // record: what the panel must return. The other panels that read
 // aggregate_sources are checked against their own SQL with FROM
 // aggregate_records and the valid-records condition for by_source = 1.

@@ -75,14 +75,13 @@ GROUP BY policy_domain`, StoppedPassingMinMessages, StoppedPassingBefore, Stoppe
 
 // GaugeUnauthenticatedQuery counts, per policy domain, messages of the
 // readiness class "unauthenticated" (ReadinessClass: no pass of any kind,
-// not forwarded): likely spoofing. It reads the rows of aggregate_sources
-// without source IP (by_source = 0): the records summed per outcome, which
-// is all the class depends on. Parameters: since, until, twice (known
-// selectors, then the rows).
+// not forwarded): likely spoofing. It reads aggregate_outcomes: the records
+// summed per outcome, which is all the class depends on. Parameters:
+// since, until, twice (known selectors, then the rows).
 var GaugeUnauthenticatedQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
 SELECT policy_domain, sumIf(message_count, ` + ReadinessClass + ` = 'unauthenticated') AS unauthenticated
-FROM aggregate_sources
-WHERE by_source = 0 AND report_key = '' AND dmarc_pass = 0 AND ` + readinessWindow + `
+FROM aggregate_outcomes
+WHERE report_key = '' AND dmarc_pass = 0 AND ` + readinessWindow + `
 GROUP BY policy_domain`
 
 // GaugeTLSRPTQuery sums failed and successful TLS sessions per policy domain

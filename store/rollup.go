@@ -87,10 +87,12 @@ const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// The sources grain (migrations/0008_sources.sql): valid records summed per
-// (policy_domain, date_begin, header_from, header_from_org, source_ip or ”
-// (by_source 1 or 0), sourcesOutcome), plus one marker row per report
-// (by_source = 0, report_key set, report_count = 1).
+// aggregate_sources (migrations/0008_sources.sql): valid records summed
+// per (policy_domain, date_begin, header_from, header_from_org, source_ip,
+// sourcesOutcome) (by_source = 1), plus one marker row per report
+// (by_source = 0, report_key set, report_count = 1). Its grain without IP
+// (by_source = 0, report_key ”) is no longer written: aggregate_outcomes
+// has it, with the sources' sketch.
 const sourcesOutcome = `dmarc_pass, dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict,
 	override_types, dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results`
 
@@ -101,10 +103,10 @@ const sourcesSums = "(report_count, record_count, message_count)"
 const sourcesColumnList = `by_source, policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, report_key, report_count, record_count, message_count`
 
-const sourcesDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, header_from_org, if(%[3]d = 1, source_ip, ''),
+const sourcesDataSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, '', toUInt64(0), toUInt64(count()), sum(message_count)
 FROM %[1]s WHERE record_error = '' AND %[2]s
-GROUP BY policy_domain, date_begin, header_from, header_from_org, if(%[3]d = 1, source_ip, ''),
+GROUP BY policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome
 
 const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_begin), '', '', '',
@@ -114,13 +116,39 @@ const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_beg
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
+// aggregate_outcomes (migrations/0009_outcomes.sql): valid records summed
+// per (policy_domain, date_begin, header_from, header_from_org,
+// sourcesOutcome) with the sketch of their source IPs (source_ip_state), plus
+// one marker row per report.
+const outcomesOrderBy = `(policy_domain, date_begin, header_from, header_from_org, ` + sourcesOutcome + `, report_key)`
+
+const outcomesSums = "(report_count, record_count, message_count, source_ip_state)"
+
+const outcomesColumnList = `policy_domain, date_begin, header_from, header_from_org,
+	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ip_state`
+
+const outcomesDataSelect = `SELECT policy_domain, date_begin, header_from, header_from_org,
+	` + sourcesOutcome + `, '', toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip)
+FROM %[1]s WHERE record_error = '' AND %[2]s
+GROUP BY policy_domain, date_begin, header_from, header_from_org,
+	` + sourcesOutcome
+
+const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', '',
+	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
+	emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(),
+	report_key, toUInt64(1), toUInt64(0), toUInt64(0), '', arrayReduce('uniqState', emptyArrayString())
+FROM %[1]s WHERE %[2]s
+GROUP BY report_key`
+
 // rollupTable is one table the writer sums a report's records into as a
 // step of its commit: its sorting key and summed columns (staging tables
-// must have the same), its column list, and the INSERT ... SELECTs that sum
-// records of a table (%[1]s) matching a condition (%[2]s) into it.
+// must have the same), its column list, the INSERT ... SELECTs that sum
+// records of a table (%[1]s) matching a condition (%[2]s) into it, and the
+// failpoint after its step ("" for the last: write.go's after-rollup).
 type rollupTable struct {
 	name, orderBy, sums, columns string
 	selects                      []string
+	after                        string
 }
 
 // grain renders a select template's grain (%[3]d), keeping the table and
@@ -129,12 +157,14 @@ func grain(sel string, bySource int) string { return fmt.Sprintf(sel, "%[1]s", "
 
 var (
 	sourcesTable = rollupTable{"aggregate_sources", sourcesOrderBy, sourcesSums, sourcesColumnList,
-		[]string{grain(sourcesDataSelect, 0), grain(sourcesDataSelect, 1), grain(sourcesMarkerSelect, 0)}}
+		[]string{sourcesDataSelect, sourcesMarkerSelect}, "after-sources"}
+	outcomesTable = rollupTable{"aggregate_outcomes", outcomesOrderBy, outcomesSums, outcomesColumnList,
+		[]string{outcomesDataSelect, outcomesMarkerSelect}, "after-outcomes"}
 	rollupTableDef = rollupTable{"aggregate_rollup", rollupOrderBy, rollupSums, rollupColumnList,
-		[]string{grain(rollupDataSelect, 0), grain(rollupSelectorsSelect, 2), grain(rollupMarkerSelect, 0)}}
+		[]string{grain(rollupDataSelect, 0), grain(rollupSelectorsSelect, 2), grain(rollupMarkerSelect, 0)}, ""}
 	// rollupTables in the order of a commit: aggregate_rollup's marker
 	// last, so that it says the report's rollups are complete.
-	rollupTables = []rollupTable{sourcesTable, rollupTableDef}
+	rollupTables = []rollupTable{sourcesTable, outcomesTable, rollupTableDef}
 )
 
 // rollupStagingPrefix names staging rollup tables; it starts with
@@ -145,7 +175,8 @@ const rollupStagingPrefix = stagingPrefix + "rollup_"
 // itself with SIGKILL (for crash tests): after-staging (a large report's
 // records and rollup are staged, nothing attached), after-records (the
 // records are committed), after-sources (aggregate_sources too),
-// after-rollup (aggregate_rollup too), after-report (the report row too).
+// after-outcomes (aggregate_outcomes too), after-rollup (aggregate_rollup
+// too), after-report (the report row too).
 const EnvFailpoint = "DMARCD_FAILPOINT"
 
 // failpoint kills the process when EnvFailpoint names step.
@@ -200,27 +231,24 @@ func (r *rollupSumsRow) add(cols *recordColumns, i int) {
 
 // sendRollup sums the buffered records of one report (all of them, the
 // buffer that was just inserted) and inserts them in each rollup table with
-// the report's marker row, one INSERT (one block: atomic) per table.
+// the report's marker row, one INSERT (one block: atomic) per table, in
+// the order of rollupTables.
 func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordColumns) error {
-	if err := s.sendSources(ctx, rep, cols); err != nil {
+	if err := s.sendSources(ctx, rep, cols, sourcesTable); err != nil {
 		return err
 	}
-	failpoint("after-sources")
+	failpoint(sourcesTable.after)
+	if err := s.sendSources(ctx, rep, cols, outcomesTable); err != nil {
+		return err
+	}
+	failpoint(outcomesTable.after)
 	return s.sendRollupSums(ctx, rep, cols)
 }
 
-// sourcesKey is a data row's key in aggregate_sources within one report:
-// the grain, the source IP (” in grain 0) and the record's outcome
-// columns, encoded (outcomeKey).
-type sourcesKey struct {
-	bySource        uint8
-	sourceIP, other string
-}
-
-// outcomeKey encodes the columns of record i that aggregate_sources keeps
-// besides the report's and the IP: header_from, header_from_org, the
-// alignment flags and the arrays (with their lengths, so that [] and [”]
-// differ).
+// outcomeKey encodes the columns of record i that aggregate_sources and
+// aggregate_outcomes keep besides the report's and the IP: header_from,
+// header_from_org, the alignment flags and the arrays (with their lengths,
+// so that [] and [”] differ).
 func outcomeKey(cols *recordColumns, i int) string {
 	var b strings.Builder
 	b.WriteString(cols.headerFrom[i])
@@ -240,54 +268,91 @@ func outcomeKey(cols *recordColumns, i int) string {
 	return b.String()
 }
 
-// sendSources inserts the report's aggregate_sources rows and marker, as
-// sourcesDataSelect and sourcesMarkerSelect would sum them.
-func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+// sendSources inserts the report's rows and marker into aggregate_sources
+// or aggregate_outcomes (t), as t's selects would sum them. Both get one
+// row per (outcome, source IP) of the valid records: in aggregate_sources
+// the IP is in the key; in aggregate_outcomes it is not, and the server
+// fills each row's sketch from its IP (source_ip_state DEFAULT), so merges sum
+// a report's rows of one outcome into one with the sketch of all its IPs.
+// The sums ride on the outcome's first row there, the others carry 0.
+func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *recordColumns, t rollupTable) error {
+	type key struct{ ip, outcome string }
 	type sum struct {
 		first             int // a record of the key, for its columns
 		records, messages uint64
 	}
-	sums := map[sourcesKey]*sum{}
-	var order []sourcesKey
+	sums := map[key]*sum{}
+	var order []key
 	for i := range cols.len() {
 		if cols.recordError[i] != "" {
 			continue
 		}
-		o := outcomeKey(cols, i)
-		for _, k := range []sourcesKey{{0, "", o}, {1, cols.sourceIP[i], o}} {
-			r := sums[k]
-			if r == nil {
-				r = &sum{first: i}
-				sums[k] = r
-				order = append(order, k)
+		k := key{cols.sourceIP[i], outcomeKey(cols, i)}
+		r := sums[k]
+		if r == nil {
+			r = &sum{first: i}
+			sums[k] = r
+			order = append(order, k)
+		}
+		r.records++
+		r.messages += cols.messageCount[i]
+	}
+	outcomes := t.name == outcomesTable.name
+	if outcomes {
+		// The outcome's sums on its first row.
+		first := map[string]int{}
+		for j, k := range order {
+			if f, ok := first[k.outcome]; ok {
+				sums[order[f]].records += sums[k].records
+				sums[order[f]].messages += sums[k].messages
+				sums[k].records, sums[k].messages = 0, 0
+				continue
 			}
-			r.records++
-			r.messages += cols.messageCount[i]
+			first[k.outcome] = j
 		}
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO aggregate_sources ("+sourcesColumnList+")")
+	columns := t.columns
+	if outcomes {
+		columns = strings.TrimSuffix(columns, ", source_ip_state") // DEFAULT, from source_ip
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+columns+")")
 	if err != nil {
-		return fmt.Errorf("inserting aggregate_sources: %w", err)
-	}
-	for _, k := range order {
-		r, i := sums[k], sums[k].first
-		if err := b.Append(k.bySource, rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], k.sourceIP,
-			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
-			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
-			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
-			"", uint64(0), r.records, r.messages); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting aggregate_sources: %w", err)
-		}
+		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
 	none := []string{}
-	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
+	for _, k := range order {
+		r, i := sums[k], sums[k].first
+		if outcomes {
+			err = b.Append(rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i],
+				cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
+				cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
+				cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
+				"", uint64(0), r.records, r.messages, k.ip)
+		} else {
+			err = b.Append(uint8(1), rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], k.ip,
+				cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
+				cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
+				cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
+				"", uint64(0), r.records, r.messages)
+		}
+		if err != nil {
+			b.Abort()
+			return fmt.Errorf("inserting %s: %w", t.name, err)
+		}
+	}
+	if outcomes {
+		err = b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+			none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "")
+	} else {
+		err = b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+			none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0))
+	}
+	if err != nil {
 		b.Abort()
-		return fmt.Errorf("inserting aggregate_sources: %w", err)
+		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d aggregate_sources rows: %w", len(order)+1, err)
+		return fmt.Errorf("inserting %d %s rows: %w", len(order)+1, t.name, err)
 	}
 	return nil
 }
@@ -459,21 +524,26 @@ func (s *Store) dropStagedRollups(ctx context.Context, l []stagedRollup) {
 	}
 }
 
-// attachRollups attaches staged rollups in order.
+// attachRollups attaches staged rollups in order, each followed by its
+// table's failpoint.
 func (s *Store) attachRollups(ctx context.Context, l []stagedRollup) error {
 	for _, x := range l {
 		if err := s.attachRollup(ctx, x.t, x.staging); err != nil {
 			return err
 		}
+		if x.t.after != "" {
+			failpoint(x.t.after)
+		}
 	}
 	return nil
 }
 
-// hasMarker tells whether table t holds the marker row of a report.
+// hasMarker tells whether table t holds the marker row of a report (the
+// one row of a table's report that counts it: report_count 1).
 func (s *Store) hasMarker(ctx context.Context, t rollupTable, domain string, begin time.Time, key string) (bool, error) {
 	var n uint64
 	err := s.conn.QueryRow(ctx, `SELECT count() FROM `+t.name+`
-		WHERE by_source = 0 AND policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
+		WHERE report_count > 0 AND policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
 		domain, unixSeconds(begin), key).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("looking for its rows in %s: %w", t.name, err)
@@ -518,7 +588,7 @@ func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Ti
 
 var partitionRe = regexp.MustCompile(`^[0-9]{6}$`)
 
-// RebuildRollup recomputes aggregate_rollup and aggregate_sources from
+// RebuildRollup recomputes the rollup tables (rollupTables) from
 // aggregate_records, one monthly partition at a time (partition IDs as
 // "202611"; nil: every partition of any of them). Each partition is summed
 // into a staging table and replaces the table's partition at once
@@ -541,7 +611,11 @@ func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 		parts := partitions
 		if parts == nil {
 			seen := map[string]bool{}
-			for _, t := range []string{"aggregate_records", "aggregate_rollup", "aggregate_sources"} {
+			tables := []string{"aggregate_records"}
+			for _, t := range rollupTables {
+				tables = append(tables, t.name)
+			}
+			for _, t := range tables {
 				if len(s.shards) > 0 {
 					t += localSuffix
 				}
@@ -620,8 +694,7 @@ func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p stri
 }
 
 // RollupGaps lists, as "table/YYYYMM", the monthly partitions that hold
-// records but no rows of a rollup table (aggregate_rollup,
-// aggregate_sources): records stored by a version without that table, or
+// records but no rows of a rollup table (rollupTables): records stored by a version without that table, or
 // sums dropped by hand. Dashboards read the rollups, so those months look
 // empty there until `dmarcd rollup rebuild` (RebuildRollup) fills them. In
 // cluster mode every shard is checked.

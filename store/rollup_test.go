@@ -117,35 +117,42 @@ func checkRollup(t testing.TB, s *Store) {
 	if markers != reports {
 		t.Errorf("rollup counts %d reports, aggregate_reports %d with records", markers, reports)
 	}
-	// aggregate_sources: per grain, every group's record and message sums
-	// as the records have them (groups, totals and a checksum of each
-	// group's key and sums), and one marker per report.
-	for _, g := range []int{0, 1} {
-		r, a := sourcesTotals(t, s, "aggregate_records", g), sourcesTotals(t, s, "aggregate_sources", g)
-		if r != a {
-			t.Errorf("aggregate_sources (by_source = %d) differs from records:\nrecords %v\nsources %v", g, r, a)
+	// aggregate_sources (per source) and aggregate_outcomes (per outcome):
+	// every group's record and message sums (and distinct source IPs in
+	// aggregate_outcomes) as the records have them (groups, totals and a
+	// checksum of each group's key and sums), and one marker per report.
+	for _, table := range []string{"aggregate_sources", "aggregate_outcomes"} {
+		if r, a := sourcesTotals(t, s, "aggregate_records", table), sourcesTotals(t, s, table, table); r != a {
+			t.Errorf("%s differs from records:\nrecords %v\n%s %v", table, r, table, a)
+		}
+		if markers := queryUint(t, s, "SELECT sum(report_count) FROM "+table); markers != reports {
+			t.Errorf("%s counts %d reports, aggregate_reports %d with records", table, markers, reports)
 		}
 	}
-	if markers := queryUint(t, s, "SELECT sum(report_count) FROM aggregate_sources"); markers != reports {
-		t.Errorf("aggregate_sources counts %d reports, aggregate_reports %d with records", markers, reports)
+	if n := queryUint(t, s, "SELECT count() FROM aggregate_sources WHERE by_source = 0 AND report_key = ''"); n != 0 {
+		t.Errorf("%d aggregate_sources rows without source IP (by_source = 0), want none (aggregate_outcomes has them)", n)
 	}
 }
 
-// sourcesTotals sums table (aggregate_records, or aggregate_sources) by the
-// keys of aggregate_sources' grain bySource: groups, records, messages and
-// a checksum of every group's key and sums.
-func sourcesTotals(t testing.TB, s *Store, table string, bySource int) [4]uint64 {
+// sourcesTotals sums table (aggregate_records, aggregate_sources or
+// aggregate_outcomes) by the keys of grain (aggregate_sources: per source
+// IP; aggregate_outcomes: without it, with the distinct IPs): groups,
+// records, messages and a checksum of every group's key and sums.
+func sourcesTotals(t testing.TB, s *Store, table, grain string) [4]uint64 {
 	t.Helper()
-	ip, records, where := "''", "toUInt64(count())", "record_error = ''"
-	if bySource == 1 {
-		ip = "source_ip"
+	ip, records, ips, where := "source_ip, ", "toUInt64(count())", "toUInt64(0)", "record_error = ''"
+	if grain == "aggregate_outcomes" {
+		ip, ips = "", "toUInt64(uniqExact(source_ip))"
 	}
-	if table == "aggregate_sources" {
-		records, where = "sum(record_count)", fmt.Sprintf("by_source = %d AND report_key = ''", bySource)
+	switch table {
+	case "aggregate_sources":
+		records, where = "sum(record_count)", "by_source = 1 AND report_key = ''"
+	case "aggregate_outcomes":
+		records, ips, where = "sum(record_count)", "toUInt64(uniqMerge(source_ip_state))", "report_key = ''"
 	}
-	key := "policy_domain, date_begin, header_from, header_from_org, " + ip + ", " + sourcesOutcome
+	key := "policy_domain, date_begin, header_from, header_from_org, " + ip + sourcesOutcome
 	q := `SELECT toUInt64(count()), sum(r), sum(m), toUInt64(groupBitXor(h)) FROM (
-		SELECT ` + records + ` AS r, sum(message_count) AS m, cityHash64(` + key + `, r, m) AS h
+		SELECT ` + records + ` AS r, sum(message_count) AS m, ` + ips + ` AS n, cityHash64(` + key + `, r, m, n) AS h
 		FROM ` + table + ` WHERE ` + where + ` GROUP BY ` + key + `)`
 	var x [4]uint64
 	if err := s.conn.QueryRow(context.Background(), q).Scan(&x[0], &x[1], &x[2], &x[3]); err != nil {
@@ -190,16 +197,16 @@ func TestRollupEqualsRecordsForSmallAndLargeReports(t *testing.T) {
 	}
 	checkRollup(t, s)
 	// Merges sum the data rows of the two small reports and keep markers.
-	for _, table := range []string{"aggregate_rollup", "aggregate_sources"} {
+	for _, table := range []string{"aggregate_rollup", "aggregate_sources", "aggregate_outcomes"} {
 		if err := s.conn.Exec(context.Background(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	checkRollup(t, s)
-	for _, g := range []int{0, 1} {
-		want := sourcesTotals(t, s, "aggregate_records", g)[0]
-		if n := queryUint(t, s, "SELECT count() FROM aggregate_sources WHERE report_key = '' AND by_source = ?", g); n != want {
-			t.Errorf("after OPTIMIZE FINAL %d aggregate_sources rows of by_source %d, want one per group (%d)", n, g, want)
+	for _, table := range []string{"aggregate_sources", "aggregate_outcomes"} {
+		want := sourcesTotals(t, s, "aggregate_records", table)[0]
+		if n := queryUint(t, s, "SELECT count() FROM "+table+" WHERE report_key = ''"); n != want {
+			t.Errorf("after OPTIMIZE FINAL %d %s data rows, want one per group (%d)", n, table, want)
 		}
 	}
 	if n := queryUint(t, s, "SELECT count() FROM aggregate_rollup WHERE report_key = '' AND by_source = 0"); n != rollupTotals(t, s, 0).groups {
@@ -218,7 +225,9 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 	for _, q := range []string{
 		"ALTER TABLE aggregate_rollup DROP PARTITION ID '202603'",
 		"ALTER TABLE aggregate_sources DROP PARTITION ID '202603'",
+		"ALTER TABLE aggregate_outcomes DROP PARTITION ID '202603'",
 		"INSERT INTO aggregate_sources (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
+		"INSERT INTO aggregate_outcomes (policy_domain, date_begin, message_count, record_count, source_ip) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1), '192.0.2.9'",
 		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
 		// A per-source row as versions before aggregate_sources wrote them.
 		"INSERT INTO aggregate_rollup (by_source, policy_domain, date_begin, source_ip, message_count, record_count) SELECT 1, 'example.com', toDateTime('2026-04-01 00:00:00'), '192.0.2.1', toUInt64(5), toUInt64(1)",
@@ -232,7 +241,7 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
+	if want := []string{"aggregate_outcomes/202603", "aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
 		t.Errorf("RollupGaps %q, want %q", gaps, want)
 	}
 	if err := s.RebuildRollup(ctx, nil); err != nil {
@@ -271,6 +280,9 @@ func TestHelperWriter(t *testing.T) {
 		t.Skip("helper process of TestKilledCommitLeavesRollupEqualToRecords")
 	}
 	n, _ := strconv.Atoi(os.Getenv(envHelperRecords))
+	// The retry after a kill finds the dead writer's claim: take it over
+	// after 2 s rather than 30 (one writer at a time here).
+	claimStale = 2 * time.Second
 	s, err := Open(context.Background(), dsn, Options{BatchRows: 200, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -321,8 +333,8 @@ func TestKilledCommitLeavesRollupEqualToRecords(t *testing.T) {
 		records int
 		steps   []string
 	}{
-		{150, []string{"after-records", "after-sources", "after-rollup", "after-report"}},
-		{1000, []string{"after-staging", "after-records", "after-sources", "after-rollup", "after-report"}},
+		{150, []string{"after-records", "after-sources", "after-outcomes", "after-rollup", "after-report"}},
+		{1000, []string{"after-staging", "after-records", "after-sources", "after-outcomes", "after-rollup", "after-report"}},
 	}
 	for _, c := range cases {
 		for _, fp := range c.steps {

@@ -84,7 +84,7 @@ type WriteResult struct {
 //     report's size (about 115 MiB of heap for 1,000,000 records at the
 //     default BatchRows). Then the report row.
 //   - between the records and the report row, the report's sums in
-//     aggregate_sources, then in aggregate_rollup, each in one atomic step
+//     aggregate_sources, aggregate_outcomes, then aggregate_rollup, each in one atomic step
 //     of its own (store/rollup.go);
 //     the retry of a report whose records are stored writes them unless
 //     they are there.
@@ -285,11 +285,7 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key stri
 		return c, err
 	}
 	failpoint("after-records")
-	if err := s.attachRollups(ctx, rollups[:1]); err != nil {
-		return c, err
-	}
-	failpoint("after-sources")
-	return c, s.attachRollups(ctx, rollups[1:])
+	return c, s.attachRollups(ctx, rollups)
 }
 
 // stagingSenders is how many batches are sent to a staging table at once:
