@@ -44,7 +44,7 @@ cluster=dmarcd
 free_ports() {
 	local n=$1 i p got=" "
 	for i in $(seq 1 400); do
-		p=$((20000 + RANDOM % 40000))
+		p=$(random_port)
 		case $got in *" $p "*) continue ;; esac
 		port_busy "$p" && continue
 		got="$got$p "

@@ -145,8 +145,8 @@ cmd_start() {
 			tcp=$(free_port 19000)
 			http=$(free_port 18123)
 		else
-			tcp=$(free_port $((20000 + RANDOM % 40000)))
-			http=$(free_port $((20000 + RANDOM % 40000)))
+			tcp=$(free_port)
+			http=$(free_port)
 		fi
 		[ "$tcp" != "$http" ] || continue
 		rc=0

@@ -39,21 +39,28 @@ die() {
 	exit 1
 }
 
+# random_port prints a random port below the kernel's ephemeral range
+# (ip_local_port_range). port_busy sees only listening sockets: a port in
+# that range may be the local end of some outgoing connection (the tests
+# open thousands), and a server that binds it fails with "Address already
+# in use" (CI lost cluster nodes that way, at start and at restart).
+random_port() {
+	local low=32768 high
+	read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$low" -gt 12000 ] 2>/dev/null || low=32768
+	echo $((10000 + RANDOM % (low - 10000)))
+}
+
 # free_port prints $1 when it is given and free, else a random free port
-# below the kernel's ephemeral range (ip_local_port_range): a port in that
-# range can be taken by any outgoing connection meanwhile, so a server
-# stopped and started again on it (the cluster tests restart nodes) may
-# find it in use.
+# (random_port).
 free_port() {
-	local p=${1:-} i low=32768 high
+	local p=${1:-} i
 	if [ -n "$p" ] && ! port_busy "$p"; then
 		echo "$p"
 		return
 	fi
-	read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-	[ "$low" -gt 12000 ] 2>/dev/null || low=32768
 	for i in $(seq 1 200); do
-		p=$((10000 + RANDOM % (low - 10000)))
+		p=$(random_port)
 		if ! port_busy "$p"; then
 			echo "$p"
 			return

@@ -127,7 +127,7 @@ cmd_start() {
 		if [ "$try" = 1 ]; then
 			port=$(free_port 12181)
 		else
-			port=$(free_port $((20000 + RANDOM % 40000)))
+			port=$(free_port)
 		fi
 		rc=0
 		start_once "$dir" "$port" || rc=$?
