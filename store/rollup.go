@@ -234,11 +234,12 @@ func (r *rollupSumsRow) add(cols *recordColumns, i int) {
 // the report's marker row, one INSERT (one block: atomic) per table, in
 // the order of rollupTables.
 func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordColumns) error {
-	if err := s.sendSources(ctx, rep, cols, sourcesTable); err != nil {
+	groups := sourceGroupsOf(cols)
+	if err := s.sendSources(ctx, rep, cols, groups); err != nil {
 		return err
 	}
 	failpoint(sourcesTable.after)
-	if err := s.sendSources(ctx, rep, cols, outcomesTable); err != nil {
+	if err := s.sendOutcomes(ctx, rep, cols, groups); err != nil {
 		return err
 	}
 	failpoint(outcomesTable.after)
@@ -268,91 +269,114 @@ func outcomeKey(cols *recordColumns, i int) string {
 	return b.String()
 }
 
-// sendSources inserts the report's rows and marker into aggregate_sources
-// or aggregate_outcomes (t), as t's selects would sum them. Both get one
-// row per (outcome, source IP) of the valid records: in aggregate_sources
-// the IP is in the key; in aggregate_outcomes it is not, and the server
-// fills each row's sketch from its IP (source_ip_state DEFAULT), so merges sum
-// a report's rows of one outcome into one with the sketch of all its IPs.
-// The sums ride on the outcome's first row there, the others carry 0.
-func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *recordColumns, t rollupTable) error {
+// sourceGroup is the valid records of one report with one source IP and
+// one outcome (outcomeKey): a row of aggregate_sources.
+type sourceGroup struct {
+	ip, outcome       string
+	first             int // a record of the group, for its columns
+	records, messages uint64
+}
+
+// sourceGroupsOf groups the valid records of cols by source IP and
+// outcome, in the order of their first records.
+func sourceGroupsOf(cols *recordColumns) []sourceGroup {
 	type key struct{ ip, outcome string }
-	type sum struct {
-		first             int // a record of the key, for its columns
-		records, messages uint64
-	}
-	sums := map[key]*sum{}
-	var order []key
+	index := map[key]int{}
+	var groups []sourceGroup
 	for i := range cols.len() {
 		if cols.recordError[i] != "" {
 			continue
 		}
 		k := key{cols.sourceIP[i], outcomeKey(cols, i)}
-		r := sums[k]
-		if r == nil {
-			r = &sum{first: i}
-			sums[k] = r
-			order = append(order, k)
+		j, ok := index[k]
+		if !ok {
+			j = len(groups)
+			index[k] = j
+			groups = append(groups, sourceGroup{ip: k.ip, outcome: k.outcome, first: i})
 		}
-		r.records++
-		r.messages += cols.messageCount[i]
+		groups[j].records++
+		groups[j].messages += cols.messageCount[i]
 	}
-	outcomes := t.name == outcomesTable.name
-	if outcomes {
-		// The outcome's sums on its first row.
-		first := map[string]int{}
-		for j, k := range order {
-			if f, ok := first[k.outcome]; ok {
-				sums[order[f]].records += sums[k].records
-				sums[order[f]].messages += sums[k].messages
-				sums[k].records, sums[k].messages = 0, 0
-				continue
-			}
-			first[k.outcome] = j
-		}
-	}
-	columns := t.columns
-	if outcomes {
-		columns = strings.TrimSuffix(columns, ", source_ip_state") // DEFAULT, from source_ip
-	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+columns+")")
+	return groups
+}
+
+// sendSources inserts the report's aggregate_sources rows (one per source
+// group) and marker, as sourcesDataSelect and sourcesMarkerSelect would sum
+// them.
+func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
+	t := sourcesTable
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.columns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
-	none := []string{}
-	for _, k := range order {
-		r, i := sums[k], sums[k].first
-		if outcomes {
-			err = b.Append(rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i],
-				cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
-				cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
-				cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
-				"", uint64(0), r.records, r.messages, k.ip)
-		} else {
-			err = b.Append(uint8(1), rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], k.ip,
-				cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
-				cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
-				cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
-				"", uint64(0), r.records, r.messages)
-		}
-		if err != nil {
+	for _, g := range groups {
+		i := g.first
+		if err := b.Append(uint8(1), rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], g.ip,
+			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
+			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
+			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
+			"", uint64(0), g.records, g.messages); err != nil {
 			b.Abort()
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
 	}
-	if outcomes {
-		err = b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-			none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "")
-	} else {
-		err = b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-			none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0))
-	}
-	if err != nil {
+	none := []string{}
+	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
 		b.Abort()
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(order)+1, t.name, err)
+		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
+	}
+	return nil
+}
+
+// sendOutcomes inserts the report's aggregate_outcomes rows and marker.
+// clickhouse-go cannot send aggregate states, so each source group goes out
+// as a row of its own with its IP in source_ip, and the server fills the
+// row's sketch from it (source_ip_state DEFAULT); merges sum the rows of an
+// outcome into one with the sketch of all its IPs. The outcome's sums ride
+// on its first row, the others carry 0.
+func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
+	t := outcomesTable
+	type sum struct{ records, messages uint64 }
+	sums := map[string]*sum{}
+	for _, g := range groups {
+		if sums[g.outcome] == nil {
+			sums[g.outcome] = &sum{}
+		}
+		sums[g.outcome].records += g.records
+		sums[g.outcome].messages += g.messages
+	}
+	columns := strings.TrimSuffix(t.columns, ", source_ip_state") // DEFAULT, from source_ip
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+columns+")")
+	if err != nil {
+		return fmt.Errorf("inserting %s: %w", t.name, err)
+	}
+	for _, g := range groups {
+		var r sum
+		if x := sums[g.outcome]; x != nil {
+			r, sums[g.outcome] = *x, nil // the first row of the outcome
+		}
+		i := g.first
+		if err := b.Append(rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i],
+			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
+			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
+			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
+			"", uint64(0), r.records, r.messages, g.ip); err != nil {
+			b.Abort()
+			return fmt.Errorf("inserting %s: %w", t.name, err)
+		}
+	}
+	none := []string{}
+	if err := b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), ""); err != nil {
+		b.Abort()
+		return fmt.Errorf("inserting %s: %w", t.name, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
 	}
 	return nil
 }
