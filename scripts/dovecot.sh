@@ -61,10 +61,7 @@ ensure_server() {
 # greets succeeds when an IMAP server on port $1 sends its "* OK" greeting.
 greets() {
 	local reply
-	reply=$( (
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		timeout 2 head -c 4 <&3
-	) 2>/dev/null) || return 1
+	reply=$(tcp_reply "$1" "" head -c 4) || return 1
 	[ "$reply" = "* OK" ]
 }
 

@@ -28,6 +28,21 @@ apt_install() {
 	}
 }
 
+# tcp_reply PORT REQUEST [READER...] sends REQUEST (printf %b escapes; ""
+# sends nothing) to 127.0.0.1:PORT and prints what READER (default: cat,
+# until the server closes) reads of the answer within 2 seconds; it fails
+# when nothing listens or the read does not end in time.
+tcp_reply() {
+	local port=$1 request=$2
+	shift 2
+	[ $# -gt 0 ] || set -- cat
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+		[ -z "$request" ] || printf '%b' "$request" >&3
+		timeout 2 "$@" <&3
+	) 2>/dev/null
+}
+
 # port_busy succeeds when something listens on 127.0.0.1:$1.
 port_busy() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -115,11 +130,7 @@ ensure_clickhouse() {
 # another test run started on the same port at the same moment does not count.
 ping_clickhouse() {
 	local reply
-	reply=$( (
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		timeout 2 cat <&3
-	) 2>/dev/null) || return 1
+	reply=$(tcp_reply "$1" 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n') || return 1
 	case $reply in *"$2"*) return 0 ;; esac
 	return 1
 }

@@ -75,11 +75,7 @@ alive() {
 # unsigned request gets 403 from S3).
 answers() {
 	local reply
-	reply=$( (
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		timeout 2 head -c 8 <&3
-	) 2>/dev/null) || return 1
+	reply=$(tcp_reply "$1" 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' head -c 8) || return 1
 	[[ $reply == HTTP/1.* ]]
 }
 

@@ -42,11 +42,7 @@ ensure_server() {
 # ruok succeeds when the server on port $1 answers the "ruok" command.
 ruok() {
 	local reply
-	reply=$( (
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'ruok' >&3
-		timeout 2 cat <&3
-	) 2>/dev/null) || return 1
+	reply=$(tcp_reply "$1" ruok) || return 1
 	[ "$reply" = imok ]
 }
 
