@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,31 @@ func TestFileInputsMboxMessageOverLimitIsTooLarge(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRotateKeepsEveryItemOnce: a shared source's pass (Shared) holds every
+// pending mail or object once, in order from a random one, wrapping around,
+// and does not always begin at the same one.
+func TestRotateKeepsEveryItemOnce(t *testing.T) {
+	items := []int{1, 2, 3, 4, 5, 6, 7}
+	firsts := map[int]bool{}
+	for range 200 {
+		got := rotate(slices.Clone(items))
+		if len(got) != len(items) {
+			t.Fatalf("rotate(%v) = %v", items, got)
+		}
+		for i := range got {
+			if want := items[(got[0]-1+i)%len(items)]; got[i] != want {
+				t.Fatalf("rotate(%v) = %v: not the items in order from %d", items, got, got[0])
+			}
+		}
+		firsts[got[0]] = true
+	}
+	if len(firsts) < 4 {
+		t.Errorf("200 rotations began at only %d different items", len(firsts))
+	}
+	if got := rotate([]int{9}); !slices.Equal(got, []int{9}) {
+		t.Errorf("rotate([9]) = %v", got)
 	}
 }

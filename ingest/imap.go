@@ -85,6 +85,13 @@ type IMAPConfig struct {
 	// together once each outcome is final. Mails over 8 MiB are processed
 	// one at a time, streaming.
 	Concurrency int
+	// Shared says that several instances read this mailbox: each pass
+	// begins at a random mail (and wraps around) instead of the lowest
+	// UID, so that instances working through one backlog mostly take
+	// different mails; a mail the other instance moved meanwhile is found
+	// missing at its fetch and skipped. Alone, an instance goes in UID
+	// order.
+	Shared bool
 	// StoreReady, when set, tells whether the store answers. After mails met
 	// store errors (ClickHouse down), Run asks it every StoreProbeInterval
 	// and retries them as soon as it answers again, instead of waiting for
@@ -730,6 +737,9 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		return res, nil
 	}
 	slices.Sort(uids)
+	if s.cfg.Shared {
+		uids = rotate(uids)
+	}
 	sizes, err := s.sizes(c, uids)
 	if err != nil {
 		return res, err
@@ -803,6 +813,17 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		}
 	}
 	return res, nil
+}
+
+// rotate returns the items beginning at a random one and wrapping around:
+// where several instances share a source (Shared), each pass of each
+// begins somewhere else.
+func rotate[T any](items []T) []T {
+	if len(items) < 2 {
+		return items
+	}
+	off := rand.IntN(len(items))
+	return slices.Concat(items[off:], items[:off])
 }
 
 // chunk returns the mails of the next chunk: the first of uids, and those

@@ -105,7 +105,12 @@ type S3Config struct {
 	// still applies).
 	MaxObjectBytes int64         `yaml:"max_object_bytes"`
 	PollInterval   time.Duration `yaml:"poll_interval"` // default 1m
-	Observer       S3Observer    `yaml:"-"`             // optional
+	// Shared says that several instances read this bucket and prefix: each
+	// pass begins at a random pending object (and wraps around) instead of
+	// the first key, so that they mostly take different objects (see
+	// IMAPConfig.Shared).
+	Shared   bool       `yaml:"shared"`
+	Observer S3Observer `yaml:"-"` // optional
 }
 
 // inputStatusLookup is what leave mode needs of the store (*store.Store has
@@ -417,6 +422,9 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 	s.backlog(len(pending))
 	if len(pending) == 0 {
 		return res, false, 0, nil
+	}
+	if s.cfg.Shared {
+		pending = rotate(pending)
 	}
 	s.log.Debug("s3 pass", "pending", len(pending), "more", more)
 	consecutive := 0

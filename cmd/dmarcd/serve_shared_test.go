@@ -103,7 +103,7 @@ func TestServeTwoInstancesShareMailbox(t *testing.T) {
 		cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`http: {listen: %s}
 log: {level: debug}
 sources:
-  - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s}
+  - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s, shared: true}
 `, httpAddr, addr, user))
 		ds[i] = startServe(t, bin, cfg, httpAddr, "DMARCD_CLICKHOUSE_DSN="+dsn, "DMARCD_SOURCES_MAILBOX_PASSWORD="+pass)
 	}
@@ -137,20 +137,23 @@ sources:
 	}
 	// Each mail was processed at least once; a mail both fetched counts
 	// twice (once as duplicate, or invalid twice).
-	if done := total["stored"] + total["duplicate"] + total["invalid"]; done < float64(len(mails)) {
+	done := total["stored"] + total["duplicate"] + total["invalid"]
+	if done < float64(len(mails)) {
 		t.Errorf("the two instances counted %v inputs for %d mails", done, len(mails))
 	}
+	t.Logf("mails processed by both instances (duplicated work): %v of %d", done-float64(len(mails)), len(mails))
 	for i, d := range ds {
 		d.stop(t)
 		checkSharedLogs(t, fmt.Sprintf("instance %d", i+1), d)
 	}
 	// Every mail in exactly one of the folders: by content, as UIDs
 	// change with each move. When both instances move one mail at the same
-	// instant, Dovecot (maildir) keeps both copies: counted, not an error
-	// (docs/cluster.md).
+	// instant, Dovecot (maildir: copy, then expunge) keeps both copies in
+	// that folder: counted, not an error (docs/cluster.md); shared: true
+	// makes it rare.
 	n := mustCounts(t, addr, user, pass, "INBOX", processedBox, invalidBox)
-	if n["INBOX"] != 0 || n[invalidBox] != invalidMails {
-		t.Errorf("INBOX %d, %s %d; want 0, %d", n["INBOX"], invalidBox, n[invalidBox], invalidMails)
+	if n["INBOX"] != 0 {
+		t.Errorf("INBOX holds %d mails, want 0", n["INBOX"])
 	}
 	sent := map[[32]byte]int{}
 	for _, m := range mails {
@@ -160,27 +163,28 @@ sources:
 		processedBox: mailDigests(t, addr, user, pass, processedBox),
 		invalidBox:   mailDigests(t, addr, user, pass, invalidBox),
 	}
-	twice := 0
+	extra, invalidGot := 0, 0
 	for h, k := range sent {
 		p, i := got[processedBox][h], got[invalidBox][h]
-		switch {
-		case p < k && i < k || p > 0 && i > 0:
+		if p < k && i < k || p > 0 && i > 0 {
 			t.Errorf("a mail appended %d times is %d times in %s and %d times in %s", k, p, processedBox, i, invalidBox)
-		case i > k:
-			t.Errorf("a mail appended %d times is %d times in %s", k, i, invalidBox)
-		default:
-			twice += p - min(p, k)
+		} else {
+			extra += p + i - k
+			invalidGot += min(i, k)
 		}
 		delete(got[processedBox], h)
 		delete(got[invalidBox], h)
+	}
+	if invalidGot != invalidMails {
+		t.Errorf("%d of the mails are in %s, want the %d invalid ones", invalidGot, invalidBox, invalidMails)
 	}
 	for box, left := range got {
 		if len(left) > 0 {
 			t.Errorf("%s holds %d mails never appended", box, len(left))
 		}
 	}
-	t.Logf("%d mails moved by both instances at the same instant: %s holds %d copies for %d mails",
-		twice, processedBox, n[processedBox], len(mails)-invalidMails)
+	t.Logf("%d extra copies from moves of one mail by both instances at the same instant (%s %d, %s %d, for %d mails)",
+		extra, processedBox, n[processedBox], invalidBox, n[invalidBox], len(mails))
 	checkTotals(t, dsn, want)
 }
 
@@ -255,7 +259,7 @@ func TestServeTwoInstancesShareBucket(t *testing.T) {
 log: {level: debug}
 clickhouse: {dsn: %q}
 sources:
-  - {name: ses, type: s3, bucket: %s, prefix: incoming/, endpoint: %s, path_style: true, mode: move, poll_interval: 1s}
+  - {name: ses, type: s3, bucket: %s, prefix: incoming/, endpoint: %s, path_style: true, mode: move, poll_interval: 1s, shared: true}
 `, httpAddr, dsn, bucket, endpoint))
 		ds[i] = startServe(t, bin, cfg, httpAddr, s3Env(access, secret)...)
 	}

@@ -57,6 +57,10 @@ type Source struct {
 	ProcessedMailbox   string `yaml:"processed_mailbox"`
 	InvalidMailbox     string `yaml:"invalid_mailbox"`
 	Concurrency        int    `yaml:"concurrency"` // mails processed at once; default 4
+	// Shared (imap, s3): several instances read this source; each pass
+	// begins at a random mail or object, so that they mostly take
+	// different ones (docs/cluster.md).
+	Shared bool `yaml:"shared"`
 	// OAuth logs in with an OAuth 2.0 token instead of the password; its
 	// keys are ingest.OAuthConfig's (mechanism, token_file, token_url,
 	// client_id, client_secret, client_secret_file, refresh_token,
@@ -91,10 +95,10 @@ func (s *Source) recordKey(key string) {
 // sourceKeys are the keys each source type accepts besides name and type.
 var sourceKeys = map[string][]string{
 	SourceIMAP: {"poll_interval", "address", "tls", "ca_file", "insecure_skip_verify", "username", "password",
-		"password_file", "mailbox", "processed_mailbox", "invalid_mailbox", "oauth", "concurrency"},
+		"password_file", "mailbox", "processed_mailbox", "invalid_mailbox", "oauth", "concurrency", "shared"},
 	SourceSpool: {"poll_interval", "path", "settle"},
 	SourceS3: {"poll_interval", "bucket", "prefix", "region", "endpoint", "path_style", "mode",
-		"processed_prefix", "invalid_prefix"},
+		"processed_prefix", "invalid_prefix", "shared"},
 }
 
 // Label is how the source is named in logs, metrics and the inputs table:

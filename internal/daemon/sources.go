@@ -67,7 +67,7 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 			Password: sc.Password, OAuth: sc.OAuth, Mailbox: sc.Mailbox, ProcessedMailbox: sc.ProcessedMailbox,
 			InvalidMailbox: sc.InvalidMailbox, PollInterval: time.Duration(sc.PollInterval),
 			MaxMessageBytes: ex.maxObjectBytes, Backlog: ex.imapBacklog, Concurrency: sc.Concurrency,
-			StoreReady: ex.storeReady}, p, log)
+			Shared: sc.Shared, StoreReady: ex.storeReady}, p, log)
 		return &imapSource{IMAPSource: src, name: label, st: st}, nil
 	case config.SourceS3:
 		if p == nil {
@@ -77,7 +77,7 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 			Region: sc.Region, Endpoint: sc.Endpoint, PathStyle: sc.PathStyle, Mode: sc.Mode,
 			ProcessedPrefix: sc.ProcessedPrefix, InvalidPrefix: sc.InvalidPrefix,
 			PollInterval: time.Duration(sc.PollInterval), MaxObjectBytes: ex.maxObjectBytes,
-			Observer: ex.observer}, p, log)
+			Shared: sc.Shared, Observer: ex.observer}, p, log)
 		if err != nil {
 			return nil, err
 		}
