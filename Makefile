@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 2m
 DEMO_DIR ?= .demo
 
-.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-queries fuzz demo demo-stop vet fmt clean
+.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
 
 all: build
 
@@ -58,6 +58,11 @@ demo: build
 demo-stop:
 	-[ -f $(DEMO_DIR)/dmarcd.pid ] && kill -TERM $$(cat $(DEMO_DIR)/dmarcd.pid) 2>/dev/null; rm -f $(DEMO_DIR)/dmarcd.pid
 	scripts/clickhouse.sh stop $(DEMO_DIR)/clickhouse
+
+# docs/img/dashboard-*.svg: the layout of each dashboard in dashboards/grafana,
+# drawn from its JSON (dashboards/layout_test.go fails when one is out of date).
+dashboard-pictures:
+	$(GO) run ./internal/cmd/dashlayout
 
 clean:
 	rm -rf $(BIN)
