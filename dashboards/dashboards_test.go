@@ -25,6 +25,7 @@ import (
 	"github.com/dmarcd/dmarcd/internal/gauges"
 	"github.com/dmarcd/dmarcd/internal/gen"
 	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -196,9 +197,23 @@ type want struct {
 // seeded is what seedStore wrote.
 type seeded struct {
 	dsn            string
-	messages, pass uint64
+	messages, pass uint64 // of the reports whose mail did not fail authentication
 	reports        int
 	dnsChange      time.Time // when the seeded DMARC record changed
+	// One more report whose mail failed authentication (a likely forgery):
+	// its messages and aligned passes. The readiness panels leave it out,
+	// as `dmarcd readiness` does; the others count it.
+	forgedMessages, forgedPass uint64
+}
+
+// forgedStore stores what it is given as if its mail had failed
+// authentication on arrival (the store's auth_result 'fail'), to seed a
+// forged report without DNS.
+type forgedStore struct{ ingest.Store }
+
+func (f forgedStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+	meta.AuthResult, meta.AuthDetail = "fail", "seeded as forged"
+	return f.Store.WriteAggregate(ctx, h, meta, next)
 }
 
 // seedDNSRecords writes what the daemon's periodic check stores when the
@@ -262,6 +277,29 @@ func seedStore(t *testing.T) seeded {
 	for _, d := range tr.PerDomain {
 		s.pass += d.DMARCPassRelaxed
 	}
+	// The forged report: one aggregate report of another generated set.
+	more, err := gen.Generate(gen.Options{Domain: testDomain, Days: 1, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := ingest.New(forgedStore{st}, ingest.Options{Source: "file", Privacy: ingest.Privacy{Key: []byte("k")}})
+	for _, f := range more {
+		ft := gen.Summarize([]gen.File{f})
+		if ft.Reports != 1 || ft.Messages == 0 {
+			continue
+		}
+		if o := forged.Process(ctx, "forged/"+f.Name, bytes.NewReader(f.Data)); o.Status != ingest.Stored {
+			t.Fatalf("forged %s: %s %s", f.Name, o.Status, o.Reason)
+		}
+		s.forgedMessages = ft.Messages
+		for _, d := range ft.PerDomain {
+			s.forgedPass += d.DMARCPassRelaxed
+		}
+		break
+	}
+	if s.forgedMessages == 0 {
+		t.Fatal("no generated report to seed as forged")
+	}
 	return s
 }
 
@@ -291,8 +329,11 @@ func sumCol(rows [][]any, i int) float64 {
 // with generated data, and checks the columns and values returned.
 func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 	s := seedStore(t)
+	// The readiness panels: without the forged report; the others: all.
 	msgs := float64(s.messages)
 	pass := float64(s.pass)
+	allMsgs := msgs + float64(s.forgedMessages)
+	allPass := pass + float64(s.forgedPass)
 	eq := func(col int, v float64) func(*testing.T, [][]any) {
 		return func(t *testing.T, rows [][]any) {
 			if got := sumCol(rows, col); math.Abs(got-v) > 1e-9*math.Max(1, v) {
@@ -301,9 +342,9 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 		}
 	}
 	expect := map[string]want{
-		"overview.json/Messages":                                  {[]string{"messages"}, eq(0, msgs)},
-		"overview.json/DMARC pass rate":                           {[]string{"pass_rate"}, eq(0, pass/msgs)},
-		"overview.json/Failing DMARC (what p=reject would block)": {[]string{"failing"}, eq(0, msgs-pass)},
+		"overview.json/Messages":                                  {[]string{"messages"}, eq(0, allMsgs)},
+		"overview.json/DMARC pass rate":                           {[]string{"pass_rate"}, eq(0, allPass/allMsgs)},
+		"overview.json/Failing DMARC (what p=reject would block)": {[]string{"failing"}, eq(0, allMsgs-allPass)},
 		"overview.json/Policy in force": {[]string{"policy_domain", "p", "sp", "pct", "adkim", "aspf", "stated_by", "as_of"},
 			func(t *testing.T, rows [][]any) {
 				if len(rows) != 1 || fmt.Sprint(reflect.Indirect(reflect.ValueOf(rows[0][1]))) != "none" {
@@ -311,20 +352,20 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 				}
 			}},
 		"overview.json/Messages per day": {[]string{"time", "pass", "fail"}, func(t *testing.T, rows [][]any) {
-			if len(rows) < 7 || sumCol(rows, 1)+sumCol(rows, 2) != msgs || sumCol(rows, 1) != pass {
-				t.Errorf("%d days, pass %v fail %v; want >= 7 days, %v and %v", len(rows), sumCol(rows, 1), sumCol(rows, 2), pass, msgs-pass)
+			if len(rows) < 7 || sumCol(rows, 1)+sumCol(rows, 2) != allMsgs || sumCol(rows, 1) != allPass {
+				t.Errorf("%d days, pass %v fail %v; want >= 7 days, %v and %v", len(rows), sumCol(rows, 1), sumCol(rows, 2), allPass, allMsgs-allPass)
 			}
 		}},
 		"overview.json/Reporters": {[]string{"reporter", "reports", "messages", "last_period_end"}, func(t *testing.T, rows [][]any) {
-			if sumCol(rows, 1) != float64(s.reports) || sumCol(rows, 2) != msgs {
-				t.Errorf("reporters: %v reports, %v messages; want %d, %v", sumCol(rows, 1), sumCol(rows, 2), s.reports, msgs)
+			if sumCol(rows, 1) != float64(s.reports+1) || sumCol(rows, 2) != allMsgs {
+				t.Errorf("reporters: %v reports, %v messages; want %d, %v", sumCol(rows, 1), sumCol(rows, 2), s.reports+1, allMsgs)
 			}
 		}},
-		"overview.json/All domains": {[]string{"domain", "messages", "pass_rate", "failing"}, eq(1, msgs)},
+		"overview.json/All domains": {[]string{"domain", "messages", "pass_rate", "failing"}, eq(1, allMsgs)},
 		"sources.json/Sources by IP and From domain": {[]string{"source_ip", "header_from", "header_from_org", "messages", "spf_pass",
 			"dkim_pass", "spf_aligned", "dkim_aligned", "dmarc_pass", "selectors"}, func(t *testing.T, rows [][]any) {
-			if sumCol(rows, 8) != pass || len(rows) < 10 {
-				t.Errorf("%d sources, dmarc_pass %v; want many, %v", len(rows), sumCol(rows, 8), pass)
+			if sumCol(rows, 8) != allPass || len(rows) < 10 {
+				t.Errorf("%d sources, dmarc_pass %v; want many, %v", len(rows), sumCol(rows, 8), allPass)
 			}
 		}},
 		"sources.json/DKIM signatures: domain, selector, result":       {[]string{"dkim_domain", "dkim_selector", "dkim_result", "messages", "source_ips"}, nil},
@@ -452,7 +493,7 @@ var recordsQuestions = map[string]string{
 	"readiness.json/Messages by readiness class": `WITH ` + knownSelectors + `
 SELECT ` + store.ReadinessClass + ` AS class, sum(message_count) AS messages, uniq(source_ip) AS source_ips
 FROM aggregate_records
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin)
+WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
 GROUP BY class ORDER BY messages DESC`,
 	"readiness.json/Who would be blocked (not aligned), by sender": `WITH ` + knownSelectors + `
 SELECT header_from, ` + store.ReadinessClass + ` AS class,
@@ -461,7 +502,7 @@ arrayStringConcat(arraySort(arrayFilter((d, r, sc) -> r = 'pass' AND (sc = '' OR
 sum(message_count) AS messages, uniq(source_ip) AS source_ips,
 sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS pass_if_strict
 FROM aggregate_records
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin)
+WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
 GROUP BY header_from, class, dkim_pass, spf_pass
 HAVING class != 'aligned' OR pass_if_strict < messages`,
 	"sources.json/DKIM signatures: domain, selector, result": `SELECT dkim_domain, dkim_selector, dkim_result, sum(message_count) AS messages, uniq(source_ip) AS source_ips
@@ -476,8 +517,11 @@ WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_b
 GROUP BY spf_domain, spf_scope, spf_result`,
 }
 
-const knownSelectors = `(SELECT arraySort(groupUniqArray(header_from))
-	FROM aggregate_rollup WHERE by_source = 2 AND $__timeFilter(date_begin)) AS known_selectors`
+// knownSelectors is store.ReadinessKnownSelectors over the dashboard's
+// time range, without the reports whose mail failed authentication, as
+// `dmarcd readiness` reads it; the readiness panels hold this very text.
+var knownSelectors = strings.Replace(store.ReadinessKnownSelectors, "{window}",
+	"$__timeFilter(date_begin) AND "+store.ReadinessNotFailedAuth, 1)
 
 // sameAsRecords checks a panel that reads aggregate_sources (rows got)
 // against ref, the same question asked of the records themselves. Rows are
@@ -566,11 +610,27 @@ func TestReadinessDashboardUsesTheReadinessRules(t *testing.T) {
 					if !strings.Contains(norm(tg.RawSQL), norm(store.ReadinessClass)) {
 						t.Errorf("panel %q: class expression differs from store.ReadinessClass", p.Title)
 					}
+					if !strings.Contains(norm(tg.RawSQL), norm(knownSelectors)) {
+						t.Errorf("panel %q: known selectors differ from store.ReadinessKnownSelectors without failed authentication:\n%s", p.Title, knownSelectors)
+					}
 				}
 			}
 		}
 		if n == 0 {
 			t.Fatal("readiness.json: no panel classifies")
+		}
+		// The evidence `dmarcd readiness` uses: the data rows of reports
+		// whose mail failed authentication (report_key store.AuthFailKey)
+		// are left out of every panel.
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				q := norm(tg.RawSQL)
+				switch {
+				case strings.Contains(q, "FROM aggregate_outcomes") && !strings.Contains(q, "WHERE report_key = ''"),
+					strings.Contains(q, "by_source = 0") && !strings.Contains(q, "report_key != '"+store.AuthFailKey+"'"):
+					t.Errorf("panel %q counts reports whose mail failed authentication:\n%s", p.Title, tg.RawSQL)
+				}
+			}
 		}
 		return
 	}

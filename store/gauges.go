@@ -76,9 +76,12 @@ GROUP BY policy_domain`, StoppedPassingMinMessages, StoppedPassingBefore, Stoppe
 // GaugeUnauthenticatedQuery counts, per policy domain, messages of the
 // readiness class "unauthenticated" (ReadinessClass: no pass of any kind,
 // not forwarded): likely spoofing. It reads aggregate_outcomes: the records
-// summed per outcome, which is all the class depends on. Parameters:
-// since, until, twice (known selectors, then the rows).
-var GaugeUnauthenticatedQuery = `WITH ` + replaceWindow(ReadinessKnownSelectors) + `
+// summed per outcome, which is all the class depends on. Like `dmarcd
+// readiness` it leaves out the evidence of reports whose mail failed
+// authentication (their rows have report_key AuthFailKey, their known
+// selectors ReadinessNotFailedAuth). Parameters: since, until, twice (known
+// selectors, then the rows).
+var GaugeUnauthenticatedQuery = `WITH ` + replaceWindowAuth(ReadinessKnownSelectors, ReadinessOptions{}) + `
 SELECT policy_domain, sumIf(message_count, ` + ReadinessClass + ` = 'unauthenticated') AS unauthenticated
 FROM aggregate_outcomes
 WHERE report_key = '' AND dmarc_pass = 0 AND ` + readinessWindow + `

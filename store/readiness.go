@@ -76,7 +76,9 @@ const readinessWindow = `date_begin >= toDateTime(?) AND date_begin < toDateTime
 // (docs/readiness.md, "Trusting the reports"). Records whose report row is
 // missing (a write in progress) are kept.
 const (
-	readinessNotFailedAuth = `report_key NOT IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail')`
+	// ReadinessNotFailedAuth is exported for the readiness dashboard's
+	// known selectors, which must leave out the same reports.
+	ReadinessNotFailedAuth = `report_key NOT IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail')`
 	readinessFailedAuth    = `report_key IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail')`
 	readinessUnverified    = `report_key IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'unverified')`
 )
@@ -93,7 +95,7 @@ func (o ReadinessOptions) authCondition() string {
 	if o.IncludeFailedAuth {
 		return "1"
 	}
-	return readinessNotFailedAuth
+	return ReadinessNotFailedAuth
 }
 
 // ReadinessSourcesQuery groups the valid records of a window by policy
@@ -155,7 +157,7 @@ var ReadinessIPsQuery = `WITH ` + replaceWindowAuth(ReadinessKnownSelectors, Rea
 SELECT policy_domain, header_from, source_ip, ` + ReadinessClass + ` AS class,
 	sum(message_count) AS messages
 FROM aggregate_records
-WHERE record_error = '' AND ` + readinessWindow + ` AND ` + readinessNotFailedAuth + `
+WHERE record_error = '' AND ` + readinessWindow + ` AND ` + ReadinessNotFailedAuth + `
 GROUP BY policy_domain, header_from, source_ip, class
 ORDER BY policy_domain, header_from, messages DESC, source_ip`
 

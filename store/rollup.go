@@ -37,6 +37,34 @@ import (
 // records once. RebuildRollup recomputes whole partitions from the records
 // (for data stored before the rollup existed).
 
+// AuthFailKey is the report_key of the data rows (aggregate_rollup's
+// by_source = 0, aggregate_sources' by_source = 1, aggregate_outcomes)
+// summed from reports whose mail failed authentication on arrival
+// (aggregate_reports.auth_result = 'fail'); the data rows of the other
+// reports have report_key ”. So the readiness panels and gauges leave out
+// the evidence of likely forged reports, as `dmarcd readiness` does
+// (ReadinessNotFailedAuth), with `report_key = ”` (or != AuthFailKey),
+// and what reads every report's data counts it with report_count = 0 (the
+// markers have 1) or no condition on report_key at all. A report key is
+// 64 hex digits: this one cannot be one.
+const AuthFailKey = "auth:fail"
+
+// dataKeyOf is the report_key of the data rows of a report that came in
+// meta: AuthFailKey if its mail failed authentication, else "".
+func dataKeyOf(meta InputMeta) string {
+	if meta.authResult() == "fail" {
+		return AuthFailKey
+	}
+	return ""
+}
+
+// dataKeySQL is dataKey as an SQL string literal (” or 'auth:fail').
+func dataKeySQL(dataKey string) string { return "'" + dataKey + "'" }
+
+// rebuildDataKey is the data rows' report_key when the records are summed
+// again (RebuildRollup): from the auth_result of each record's report row.
+const rebuildDataKey = `if(report_key IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail'), '` + AuthFailKey + `', '')`
+
 // rollupOrderBy is the sorting key of aggregate_rollup; staging tables must
 // have the same one for ATTACH PARTITION FROM.
 const rollupOrderBy = "(by_source, policy_domain, date_begin, header_from, source_ip, org_name, report_key)"
@@ -51,7 +79,7 @@ const rollupColumnList = `by_source, policy_domain, date_begin, header_from, sou
 // data rows; rollupMarkerSelect makes one marker row per report. Their
 // columns have no aliases: an alias named like a column of the table
 // (report_key) would replace that column in the WHERE clause.
-const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, '',
+const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, {data_key} AS data_key,
 	toUInt64(0),
 	toUInt64(countIf(record_error = '')),
 	sumIf(message_count, record_error = ''),
@@ -63,7 +91,7 @@ const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, head
 	sumIf(message_count, record_error = '' AND (dkim_aligned_strict = 1 OR spf_aligned_strict = 1)),
 	toUInt64(countIf(record_error != ''))
 FROM %[1]s WHERE %[2]s
-GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name`
+GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, data_key`
 
 // rollupSelectorsSelect makes the known-selector rows (by_source = 2) of
 // the records of a table (%s, where %s): one per report and DKIM
@@ -104,10 +132,10 @@ const sourcesColumnList = `by_source, policy_domain, date_begin, header_from, he
 	` + sourcesOutcome + `, report_key, report_count, record_count, message_count`
 
 const sourcesDataSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_from, header_from_org, source_ip,
-	` + sourcesOutcome + `, '', toUInt64(0), toUInt64(count()), sum(message_count)
+	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count)
 FROM %[1]s WHERE record_error = '' AND %[2]s
 GROUP BY policy_domain, date_begin, header_from, header_from_org, source_ip,
-	` + sourcesOutcome
+	` + sourcesOutcome + `, data_key`
 
 const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_begin), '', '', '',
 	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
@@ -128,10 +156,10 @@ const outcomesColumnList = `policy_domain, date_begin, header_from, header_from_
 	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ip_state`
 
 const outcomesDataSelect = `SELECT policy_domain, date_begin, header_from, header_from_org,
-	` + sourcesOutcome + `, '', toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip)
+	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip)
 FROM %[1]s WHERE record_error = '' AND %[2]s
 GROUP BY policy_domain, date_begin, header_from, header_from_org,
-	` + sourcesOutcome
+	` + sourcesOutcome + `, data_key`
 
 const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', '',
 	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
@@ -315,7 +343,7 @@ func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *record
 			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
-			"", uint64(0), g.records, g.messages); err != nil {
+			rep.dataKey, uint64(0), g.records, g.messages); err != nil {
 			b.Abort()
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
@@ -364,7 +392,7 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
-			"", uint64(0), r.records, r.messages, g.ip); err != nil {
+			rep.dataKey, uint64(0), r.records, r.messages, g.ip); err != nil {
 			b.Abort()
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
@@ -425,7 +453,7 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 	}
 	for _, k := range order {
 		r := sums[k]
-		reportKey := ""
+		reportKey := rep.dataKey
 		if k.bySource == 2 {
 			reportKey = rep.key
 		}
@@ -462,9 +490,11 @@ func (s *Store) createRollupStaging(ctx context.Context, t rollupTable) (string,
 
 // fillRollupStaging sums the records of table matching where (with args)
 // into staging, a staging table of t: data rows, then one marker per report.
-func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, table, where string, args ...any) error {
+// dataKey is the SQL expression of the data rows' report_key
+// (dataKeySQL, or rebuildDataKey).
+func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, table, dataKey, where string, args ...any) error {
 	for _, sel := range t.selects {
-		if err := s.fillRollupSelect(ctx, t, sel, staging, table, where, args...); err != nil {
+		if err := s.fillRollupSelect(ctx, t, sel, staging, table, dataKey, where, args...); err != nil {
 			return err
 		}
 	}
@@ -472,7 +502,8 @@ func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, t
 }
 
 // fillRollupSelect runs one of t's selects into staging.
-func (s *Store) fillRollupSelect(ctx context.Context, t rollupTable, sel, staging, table, where string, args ...any) error {
+func (s *Store) fillRollupSelect(ctx context.Context, t rollupTable, sel, staging, table, dataKey, where string, args ...any) error {
+	sel = strings.ReplaceAll(sel, "{data_key}", dataKey)
 	q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, table, where)
 	if err := s.conn.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("summing %s into %s: %w", table, staging, err)
@@ -507,7 +538,7 @@ type stagedRollup struct {
 // spends most of its time sorting and writing its rows, one thread each, so
 // a server with several cores does them side by side. On error it drops
 // what it created.
-func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging string) ([]stagedRollup, error) {
+func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging, dataKey string) ([]stagedRollup, error) {
 	var l []stagedRollup
 	for _, t := range rollupTables {
 		rs, err := s.createRollupStaging(ctx, t)
@@ -524,7 +555,7 @@ func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging string) ([]st
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.fillRollupSelect(ctx, x.t, sel, x.staging, recordsStaging, "1"); err != nil {
+				if err := s.fillRollupSelect(ctx, x.t, sel, x.staging, recordsStaging, dataKeySQL(dataKey), "1"); err != nil {
 					select {
 					case errs <- err:
 					default:
@@ -580,7 +611,7 @@ func (s *Store) hasMarker(ctx context.Context, t rollupTable, domain string, beg
 // marker row of the report is missing is summed from the stored records.
 // aggregate_rollup's marker is written last, so once it is there every
 // rollup is.
-func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key string) error {
+func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key, dataKey string) error {
 	if ok, err := s.hasMarker(ctx, rollupTableDef, domain, begin, key); err != nil || ok {
 		return err
 	}
@@ -597,7 +628,7 @@ func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Ti
 		if err != nil {
 			return err
 		}
-		err = s.fillRollupStaging(ctx, t, rs, "aggregate_records",
+		err = s.fillRollupStaging(ctx, t, rs, "aggregate_records", dataKeySQL(dataKey),
 			"policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?", domain, unixSeconds(begin), key)
 		if err == nil {
 			err = s.attachRollup(ctx, t, rs)
@@ -696,7 +727,7 @@ func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p stri
 	defer s.dropTable(ctx, rs)
 	for _, d := range days {
 		where := fmt.Sprintf("toYYYYMM(date_begin) = %s AND toDate(date_begin) = toDate('%s')", p, d)
-		if err := s.fillRollupStaging(ctx, t, rs, "aggregate_records", where); err != nil {
+		if err := s.fillRollupStaging(ctx, t, rs, "aggregate_records", rebuildDataKey, where); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
 
@@ -57,7 +58,7 @@ func recordTotals(t testing.TB, s *Store, bySource int) totals {
 func rollupTotals(t testing.TB, s *Store, bySource int) totals {
 	return scanTotals(t, s, `SELECT sum(record_count), sum(message_count), sum(pass_messages), sum(dkim_relaxed_messages), sum(dkim_strict_messages),
 		sum(spf_relaxed_messages), sum(spf_strict_messages), sum(strict_pass_messages), sum(invalid_records),
-		toUInt64(uniqExactIf((policy_domain, date_begin, header_from, source_ip, org_name), report_key = ''))
+		toUInt64(uniqExactIf((policy_domain, date_begin, header_from, source_ip, org_name), report_count = 0))
 		FROM aggregate_rollup WHERE by_source = `+fmt.Sprint(bySource))
 }
 
@@ -129,7 +130,7 @@ func checkRollup(t testing.TB, s *Store) {
 			t.Errorf("%s counts %d reports, aggregate_reports %d with records", table, markers, reports)
 		}
 	}
-	if n := queryUint(t, s, "SELECT count() FROM aggregate_sources WHERE by_source = 0 AND report_key = ''"); n != 0 {
+	if n := queryUint(t, s, "SELECT count() FROM aggregate_sources WHERE by_source = 0 AND report_count = 0"); n != 0 {
 		t.Errorf("%d aggregate_sources rows without source IP (by_source = 0), want none (aggregate_outcomes has them)", n)
 	}
 }
@@ -144,11 +145,11 @@ func sourcesTotals(t testing.TB, s *Store, table, grain string) [4]uint64 {
 	if grain == "aggregate_outcomes" {
 		ip, ips = "", "toUInt64(uniqExact(source_ip))"
 	}
-	switch table {
+	switch table { // every data row, of reports whose mail failed authentication too (AuthFailKey)
 	case "aggregate_sources":
-		records, where = "sum(record_count)", "by_source = 1 AND report_key = ''"
+		records, where = "sum(record_count)", "by_source = 1 AND report_count = 0"
 	case "aggregate_outcomes":
-		records, ips, where = "sum(record_count)", "toUInt64(uniqMerge(source_ip_state))", "report_key = ''"
+		records, ips, where = "sum(record_count)", "toUInt64(uniqMerge(source_ip_state))", "report_count = 0"
 	}
 	key := "policy_domain, date_begin, header_from, header_from_org, " + ip + sourcesOutcome
 	q := `SELECT toUInt64(count()), sum(r), sum(m), toUInt64(groupBitXor(h)) FROM (
@@ -212,6 +213,104 @@ func TestRollupEqualsRecordsForSmallAndLargeReports(t *testing.T) {
 	if n := queryUint(t, s, "SELECT count() FROM aggregate_rollup WHERE report_key = '' AND by_source = 0"); n != rollupTotals(t, s, 0).groups {
 		t.Errorf("after OPTIMIZE FINAL %d data rows of by_source 0, want one per group", n)
 	}
+}
+
+// authSplit sums the data rows of table (where) by whether their report's
+// mail failed authentication (report_key AuthFailKey): messages of the
+// others, then of those.
+func authSplit(t testing.TB, s *Store, table, where string) [2]uint64 {
+	t.Helper()
+	return [2]uint64{
+		queryUint(t, s, "SELECT sum(message_count) FROM "+table+" WHERE report_key = '' AND "+where),
+		queryUint(t, s, "SELECT sum(message_count) FROM "+table+" WHERE report_key = ? AND "+where, AuthFailKey),
+	}
+}
+
+// TestRollupKeepsApartReportsWhoseMailFailedAuthentication: the data rows
+// of a report whose mail failed authentication carry report_key
+// AuthFailKey in every rollup table, whichever path wrote them (one INSERT,
+// staged large report, completion of stored records, rebuild), so that the
+// readiness panels and gauges (report_key = ”) leave them out as `dmarcd
+// readiness` does, and everything else still counts them.
+func TestRollupKeepsApartReportsWhoseMailFailedAuthentication(t *testing.T) {
+	s, _ := open(t, Options{BatchRows: 200})
+	ctx := context.Background()
+	begin := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	forged := InputMeta{Source: "file", AuthResult: "fail", AuthDetail: "test"}
+	for _, w := range []struct {
+		h    *aggregate.Header
+		n    int
+		meta InputMeta
+	}{
+		{header("google.com", "ok-small", "example.com", begin), 150, InputMeta{Source: "file", AuthResult: "pass"}},
+		{header("google.com", "ok-unverified", "example.com", begin), 120, InputMeta{Source: "file"}},
+		{header("forger", "forged-small", "example.com", begin), 150, forged},
+		{header("forger", "forged-large", "example.com", begin.AddDate(0, 0, 1)), 1000, forged},
+	} {
+		if _, err := s.WriteAggregate(ctx, w.h, w.meta, mixedRows(w.n, "example.com")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkRollup(t, s)
+	records := [2]uint64{
+		queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records WHERE record_error = '' AND "+ReadinessNotFailedAuth),
+		queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records WHERE record_error = '' AND "+readinessFailedAuth),
+	}
+	if records[0] == 0 || records[1] == 0 {
+		t.Fatalf("messages of reports whose mail passed or failed: %v, want both", records)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, x := range []struct{ table, where string }{
+			{"aggregate_rollup", "by_source = 0"},
+			{"aggregate_sources", "by_source = 1"},
+			{"aggregate_outcomes", "1"},
+		} {
+			if got := authSplit(t, s, x.table, x.where); got != records {
+				t.Errorf("%s: %s messages (others, failed authentication) %v, want %v as the records", when, x.table, got, records)
+			}
+		}
+	}
+	check("written")
+	if err := s.RebuildRollup(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("rebuilt")
+	checkRollup(t, s)
+
+	// Completing reports whose records are stored (a writer died before
+	// their rollups): the data key comes from the report's input.
+	for _, table := range []string{"aggregate_rollup", "aggregate_sources", "aggregate_outcomes"} {
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+table+" DROP PARTITION ID '202605'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys []string
+	if err := s.eachRow(ctx, "SELECT report_key FROM aggregate_reports", nil, func(scan func(...any) error) error {
+		var k string
+		err := scan(&k)
+		keys = append(keys, k)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		var domain string
+		var b time.Time
+		var failed uint8
+		if err := s.conn.QueryRow(ctx, "SELECT policy_domain, date_begin, toUInt8(auth_result = 'fail') FROM aggregate_reports WHERE report_key = ?", k).Scan(&domain, &b, &failed); err != nil {
+			t.Fatal(err)
+		}
+		dataKey := ""
+		if failed == 1 {
+			dataKey = AuthFailKey
+		}
+		if err := s.completeRollup(ctx, domain, b, k, dataKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("completed")
+	checkRollup(t, s)
 }
 
 func TestRollupRebuildRecomputesPartitions(t *testing.T) {

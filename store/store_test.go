@@ -257,7 +257,7 @@ func TestCompletesReportAfterCrashBetweenRecordsAndReportRow(t *testing.T) {
 	ctx := context.Background()
 	h := header("google.com", "crash", "example.com", jan2024)
 	// The first attempt stored the records and died before the report row.
-	if _, err := s.insertRecords(ctx, h, aggregate.Key(h), genRows(7, "example.com")); err != nil {
+	if _, err := s.insertRecords(ctx, h, aggregate.Key(h), "", genRows(7, "example.com")); err != nil {
 		t.Fatal(err)
 	}
 	res := write(t, s, h, genRows(7, "example.com"))

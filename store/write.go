@@ -131,10 +131,10 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 		s.log.Info("completing report whose records are stored", "report_key", key, "report_id", h.ReportID, "stored_records", n)
 		c, err = drainCounts(next)
 		if err == nil {
-			err = s.completeRollup(ctx, policyDomain(h), h.Begin.UTC(), key)
+			err = s.completeRollup(ctx, policyDomain(h), h.Begin.UTC(), key, dataKeyOf(meta))
 		}
 	} else {
-		c, err = s.insertRecords(ctx, h, key, next)
+		c, err = s.insertRecords(ctx, h, key, dataKeyOf(meta), next)
 	}
 	res.Records, res.Messages = c.records, c.messages
 	if err != nil {
@@ -208,10 +208,10 @@ func (s *Store) recordsWithKey(ctx context.Context, h *aggregate.Header, key str
 // insertRecords writes all records of a report so that they appear at once:
 // one INSERT when they fit in BatchRows, else a staging table attached in
 // one step.
-func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key string, next func() (*Row, error)) (c counts, err error) {
+func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dataKey string, next func() (*Row, error)) (c counts, err error) {
 	cols := newRecordColumns(s.batchRows)
 	rep := &reportFields{key: key, id: h.ReportID, org: h.OrgName, domain: policyDomain(h),
-		begin: h.Begin.UTC(), end: h.End.UTC()}
+		begin: h.Begin.UTC(), end: h.End.UTC(), dataKey: dataKey}
 	staging := ""
 	defer func() {
 		if staging == "" {
@@ -275,7 +275,7 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key stri
 	}
 	// The rollup is summed from the staged records, then attached after
 	// them (a retry that finds the records but no rollup sums them again).
-	rollups, err := s.stageRollupsOf(ctx, staging)
+	rollups, err := s.stageRollupsOf(ctx, staging, dataKey)
 	if err != nil {
 		return c, err
 	}
@@ -523,6 +523,7 @@ func unixSeconds(t time.Time) uint32 {
 type reportFields struct {
 	key, id, org, domain string
 	begin, end           time.Time
+	dataKey              string // report_key of its rollups' data rows (dataKeyOf)
 }
 
 // recordColumns buffers records column by column, the form the native
