@@ -77,8 +77,12 @@ const rollupColumnList = `by_source, policy_domain, date_begin, header_from, sou
 
 // rollupDataSelect sums records of a table (%s, where %s) into rollup
 // data rows; rollupMarkerSelect makes one marker row per report. Their
-// columns have no aliases: an alias named like a column of the table
-// (report_key) would replace that column in the WHERE clause.
+// columns have no aliases named like a column of the table: such an alias
+// (report_key) would replace that column in the WHERE clause. The data
+// rows' report_key is {data_key} (dataKeySQL or rebuildDataKey), grouped by
+// its alias data_key: ClickHouse 18.16 rejects the expression itself in
+// GROUP BY when it holds an IN subquery ("not under aggregate function"),
+// and takes the alias.
 const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, {data_key} AS data_key,
 	toUInt64(0),
 	toUInt64(countIf(record_error = '')),
