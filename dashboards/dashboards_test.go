@@ -52,6 +52,7 @@ type panel struct {
 
 type dashboard struct {
 	file       string
+	raw        []byte // the JSON as the file holds it
 	UID        string `json:"uid"`
 	Title      string `json:"title"`
 	Templating struct {
@@ -106,7 +107,7 @@ func loadDashboards(t *testing.T) []dashboard {
 		if err := dec.Decode(&d); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		d.file = filepath.Base(f)
+		d.file, d.raw = filepath.Base(f), b
 		l = append(l, d)
 	}
 	return l

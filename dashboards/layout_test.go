@@ -18,17 +18,9 @@ import (
 // without .json) with their JSON.
 func layoutDashboards(t *testing.T) (names []string, jsons [][]byte) {
 	t.Helper()
-	files, _ := filepath.Glob("grafana/*.json")
-	if len(files) == 0 {
-		t.Fatal("no dashboards in grafana/")
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, strings.TrimSuffix(filepath.Base(f), ".json"))
-		jsons = append(jsons, b)
+	for _, d := range loadDashboards(t) {
+		names = append(names, strings.TrimSuffix(d.file, ".json"))
+		jsons = append(jsons, d.raw)
 	}
 	return names, jsons
 }

@@ -41,9 +41,9 @@ import (
 // by_source = 0, aggregate_sources' by_source = 1, aggregate_outcomes)
 // summed from reports whose mail failed authentication on arrival
 // (aggregate_reports.auth_result = 'fail'); the data rows of the other
-// reports have report_key ”. So the readiness panels and gauges leave out
+// reports have an empty report_key. So the readiness panels and gauges leave out
 // the evidence of likely forged reports, as `dmarcd readiness` does
-// (ReadinessNotFailedAuth), with `report_key = ”` (or != AuthFailKey),
+// (ReadinessNotFailedAuth), with an empty report_key (or != AuthFailKey),
 // and what reads every report's data counts it with report_count = 0 (the
 // markers have 1) or no condition on report_key at all. A report key is
 // 64 hex digits: this one cannot be one.
@@ -58,7 +58,7 @@ func dataKeyOf(meta InputMeta) string {
 	return ""
 }
 
-// dataKeySQL is dataKey as an SQL string literal (” or 'auth:fail').
+// dataKeySQL is dataKey as an SQL string literal (empty or 'auth:fail').
 func dataKeySQL(dataKey string) string { return "'" + dataKey + "'" }
 
 // rebuildDataKey is the data rows' report_key when the records are summed
@@ -123,7 +123,7 @@ GROUP BY report_key`
 // per (policy_domain, date_begin, header_from, header_from_org, source_ip,
 // sourcesOutcome) (by_source = 1), plus one marker row per report
 // (by_source = 0, report_key set, report_count = 1). Its grain without IP
-// (by_source = 0, report_key ”) is no longer written: aggregate_outcomes
+// (by_source = 0, empty report_key) is no longer written: aggregate_outcomes
 // has it, with the sources' sketch.
 const sourcesOutcome = `dmarc_pass, dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict,
 	override_types, dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results`

@@ -285,27 +285,27 @@ func TestRollupKeepsApartReportsWhoseMailFailedAuthentication(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var keys []string
-	if err := s.eachRow(ctx, "SELECT report_key FROM aggregate_reports", nil, func(scan func(...any) error) error {
-		var k string
-		err := scan(&k)
-		keys = append(keys, k)
-		return err
-	}); err != nil {
+	type stored struct {
+		key, domain string
+		begin       time.Time
+		failed      uint8
+	}
+	var reports []stored
+	if err := s.eachRow(ctx, "SELECT report_key, policy_domain, date_begin, toUInt8(auth_result = 'fail') FROM aggregate_reports", nil,
+		func(scan func(...any) error) error {
+			var r stored
+			err := scan(&r.key, &r.domain, &r.begin, &r.failed)
+			reports = append(reports, r)
+			return err
+		}); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range keys {
-		var domain string
-		var b time.Time
-		var failed uint8
-		if err := s.conn.QueryRow(ctx, "SELECT policy_domain, date_begin, toUInt8(auth_result = 'fail') FROM aggregate_reports WHERE report_key = ?", k).Scan(&domain, &b, &failed); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range reports {
 		dataKey := ""
-		if failed == 1 {
+		if r.failed == 1 {
 			dataKey = AuthFailKey
 		}
-		if err := s.completeRollup(ctx, domain, b, k, dataKey); err != nil {
+		if err := s.completeRollup(ctx, r.domain, r.begin, r.key, dataKey); err != nil {
 			t.Fatal(err)
 		}
 	}
