@@ -486,11 +486,13 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 }
 
 // recordsQuestions are, for the panels that read aggregate_outcomes (or
-// aggregate_sources through joins or states), the same question asked of every valid
-// record: what the panel must return. The other panels that read
-// aggregate_sources are checked against their own SQL with FROM
-// aggregate_records and the valid-records condition for by_source = 1.
+// aggregate_sources through joins, states or its source_pair column), the
+// same question asked of every valid record: what the panel must return.
+// The other panels that read aggregate_sources are checked against their
+// own SQL with FROM aggregate_records and the valid-records condition for
+// by_source = 1.
 var recordsQuestions = map[string]string{
+	"sources.json/Sources by IP and From domain": sourcesByIPOfRecords,
 	"readiness.json/Messages by readiness class": `WITH ` + knownSelectors + `
 SELECT ` + store.ReadinessClass + ` AS class, sum(message_count) AS messages, uniq(source_ip) AS source_ips
 FROM aggregate_records
