@@ -156,11 +156,22 @@ const outcomesOrderBy = `(policy_domain, date_begin, header_from, header_from_or
 
 const outcomesSums = "(report_count, record_count, message_count, source_ip_state)"
 
+// outcomesIPColumns are the distinct source IPs of a row as arrays
+// (migration 0011): a nested structure ending in "Map", which
+// SummingMergeTree merges by key (ip_hash) summing records.
+const outcomesIPColumns = "source_ipsMap.ip_hash, source_ipsMap.records"
+
 const outcomesColumnList = `policy_domain, date_begin, header_from, header_from_org,
-	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ip_state`
+	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ip_state, ` + outcomesIPColumns
+
+// outcomesSentColumns are the columns sendOutcomes sends: the server fills
+// source_ip_state and source_ipsMap.ip_hash from source_ip (DEFAULT).
+const outcomesSentColumns = `policy_domain, date_begin, header_from, header_from_org,
+	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ipsMap.records`
 
 const outcomesDataSelect = `SELECT policy_domain, date_begin, header_from, header_from_org,
-	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip)
+	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip),
+	(sumMap([toUInt32(cityHash64(source_ip))], [toUInt64(1)]) AS ips).1, ips.2
 FROM %[1]s WHERE record_error = '' AND %[2]s
 GROUP BY policy_domain, date_begin, header_from, header_from_org,
 	` + sourcesOutcome + `, data_key`
@@ -168,7 +179,8 @@ GROUP BY policy_domain, date_begin, header_from, header_from_org,
 const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', '',
 	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
 	emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(),
-	report_key, toUInt64(1), toUInt64(0), toUInt64(0), '', arrayReduce('uniqState', emptyArrayString())
+	report_key, toUInt64(1), toUInt64(0), toUInt64(0), '', arrayReduce('uniqState', emptyArrayString()),
+	emptyArrayUInt32(), emptyArrayUInt64()
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
@@ -366,9 +378,10 @@ func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *record
 
 // sendOutcomes inserts the report's aggregate_outcomes rows and marker.
 // clickhouse-go cannot send aggregate states, so each source group goes out
-// as a row of its own with its IP in source_ip, and the server fills the
-// row's sketch from it (source_ip_state DEFAULT); merges sum the rows of an
-// outcome into one with the sketch of all its IPs. The outcome's sums ride
+// as a row of its own with its IP in source_ip and its records in
+// source_ipsMap.records, and the server fills the row's sketch and IP hash
+// from the IP (source_ip_state, source_ipsMap.ip_hash DEFAULT); merges sum
+// the rows of an outcome into one with all its IPs. The outcome's sums ride
 // on its first row, the others carry 0.
 func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
 	t := outcomesTable
@@ -381,8 +394,7 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 		sums[g.outcome].records += g.records
 		sums[g.outcome].messages += g.messages
 	}
-	columns := strings.TrimSuffix(t.columns, ", source_ip_state") // DEFAULT, from source_ip
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+columns+")")
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+outcomesSentColumns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -396,14 +408,14 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 			cols.dmarcPass[i], cols.dkimRelaxed[i], cols.dkimStrict[i], cols.spfRelaxed[i], cols.spfStrict[i],
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
-			rep.dataKey, uint64(0), r.records, r.messages, g.ip); err != nil {
+			rep.dataKey, uint64(0), r.records, r.messages, g.ip, []uint64{g.records}); err != nil {
 			b.Abort()
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
 	}
 	none := []string{}
 	if err := b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), ""); err != nil {
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "", []uint64{}); err != nil {
 		b.Abort()
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -755,8 +767,11 @@ func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p stri
 // RollupGaps lists, as "table/YYYYMM", the monthly partitions that hold
 // records but no rows of a rollup table (rollupTables): records stored by a version without that table, or
 // sums dropped by hand. Dashboards read the rollups, so those months look
-// empty there until `dmarcd rollup rebuild` (RebuildRollup) fills them. In
-// cluster mode every shard is checked.
+// empty there until `dmarcd rollup rebuild` (RebuildRollup) fills them. It
+// also lists the months of aggregate_outcomes whose source IP arrays
+// (migration 0011) hold fewer IPs than the row's sketch counts: rows
+// written before that migration, whose source counts read too low until
+// the rebuild. In cluster mode every shard is checked.
 func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
 	var gaps []string
 	err := s.eachShard(ctx, func(ctx context.Context) error {
@@ -781,7 +796,21 @@ func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
 				}
 			}
 		}
-		return nil
+		// Stale IP arrays: the sketch is exact up to 65,536 IPs and within
+		// about 2 % beyond, and a 32-bit hash collision costs an array one
+		// IP; a row from before the migration holds one IP.
+		return s.eachRow(ctx, `SELECT DISTINCT toString(toYYYYMM(date_begin)) FROM `+local("aggregate_outcomes")+`
+			WHERE report_count = 0 AND finalizeAggregation(source_ip_state) > length(source_ipsMap.ip_hash) * 1.1 + 1`,
+			nil, func(scan func(...any) error) error {
+				var p string
+				if err := scan(&p); err != nil {
+					return err
+				}
+				if g := "aggregate_outcomes/" + p; !slices.Contains(gaps, g) {
+					gaps = append(gaps, g)
+				}
+				return nil
+			})
 	})
 	slices.Sort(gaps)
 	return gaps, err

@@ -137,23 +137,28 @@ func checkRollup(t testing.TB, s *Store) {
 
 // sourcesTotals sums table (aggregate_records, aggregate_sources or
 // aggregate_outcomes) by the keys of grain (aggregate_sources: per source
-// IP; aggregate_outcomes: without it, with the distinct IPs): groups,
+// IP; aggregate_outcomes: without it, with the distinct IPs, as the sketch
+// counts them and as source_ipsMap lists them with their records): groups,
 // records, messages and a checksum of every group's key and sums.
 func sourcesTotals(t testing.TB, s *Store, table, grain string) [4]uint64 {
 	t.Helper()
 	ip, records, ips, where := "source_ip, ", "toUInt64(count())", "toUInt64(0)", "record_error = ''"
+	ipMap := "tuple(emptyArrayUInt32(), emptyArrayUInt64())"
 	if grain == "aggregate_outcomes" {
 		ip, ips = "", "toUInt64(uniqExact(source_ip))"
+		ipMap = "sumMap([toUInt32(cityHash64(source_ip))], [toUInt64(1)])"
 	}
 	switch table { // every data row, of reports whose mail failed authentication too (AuthFailKey)
 	case "aggregate_sources":
 		records, where = "sum(record_count)", "by_source = 1 AND report_count = 0"
 	case "aggregate_outcomes":
 		records, ips, where = "sum(record_count)", "toUInt64(uniqMerge(source_ip_state))", "report_count = 0"
+		ipMap = "sumMap(source_ipsMap.ip_hash, source_ipsMap.records)"
 	}
 	key := "policy_domain, date_begin, header_from, header_from_org, " + ip + sourcesOutcome
 	q := `SELECT toUInt64(count()), sum(r), sum(m), toUInt64(groupBitXor(h)) FROM (
-		SELECT ` + records + ` AS r, sum(message_count) AS m, ` + ips + ` AS n, cityHash64(` + key + `, r, m, n) AS h
+		SELECT ` + records + ` AS r, sum(message_count) AS m, ` + ips + ` AS n, ` + ipMap + ` AS p,
+			cityHash64(` + key + `, r, m, n, p.1, p.2) AS h
 		FROM ` + table + ` WHERE ` + where + ` GROUP BY ` + key + `)`
 	var x [4]uint64
 	if err := s.conn.QueryRow(context.Background(), q).Scan(&x[0], &x[1], &x[2], &x[3]); err != nil {
@@ -328,6 +333,10 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 		"INSERT INTO aggregate_sources (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
 		"INSERT INTO aggregate_outcomes (policy_domain, date_begin, message_count, record_count, source_ip) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1), '192.0.2.9'",
 		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
+		// An aggregate_outcomes row as versions before migration 0011 read:
+		// three IPs in the sketch, the arrays computed from the one source_ip.
+		"INSERT INTO aggregate_outcomes (policy_domain, date_begin, message_count, record_count, source_ip, source_ip_state, source_ipsMap.ip_hash, source_ipsMap.records) " +
+			"SELECT 'example.com', toDateTime('2026-04-03 00:00:00'), toUInt64(5), toUInt64(3), '192.0.2.9', arrayReduce('uniqState', ['192.0.2.7', '192.0.2.8', '192.0.2.9']), [toUInt32(cityHash64('192.0.2.9'))], [toUInt64(1)]",
 		// A per-source row as versions before aggregate_sources wrote them.
 		"INSERT INTO aggregate_rollup (by_source, policy_domain, date_begin, source_ip, message_count, record_count) SELECT 1, 'example.com', toDateTime('2026-04-01 00:00:00'), '192.0.2.1', toUInt64(5), toUInt64(1)",
 		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2025-01-02 00:00:00'), toUInt64(5), toUInt64(1)",
@@ -340,7 +349,7 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"aggregate_outcomes/202603", "aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
+	if want := []string{"aggregate_outcomes/202603", "aggregate_outcomes/202604", "aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
 		t.Errorf("RollupGaps %q, want %q", gaps, want)
 	}
 	if err := s.RebuildRollup(ctx, nil); err != nil {

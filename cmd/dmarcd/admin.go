@@ -42,7 +42,7 @@ func runMigrate(ctx context.Context, e *env, args []string) int {
 		return exitFail
 	}
 	if len(gaps) > 0 {
-		fmt.Fprintf(e.stdout, "months of records without rollups (%s): the dashboards show nothing for them; run `dmarcd rollup rebuild` once, with no writer at work\n",
+		fmt.Fprintf(e.stdout, "months of records without rollups, or with rollups of an older version (%s): the dashboards show nothing or too few sources for them; run `dmarcd rollup rebuild` once, with no writer at work\n",
 			strings.Join(gaps, " "))
 	}
 	return exitOK

@@ -64,7 +64,7 @@ func (l *lazyStore) get(ctx context.Context) (*store.Store, error) {
 	if gaps, err := st.RollupGaps(ctx); err != nil {
 		l.log.Warn("checking the rollups", "err", err)
 	} else if len(gaps) > 0 {
-		l.log.Warn("months of records without rollups: the dashboards show nothing for them until `dmarcd rollup rebuild` runs (with no writer at work)",
+		l.log.Warn("months of records without rollups, or with rollups of an older version: the dashboards show nothing or too few sources for them until `dmarcd rollup rebuild` runs (with no writer at work)",
 			"missing", strings.Join(gaps, " "))
 	}
 	l.st = st
