@@ -404,15 +404,7 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 		}},
 	}
 
-	opt, err := clickhouse.ParseDSN(s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := openConn(t, s.dsn)
 	ctx := context.Background()
 	ran := map[string]bool{}
 	for _, d := range loadDashboards(t) {

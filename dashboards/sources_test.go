@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
@@ -116,15 +114,7 @@ func TestSourcesByIPFindsTheTopPairsWithoutGroupingAll(t *testing.T) {
 	if panelSQL == "" {
 		t.Fatal("no Sources by IP panel in sources.json")
 	}
-	opt, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := openConn(t, dsn)
 
 	oneDomain := expand(panelSQL, rangeFrom, rangeTo, bigDomain)
 	allDomains := expand(allDomainsOf(panelSQL), rangeFrom, rangeTo, bigDomain)
