@@ -54,11 +54,13 @@ const (
 // DMARC pass in the 7 days before, for any domain (the IN set, a superset
 // the HAVING narrows; an IN of (domain, IP) pairs takes five times
 // longer): the millions of sources that never pass (spoofing) are never
-// grouped. Parameters: the window's
-// since four times, since minus 7 days, until, since minus 7 days, since.
-var GaugeStoppedPassingQuery = fmt.Sprintf(`SELECT policy_domain, count() AS sources, toUInt64(sum(now_messages - now_pass)) AS failing
+// grouped. It groups by a hash of (domain, IP), a number, rather than the
+// two strings: 12 % less time on the benchmark (docs/benchmarks.md).
+// Parameters: the window's since four times, since minus 7 days, until,
+// since minus 7 days, since.
+var GaugeStoppedPassingQuery = fmt.Sprintf(`SELECT domain AS policy_domain, count() AS sources, toUInt64(sum(now_messages - now_pass)) AS failing
 FROM (
-	SELECT policy_domain, source_ip,
+	SELECT any(policy_domain) AS domain, cityHash64(policy_domain, source_ip) AS source,
 		sumIf(message_count, date_begin < toDateTime(?)) AS before_messages,
 		sumIf(message_count, date_begin < toDateTime(?) AND dmarc_pass = 1) AS before_pass,
 		sumIf(message_count, date_begin >= toDateTime(?)) AS now_messages,
@@ -67,11 +69,11 @@ FROM (
 	WHERE by_source = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?)
 		AND source_ip IN (SELECT source_ip FROM aggregate_sources
 			WHERE by_source = 1 AND dmarc_pass = 1 AND date_begin >= toDateTime(?) AND date_begin < toDateTime(?))
-	GROUP BY policy_domain, source_ip
+	GROUP BY source
 	HAVING before_messages >= %[1]d AND before_pass >= %[2]g * before_messages
 		AND now_messages >= %[1]d AND now_pass <= %[3]g * now_messages
 )
-GROUP BY policy_domain`, StoppedPassingMinMessages, StoppedPassingBefore, StoppedPassingNow)
+GROUP BY domain`, StoppedPassingMinMessages, StoppedPassingBefore, StoppedPassingNow)
 
 // GaugeUnauthenticatedQuery counts, per policy domain, messages of the
 // readiness class "unauthenticated" (ReadinessClass: no pass of any kind,
