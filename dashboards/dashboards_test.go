@@ -237,17 +237,25 @@ func seedDNSRecords(t *testing.T, st *store.Store) time.Time {
 	return change
 }
 
+// openStore opens a store on a new database of the test ClickHouse,
+// closed when the test ends, and returns it with the database's DSN.
+func openStore(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	dsn := testenv.ClickHouse(t)
+	st, err := store.Open(context.Background(), dsn, store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, dsn
+}
+
 // seedStore ingests 7 generated days for example.com, and the corpus TLS and
 // failure reports of example.com, through the pipeline.
 func seedStore(t *testing.T) seeded {
 	t.Helper()
-	dsn := testenv.ClickHouse(t)
+	st, dsn := openStore(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn, store.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	files, err := gen.Generate(gen.Options{Domain: testDomain, Days: 7, Seed: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -67,13 +65,8 @@ func sourceRows(ips []string, counts []uint64) func() (*store.Row, error) {
 // grouping every record returns, while reading fewer buckets than the
 // data occupies.
 func TestSourcesByIPFindsTheTopPairsWithoutGroupingAll(t *testing.T) {
-	dsn := testenv.ClickHouse(t)
+	st, dsn := openStore(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn, store.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	day0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	report := func(id string, day int, ips []string, counts []uint64) {
 		t.Helper()
