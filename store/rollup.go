@@ -63,7 +63,7 @@ func dataKeySQL(dataKey string) string { return "'" + dataKey + "'" }
 
 // rebuildDataKey is the data rows' report_key when the records are summed
 // again (RebuildRollup): from the auth_result of each record's report row.
-const rebuildDataKey = `if(report_key IN (SELECT report_key FROM aggregate_reports WHERE auth_result = 'fail'), '` + AuthFailKey + `', '')`
+const rebuildDataKey = `if(` + readinessFailedAuth + `, '` + AuthFailKey + `', '')`
 
 // rollupOrderBy is the sorting key of aggregate_rollup; staging tables must
 // have the same one for ATTACH PARTITION FROM.
@@ -161,13 +161,15 @@ const outcomesSums = "(report_count, record_count, message_count, source_ip_stat
 // SummingMergeTree merges by key (ip_hash) summing records.
 const outcomesIPColumns = "source_ipsMap.ip_hash, source_ipsMap.records"
 
-const outcomesColumnList = `policy_domain, date_begin, header_from, header_from_org,
-	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ip_state, ` + outcomesIPColumns
+// outcomesRowColumns start every column list of aggregate_outcomes.
+const outcomesRowColumns = `policy_domain, date_begin, header_from, header_from_org,
+	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip`
+
+const outcomesColumnList = outcomesRowColumns + ", source_ip_state, " + outcomesIPColumns
 
 // outcomesSentColumns are the columns sendOutcomes sends: the server fills
 // source_ip_state and source_ipsMap.ip_hash from source_ip (DEFAULT).
-const outcomesSentColumns = `policy_domain, date_begin, header_from, header_from_org,
-	` + sourcesOutcome + `, report_key, report_count, record_count, message_count, source_ip, source_ipsMap.records`
+const outcomesSentColumns = outcomesRowColumns + ", source_ipsMap.records"
 
 const outcomesDataSelect = `SELECT policy_domain, date_begin, header_from, header_from_org,
 	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip),
