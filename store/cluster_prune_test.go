@@ -74,7 +74,7 @@ func TestClusterRollupRebuildOnEveryShard(t *testing.T) {
 	checkRollup(t, s)
 	// As if the sums were stale: gone on every shard.
 	for node := 1; node <= 2; node++ {
-		for _, tbl := range []string{"aggregate_rollup_local", "aggregate_sources_local", "aggregate_outcomes_local"} {
+		for _, tbl := range []string{"aggregate_rollup_local", "aggregate_sources_local", "aggregate_outcomes_local", "aggregate_pair_buckets_local"} {
 			if err := nodeConn(t, d, node).Exec(ctx, "ALTER TABLE "+tbl+" DROP PARTITION ID '202603'"); err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,7 @@ import (
 // prunedTables are the tables partitioned by month (of the report's begin,
 // the failure report's arrival date, or the input's processing time) that
 // Prune cuts.
-var prunedTables = []string{"aggregate_records", "aggregate_rollup", "aggregate_sources", "aggregate_outcomes", "aggregate_reports", "failure_reports",
+var prunedTables = []string{"aggregate_records", "aggregate_rollup", "aggregate_sources", "aggregate_outcomes", "aggregate_pair_buckets", "aggregate_reports", "failure_reports",
 	"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "inputs"}
 
 // unknownDatePartition holds failure reports without a usable Arrival-Date

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/go-faster/city"
 )
 
 // The rollup (migrations/0007_rollups.sql): aggregate_records summed per
@@ -186,6 +188,42 @@ const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', ''
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
+// aggregate_pair_buckets (migrations/0013_pair_buckets.sql): the messages
+// of valid records per UTC day and pair bucket over all policy domains
+// (kind = 1), plus one marker row per report (kind = 0). The bucket is
+// toUInt16(cityHash64(source_ip, header_from)), pairBucket in Go.
+const pairBucketsOrderBy = "(kind, date_begin, bucket, policy_domain, report_key)"
+
+const pairBucketsSums = "(report_count, record_count, message_count)"
+
+const pairBucketsColumnList = "kind, date_begin, bucket, policy_domain, report_key, report_count, record_count, message_count"
+
+// The data rows' day and bucket have aliases (day, pair_bucket) that name
+// no column of the records.
+const pairBucketsDataSelect = `SELECT toUInt8(1), toStartOfDay(date_begin) AS day, toUInt16(cityHash64(source_ip, header_from)) AS pair_bucket,
+	'', {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count)
+FROM %[1]s WHERE record_error = '' AND %[2]s
+GROUP BY day, pair_bucket, data_key`
+
+const pairBucketsMarkerSelect = `SELECT toUInt8(0), any(date_begin), toUInt16(0), any(policy_domain), report_key, toUInt64(1), toUInt64(0), toUInt64(0)
+FROM %[1]s WHERE %[2]s
+GROUP BY report_key`
+
+// pairBucket is the bucket of the pair (ip, headerFrom) as ClickHouse
+// computes it: the low 16 bits of cityHash64(ip, headerFrom), which hashes
+// each argument with CityHash64 (go-faster/city's CH64, the version
+// ClickHouse embeds) and combines the two with CityHash's Hash128to64.
+func pairBucket(ip, headerFrom string) uint16 {
+	x, y := city.CH64([]byte(ip)), city.CH64([]byte(headerFrom))
+	const mul = 0x9ddfea08eb382d69
+	a := (x ^ y) * mul
+	a ^= a >> 47
+	b := (y ^ a) * mul
+	b ^= b >> 47
+	b *= mul
+	return uint16(b)
+}
+
 // rollupTable is one table the writer sums a report's records into as a
 // step of its commit: its sorting key and summed columns (staging tables
 // must have the same), its column list, the INSERT ... SELECTs that sum
@@ -206,11 +244,13 @@ var (
 		[]string{sourcesDataSelect, sourcesMarkerSelect}, "after-sources"}
 	outcomesTable = rollupTable{"aggregate_outcomes", outcomesOrderBy, outcomesSums, outcomesColumnList,
 		[]string{outcomesDataSelect, outcomesMarkerSelect}, "after-outcomes"}
+	pairBucketsTable = rollupTable{"aggregate_pair_buckets", pairBucketsOrderBy, pairBucketsSums, pairBucketsColumnList,
+		[]string{pairBucketsDataSelect, pairBucketsMarkerSelect}, "after-pair-buckets"}
 	rollupTableDef = rollupTable{"aggregate_rollup", rollupOrderBy, rollupSums, rollupColumnList,
 		[]string{grain(rollupDataSelect, 0), grain(rollupSelectorsSelect, 2), grain(rollupMarkerSelect, 0)}, ""}
 	// rollupTables in the order of a commit: aggregate_rollup's marker
 	// last, so that it says the report's rollups are complete.
-	rollupTables = []rollupTable{sourcesTable, outcomesTable, rollupTableDef}
+	rollupTables = []rollupTable{sourcesTable, outcomesTable, pairBucketsTable, rollupTableDef}
 )
 
 // rollupStagingPrefix names staging rollup tables; it starts with
@@ -221,8 +261,9 @@ const rollupStagingPrefix = stagingPrefix + "rollup_"
 // itself with SIGKILL (for crash tests): after-staging (a large report's
 // records and rollup are staged, nothing attached), after-records (the
 // records are committed), after-sources (aggregate_sources too),
-// after-outcomes (aggregate_outcomes too), after-rollup (aggregate_rollup
-// too), after-report (the report row too).
+// after-outcomes (aggregate_outcomes too), after-pair-buckets
+// (aggregate_pair_buckets too), after-rollup (aggregate_rollup too),
+// after-report (the report row too).
 const EnvFailpoint = "DMARCD_FAILPOINT"
 
 // failpoint kills the process when EnvFailpoint names step.
@@ -289,6 +330,10 @@ func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordC
 		return err
 	}
 	failpoint(outcomesTable.after)
+	if err := s.sendPairBuckets(ctx, rep, cols); err != nil {
+		return err
+	}
+	failpoint(pairBucketsTable.after)
 	return s.sendRollupSums(ctx, rep, cols)
 }
 
@@ -423,6 +468,50 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
+	}
+	return nil
+}
+
+// sendPairBuckets inserts the report's aggregate_pair_buckets rows (one per
+// bucket of its valid records) and marker, as pairBucketsDataSelect and
+// pairBucketsMarkerSelect would sum them.
+func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+	t := pairBucketsTable
+	type sum struct{ records, messages uint64 }
+	sums := map[uint16]*sum{}
+	var order []uint16
+	for i := range cols.len() {
+		if cols.recordError[i] != "" {
+			continue
+		}
+		k := pairBucket(cols.sourceIP[i], cols.headerFrom[i])
+		r := sums[k]
+		if r == nil {
+			r = &sum{}
+			sums[k] = r
+			order = append(order, k)
+		}
+		r.records++
+		r.messages += cols.messageCount[i]
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.columns+")")
+	if err != nil {
+		return fmt.Errorf("inserting %s: %w", t.name, err)
+	}
+	y, m, d := rep.begin.UTC().Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	for _, k := range order {
+		if err := b.Append(uint8(1), day, k, "", rep.dataKey, uint64(0), sums[k].records, sums[k].messages); err != nil {
+			b.Abort()
+			return fmt.Errorf("inserting %s: %w", t.name, err)
+		}
+	}
+	if err := b.Append(uint8(0), rep.begin, uint16(0), rep.domain, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
+		b.Abort()
+		return fmt.Errorf("inserting %s: %w", t.name, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %d %s rows: %w", len(order)+1, t.name, err)
 	}
 	return nil
 }

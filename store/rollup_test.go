@@ -130,9 +130,36 @@ func checkRollup(t testing.TB, s *Store) {
 			t.Errorf("%s counts %d reports, aggregate_reports %d with records", table, markers, reports)
 		}
 	}
+	// aggregate_pair_buckets: per UTC day and pair bucket, the records'
+	// valid records and messages, and one marker per report.
+	if r, a := pairBucketTotals(t, s, "aggregate_records"), pairBucketTotals(t, s, "aggregate_pair_buckets"); r != a {
+		t.Errorf("aggregate_pair_buckets differs from records:\nrecords %v\nbuckets %v", r, a)
+	}
+	if markers := queryUint(t, s, "SELECT sum(report_count) FROM aggregate_pair_buckets WHERE kind = 0"); markers != reports {
+		t.Errorf("aggregate_pair_buckets counts %d reports, aggregate_reports %d with records", markers, reports)
+	}
 	if n := queryUint(t, s, "SELECT count() FROM aggregate_sources WHERE by_source = 0 AND report_count = 0"); n != 0 {
 		t.Errorf("%d aggregate_sources rows without source IP (by_source = 0), want none (aggregate_outcomes has them)", n)
 	}
+}
+
+// pairBucketTotals sums the valid records of table (aggregate_records or
+// aggregate_pair_buckets) per UTC day and pair bucket: groups, records,
+// messages and a checksum of every group's key and sums.
+func pairBucketTotals(t testing.TB, s *Store, table string) [4]uint64 {
+	t.Helper()
+	day, bucket, records, where := "toStartOfDay(date_begin)", "toUInt16(cityHash64(source_ip, header_from))", "toUInt64(count())", "record_error = ''"
+	if table == "aggregate_pair_buckets" {
+		day, bucket, records, where = "date_begin", "bucket", "sum(record_count)", "kind = 1 AND report_count = 0"
+	}
+	q := `SELECT toUInt64(count()), sum(r), sum(m), toUInt64(groupBitXor(h)) FROM (
+		SELECT ` + records + ` AS r, sum(message_count) AS m, cityHash64(d, b, r, m) AS h
+		FROM ` + table + ` WHERE ` + where + ` GROUP BY ` + day + ` AS d, ` + bucket + ` AS b)`
+	var x [4]uint64
+	if err := s.conn.QueryRow(context.Background(), q).Scan(&x[0], &x[1], &x[2], &x[3]); err != nil {
+		t.Fatalf("%v\n%s", err, q)
+	}
+	return x
 }
 
 // sourcesTotals sums table (aggregate_records, aggregate_sources or
@@ -203,7 +230,7 @@ func TestRollupEqualsRecordsForSmallAndLargeReports(t *testing.T) {
 	}
 	checkRollup(t, s)
 	// Merges sum the data rows of the two small reports and keep markers.
-	for _, table := range []string{"aggregate_rollup", "aggregate_sources", "aggregate_outcomes"} {
+	for _, table := range []string{"aggregate_rollup", "aggregate_sources", "aggregate_outcomes", "aggregate_pair_buckets"} {
 		if err := s.conn.Exec(context.Background(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
 			t.Fatal(err)
 		}
@@ -270,6 +297,7 @@ func TestRollupKeepsApartReportsWhoseMailFailedAuthentication(t *testing.T) {
 			{"aggregate_rollup", "by_source = 0"},
 			{"aggregate_sources", "by_source = 1"},
 			{"aggregate_outcomes", "1"},
+			{"aggregate_pair_buckets", "kind = 1"},
 		} {
 			if got := authSplit(t, s, x.table, x.where); got != records {
 				t.Errorf("%s: %s messages (others, failed authentication) %v, want %v as the records", when, x.table, got, records)
@@ -285,7 +313,7 @@ func TestRollupKeepsApartReportsWhoseMailFailedAuthentication(t *testing.T) {
 
 	// Completing reports whose records are stored (a writer died before
 	// their rollups): the data key comes from the report's input.
-	for _, table := range []string{"aggregate_rollup", "aggregate_sources", "aggregate_outcomes"} {
+	for _, table := range []string{"aggregate_rollup", "aggregate_sources", "aggregate_outcomes", "aggregate_pair_buckets"} {
 		if err := s.conn.Exec(ctx, "ALTER TABLE "+table+" DROP PARTITION ID '202605'"); err != nil {
 			t.Fatal(err)
 		}
@@ -330,6 +358,7 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 		"ALTER TABLE aggregate_rollup DROP PARTITION ID '202603'",
 		"ALTER TABLE aggregate_sources DROP PARTITION ID '202603'",
 		"ALTER TABLE aggregate_outcomes DROP PARTITION ID '202603'",
+		"ALTER TABLE aggregate_pair_buckets DROP PARTITION ID '202603'",
 		"INSERT INTO aggregate_sources (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
 		"INSERT INTO aggregate_outcomes (policy_domain, date_begin, message_count, record_count, source_ip) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1), '192.0.2.9'",
 		"INSERT INTO aggregate_rollup (policy_domain, date_begin, message_count, record_count) SELECT 'example.com', toDateTime('2026-04-02 00:00:00'), toUInt64(5), toUInt64(1)",
@@ -349,7 +378,7 @@ func TestRollupRebuildRecomputesPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"aggregate_outcomes/202603", "aggregate_outcomes/202604", "aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
+	if want := []string{"aggregate_outcomes/202603", "aggregate_outcomes/202604", "aggregate_pair_buckets/202603", "aggregate_rollup/202603", "aggregate_sources/202603"}; !slices.Equal(gaps, want) {
 		t.Errorf("RollupGaps %q, want %q", gaps, want)
 	}
 	if err := s.RebuildRollup(ctx, nil); err != nil {
@@ -441,8 +470,8 @@ func TestKilledCommitLeavesRollupEqualToRecords(t *testing.T) {
 		records int
 		steps   []string
 	}{
-		{150, []string{"after-records", "after-sources", "after-outcomes", "after-rollup", "after-report"}},
-		{1000, []string{"after-staging", "after-records", "after-sources", "after-outcomes", "after-rollup", "after-report"}},
+		{150, []string{"after-records", "after-sources", "after-outcomes", "after-pair-buckets", "after-rollup", "after-report"}},
+		{1000, []string{"after-staging", "after-records", "after-sources", "after-outcomes", "after-pair-buckets", "after-rollup", "after-report"}},
 	}
 	for _, c := range cases {
 		for _, fp := range c.steps {

@@ -435,7 +435,7 @@ func TestPruneDropsOnlyOldPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"aggregate_outcomes/202003", "aggregate_records/202003", "aggregate_reports/202003", "aggregate_rollup/202003", "aggregate_sources/202003"}
+	want := []string{"aggregate_outcomes/202003", "aggregate_pair_buckets/202003", "aggregate_records/202003", "aggregate_reports/202003", "aggregate_rollup/202003", "aggregate_sources/202003"}
 	if fmt.Sprint(dropped) != fmt.Sprint(want) {
 		t.Errorf("dropped %q, want %q", dropped, want)
 	}

@@ -84,7 +84,8 @@ type WriteResult struct {
 //     report's size (about 115 MiB of heap for 1,000,000 records at the
 //     default BatchRows). Then the report row.
 //   - between the records and the report row, the report's sums in
-//     aggregate_sources, aggregate_outcomes, then aggregate_rollup, each in one atomic step
+//     aggregate_sources, aggregate_outcomes, aggregate_pair_buckets, then
+//     aggregate_rollup, each in one atomic step
 //     of its own (store/rollup.go);
 //     the retry of a report whose records are stored writes them unless
 //     they are there.

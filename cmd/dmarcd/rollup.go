@@ -7,7 +7,7 @@ import (
 )
 
 // runRollup: dmarcd rollup rebuild [--partition YYYYMM]... recomputes
-// aggregate_rollup, aggregate_sources and aggregate_outcomes from aggregate_records
+// aggregate_rollup, aggregate_sources, aggregate_outcomes and aggregate_pair_buckets from aggregate_records
 // (store.RebuildRollup), e.g. for reports stored before they existed.
 func runRollup(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 || args[0] != "rebuild" {
