@@ -477,20 +477,12 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 // pairBucketsMarkerSelect would sum them.
 func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *recordColumns) error {
 	t := pairBucketsTable
-	type sum struct{ records, messages uint64 }
-	sums := map[uint16]*sum{}
-	var order []uint16
+	var sums orderedSums[uint16, struct{ records, messages uint64 }]
 	for i := range cols.len() {
 		if cols.recordError[i] != "" {
 			continue
 		}
-		k := pairBucket(cols.sourceIP[i], cols.headerFrom[i])
-		r := sums[k]
-		if r == nil {
-			r = &sum{}
-			sums[k] = r
-			order = append(order, k)
-		}
+		r := sums.at(pairBucket(cols.sourceIP[i], cols.headerFrom[i]))
 		r.records++
 		r.messages += cols.messageCount[i]
 	}
@@ -500,8 +492,8 @@ func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *re
 	}
 	y, m, d := rep.begin.UTC().Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	for _, k := range order {
-		if err := b.Append(uint8(1), day, k, "", rep.dataKey, uint64(0), sums[k].records, sums[k].messages); err != nil {
+	for _, k := range sums.order {
+		if err := b.Append(uint8(1), day, k, "", rep.dataKey, uint64(0), sums.m[k].records, sums.m[k].messages); err != nil {
 			b.Abort()
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
@@ -511,25 +503,37 @@ func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *re
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(order)+1, t.name, err)
+		return fmt.Errorf("inserting %d %s rows: %w", len(sums.order)+1, t.name, err)
 	}
 	return nil
 }
 
+// orderedSums maps keys to sums and lists the keys in the order of their
+// first use.
+type orderedSums[K comparable, V any] struct {
+	m     map[K]*V
+	order []K
+}
+
+// at returns the sums of k, new zero sums the first time.
+func (o *orderedSums[K, V]) at(k K) *V {
+	r := o.m[k]
+	if r == nil {
+		if o.m == nil {
+			o.m = map[K]*V{}
+		}
+		r = new(V)
+		o.m[k] = r
+		o.order = append(o.order, k)
+	}
+	return r
+}
+
 // sendRollupSums inserts the report's aggregate_rollup rows and marker.
 func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *recordColumns) error {
-	sums := map[rollupKey]*rollupSumsRow{}
-	var order []rollupKey
+	var sums orderedSums[rollupKey, rollupSumsRow]
 	for i := range cols.len() {
-		for _, k := range []rollupKey{{0, cols.headerFrom[i], ""}} {
-			r := sums[k]
-			if r == nil {
-				r = &rollupSumsRow{}
-				sums[k] = r
-				order = append(order, k)
-			}
-			r.add(cols, i)
-		}
+		sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
 		if cols.recordError[i] != "" {
 			continue
 		}
@@ -543,13 +547,7 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 			if strings.HasSuffix(ds, "/") {
 				continue
 			}
-			k := rollupKey{2, ds, ""}
-			r := sums[k]
-			if r == nil {
-				r = &rollupSumsRow{}
-				sums[k] = r
-				order = append(order, k)
-			}
+			r := sums.at(rollupKey{2, ds, ""})
 			r.records++
 			r.messages += cols.messageCount[i]
 		}
@@ -558,8 +556,8 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 	if err != nil {
 		return fmt.Errorf("inserting rollup: %w", err)
 	}
-	for _, k := range order {
-		r := sums[k]
+	for _, k := range sums.order {
+		r := sums.m[k]
 		reportKey := rep.dataKey
 		if k.bySource == 2 {
 			reportKey = rep.key
@@ -577,7 +575,7 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 		return fmt.Errorf("inserting rollup: %w", err)
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d rollup rows: %w", len(order)+1, err)
+		return fmt.Errorf("inserting %d rollup rows: %w", len(sums.order)+1, err)
 	}
 	return nil
 }
