@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 //go:embed migrations/*.sql
@@ -174,7 +177,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			stmts = s.clusterize(stmts, clusterTables)
 		}
 		for i, q := range stmts {
-			if err := s.conn.Exec(ctx, q); err != nil && !alreadyApplied(q, err) {
+			if err := s.execMigration(ctx, q); err != nil {
 				return fmt.Errorf("migration %s, statement %d: %w", m.File, i+1, err)
 			}
 		}
@@ -187,6 +190,35 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ddlAttempts is how many times execMigration runs a statement whose
+// distributed DDL timed out.
+const ddlAttempts = 3
+
+// execMigration runs one statement of a migration. A distributed DDL (ON
+// CLUSTER) that a server has not run within distributed_ddl_task_timeout
+// fails with code 159 although the server is up; ClickHouse's DDL worker
+// sometimes leaves a task waiting until the next one arrives (seen once in
+// the cluster tests, and reported upstream for many versions). Every
+// statement is idempotent (IF NOT EXISTS, alreadyApplied), so it runs
+// again, which queues a new task, up to ddlAttempts times.
+func (s *Store) execMigration(ctx context.Context, q string) error {
+	for attempt := 1; ; attempt++ {
+		err := s.conn.Exec(ctx, q)
+		if err == nil || alreadyApplied(q, err) {
+			return nil
+		}
+		var ex *clickhouse.Exception
+		if !errors.As(err, &ex) || ex.Code != errCodeTimeoutExceeded || attempt == ddlAttempts || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("distributed DDL not done everywhere in time; running it again", "attempt", attempt+1, "err", err)
+	}
+}
+
+// errCodeTimeoutExceeded is ClickHouse's TIMEOUT_EXCEEDED, what a
+// distributed DDL returns after distributed_ddl_task_timeout.
+const errCodeTimeoutExceeded = 159
 
 func (s *Store) appliedMigrations(ctx context.Context) (map[uint32]bool, error) {
 	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")

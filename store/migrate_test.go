@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 func TestMigrationsRenderForSingleServerAndCluster(t *testing.T) {
@@ -113,5 +117,56 @@ func TestAddColumnRunTwiceCountsAsApplied(t *testing.T) {
 	}
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate again: %v", err)
+	}
+}
+
+// ddlTimeoutConn fails the first fails Execs as a distributed DDL that a
+// server did not run in time (code 159), then runs them.
+type ddlTimeoutConn struct {
+	driver.Conn
+	fails, execs int
+}
+
+func (c *ddlTimeoutConn) Exec(ctx context.Context, q string, args ...any) error {
+	c.execs++
+	if c.fails > 0 {
+		c.fails--
+		return &clickhouse.Exception{Code: errCodeTimeoutExceeded, Message: "Watching task /clickhouse/task_queue/ddl/query-0000000096 is executing longer than distributed_ddl_task_timeout (=180) seconds. There are 1 unfinished hosts (1 of them are currently active), they are going to execute the query in background"}
+	}
+	return c.Conn.Exec(ctx, q, args...)
+}
+
+// TestMigrationStatementRunsAgainAfterADDLTimeout: a statement whose
+// distributed DDL timed out runs again (it is idempotent), up to
+// ddlAttempts times; other errors are not retried.
+func TestMigrationStatementRunsAgainAfterADDLTimeout(t *testing.T) {
+	s, _ := open(t, Options{})
+	real := s.conn
+	defer func() { s.conn = real }()
+	q := "CREATE TABLE IF NOT EXISTS ddl_retry (x UInt8) ENGINE = Memory"
+
+	c := &ddlTimeoutConn{Conn: real, fails: ddlAttempts - 1}
+	s.conn = c
+	if err := s.execMigration(context.Background(), q); err != nil {
+		t.Fatalf("after %d timeouts: %v", ddlAttempts-1, err)
+	}
+	if c.execs != ddlAttempts {
+		t.Errorf("%d runs, want %d", c.execs, ddlAttempts)
+	}
+	if n := queryUint(t, s, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'ddl_retry'"); n != 1 {
+		t.Errorf("table created %d times, want 1", n)
+	}
+
+	c = &ddlTimeoutConn{Conn: real, fails: ddlAttempts}
+	s.conn = c
+	err := s.execMigration(context.Background(), q)
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) || ex.Code != errCodeTimeoutExceeded || c.execs != ddlAttempts {
+		t.Errorf("after %d timeouts: %v in %d runs, want the timeout after %d", ddlAttempts, err, c.execs, ddlAttempts)
+	}
+
+	s.conn = real
+	if err := s.execMigration(context.Background(), "CREATE TABLE ddl_retry (x UInt8) ENGINE = Memory"); err == nil {
+		t.Error("a statement that fails otherwise succeeded")
 	}
 }
