@@ -330,7 +330,7 @@ func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordC
 		return err
 	}
 	failpoint(outcomesTable.after)
-	if err := s.sendPairBuckets(ctx, rep, cols); err != nil {
+	if err := s.sendPairBuckets(ctx, rep, cols, groups); err != nil {
 		return err
 	}
 	failpoint(pairBucketsTable.after)
@@ -474,17 +474,15 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 
 // sendPairBuckets inserts the report's aggregate_pair_buckets rows (one per
 // bucket of its valid records) and marker, as pairBucketsDataSelect and
-// pairBucketsMarkerSelect would sum them.
-func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+// pairBucketsMarkerSelect would sum them. It sums the source groups (one
+// IP and one From domain each), not the records.
+func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
 	t := pairBucketsTable
 	var sums orderedSums[uint16, struct{ records, messages uint64 }]
-	for i := range cols.len() {
-		if cols.recordError[i] != "" {
-			continue
-		}
-		r := sums.at(pairBucket(cols.sourceIP[i], cols.headerFrom[i]))
-		r.records++
-		r.messages += cols.messageCount[i]
+	for _, g := range groups {
+		r := sums.at(pairBucket(g.ip, cols.headerFrom[g.first]))
+		r.records += g.records
+		r.messages += g.messages
 	}
 	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.columns+")")
 	if err != nil {
