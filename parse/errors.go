@@ -29,12 +29,15 @@ const (
 	ForeignDomain      Code = "foreign_domain"      // policy domain outside the owned domains
 	StoreUnavailable   Code = "store_unavailable"   // ClickHouse unreachable or failing (status error)
 	InputUnreadable    Code = "input_unreadable"    // the file could not be read (status error)
+	InvalidValue       Code = "invalid_value"       // a domain, date or count outside its syntax or range
+	StoreRefused       Code = "store_refused"       // ClickHouse refused the input itself (too large a value, a type error): a retry cannot help
+	RetriesExhausted   Code = "retries_exhausted"   // failed again and again while the store was healthy, or was in hand when the process died several times
 )
 
 // Codes lists every Code, for metrics that pre-declare their label values.
 var Codes = []Code{NotAReport, TooLarge, DecompressionLimit, XMLSyntax, DTDRefused, Truncated,
 	BadArchive, MissingField, UnsupportedKind, JSONSyntax, MIMESyntax, ForeignDomain,
-	StoreUnavailable, InputUnreadable}
+	StoreUnavailable, InputUnreadable, InvalidValue, StoreRefused, RetriesExhausted}
 
 // Error is a failure with a reason code. Msg says what failed and where
 // (`zip member r.xml: more than 20 MiB decompressed`).
