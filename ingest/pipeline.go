@@ -437,6 +437,11 @@ func stored(res payloadResult, key string, wr store.WriteResult, err error) payl
 	res.key = key
 	if err != nil {
 		res.status, res.code = Error, parse.StoreUnavailable
+		if parse.CodeOf(err) == parse.StoreRefused {
+			// ClickHouse refused the report itself (a value too large, a
+			// type error): a retry would fail the same way.
+			res.status, res.code = Invalid, parse.StoreRefused
+		}
 		res.reason = fmt.Sprintf("%s report: storing: %v", res.kind, err)
 		return res
 	}
