@@ -22,6 +22,7 @@ import (
 	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
+	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -190,18 +191,22 @@ func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) inge
 }
 
 func humanLine(o ingest.Outcome) string {
+	// Names, reasons and details come from the input (a file name, an S3
+	// key, a report-id quoted in a reason): escaped so that no control
+	// sequence reaches the terminal.
+	name, reason := valid.Printable(o.Input), valid.Printable(o.Reason)
 	switch o.Status {
 	case ingest.Stored, ingest.Duplicate:
-		s := fmt.Sprintf("%-9s %s: %s, %d report(s), %d records, %d messages", o.Status, o.Input, o.Kind, o.Reports, o.Records, o.Messages)
+		s := fmt.Sprintf("%-9s %s: %s, %d report(s), %d records, %d messages", o.Status, name, o.Kind, o.Reports, o.Records, o.Messages)
 		if o.Reason != "" {
-			s += " (also set aside: " + o.Reason + ")"
+			s += " (also set aside: " + reason + ")"
 		}
 		if o.Auth == ingest.AuthFail {
-			s += "; mail failed authentication (" + o.AuthDetail + "): left out of readiness"
+			s += "; mail failed authentication (" + valid.Printable(o.AuthDetail) + "): left out of readiness"
 		}
 		return s
 	default:
-		return fmt.Sprintf("%-9s %s: %s: %s", o.Status, o.Input, o.ReasonCode, o.Reason)
+		return fmt.Sprintf("%-9s %s: %s: %s", o.Status, name, o.ReasonCode, reason)
 	}
 }
 

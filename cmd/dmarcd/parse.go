@@ -15,6 +15,7 @@ import (
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 	"github.com/dmarcd/dmarcd/parse/extract"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // jsonRecord is a record as `dmarcd parse --json` prints it: the report's
@@ -63,7 +64,7 @@ func runParse(ctx context.Context, e *env, args []string) int {
 	err = ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
 		rc, err := in.Open()
 		if err != nil {
-			fmt.Fprintf(e.stderr, "%s: %v\n", in.Name, err)
+			fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(err.Error()))
 			failed = true
 			return nil
 		}
@@ -71,18 +72,18 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		n := 0
 		werr := extract.Walk(rc, xl, func(pl *extract.Payload) error {
 			if pl.Kind != extract.Aggregate {
-				fmt.Fprintf(e.stderr, "%s: %s: %s report (parse prints aggregate reports)\n", in.Name, pl.Where, pl.Kind)
+				fmt.Fprintf(e.stderr, "%s: %s: %s report (parse prints aggregate reports)\n", valid.Printable(in.Name), valid.Printable(pl.Where), pl.Kind)
 				return nil
 			}
 			n++
 			if err := printReport(out, cw, in.Name, pl, al); err != nil {
-				fmt.Fprintf(e.stderr, "%s: %s\n", in.Name, join(pl.Where, err.Error()))
+				fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(join(pl.Where, err.Error())))
 				failed = true
 			}
 			return nil
 		})
 		if werr != nil && n == 0 {
-			fmt.Fprintf(e.stderr, "%s: %v\n", in.Name, werr)
+			fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(werr.Error()))
 			failed = true
 		}
 		return nil
@@ -129,12 +130,12 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 		}
 		f := evaluate(rec, adkim, aspf)
 		if cw != nil {
-			_ = cw.Write([]string{input, key, h.OrgName, h.ReportID, h.Domain, h.Begin.Format(time.RFC3339), h.End.Format(time.RFC3339),
+			_ = cw.Write(csvCells(input, key, h.OrgName, h.ReportID, h.Domain, h.Begin.Format(time.RFC3339), h.End.Format(time.RFC3339),
 				h.P.Value, h.SP.Value, h.ADKIM.Value, h.ASPF.Value, strconv.Itoa(rec.Index), rec.SourceIP,
 				strconv.FormatUint(rec.Count, 10), rec.Disposition, rec.EvalDKIM, rec.EvalSPF, rec.HeaderFrom,
 				rec.EnvelopeFrom.Value, joinDKIM(rec, "domain"), joinDKIM(rec, "result"), joinSPF(rec, "domain"),
 				joinSPF(rec, "result"), b(f.DKIMAlignedRelaxed), b(f.DKIMAlignedStrict), b(f.SPFAlignedRelaxed),
-				b(f.SPFAlignedStrict), b(f.DMARCPass), rec.Invalid})
+				b(f.SPFAlignedStrict), b(f.DMARCPass), rec.Invalid))
 			continue
 		}
 		if i > 0 {
@@ -149,6 +150,16 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 		fmt.Fprint(w, "]}\n")
 	}
 	return nil
+}
+
+// csvCells makes every cell safe for a spreadsheet: report values are
+// attacker controlled, and a cell beginning with '=' (=HYPERLINK(...)), '+',
+// '-' or '@' is a formula to Excel, LibreOffice and Google Sheets.
+func csvCells(cells ...string) []string {
+	for i, c := range cells {
+		cells[i] = valid.CSVCell(c)
+	}
+	return cells
 }
 
 func evaluate(rec *aggregate.Record, adkim, aspf align.Mode) align.Flags {

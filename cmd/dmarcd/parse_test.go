@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/corpus"
 )
 
@@ -66,5 +68,60 @@ func TestParsePrintsReportsWithoutAStore(t *testing.T) {
 	}
 	if _, _, code = runCmd(t, "parse", "--json", "--csv", gz); code != 2 {
 		t.Errorf("--json --csv together: exit %d, want 2", code)
+	}
+}
+
+// hostileReport is a well-formed aggregate report whose free-text values are
+// an attacker's: a spreadsheet formula and a terminal escape.
+const hostileReport = `<?xml version="1.0"?>
+<feedback><report_metadata><org_name>=HYPERLINK("http://evil.example/x","click")</org_name>
+<email>noreply@evil.example</email><report_id>@SUM(1+1)` + "\x1b]0;pwned\x07" + `</report_id>
+<date_range><begin>1764979200</begin><end>1765065599</end></date_range></report_metadata>
+<policy_published><domain>example.com</domain><p>none</p></policy_published>
+<record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition>
+<dkim>fail</dkim><spf>fail</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers>
+<auth_results><spf><domain>example.com</domain><result>fail</result></spf></auth_results></record></feedback>`
+
+// TestParseCSVDefusesFormulasAndEscapes pins that `dmarcd parse --csv` never
+// writes a cell a spreadsheet runs as a formula, and that no control
+// character from a report reaches the terminal.
+func TestParseCSVDefusesFormulasAndEscapes(t *testing.T) {
+	t.Setenv("DMARCD_CLICKHOUSE_DSN", "clickhouse://127.0.0.1:1/unused")
+	path := filepath.Join(t.TempDir(), "report\x1b[31m.xml")
+	if err := os.WriteFile(path, []byte(hostileReport), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCmd(t, "parse", "--csv", path)
+	if strings.ContainsAny(out+errOut, "\x1b\x07") {
+		t.Errorf("a control character reached the output:\n%q\n%q", out, errOut)
+	}
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("csv: %v, %d rows", err, len(rows))
+	}
+	if !strings.Contains(out, `'=HYPERLINK`) {
+		t.Errorf("org_name not printed as a defused cell:\n%s", out)
+	}
+	for i, cell := range rows[1] {
+		if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+			t.Errorf("column %s: cell %q is a formula", rows[0][i], cell)
+		}
+	}
+}
+
+// TestHumanLineEscapesControlCharacters pins `dmarcd ingest`'s readable line:
+// an input name or a reason quoting a hostile value cannot steer the terminal.
+func TestHumanLineEscapesControlCharacters(t *testing.T) {
+	for _, o := range []ingest.Outcome{
+		{Input: "x\x1b]0;pwned\x07.xml", Status: ingest.Invalid, ReasonCode: "xml_syntax", Reason: "report-id \x1b[2J"},
+		{Input: "ok.xml", Status: ingest.Stored, Reason: "record 2: \u202eevil", Auth: ingest.AuthFail, AuthDetail: "dkim \x9b31m"},
+	} {
+		line := humanLine(o)
+		if strings.ContainsAny(line, "\x1b\x07\u202e\u009b") {
+			t.Errorf("humanLine(%+v) = %q carries a control character", o, line)
+		}
 	}
 }
