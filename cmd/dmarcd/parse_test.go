@@ -72,10 +72,11 @@ func TestParsePrintsReportsWithoutAStore(t *testing.T) {
 }
 
 // hostileReport is a well-formed aggregate report whose free-text values are
-// an attacker's: a spreadsheet formula and a terminal escape.
+// spreadsheet formulas (XML 1.0 cannot carry a control character; the file
+// name below does).
 const hostileReport = `<?xml version="1.0"?>
 <feedback><report_metadata><org_name>=HYPERLINK("http://evil.example/x","click")</org_name>
-<email>noreply@evil.example</email><report_id>@SUM(1+1)` + "\x1b]0;pwned\x07" + `</report_id>
+<email>noreply@evil.example</email><report_id>@SUM(1+1)</report_id>
 <date_range><begin>1764979200</begin><end>1765065599</end></date_range></report_metadata>
 <policy_published><domain>example.com</domain><p>none</p></policy_published>
 <record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition>
