@@ -26,7 +26,10 @@ const DefaultDSN = "clickhouse://127.0.0.1:9000/dmarc"
 // Config is the whole configuration. Every key is documented in
 // docs/configuration.md.
 type Config struct {
-	ClickHouse   ClickHouse `yaml:"clickhouse"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	// OwnedDomains are the policy domains whose reports are stored (and
+	// that get a metric label of their own); ["*"] accepts every domain.
+	// `dmarcd serve` requires it (RequireOwnedDomains); see Owned.
 	OwnedDomains []string   `yaml:"owned_domains"`
 	Limits       Limits     `yaml:"limits"`
 	Retention    Duration   `yaml:"retention"` // 0 = keep forever
@@ -212,7 +215,10 @@ func (c Config) Validate() error {
 	var ps Problems
 	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") && !strings.HasPrefix(c.ClickHouse.DSN, "tcp://") {
 		ps.add("clickhouse.dsn", "%q is not a clickhouse:// DSN", redactDSN(c.ClickHouse.DSN))
+	} else {
+		c.validateDSN(&ps)
 	}
+	c.validateOwned(&ps)
 	if c.ClickHouse.BatchRows < 100 || c.ClickHouse.BatchRows > 1_000_000 {
 		ps.add("clickhouse.batch_rows", "%d is not between 100 and 1000000", c.ClickHouse.BatchRows)
 	}
@@ -348,24 +354,13 @@ func ParseDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// DefaultKeyFile is where the redaction key lives when privacy.key_file is
-// not set: $XDG_STATE_HOME/dmarcd/redaction.key (~/.local/state/...).
-func DefaultKeyFile() string {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = os.TempDir()
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(dir, "dmarcd", "redaction.key")
-}
-
 // PrivacyKey returns the per-installation redaction key: DMARCD_PRIVACY_KEY
 // (hex) if set, else the key file, which is created with 32 random bytes
 // (mode 0600) when it does not exist yet. Losing the key only means new
-// tokens no longer match old ones.
+// tokens no longer match old ones. A key file, or the folder it is to be
+// created in, that other users can write to or that belongs to another user
+// is refused (checkKeyPath), and with no key_file, XDG_STATE_HOME nor HOME
+// there is no default (DefaultKeyFile).
 func (c Config) PrivacyKey() ([]byte, error) {
 	if v := os.Getenv("DMARCD_PRIVACY_KEY"); v != "" {
 		k, err := hex.DecodeString(strings.TrimSpace(v))
@@ -376,7 +371,18 @@ func (c Config) PrivacyKey() ([]byte, error) {
 	}
 	path := c.Privacy.KeyFile
 	if path == "" {
-		path = DefaultKeyFile()
+		var err error
+		if path, err = DefaultKeyFile(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("config privacy.key_file: %w", err)
+		}
+	}
+	if err := checkKeyPath(path); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -384,10 +390,7 @@ func (c Config) PrivacyKey() ([]byte, error) {
 		if _, err := rand.Read(k); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("config privacy.key_file: %w", err)
-		}
-		if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		if err := writeNewKey(path, []byte(hex.EncodeToString(k)+"\n")); err != nil {
 			return nil, fmt.Errorf("config privacy.key_file: %w", err)
 		}
 		return k, nil
@@ -411,4 +414,18 @@ func isIdent(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// writeNewKey creates path (mode 0600) with data, failing if it exists: a
+// file that appeared since the checks is not overwritten nor followed.
+func writeNewKey(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
