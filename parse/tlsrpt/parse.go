@@ -15,13 +15,23 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
-// Parse reads one TLS report (RFC 8460 §4.4) from r, at most maxBytes bytes
-// of JSON (DefaultMaxBytes when maxBytes <= 0).
+// Parse reads one TLS report (RFC 8460 §4.4) from r with the default Limits
+// but MaxBytes, at most maxBytes bytes of JSON (DefaultMaxBytes when
+// maxBytes <= 0). See ParseLimits.
+func Parse(r io.Reader, maxBytes int64) (*Report, error) {
+	return ParseLimits(r, Limits{MaxBytes: maxBytes})
+}
+
+// ParseLimits reads one TLS report (RFC 8460 §4.4) from r within lim, which
+// are checked while reading: a report past a limit is not read further.
 //
 // Errors are *parse.Error with code:
-//   - parse.TooLarge: more than maxBytes;
+//   - parse.TooLarge: more than lim.MaxBytes, or a string, the nesting, the
+//     policies or the failure-details rows over their limit;
 //   - parse.JSONSyntax: not well-formed JSON; the message names line and column;
 //   - parse.NotAReport: well-formed JSON that is not a TLS report (not an
 //     object, or an object with none of the report's top-level members);
@@ -29,19 +39,18 @@ import (
 //     not an array (RFC 8460 §4: it MUST be an array) or an element that is
 //     not an object, or without a usable "date-range" or "report-id", or with
 //     neither "organization-name" nor "contact-info", or with a value of the
-//     wrong kind (a count that is not a non-negative integer).
-func Parse(r io.Reader, maxBytes int64) (*Report, error) {
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBytes
-	}
-	data, err := io.ReadAll(io.LimitReader(r, maxBytes+1))
+//     wrong kind (a count that is not a non-negative integer);
+//   - parse.InvalidValue: a value outside its syntax or range (a report-id
+//     with control characters or over MaxReportIDBytes, a policy-domain or
+//     mx-host that is not a DNS name, a date-range outside valid.Window,
+//     session counts whose sum overflows);
+//   - the reader's own coded errors (a decompression limit) as they are.
+func ParseLimits(r io.Reader, lim Limits) (*Report, error) {
+	lim = lim.withDefaults()
+	data, err := readBounded(r, lim)
 	if err != nil {
-		return nil, parse.Wrap(parse.InputUnreadable, err, "tls report: reading")
+		return nil, err
 	}
-	if int64(len(data)) > maxBytes {
-		return nil, parse.Errorf(parse.TooLarge, "tls report: more than %d bytes", maxBytes)
-	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 BOM, seen in files saved by Windows tools
 
 	var doc json.RawMessage
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -64,7 +73,14 @@ func Parse(r io.Reader, maxBytes int64) (*Report, error) {
 	if known == 0 {
 		return nil, parse.Errorf(parse.NotAReport, "tls report: JSON object has none of organization-name, date-range, contact-info, report-id, policies")
 	}
-	return decodeReport(top)
+	rep, err := decodeReport(top)
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(rep, time.Now()); err != nil {
+		return nil, err
+	}
+	return rep, nil
 }
 
 func decodeReport(top map[string]json.RawMessage) (*Report, error) {
@@ -88,7 +104,7 @@ func decodeReport(top map[string]json.RawMessage) (*Report, error) {
 	if rep.Begin, rep.End, err = dateRange(top["date-range"]); err != nil {
 		return nil, missing("date-range", err)
 	}
-	where := fmt.Sprintf("tls report %s", rep.ReportID)
+	where := "tls report " + valid.Quote(rep.ReportID, 64)
 
 	raw, ok := top["policies"]
 	if !ok || isNull(raw) {
@@ -388,9 +404,10 @@ func datetime(raw json.RawMessage) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 date-time", s)
 }
 
-// domain normalises a domain name: trimmed, lower-cased, without a trailing dot.
+// domain normalises a domain name: trimmed, lower-cased, without a trailing
+// dot, U-labels converted to A-labels (align.Normalize).
 func domain(s string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+	return align.Normalize(s)
 }
 
 // ip returns the canonical text of an IP address, or s trimmed if it is not one.

@@ -1,0 +1,147 @@
+package tlsrpt
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/dmarcd/dmarcd/parse"
+)
+
+// stream yields head, then body n times, then tail, without holding more
+// than one of them: an attack of any size costs the test nothing. read
+// counts the bytes handed out.
+type stream struct {
+	head, body, tail string
+	n                int
+	read             int64
+	cur              string
+	stage            int
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	for s.cur == "" {
+		switch {
+		case s.stage == 0:
+			s.cur, s.stage = s.head, 1
+		case s.stage == 1 && s.n > 0:
+			s.cur, s.n = s.body, s.n-1
+		case s.stage == 1:
+			s.cur, s.stage = s.tail, 2
+		default:
+			return 0, io.EOF
+		}
+	}
+	k := copy(p, s.cur)
+	s.cur = s.cur[k:]
+	s.read += int64(k)
+	return k, nil
+}
+
+// heapGrowth returns the bytes allocated while f ran.
+func heapGrowth(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+const reportHead = `{"organization-name":"o","report-id":"r","date-range":{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"},"policies":[`
+
+const policy = `{"policy":{"policy-type":"sts","policy-domain":"example.com"},"summary":{"total-successful-session-count":1,"total-failure-session-count":0}}`
+
+// wantStop checks that err has the code and says what, and that at most
+// bound bytes of the attack were read.
+func wantStop(t *testing.T, err error, code parse.Code, what string, s *stream, bound int64) {
+	t.Helper()
+	if parse.CodeOf(err) != code || !strings.Contains(fmt.Sprint(err), what) {
+		t.Fatalf("got %v (code %q), want %s saying %q", err, parse.CodeOf(err), code, what)
+	}
+	if s.read > bound {
+		t.Fatalf("read %d bytes of the attack, want at most %d: reading must stop at the limit", s.read, bound)
+	}
+	t.Logf("stopped after %d bytes: %v", s.read, err)
+}
+
+func TestAMillionFailureDetailsRowsStopAtTheRowLimit(t *testing.T) {
+	row := `{"result-type":"certificate-expired","failed-session-count":1},`
+	s := &stream{head: reportHead + `{"policy":{"policy-type":"sts","policy-domain":"example.com"},"summary":{},"failure-details":[`,
+		body: row, n: 1_000_000, tail: `{}]}]}`}
+	var err error
+	alloc := heapGrowth(func() { _, err = Parse(s, 0) })
+	// 10,000 rows of 64 bytes, plus the reader's buffers.
+	wantStop(t, err, parse.TooLarge, "more than 10000 failure-details rows", s, 10001*int64(len(row))+64<<10)
+	if alloc > 64<<20 {
+		t.Errorf("allocated %d MiB, want under 64 MiB", alloc>>20)
+	}
+	t.Logf("allocated %.1f MiB", float64(alloc)/(1<<20))
+}
+
+func TestTooManyPoliciesStopAtThePolicyLimit(t *testing.T) {
+	s := &stream{head: reportHead, body: policy + ",", n: 1_000_000, tail: policy + "]}"}
+	_, err := ParseLimits(s, Limits{MaxPolicies: 50})
+	wantStop(t, err, parse.TooLarge, "more than 50 policies", s, 51*int64(len(policy)+1)+64<<10)
+}
+
+func TestEndlessJSONStopsAtMaxBytes(t *testing.T) {
+	s := &stream{head: reportHead + policy, body: strings.Repeat(" ", 4096), n: 1 << 30}
+	_, err := ParseLimits(s, Limits{MaxBytes: 1 << 20})
+	wantStop(t, err, parse.TooLarge, "more than 1 MiB of JSON", s, 1<<20+4096)
+}
+
+func TestALongStringStopsAtTheStringLimit(t *testing.T) {
+	s := &stream{head: reportHead + `{"policy":{"policy-string":["`, body: strings.Repeat("a", 1024), n: 2, tail: `"]}}]}`}
+	_, err := ParseLimits(s, Limits{MaxStringBytes: 1000})
+	wantStop(t, err, parse.TooLarge, "a JSON string of 2048 bytes, more than 1000", s, 64<<10)
+	// A string is read whole before it is judged: an endless one is bounded
+	// by MaxBytes (TestEndlessJSONStopsAtMaxBytes).
+}
+
+func TestDeepNestingStopsAtTheDepthLimit(t *testing.T) {
+	s := &stream{head: `{"policies":`, body: "[", n: 1 << 24}
+	_, err := Parse(s, 0)
+	wantStop(t, err, parse.TooLarge, "nested more than 16 levels deep", s, 64<<10)
+}
+
+func TestHostileValuesAreInvalid(t *testing.T) {
+	report := func(id, begin, domain, count string) string {
+		return `{"organization-name":"o","report-id":` + id + `,"date-range":{"start-datetime":"` + begin +
+			`","end-datetime":"2024-01-01T23:59:59Z"},"policies":[{"policy":{"policy-type":"sts","policy-domain":` + domain +
+			`},"summary":{"total-successful-session-count":` + count + `,"total-failure-session-count":` + count + `}}]}`
+	}
+	cases := []struct{ name, in, want string }{
+		{"report-id with terminal escapes", report(`"r\u001b]0;owned\u0007"`, "2024-01-01T00:00:00Z", `"example.com"`, "1"), `\x1b]0;owned\x07`},
+		{"report-id too long", report(`"`+strings.Repeat("r", MaxReportIDBytes+1)+`"`, "2024-01-01T00:00:00Z", `"example.com"`, "1"), "at most 1024 bytes"},
+		{"policy-domain outside DNS syntax", report(`"r"`, "2024-01-01T00:00:00Z", `"exa mple.com"`, "1"), "outside DNS syntax"},
+		{"policy-domain too long", report(`"r"`, "2024-01-01T00:00:00Z", `"`+strings.Repeat("a.", 200)+`com"`, "1"), "more than 253"},
+		{"date-range before 2000", report(`"r"`, "1970-01-01T00:00:00Z", `"example.com"`, "1"), "before 2000-01-01"},
+		{"session counts overflow", report(`"r"`, "2024-01-01T00:00:00Z", `"example.com"`, "18446744073709551615"), "overflow"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(c.in), 0)
+			if parse.CodeOf(err) != parse.InvalidValue || !strings.Contains(fmt.Sprint(err), c.want) {
+				t.Fatalf("got %v, want invalid_value saying %q", err, c.want)
+			}
+			if bytes.ContainsAny([]byte(err.Error()), "\x1b\x07") {
+				t.Fatalf("error carries raw control characters: %q", err)
+			}
+		})
+	}
+}
+
+func TestMXHostsOutsideDNSSyntaxAreDropped(t *testing.T) {
+	in := reportHead + `{"policy":{"policy-type":"sts","policy-domain":"example.com","mx-host":["mx: bad","*.mx.example.com","mx1.example.com"]},"summary":{}}]}`
+	rep, err := Parse(strings.NewReader(in), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rep.Policies[0].MXHosts, ","); got != "*.mx.example.com,mx1.example.com" {
+		t.Fatalf("mx hosts %q", got)
+	}
+}
