@@ -2,10 +2,8 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -278,65 +276,6 @@ func (s *S3Source) Notify() {
 	case s.wake <- struct{}{}:
 	default:
 	}
-}
-
-// s3Event is the part of an S3 event notification (the JSON that AWS puts
-// in SQS and SNS messages, and that versitygw and MinIO POST to a webhook)
-// that tells which object it is about.
-type s3Event struct {
-	Records []struct {
-		EventName string `json:"eventName"`
-		S3        struct {
-			Bucket struct {
-				Name string `json:"name"`
-			} `json:"bucket"`
-			Object struct {
-				Key string `json:"key"`
-			} `json:"object"`
-		} `json:"s3"`
-	} `json:"Records"`
-}
-
-// WebhookHandler returns an http.Handler for bucket event notifications
-// POSTed by an S3-compatible server (versitygw's --event-webhook-url,
-// MinIO's webhook target): an ObjectCreated event for a key under the prefix
-// makes a running Run list the bucket at once (Notify). Polling stays the
-// safety net, so a lost event delays an object by at most PollInterval. The
-// event is only a hint: nothing in it is used beyond waking the source, and
-// notifications coalesce into one pass. Still, expose it only to the S3
-// server.
-func (s *S3Source) WebhookHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "POST an S3 event notification", http.StatusMethodNotAllowed)
-			return
-		}
-		var ev s3Event
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ev); err != nil {
-			http.Error(w, "not an S3 event notification: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		n := 0
-		for _, rec := range ev.Records {
-			if !strings.Contains(rec.EventName, "ObjectCreated") || rec.S3.Bucket.Name != s.cfg.Bucket {
-				continue
-			}
-			key := rec.S3.Object.Key
-			if k, err := url.QueryUnescape(key); err == nil { // AWS URL-encodes keys in events
-				key = k
-			}
-			if strings.HasPrefix(key, s.cfg.Prefix) && !strings.HasPrefix(key, s.cfg.ProcessedPrefix) &&
-				!strings.HasPrefix(key, s.cfg.InvalidPrefix) {
-				n++
-			}
-		}
-		if n > 0 {
-			s.log.Debug("s3 event notification: listing now", "objects", n)
-			s.Notify()
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
 }
 
 // Run processes what is pending, then polls every PollInterval (or sooner
