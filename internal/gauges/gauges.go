@@ -13,11 +13,15 @@
 // two) and span 1, 7 and 30 days, by the reports' date_begin (the failure
 // reports' Arrival-Date).
 //
-// Labels are bounded (design.md): domain is one of the MaxLabels policy
-// domains with the most messages over 30 days (others summed as "other"),
-// org one of the MaxLabels reporter organisations with the most messages
-// (others as "other"), window "1d", "7d" or "30d", policy "quarantine" or
-// "reject".
+// Labels are bounded (design.md): domain is what the labeler given to
+// SetDomains says (the daemon's: an owned domain, subdomains summed into it
+// and every other domain summed as "other", so that forged domains cannot
+// push an owned one out; metrics.Domains), or without one, one of the
+// MaxLabels policy domains with the most messages over 30 days (others
+// summed as "other"); org one of the MaxLabels reporter organisations with
+// the most messages (others as "other"), each cut to metrics.MaxLabelBytes
+// and made printable (metrics.LabelValue: an 8 MiB org_name costs a scrape
+// 64 bytes); window "1d", "7d" or "30d", policy "quarantine" or "reject".
 package gauges
 
 import (
@@ -29,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dmarcd/dmarcd/internal/metrics"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -66,8 +71,24 @@ type Gauges struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu   sync.Mutex
-	snap snapshot
+	mu     sync.Mutex
+	snap   snapshot
+	labels Labeler // nil: the MaxLabels busiest domains
+}
+
+// Labeler maps a policy domain to its label value: *metrics.Domains.
+type Labeler interface {
+	Label(domain string) string
+}
+
+// SetDomains makes g label domains with l (shared with the ingest-time
+// counters of the process) instead of keeping the MaxLabels domains with
+// the most messages; l is called in order of messages over the longest
+// window, busiest first. Call it before Run.
+func (g *Gauges) SetDomains(l Labeler) {
+	g.mu.Lock()
+	g.labels = l
+	g.mu.Unlock()
 }
 
 // snapshot is the result of one successful Update, plus the health of the
@@ -162,26 +183,52 @@ func (g *Gauges) query(ctx context.Context) (snapshot, error) {
 		}
 		raw[w.Name] = l
 	}
-	// The domains with the most messages over the longest window keep
-	// their label (ties and TLS/failure-only domains by name).
-	keep := topDomains(raw[Windows[len(Windows)-1].Name])
+	label := g.labeler(raw[Windows[len(Windows)-1].Name])
 	for name, l := range raw {
-		s.domains[name] = boundDomains(l, keep)
+		s.domains[name] = labelDomains(l, label)
 	}
 	orgs, err := g.st.LastReportsByOrg(ctx, now.Add(-lastReportLookback))
 	if err != nil {
 		return s, err
 	}
-	s.orgs = boundLast(orgs)
+	s.orgs = boundLast(mergeLast(orgs, metrics.LabelValue))
 	doms, err := g.st.LastReportsByDomain(ctx, now.Add(-lastReportLookback))
 	if err != nil {
 		return s, err
 	}
-	s.lastDomain = boundLast(doms)
+	s.lastDomain = boundLast(mergeLast(doms, label))
 	return s, nil
 }
 
-func topDomains(l []store.DomainGauges) map[string]bool {
+// labeler returns the label of each domain for this snapshot. With a
+// Labeler, the domains of longest (the longest window) are shown to it
+// busiest first (ties and TLS/failure-only domains by name); without one,
+// those MaxLabels domains keep their label and the rest are Other.
+func (g *Gauges) labeler(longest []store.DomainGauges) func(string) string {
+	g.mu.Lock()
+	l := g.labels
+	g.mu.Unlock()
+	ordered := byMessages(longest)
+	if l != nil {
+		for _, d := range ordered {
+			l.Label(d.Domain)
+		}
+		return l.Label
+	}
+	keep := map[string]bool{}
+	for i := 0; i < len(ordered) && i < MaxLabels; i++ {
+		keep[ordered[i].Domain] = true
+	}
+	return func(d string) string {
+		if !keep[d] || d == Other {
+			return Other
+		}
+		return metrics.LabelValue(d)
+	}
+}
+
+// byMessages returns l sorted by messages, most first, then by name.
+func byMessages(l []store.DomainGauges) []store.DomainGauges {
 	l = append([]store.DomainGauges(nil), l...)
 	sort.SliceStable(l, func(i, j int) bool {
 		if l[i].Messages != l[j].Messages {
@@ -189,34 +236,30 @@ func topDomains(l []store.DomainGauges) map[string]bool {
 		}
 		return l[i].Domain < l[j].Domain
 	})
-	keep := map[string]bool{}
-	for i := 0; i < len(l) && i < MaxLabels; i++ {
-		keep[l[i].Domain] = true
-	}
-	return keep
+	return l
 }
 
-// boundDomains sums the domains not in keep into Other.
-func boundDomains(l []store.DomainGauges, keep map[string]bool) []store.DomainGauges {
+// labelDomains sums the entries of l by their label (label(domain)), in
+// order of first appearance, Other last.
+func labelDomains(l []store.DomainGauges, label func(string) string) []store.DomainGauges {
 	var out []store.DomainGauges
+	at := map[string]int{}
 	var other store.DomainGauges
 	others := false
 	for _, d := range l {
-		if keep[d.Domain] && d.Domain != Other {
-			out = append(out, d)
+		name := label(d.Domain)
+		if name == Other {
+			others = true
+			addGauges(&other, d)
 			continue
 		}
-		others = true
-		other.Messages += d.Messages
-		other.DMARCPass += d.DMARCPass
-		other.Failing += d.Failing
-		other.StrictPass += d.StrictPass
-		other.Unauthenticated += d.Unauthenticated
-		other.TLSFailedSessions += d.TLSFailedSessions
-		other.TLSSuccessfulSessions += d.TLSSuccessfulSessions
-		other.FailureReports += d.FailureReports
-		other.StoppedPassingSources += d.StoppedPassingSources
-		other.StoppedPassingMessages += d.StoppedPassingMessages
+		i, ok := at[name]
+		if !ok {
+			i = len(out)
+			at[name] = i
+			out = append(out, store.DomainGauges{Domain: name})
+		}
+		addGauges(&out[i], d)
 	}
 	if others {
 		other.Domain = Other
@@ -225,8 +268,52 @@ func boundDomains(l []store.DomainGauges, keep map[string]bool) []store.DomainGa
 	return out
 }
 
-// boundLast keeps the first MaxLabels entries (the query sorts by messages)
-// and folds the rest into Other with the latest end.
+// addGauges adds the figures of d to sum (not its Domain).
+func addGauges(sum *store.DomainGauges, d store.DomainGauges) {
+	sum.Messages += d.Messages
+	sum.DMARCPass += d.DMARCPass
+	sum.Failing += d.Failing
+	sum.StrictPass += d.StrictPass
+	sum.Unauthenticated += d.Unauthenticated
+	sum.TLSFailedSessions += d.TLSFailedSessions
+	sum.TLSSuccessfulSessions += d.TLSSuccessfulSessions
+	sum.FailureReports += d.FailureReports
+	sum.StoppedPassingSources += d.StoppedPassingSources
+	sum.StoppedPassingMessages += d.StoppedPassingMessages
+}
+
+// mergeLast renames the entries of l (sorted by messages) with label and
+// merges those that end up with the same name (messages summed, latest
+// end), sorted again by messages: two org names that share their first
+// metrics.MaxLabelBytes bytes are one series, not a duplicate that would
+// fail the whole scrape.
+func mergeLast(l []store.LastReport, label func(string) string) []store.LastReport {
+	var out []store.LastReport
+	at := map[string]int{}
+	for _, r := range l {
+		name := label(r.Name)
+		i, ok := at[name]
+		if !ok {
+			i = len(out)
+			at[name] = i
+			out = append(out, store.LastReport{Name: name})
+		}
+		out[i].Messages += r.Messages
+		if r.End.After(out[i].End) {
+			out[i].End = r.End
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if (out[i].Name == Other) != (out[j].Name == Other) {
+			return out[j].Name == Other
+		}
+		return out[i].Messages > out[j].Messages
+	})
+	return out
+}
+
+// boundLast keeps the first MaxLabels entries (sorted by messages, Other
+// last) and folds the rest, and any Other, into Other with the latest end.
 func boundLast(l []store.LastReport) []store.LastReport {
 	if len(l) <= MaxLabels {
 		return l

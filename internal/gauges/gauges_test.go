@@ -179,7 +179,7 @@ func TestBoundDomainsFoldsTheRestIntoOther(t *testing.T) {
 	for i := 0; i < MaxLabels+5; i++ {
 		l = append(l, store.DomainGauges{Domain: fmt.Sprintf("d%03d.example", i), Messages: uint64(1000 - i), DMARCPass: 1})
 	}
-	out := boundDomains(l, topDomains(l))
+	out := labelDomains(l, (&Gauges{}).labeler(l))
 	if len(out) != MaxLabels+1 || out[MaxLabels].Domain != Other || out[MaxLabels].DMARCPass != 5 {
 		t.Fatalf("got %d entries, last %+v", len(out), out[len(out)-1])
 	}

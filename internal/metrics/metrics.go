@@ -1,14 +1,16 @@
 // Package metrics holds dmarcd's Prometheus metrics: the daemon's own health
 // (prefix dmarcd_) and the DMARC facts counted at ingest time (prefix
 // dmarc_). Labels are bounded (design.md): policy domains are the owned
-// domains (others count as "other"), and result words come from closed sets
-// (unknown words count as "other"). Never an IP, a selector or a report ID.
+// domains (others count as "other"; with every domain accepted, the first
+// MaxDomains seen: see Domains), values taken from reports are printable
+// and at most MaxLabelBytes long (LabelValue), and result words come from
+// closed sets (unknown words count as "other"). Never an IP, a selector or
+// a report ID.
 package metrics
 
 import (
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,14 +18,13 @@ import (
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/parse"
-	"github.com/dmarcd/dmarcd/parse/align"
 	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 )
 
 // MaxDomains bounds the policy_domain label when no owned domains are
-// configured: the first MaxDomains domains seen get their own series, later
-// ones count as "other".
+// configured (owned_domains empty or ["*"]): the first MaxDomains domains
+// seen get their own series, later ones count as "other".
 const MaxDomains = 50
 
 // Metrics is the set of collectors of one process. It implements
@@ -43,21 +44,14 @@ type Metrics struct {
 	tlsFailed    *prometheus.CounterVec
 	tlsOK        *prometheus.CounterVec
 
-	mu      sync.Mutex
-	owned   map[string]bool
-	domains map[string]bool
+	domains *Domains
 }
 
 // New registers every collector, the Go and process collectors and
-// dmarcd_build_info in a new registry.
+// dmarcd_build_info in a new registry. ownedDomains bound the domain labels
+// (NewDomains: empty or ["*"] is every domain, the first MaxDomains seen).
 func New(version string, ownedDomains []string) *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry(), domains: map[string]bool{}}
-	if len(ownedDomains) > 0 {
-		m.owned = map[string]bool{}
-		for _, d := range ownedDomains {
-			m.owned[align.Normalize(d)] = true
-		}
-	}
+	m := &Metrics{Registry: prometheus.NewRegistry(), domains: NewDomains(ownedDomains)}
 	m.inputs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dmarcd_inputs_total",
 		Help: "Inputs (mails, objects, files) processed, by source, report kind, status (stored, duplicate, invalid, error) and reason code.",
@@ -107,7 +101,7 @@ func New(version string, ownedDomains []string) *Metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "dmarcd_build_info",
 		Help:        "dmarcd's version and Go version; always 1.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+		ConstLabels: prometheus.Labels{"version": LabelValue(version), "goversion": runtime.Version()},
 	})
 	build.Set(1)
 	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.stageSeconds, m.reports, m.records, m.messages, m.lastSuccess, m.imapBacklog,
@@ -186,31 +180,12 @@ func (m *Metrics) TLSRPTStored(r *tlsrpt.Report) {
 	}
 }
 
+// Domains returns the labeler of the policy domain labels, for the other
+// collectors of the process (the report-time gauges) to share its bound.
+func (m *Metrics) Domains() *Domains { return m.domains }
+
 // domain bounds the policy_domain label.
-func (m *Metrics) domain(d string) string {
-	d = align.Normalize(d)
-	if d == "" {
-		return "unknown"
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.owned != nil {
-		for o := range m.owned {
-			if d == o || strings.HasSuffix(d, "."+o) {
-				return o
-			}
-		}
-		return "other"
-	}
-	if m.domains[d] {
-		return d
-	}
-	if len(m.domains) >= MaxDomains {
-		return "other"
-	}
-	m.domains[d] = true
-	return d
-}
+func (m *Metrics) domain(d string) string { return m.domains.Label(d) }
 
 var authFailures = map[string]bool{"adsp": true, "bodyhash": true, "revoked": true, "signature": true, "spf": true, "dmarc": true}
 
