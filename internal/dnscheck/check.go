@@ -65,7 +65,15 @@ type Options struct {
 	Selectors []Selector
 	Traffic   *Traffic
 	StoreNote string
+	// MaxSelectors bounds the DKIM keys looked up (DefaultMaxSelectors
+	// when 0): those of the selectors on the most messages.
+	MaxSelectors int
 }
+
+// DefaultMaxSelectors is the default of Options.MaxSelectors: a domain
+// rarely signs with more than a handful of selectors, and each costs a
+// DNS query (a forged report can list thousands).
+const DefaultMaxSelectors = 20
 
 // Report is the outcome of Check for one domain.
 type Report struct {
@@ -131,7 +139,7 @@ func Check(ctx context.Context, domain string, o Options) *Report {
 	if o.StoreNote != "" {
 		rep.add("store", SevInfo, domain, "DKIM selectors and parked-domain checks skipped: "+o.StoreNote, "run with a reachable ClickHouse (DMARCD_CLICKHOUSE_DSN or --config)")
 	} else {
-		checkDKIM(ctx, o.Resolver, rep, o.Selectors)
+		checkDKIM(ctx, o.Resolver, rep, boundSelectors(rep, o.Selectors, o.MaxSelectors))
 		checkParked(rep, rec, spfAll, o.Traffic)
 	}
 	return rep
