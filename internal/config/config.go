@@ -50,14 +50,6 @@ type Config struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
 
-// HTTP is the daemon's listener for /metrics, /healthz and /readyz.
-type HTTP struct {
-	Listen string `yaml:"listen"` // host:port; loopback by default
-}
-
-// DefaultListen is the default of http.listen.
-const DefaultListen = "127.0.0.1:9797"
-
 // DefaultShutdownGrace is the default of shutdown_grace.
 const DefaultShutdownGrace = 8 * time.Second
 
@@ -167,7 +159,7 @@ func Default() Config {
 			MaxRecords:      2_000_000,
 		},
 		Log:           Log{Level: "info", Format: "text"},
-		HTTP:          HTTP{Listen: DefaultListen},
+		HTTP:          HTTP{Listen: DefaultListen, MaxConnections: DefaultHTTPMaxConnections},
 		ShutdownGrace: Duration(DefaultShutdownGrace),
 	}
 }
@@ -204,6 +196,7 @@ func Load(path string) (Config, error) {
 		c.Sources[i].defaults()
 		c.Sources[i].readSecrets(&ps)
 	}
+	c.HTTP.readSecret(&ps)
 	if err := c.Validate(); err != nil {
 		ps = append(ps, err.(Problems)...)
 	}
@@ -274,6 +267,7 @@ func (c Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		ps.add("shutdown_grace", "must not be negative")
 	}
+	c.HTTP.validate(&ps)
 	c.validateSources(&ps)
 	return ps.err()
 }
