@@ -44,6 +44,7 @@ cat >"$tmp/dmarcd.yaml" <<YAML
 http: {listen: 127.0.0.1:$port}
 clickhouse: {dsn: "clickhouse://$DMARCD_TEST_CLICKHOUSE_ADDR/bench_daemon_$(date +%s)"}
 log: {level: warn}
+owned_domains: [bench-daemon.example]
 sources:
   - name: bench
     type: imap

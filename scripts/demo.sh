@@ -36,6 +36,7 @@ cat >"$dir/dmarcd.yaml" <<YAML
 # written by scripts/demo.sh
 http: {listen: 127.0.0.1:9797}
 privacy: {key_file: $dir/redaction.key}
+owned_domains: [example.com, example.org]   # the generated domains; reports for others end invalid
 sources:
   - name: demo
     type: spool

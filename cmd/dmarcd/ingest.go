@@ -89,6 +89,9 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	xl, al := limitsFrom(cfg)
+	if len(cfg.OwnedDomains) == 0 {
+		log.Warn("owned_domains is empty: reports for every policy domain are stored; anyone can send reports to a published rua address, so list your domains (dmarcd serve requires them, or [\"*\"])")
+	}
 	m := metrics.New(version, cfg.OwnedDomains)
 	if *textfile != "" {
 		defer func() {
@@ -98,7 +101,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		}()
 	}
 	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al,
-		OwnedDomains: cfg.OwnedDomains, Logger: log, Observer: m, Verifier: daemon.ReportVerifier(cfg, log),
+		OwnedDomains: cfg.Owned(), Logger: log, Observer: m, Verifier: daemon.ReportVerifier(cfg, log),
 		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
 
 	// Mailbox and bucket URLs are sources of their own: their mails and

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/internal/config"
 	"github.com/dmarcd/dmarcd/internal/daemon"
+	"github.com/dmarcd/dmarcd/internal/metrics"
 )
 
 // defaultServeConfig is read by `dmarcd serve` when no --config (or
@@ -22,7 +23,7 @@ const defaultServeConfig = "/etc/dmarcd/dmarcd.yaml"
 func runServe(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "serve")
 	path := fs.String("config", "", "configuration file (YAML); default: the global --config, DMARCD_CONFIG, or "+defaultServeConfig+" if it exists")
-	check := fs.Bool("check-config", false, "validate the configuration, print every problem (exit 2) or ok (exit 0), and exit")
+	check := fs.Bool("check-config", false, "validate the configuration, print every problem (exit 2) or ok (exit 0) after any warnings, and exit")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -38,6 +39,9 @@ func runServe(ctx context.Context, e *env, args []string) int {
 			*path = defaultServeConfig
 		}
 	}
+	if *check && *path == "" {
+		fmt.Fprintln(e.stderr, noConfigFile)
+	}
 	cfg, problems := loadServeConfig(*path)
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -49,6 +53,9 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	if *check {
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintln(e.stderr, "warning:", w)
+		}
 		fmt.Fprintln(e.stdout, "ok")
 		return exitOK
 	}
@@ -68,6 +75,13 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	log.Info("configuration loaded", "file", orDefaults(*path))
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
+	if cfg.AcceptsAllDomains() {
+		log.Warn(fmt.Sprintf(`owned_domains is ["*"]: reports for every policy domain are stored; metrics label only the first `+
+			`%d domains seen, the rest as "other" (list your domains to keep forged ones out)`, metrics.MaxDomains))
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -119,6 +133,10 @@ func loadServeConfig(path string) (config.Config, []string) {
 	}
 	return cfg, out
 }
+
+// noConfigFile is what --check-config says when no file was named or
+// found: only the defaults and the environment were checked.
+const noConfigFile = "no configuration file: checked the defaults and the environment only (name one with --config or DMARCD_CONFIG; " + defaultServeConfig + " does not exist)"
 
 func orDefaults(path string) string {
 	if path == "" {

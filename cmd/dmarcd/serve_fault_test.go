@@ -330,6 +330,7 @@ func TestServeKill9DuringBacklog(t *testing.T) {
 	t.Logf("APPEND: %v", time.Since(phase).Round(time.Millisecond))
 	httpAddr := freeAddr(t)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`http: {listen: %s}
+owned_domains: ["*"]
 sources:
   - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s}
   - {name: drop, type: spool, path: %s, settle: 200ms, poll_interval: 1s}
@@ -432,6 +433,7 @@ func TestServeTwoMailboxesAndSpool(t *testing.T) {
 	dropAll(t, spool, spoolFiles)
 	httpAddr := freeAddr(t)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`http: {listen: %[1]s}
+owned_domains: ["*"]
 sources:
   - {name: first, type: imap, address: %[2]s, tls: none, username: %[3]s, poll_interval: 1s}
   - name: second
@@ -505,6 +507,7 @@ func TestServeSurvivesDovecotRestartAndClickHouseOutage(t *testing.T) {
 	httpAddr := freeAddr(t)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`http: {listen: %s}
 clickhouse: {dsn: "clickhouse://%s/%s?dial_timeout=1s"}
+owned_domains: ["*"]
 sources:
   - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s}
   - {name: drop, type: spool, path: %s, settle: 200ms, poll_interval: 1s}

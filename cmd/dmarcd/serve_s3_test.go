@@ -167,6 +167,7 @@ func TestServeS3(t *testing.T) {
 	cfgPath := filepath.Join(cfgDir, "dmarcd.yaml")
 	cfg := fmt.Sprintf(`http: {listen: %s}
 clickhouse: {dsn: %q}
+owned_domains: ["*"]
 sources:
   - name: ses
     type: s3
@@ -311,6 +312,7 @@ sources:
 		path := filepath.Join(cfgDir, "locked.yaml")
 		os.WriteFile(path, []byte(fmt.Sprintf(`http: {listen: %s}
 clickhouse: {dsn: %q}
+owned_domains: ["*"]
 sources:
   - {name: locked, type: s3, bucket: locked, prefix: incoming/, endpoint: %s, path_style: true, poll_interval: 1s}
 `, addr, dsn, endpoint)), 0o600)

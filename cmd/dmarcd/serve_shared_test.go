@@ -102,6 +102,7 @@ func TestServeTwoInstancesShareMailbox(t *testing.T) {
 		httpAddr := freeAddr(t)
 		cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`http: {listen: %s}
 log: {level: debug}
+owned_domains: ["*"]
 sources:
   - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s, shared: true}
 `, httpAddr, addr, user))
@@ -258,6 +259,7 @@ func TestServeTwoInstancesShareBucket(t *testing.T) {
 		cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`http: {listen: %s}
 log: {level: debug}
 clickhouse: {dsn: %q}
+owned_domains: ["*"]
 sources:
   - {name: ses, type: s3, bucket: %s, prefix: incoming/, endpoint: %s, path_style: true, mode: move, poll_interval: 1s, shared: true}
 `, httpAddr, dsn, bucket, endpoint))

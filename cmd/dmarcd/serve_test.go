@@ -193,6 +193,7 @@ func TestServeCheckConfigPrintsEveryProblem(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte(`http:
   listen: everywhere
+owned_domains: ["*"]
 sources:
   - name: drop
     type: spool
@@ -215,7 +216,7 @@ sources:
 		}
 	}
 	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte("sources:\n  - {name: drop, type: spool, path: "+dir+"}\n"), 0o600)
+	os.WriteFile(good, []byte("owned_domains: [\"*\"]\nsources:\n  - {name: drop, type: spool, path: "+dir+"}\n"), 0o600)
 	out, err = exec.Command(bin, "serve", "--check-config", "--config", good).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Errorf("good config: %v, %q; want exit 0 and ok", err, out)
@@ -242,6 +243,7 @@ func TestServeEndToEnd(t *testing.T) {
 	cfgPath := filepath.Join(dir, "dmarcd.yaml")
 	cfg := fmt.Sprintf(`http: {listen: %s}
 log: {level: info}
+owned_domains: ["*"]
 sources:
   - name: drop
     type: spool
@@ -355,6 +357,7 @@ func TestServeReadyzFollowsClickHouse(t *testing.T) {
 	cfgPath := filepath.Join(dir, "dmarcd.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`http: {listen: %s}
 clickhouse: {dsn: "clickhouse://%s/dmarc_readyz?dial_timeout=1s"}
+owned_domains: ["*"]
 sources:
   - {name: drop, type: spool, path: %s, settle: 200ms, poll_interval: 1s}
 `, httpAddr, relay.addr, spool)), 0o600)

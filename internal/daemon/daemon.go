@@ -122,9 +122,15 @@ func New(cfg config.Config, opt Options) (*Daemon, error) {
 // Metrics returns the daemon's metrics (its Registry is what /metrics serves).
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
-// Check returns config.Problems for sources this build cannot run.
+// Check returns config.Problems for what the daemon cannot run with:
+// an empty owned_domains (config.RequireOwnedDomains: the daemon reads a
+// published rua address, which anyone can send reports to; ["*"] accepts
+// every domain on purpose), and sources this build cannot run.
 func Check(cfg config.Config) error {
 	var ps config.Problems
+	if err := cfg.RequireOwnedDomains(); err != nil {
+		ps = append(ps, err.(config.Problems)...)
+	}
 	for _, sc := range cfg.Sources {
 		if _, err := buildSource(sc, nil, nil, nil); err != nil {
 			ps = append(ps, config.Problem{Key: "sources[" + sc.Name + "].type", Msg: err.Error()})
@@ -171,6 +177,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Report-time gauges: computed from ClickHouse over complete report
 	// windows, registered once (a reload does not change them).
 	g := gauges.New(d.store, time.Duration(cfg.Gauges.Interval), cfg.Gauges.LagDays, d.log)
+	g.SetDomains(d.metrics.Domains()) // owned domains only: forged ones cannot push them out
 	if err := d.metrics.Registry.Register(g); err != nil {
 		d.log.Warn("gauges not registered", "err", err)
 	} else {
@@ -445,7 +452,7 @@ func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier 
 		Extract: extract.Limits{MaxMessageBytes: int64(l.MaxMessageBytes), MaxMemberBytes: int64(l.MaxMemberBytes),
 			MaxTotalBytes: int64(l.MaxTotalBytes), MaxZipMembers: l.MaxZipMembers, MaxDepth: l.MaxDepth},
 		Aggregate:    aggregate.Limits{MaxRecords: l.MaxRecords, MaxDepth: l.MaxXMLDepth},
-		OwnedDomains: cfg.OwnedDomains,
+		OwnedDomains: cfg.Owned(),
 		Privacy:      ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies},
 		Observer:     d.metrics,
 		Verifier:     verifier,

@@ -30,6 +30,7 @@ func TestReloadRestartsOnlyChangedSources(t *testing.T) {
 	t.Setenv("DMARCD_PRIVACY_KEY", "00112233445566778899aabbccddeeff")
 	dir := t.TempDir()
 	cfg := config.Default()
+	cfg.OwnedDomains = []string{"*"}
 	cfg.ClickHouse.DSN = testenv.ClickHouse(t)
 	cfg.HTTP.Listen = ""
 	cfg.Sources = []config.Source{

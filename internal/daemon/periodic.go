@@ -285,9 +285,16 @@ func (p *periodic) checkDomain(ctx context.Context, st *store.Store, r *dnscheck
 }
 
 // CheckInputs fills the DKIM selectors and traffic of domain from the
-// stored reports: what `dmarcd check` and the periodic check read.
+// stored reports: what `dmarcd check` and the periodic check read. The
+// selectors are those of reports whose mail authenticated, at most
+// o.MaxSelectors (dnscheck.DefaultMaxSelectors) on the most messages
+// (store.CheckSelectorsOf): a forged report cannot choose what is queried.
 func CheckInputs(ctx context.Context, st *store.Store, domain string, o *dnscheck.Options) error {
-	sels, err := st.DKIMSelectorsOf(ctx, domain)
+	limit := o.MaxSelectors
+	if limit <= 0 {
+		limit = dnscheck.DefaultMaxSelectors
+	}
+	sels, err := st.CheckSelectorsOf(ctx, domain, limit)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ const (
 func periodicConfig(t *testing.T, srv *dnstest.Server) config.Config {
 	t.Helper()
 	cfg := config.Default()
+	cfg.OwnedDomains = []string{"*"}
 	cfg.ClickHouse.DSN = testenv.ClickHouse(t)
 	cfg.HTTP.Listen = ""
 	cfg.Check.Domains = []string{"example.com"}
