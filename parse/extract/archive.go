@@ -9,17 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // gzip decompresses the gzip stream in br (RFC 1952) and sniffs what it holds:
 // a report, or another container (gzip-in-gzip is seen in the wild,
 // dmarc-standards.md §2.2). The output is streamed, never buffered.
 func (w *walker) gzip(br *bufio.Reader, n node) error {
-	if !w.enter(n, "gzip") {
+	if !w.enter(n, "gzip") || !w.open(n, "gzip stream") {
 		return nil
 	}
 	c := n.child("gzip")
@@ -32,7 +34,12 @@ func (w *walker) gzip(br *bufio.Reader, n node) error {
 	if name := path.Base(strings.ReplaceAll(zr.Name, `\`, "/")); zr.Name != "" && name != "." && name != "/" {
 		c.filename = name
 	}
-	gs := &gzipStream{src: br, zr: zr}
+	gs := &gzipStream{src: br, zr: zr, next: func() error {
+		if !w.open(c, "gzip member") {
+			return w.over
+		}
+		return nil
+	}}
 	lr := w.limit(&archiveReader{r: gs, n: c}, c)
 	return w.sniff(bufio.NewReaderSize(lr, sniffLen), c)
 }
@@ -42,9 +49,10 @@ func (w *walker) gzip(br *bufio.Reader, n node) error {
 // dmarc-standards.md §2.2 and §6.2 item 9); a following member is recognised by
 // its magic bytes and read on.
 type gzipStream struct {
-	src *bufio.Reader
-	zr  *gzip.Reader
-	eof bool
+	src  *bufio.Reader
+	zr   *gzip.Reader
+	next func() error // counts each following member as a container opened
+	eof  bool
 }
 
 func (g *gzipStream) Read(p []byte) (int, error) {
@@ -62,6 +70,9 @@ func (g *gzipStream) Read(p []byte) (int, error) {
 			g.eof = true
 			return k, io.EOF
 		}
+		if err := g.next(); err != nil {
+			return k, err
+		}
 		if err := g.zr.Reset(g.src); err != nil {
 			return k, err
 		}
@@ -74,7 +85,12 @@ func (g *gzipStream) Read(p []byte) (int, error) {
 
 // zip opens the zip archive in data and sniffs each member in order.
 func (w *walker) zip(data []byte, n node) error {
-	if !w.enter(n, "zip") {
+	if !w.enter(n, "zip") || !w.open(n, "zip archive") {
+		return nil
+	}
+	if entries, ok := declaredEntries(data); ok && entries > uint64(w.lim.MaxZipMembers) {
+		// Refused before archive/zip reads a central directory of that size.
+		w.fail(parse.Errorf(parse.TooLarge, "%s", n.at(fmt.Sprintf("zip archive declares %d members, more than %d", entries, w.lim.MaxZipMembers))))
 		return nil
 	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
@@ -107,7 +123,10 @@ func (w *walker) zip(data []byte, n node) error {
 }
 
 func (w *walker) zipMember(f *zip.File, n node) error {
-	c := n.child(fmt.Sprintf("zip member %q", f.Name))
+	c := n.child(fmt.Sprintf("zip member %s", valid.Quote(f.Name, 200)))
+	if !w.open(c, "zip member") {
+		return nil
+	}
 	c.depth++
 	c.filename = path.Base(strings.ReplaceAll(f.Name, `\`, "/"))
 	if f.Flags&1 != 0 {
@@ -189,7 +208,8 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
-	allow := min(l.left, l.w.lim.MaxTotalBytes-l.w.total)
+	ratio := ratioAllowance + l.w.lim.MaxRatio*l.w.in.n
+	allow := min(l.left, l.w.lim.MaxTotalBytes-l.w.total, ratio-l.w.total)
 	if allow <= 0 {
 		// At the limit: only the end of the stream is acceptable.
 		var one [1]byte
@@ -200,10 +220,15 @@ func (l *limitReader) Read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if l.left <= 0 {
+		switch {
+		case l.left <= 0:
 			l.err = parse.Errorf(parse.DecompressionLimit, "%s", l.n.at(fmt.Sprintf("more than %s decompressed", size(l.w.lim.MaxMemberBytes))))
-		} else {
+		case l.w.total >= l.w.lim.MaxTotalBytes:
 			l.err = parse.Errorf(parse.DecompressionLimit, "%s", l.n.at(fmt.Sprintf("more than %s decompressed in all of the input", size(l.w.lim.MaxTotalBytes))))
+			l.w.stop(l.err)
+		default:
+			l.err = parse.Errorf(parse.DecompressionLimit, "%s", l.n.at(fmt.Sprintf("%d bytes decompressed from %d bytes read: more than %s plus %d times the input", l.w.total, l.w.in.n, size(ratioAllowance), l.w.lim.MaxRatio)))
+			l.w.stop(l.err)
 		}
 		return 0, l.err
 	}
@@ -214,4 +239,27 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	l.left -= int64(k)
 	l.w.total += int64(k)
 	return k, err
+}
+
+// declaredEntries returns the number of entries a zip archive's end of
+// central directory record declares (APPNOTE 4.3.16: 22 bytes, signature
+// PK\x05\x06, total entries at offset 10), found in its last 64 KiB + 22
+// bytes; ok is false when there is none or a Zip64 record may hold the real
+// count (the value 0xffff).
+func declaredEntries(data []byte) (entries uint64, ok bool) {
+	const eocdLen = 22
+	tail := data[max(0, len(data)-(eocdLen+0xffff)):]
+	i := bytes.LastIndex(tail, []byte("PK\x05\x06"))
+	if i < 0 || len(tail)-i < eocdLen {
+		return 0, false
+	}
+	n := uint64(tail[i+10]) | uint64(tail[i+11])<<8
+	return n, n != 0xffff
+}
+
+// countReader counts the bytes read through it as decompressed work against
+// MaxTotalBytes and MaxRatio, for copies that are not decompression but cost
+// the same (an embedded message read into memory).
+func (w *walker) counted(r io.Reader, n node) io.Reader {
+	return &limitReader{r: r, w: w, n: n, left: math.MaxInt64}
 }

@@ -40,43 +40,92 @@ const (
 	Failure Kind = "failure"
 )
 
-// Limits bound the work one input may cause. A zero field takes its default.
+// Limits bound the work one input may cause. They are checked while
+// reading: a walk past a limit reads and inflates no more of the input. A
+// zero field takes its default.
 type Limits struct {
 	MaxMessageBytes int64 // any email or zip archive (held in memory); default 64 MiB
 	MaxMemberBytes  int64 // decompressed bytes of one gzip stream or zip member; default 1 GiB
-	MaxTotalBytes   int64 // decompressed bytes in all of one input; default 2 GiB
-	MaxZipMembers   int   // files in one zip archive; default 64
-	MaxDepth        int   // nesting of containers, messages and multiparts; default 8
+	// MaxTotalBytes is the decompressed bytes in all of one input, every
+	// level of nesting counted (an archive inside an archive is counted
+	// once as the inner archive's bytes and again as its members'), and an
+	// embedded message's copy too; default 2 GiB.
+	MaxTotalBytes int64
+	MaxZipMembers int // files in one zip archive; default 64
+	MaxDepth      int // nesting of containers, messages and multiparts; default 8
+	// MaxRatio bounds the work of decompression against the input: past
+	// ratioAllowance (16 MiB), at most MaxRatio decompressed bytes per input
+	// byte read so far; default 250. Real reports compress 10 to 50 times;
+	// a 42.zip-style bomb (nested archives, 4 PB from 42 KB) stops after
+	// about 26 MiB of inflation.
+	MaxRatio int64
+	// MaxContainers is the number of containers opened in one input, at
+	// every level: gzip members, zip archives and members, embedded
+	// messages; default 256 (a real report mail opens one to three).
+	MaxContainers int
+	// MaxParts is the number of MIME parts read in one input, every
+	// multipart at every level and the failure-report check's look at them
+	// counted; default 1,000 (a report mail has two to five).
+	MaxParts int
+	// MaxHeaderFields is the number of fields in one header block (an
+	// email's or a MIME part's); default 1,000.
+	MaxHeaderFields int
+	// MaxHeaderBytes is the size of one header block; default 1 MiB (the
+	// bound go-message's message.Read applies to a message header).
+	MaxHeaderBytes int64
+	// MaxHeaderLineBytes is the length of one line of a header block
+	// (RFC 5322 §2.1.1 allows 998 characters; long encoded subjects and
+	// unfolded signatures exceed that); default 64 KiB.
+	MaxHeaderLineBytes int64
 }
+
+// ratioAllowance is the decompression every input may do whatever its size,
+// before MaxRatio applies.
+const ratioAllowance = 16 << 20
 
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxMessageBytes: 64 << 20,
-		MaxMemberBytes:  1 << 30,
-		MaxTotalBytes:   2 << 30,
-		MaxZipMembers:   64,
-		MaxDepth:        8,
+		MaxMessageBytes:    64 << 20,
+		MaxMemberBytes:     1 << 30,
+		MaxTotalBytes:      2 << 30,
+		MaxZipMembers:      64,
+		MaxDepth:           8,
+		MaxRatio:           250,
+		MaxContainers:      256,
+		MaxParts:           1000,
+		MaxHeaderFields:    1000,
+		MaxHeaderBytes:     1 << 20,
+		MaxHeaderLineBytes: 64 << 10,
 	}
 }
 
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits { return l.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = d.MaxMessageBytes
+	set64 := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if l.MaxMemberBytes <= 0 {
-		l.MaxMemberBytes = d.MaxMemberBytes
+	set := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if l.MaxTotalBytes <= 0 {
-		l.MaxTotalBytes = d.MaxTotalBytes
-	}
-	if l.MaxZipMembers <= 0 {
-		l.MaxZipMembers = d.MaxZipMembers
-	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = d.MaxDepth
-	}
+	set64(&l.MaxMessageBytes, d.MaxMessageBytes)
+	set64(&l.MaxMemberBytes, d.MaxMemberBytes)
+	set64(&l.MaxTotalBytes, d.MaxTotalBytes)
+	set(&l.MaxZipMembers, d.MaxZipMembers)
+	set(&l.MaxDepth, d.MaxDepth)
+	set64(&l.MaxRatio, d.MaxRatio)
+	set(&l.MaxContainers, d.MaxContainers)
+	set(&l.MaxParts, d.MaxParts)
+	set(&l.MaxHeaderFields, d.MaxHeaderFields)
+	set64(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	set64(&l.MaxHeaderLineBytes, d.MaxHeaderLineBytes)
 	return l
 }
 
@@ -122,11 +171,15 @@ const sniffLen = 64 << 10
 // one from being delivered, and its error is then not returned.
 func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
 	w := &walker{lim: lim.withDefaults(), fn: fn}
+	if observeWalk != nil {
+		defer observeWalk(w)
+	}
 	// Emails and zip archives are held in memory and bounded by
 	// MaxMessageBytes where they are read; a bare XML, JSON or gzip stream
 	// passes through, so the input as a whole is bounded by the larger of
 	// that and MaxTotalBytes (a 700 MB bare report must get through).
 	in := &inputReader{r: r, max: max(w.lim.MaxMessageBytes, w.lim.MaxTotalBytes)}
+	w.in = in
 	br := bufio.NewReaderSize(in, sniffLen)
 	err := w.sniff(br, node{top: true})
 	var ab *abortError
@@ -139,6 +192,9 @@ func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
 	if w.found > 0 {
 		return nil
 	}
+	if w.over != nil {
+		return w.over
+	}
 	if w.failed != nil {
 		return w.failed
 	}
@@ -148,11 +204,19 @@ func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
 	return parse.Errorf(parse.NotAReport, "no report found")
 }
 
+// observeWalk, when set (by tests), sees each walker when its Walk ends: the
+// work it did (bytes inflated, containers opened, parts read).
+var observeWalk func(*walker)
+
 // walker holds the state of one Walk.
 type walker struct {
 	lim       Limits
 	fn        func(*Payload) error
+	in        *inputReader
 	total     int64 // decompressed bytes so far
+	opened    int   // containers opened
+	parts     int   // MIME parts read
+	over      error // a work limit passed: the walk opens and reads nothing more
 	found     int
 	failed    error // first error of a corrupt candidate
 	notReport error // first reason a candidate is not a report
@@ -218,11 +282,36 @@ func (w *walker) skip(err error) {
 
 // enter checks the nesting limit before n opens another container.
 func (w *walker) enter(n node, what string) bool {
+	if w.over != nil {
+		return false
+	}
 	if n.depth >= w.lim.MaxDepth {
 		w.fail(parse.Errorf(parse.TooLarge, "%s", n.at(fmt.Sprintf("%s nested more than %d levels deep", what, w.lim.MaxDepth))))
 		return false
 	}
 	return true
+}
+
+// open counts one container opened (a gzip member, a zip archive or member,
+// an embedded message) against MaxContainers.
+func (w *walker) open(n node, what string) bool {
+	if w.over != nil {
+		return false
+	}
+	w.opened++
+	if w.opened > w.lim.MaxContainers {
+		w.stop(parse.Errorf(parse.DecompressionLimit, "%s", n.at(fmt.Sprintf("%s: more than %d containers opened in one input", what, w.lim.MaxContainers))))
+		return false
+	}
+	return true
+}
+
+// stop ends the walk at a work limit: nothing more is opened or read.
+func (w *walker) stop(err error) {
+	if w.over == nil {
+		w.over = err
+	}
+	w.fail(err)
 }
 
 // deliver hands one payload to fn.
@@ -238,6 +327,9 @@ func (w *walker) deliver(k Kind, r io.Reader, n node) error {
 // sniff decides what br holds and dispatches on it. It returns only errors
 // that end the walk (fn's); a candidate's own trouble is recorded.
 func (w *walker) sniff(br *bufio.Reader, n node) error {
+	if w.over != nil {
+		return nil
+	}
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF && len(head) == 0 {
 		w.fail(readError(n, "", err))
@@ -273,7 +365,7 @@ func (w *walker) sniff(br *bufio.Reader, n node) error {
 	case kindTLSRPT:
 		return w.deliver(TLSRPT, br, n)
 	case kindEmail:
-		data, err := readAll(br, w.lim.MaxMessageBytes, n, "email")
+		data, err := readAll(newMessageGuard(br, w.lim, n.at("email")), w.lim.MaxMessageBytes, n, "email")
 		if err != nil {
 			w.fail(err)
 			return nil

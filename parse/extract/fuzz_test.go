@@ -8,14 +8,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/parse"
 )
 
 // FuzzWalk checks that no input panics Walk, that every error is a typed
 // *parse.Error and that no payload yields more bytes than the limits allow.
-// The seeds (small corpus files and hand-made containers) run in go test.
+// The seeds (testdata/fuzz/FuzzWalk, small corpus files when the corpus is
+// there, and hand-made containers) run in go test.
 func FuzzWalk(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(corpusDir(f), "*", "*", "*"))
+	var files []string
+	if root := corpus.ModuleRoot(); root != "" {
+		files, _ = filepath.Glob(filepath.Join(root, "..", "shared", "corpus", "*", "*", "*"))
+	}
 	for _, name := range files {
 		if data, err := os.ReadFile(name); err == nil && len(data) <= 32<<10 {
 			f.Add(data)
@@ -33,7 +38,8 @@ func FuzzWalk(f *testing.F) {
 		mimePart{ctype: "message/rfc822", cte: "7bit", body: mkmail("inner", "multipart/mixed",
 			mimePart{ctype: "application/zip", filename: "r.zip", body: mkzip(f, member{"r.xml", []byte(report)})})}))
 
-	lim := Limits{MaxMessageBytes: 1 << 20, MaxMemberBytes: 256 << 10, MaxTotalBytes: 512 << 10, MaxZipMembers: 4, MaxDepth: 4}
+	lim := Limits{MaxMessageBytes: 1 << 20, MaxMemberBytes: 256 << 10, MaxTotalBytes: 512 << 10, MaxZipMembers: 4, MaxDepth: 4,
+		MaxContainers: 16, MaxParts: 32, MaxHeaderFields: 64, MaxHeaderBytes: 16 << 10}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		calls := 0
 		err := Walk(bytes.NewReader(data), lim, func(p *Payload) error {

@@ -28,10 +28,17 @@ func (w *walker) email(m []byte, n node) error {
 	if !w.enter(n, "email") {
 		return nil
 	}
+	if !n.top && !w.open(n, "embedded message") {
+		return nil
+	}
 	n.depth++
-	hdr, body := splitMessage(m)
+	hdr, body, err := splitMessage(m, w.lim)
+	if err != nil {
+		w.fail(parse.Wrap(parse.TooLarge, err, "%s", n.at("email header")))
+		return nil
+	}
 	n.mail = mailInfo(hdr)
-	if isFailure(hdr, body, w.lim.MaxDepth-n.depth) {
+	if w.isFailure(hdr, body, w.lim.MaxDepth-n.depth) {
 		return w.deliver(Failure, bytes.NewReader(m), n)
 	}
 
@@ -39,7 +46,7 @@ func (w *walker) email(m []byte, n node) error {
 	w.notReport = nil
 	before := w.found
 	var parts []string
-	err := w.entity(hdr, bytes.NewReader(body), n, "", &parts)
+	err = w.entity(hdr, bytes.NewReader(body), n, "", &parts)
 	inner := w.notReport
 	w.notReport = prior
 	if err != nil || w.found > before {
@@ -81,7 +88,7 @@ func (w *walker) entity(hdr textproto.Header, body io.Reader, n node, num string
 		*parts = append(*parts, mt)
 		c := n.child(seg)
 		c.filename = filename
-		data, err := readAll(&mimeReader{transferDecode(body, cte)}, w.lim.MaxMessageBytes, c, "message")
+		data, err := readAll(newMessageGuard(w.counted(&mimeReader{transferDecode(body, cte)}, c), w.lim, c.at("message")), w.lim.MaxMessageBytes, c, "message")
 		if err != nil {
 			w.fail(err)
 			return nil
@@ -111,14 +118,16 @@ func (w *walker) multipart(body io.Reader, boundary string, n node, num string, 
 		w.fail(parse.Errorf(parse.MIMESyntax, "%s", n.at("multipart without boundary parameter")))
 		return nil
 	}
-	mr := textproto.NewMultipartReader(body, boundary)
+	mr, guard := w.multipartReader(body, boundary, n)
 	for i := 1; ; i++ {
-		p, err := mr.NextPart()
-		if err == io.EOF {
+		p, err := w.nextPart(mr, guard, n)
+		if err == io.EOF || w.over != nil {
 			return nil
 		}
 		if err != nil {
-			if i == 1 {
+			if guard.err != nil {
+				w.fail(guard.err)
+			} else if i == 1 {
 				w.fail(parse.Wrap(parse.MIMESyntax, err, "%s", n.at("multipart")))
 			}
 			return nil
@@ -133,10 +142,38 @@ func (w *walker) multipart(body io.Reader, boundary string, n node, num string, 
 	}
 }
 
+// multipartReader returns a MIME reader of body whose part headers are
+// bounded by the header limits (HeaderGuard).
+func (w *walker) multipartReader(body io.Reader, boundary string, n node) (*textproto.MultipartReader, *headerGuard) {
+	where := n.where
+	if where == "" {
+		where = "multipart"
+	}
+	g := newHeaderGuard(body, boundary, w.lim, where)
+	return textproto.NewMultipartReader(g, boundary), g
+}
+
+// nextPart reads the next part of mr, counted against MaxParts.
+func (w *walker) nextPart(mr *textproto.MultipartReader, g *headerGuard, n node) (*textproto.Part, error) {
+	p, err := mr.NextPart()
+	if err != nil {
+		return nil, err
+	}
+	w.parts++
+	if w.parts > w.lim.MaxParts {
+		w.stop(parse.Errorf(parse.TooLarge, "%s", n.at(fmt.Sprintf("more than %d MIME parts in one input", w.lim.MaxParts))))
+		return nil, w.over
+	}
+	return p, nil
+}
+
 // splitMessage splits m into its header and body (RFC 5322 §2.1). It is
 // lenient: an mbox "From " line is skipped, lines that are not header fields
 // are dropped, and a message without a blank line is all header.
-func splitMessage(m []byte) (textproto.Header, []byte) {
+//
+// It stops with an error at the header limits of lim (MaxHeaderFields,
+// MaxHeaderBytes, MaxHeaderLineBytes), before any field is parsed.
+func splitMessage(m []byte, lim Limits) (textproto.Header, []byte, error) {
 	if bytes.HasPrefix(m, []byte("From ")) {
 		if i := bytes.IndexByte(m, '\n'); i >= 0 {
 			m = m[i+1:]
@@ -147,9 +184,17 @@ func splitMessage(m []byte) (textproto.Header, []byte) {
 	var hb bytes.Buffer
 	var body []byte
 	keep := false // the previous field was kept: its continuation lines are too
+	fields, read := 0, int64(0)
 	for len(m) > 0 {
 		line, rest, _ := bytes.Cut(m, []byte("\n"))
 		m = rest
+		read += int64(len(line)) + 1
+		switch {
+		case int64(len(line)) > lim.MaxHeaderLineBytes:
+			return textproto.Header{}, nil, fmt.Errorf("a line over %s", size(lim.MaxHeaderLineBytes))
+		case read > lim.MaxHeaderBytes:
+			return textproto.Header{}, nil, fmt.Errorf("more than %s", size(lim.MaxHeaderBytes))
+		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
 			body = rest
@@ -162,6 +207,9 @@ func splitMessage(m []byte) (textproto.Header, []byte) {
 			}
 			continue
 		}
+		if fields++; fields > lim.MaxHeaderFields {
+			return textproto.Header{}, nil, fmt.Errorf("more than %d fields", lim.MaxHeaderFields)
+		}
 		i := bytes.IndexByte(line, ':')
 		keep = i > 0 && validFieldName(bytes.TrimRight(line[:i], " \t"))
 		if keep {
@@ -171,7 +219,7 @@ func splitMessage(m []byte) (textproto.Header, []byte) {
 	}
 	hb.WriteString("\r\n")
 	h, _ := textproto.ReadHeader(bufio.NewReader(&hb))
-	return h, body
+	return h, body, nil
 }
 
 func validFieldName(b []byte) bool {
@@ -302,7 +350,7 @@ var failureText = regexp.MustCompile(`(?i)\bfail(ed|s|ure)?\b[^\n]{0,60}\bDMARC\
 // multipart/report that is not a DSN, MDN or TLS report and whose first text
 // part (or Subject) says DMARC failure. Embedded messages are not looked into:
 // a forwarded failure report is found when the walk reaches it.
-func isFailure(h textproto.Header, body []byte, depthLeft int) bool {
+func (w *walker) isFailure(h textproto.Header, body []byte, depthLeft int) bool {
 	mt, params := mediaType(h)
 	rt := strings.ToLower(params["report-type"])
 	switch {
@@ -319,21 +367,25 @@ func isFailure(h textproto.Header, body []byte, depthLeft int) bool {
 		s, err := (&mail.Header{Header: message.Header{Header: h}}).Subject()
 		subject = err == nil && failureText.MatchString(s)
 	}
-	return scanFailure(bytes.NewReader(body), params["boundary"], notice, subject, depthLeft)
+	return w.scanFailure(bytes.NewReader(body), params["boundary"], notice, subject, depthLeft)
 }
 
 // scanFailure looks for a message/feedback-report part in a multipart body.
 // With notice set it also reports whether the first text/plain part (or,
 // when subject is set, the Subject) reads as a DMARC failure notice, provided no part is an attachment of another kind
 // (a report archive beside such text makes it an aggregate report mail).
-func scanFailure(body io.Reader, boundary string, notice, subject bool, depthLeft int) bool {
-	if boundary == "" || depthLeft <= 0 {
+//
+// Its parts count against MaxParts and their headers are bounded as the
+// walk's; at a limit it answers with what it has seen (the walk that follows
+// meets the same limit and reports it).
+func (w *walker) scanFailure(body io.Reader, boundary string, notice, subject bool, depthLeft int) bool {
+	if boundary == "" || depthLeft <= 0 || w.over != nil {
 		return false
 	}
-	mr := textproto.NewMultipartReader(body, boundary)
+	mr, g := w.multipartReader(body, boundary, node{where: "failure report check"})
 	noticeText, checked := false, false
 	for {
-		p, err := mr.NextPart()
+		p, err := w.nextPart(mr, g, node{})
 		if err != nil {
 			return notice && (noticeText || subject)
 		}
@@ -342,7 +394,7 @@ func scanFailure(body io.Reader, boundary string, notice, subject bool, depthLef
 		case mt == "message/feedback-report":
 			return true
 		case strings.HasPrefix(mt, "multipart/"):
-			if scanFailure(p, params["boundary"], false, false, depthLeft-1) {
+			if w.scanFailure(p, params["boundary"], false, false, depthLeft-1) {
 				return true
 			}
 		case mt == "text/plain" && !checked:
