@@ -166,7 +166,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	var srv *http.Server
 	if ln != nil {
-		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv, ln = d.newHTTPServer(cfg, ln)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http server", "err", err)
