@@ -84,7 +84,7 @@ func readBounded(r io.Reader, lim Limits) ([]byte, error) {
 		br.Discard(3)
 	}
 	var buf bytes.Buffer
-	dec := json.NewDecoder(io.TeeReader(br, &buf))
+	dec := json.NewDecoder(&squeezeReader{r: io.TeeReader(br, &buf)})
 	dec.UseNumber()
 	err := checkShape(dec, lim)
 	if parse.CodeOf(err) != "" {
@@ -269,4 +269,51 @@ func dnsNames(l []string) []string {
 		return nil
 	}
 	return out
+}
+
+// squeezeReader collapses each run of white space outside JSON strings to
+// one space. encoding/json's Decoder.Token keeps the white space before a
+// token in its buffer and scans it again on every refill, so 20 MiB of
+// spaces would cost minutes; squeezed they cost one pass. What the decoder
+// sees is only checked for limits: the document itself is decoded from the
+// bytes as read.
+type squeezeReader struct {
+	r        io.Reader
+	inString bool
+	escaped  bool
+	space    bool // the last byte passed on was white space outside a string
+}
+
+func (s *squeezeReader) Read(p []byte) (int, error) {
+	for {
+		k, err := s.r.Read(p)
+		out := p[:0]
+		for _, c := range p[:k] {
+			switch {
+			case s.inString:
+				switch {
+				case s.escaped:
+					s.escaped = false
+				case c == '\\':
+					s.escaped = true
+				case c == '"':
+					s.inString = false
+				}
+			case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+				if s.space {
+					continue
+				}
+				s.space = true
+				out = append(out, ' ')
+				continue
+			case c == '"':
+				s.inString = true
+			}
+			s.space = false
+			out = append(out, c)
+		}
+		if len(out) > 0 || err != nil {
+			return len(out), err
+		}
+	}
 }
