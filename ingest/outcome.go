@@ -26,6 +26,9 @@ type Outcome struct {
 	ReportKeys []string `json:"report_keys"`
 	SHA256     string   `json:"sha256"`
 	Size       int64    `json:"size"`
+	// ReadPartially is set when reading stopped once the input was judged
+	// (invalid, over a limit): SHA256 and Size then cover only the bytes read.
+	ReadPartially bool `json:"read_partially,omitempty"`
 	// Auth is how the mail that carried the stored reports authenticated:
 	// pass, fail or unverified (ingest/auth.go); absent when no report was
 	// stored.

@@ -139,8 +139,16 @@ type payloadResult struct {
 	auth     Auth
 }
 
-// Process reads one input to its end and returns its Outcome. It never
-// panics on bad input and never returns an error: the Outcome says it.
+// Process reads one input and returns its Outcome. It never panics on bad
+// input and never returns an error: the Outcome says it.
+//
+// Reading stops once the input is judged: when it is invalid (not a report,
+// over a limit, corrupt) or could not be processed now, the rest is never
+// read, so an 8 GiB file or an endless pipe costs what the walk read. Its
+// SHA256 and Size then cover only the bytes read, the reason says so and
+// ReadPartially is set. After a stored or duplicate input at most
+// trailingBytes more are read (white space or padding after the last report)
+// so that the hash is usually that of the whole input.
 func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcome {
 	start := time.Now()
 	h := sha256.New()
@@ -162,19 +170,52 @@ func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcom
 		}
 		return nil
 	})
-	// Hash the whole input even if extraction stopped early.
-	_, readErr := io.Copy(io.Discard, cr)
-	out := Outcome{Input: name, Kind: "none", SHA256: hex.EncodeToString(h.Sum(nil)), Size: cr.n,
-		ReportIDs: []string{}, ReportKeys: []string{}}
-	if readErr != nil && walkErr == nil {
-		walkErr = parse.Wrap(parse.InputUnreadable, readErr, "reading input")
+	newOutcome := func(walkErr error) Outcome {
+		o := Outcome{Input: name, Kind: "none", ReportIDs: []string{}, ReportKeys: []string{}}
+		o.summarize(results, walkErr)
+		return o
 	}
-	out.summarize(results, walkErr)
+	out := newOutcome(walkErr)
+	partial, readErr := finishReading(cr, out.Status)
+	if readErr != nil && (out.Status == Stored || out.Status == Duplicate) {
+		// Not read to its end: a retry must see it again.
+		out = newOutcome(parse.Wrap(parse.InputUnreadable, readErr, "reading input"))
+	}
+	out.SHA256, out.Size = hex.EncodeToString(h.Sum(nil)), cr.n
+	if partial {
+		out.ReadPartially = true
+		note := fmt.Sprintf("sha256 and size of the first %d bytes read", cr.n)
+		if out.Reason == "" {
+			out.Reason = note
+		} else {
+			out.Reason += " (" + note + ")"
+		}
+	}
 	p.logInput(ctx, out)
 	if p.opt.Observer != nil {
 		p.opt.Observer.Input(p.opt.Source, out, time.Since(start))
 	}
 	return out
+}
+
+// trailingBytes is how much Process reads past the last report of a stored
+// or duplicate input, for its hash: trailing white space, a mail's epilogue.
+const trailingBytes = 1 << 20
+
+// finishReading reads what is left of a judged input: nothing when it is
+// invalid or in error (one byte, to tell whether it was read to its end), at
+// most trailingBytes when it was stored. partial reports whether bytes were
+// left unread.
+func finishReading(cr *countingReader, st Status) (partial bool, err error) {
+	left := int64(0)
+	if st == Stored || st == Duplicate {
+		left = trailingBytes
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(cr, left+1))
+	if err != nil {
+		return true, err
+	}
+	return n > left, nil
 }
 
 var errStop = errors.New("stop: store error")
@@ -384,7 +425,7 @@ func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload, auth Auth) p
 	clock := newStageClock()
 	var r *tlsrpt.Report
 	var err error
-	clock.timeParse(func() { r, err = tlsrpt.Parse(pl.R, p.opt.Extract.MaxMemberBytes) })
+	clock.timeParse(func() { r, err = tlsrpt.Parse(pl.R, 0) }) // the TLS parser's own limits (tlsrpt.DefaultLimits)
 	if err != nil {
 		return invalidCode(res, err, parse.JSONSyntax)
 	}
