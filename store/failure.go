@@ -25,7 +25,15 @@ import (
 // arrival_date is r.ArrivalDate, or 0 (1970-01-01) when the report has none
 // that parses: a value of the report, so that every copy of it is looked
 // for in the same partition.
+//
+// An error caused by the report itself (a value ClickHouse refuses: see
+// refused.go) carries parse.StoreRefused.
 func (s *Store) WriteFailure(ctx context.Context, key string, r *failure.Report, meta InputMeta) (WriteResult, error) {
+	res, err := s.writeFailure(ctx, key, r, meta)
+	return res, refused(err)
+}
+
+func (s *Store) writeFailure(ctx context.Context, key string, r *failure.Report, meta InputMeta) (WriteResult, error) {
 	res := WriteResult{ReportKey: key, Records: 1, Messages: r.Incidents}
 	if res.Messages == 0 {
 		res.Messages = 1
@@ -54,7 +62,7 @@ func (s *Store) WriteFailure(ctx context.Context, key string, r *failure.Report,
 		return res, nil
 	}
 	if err := s.insertFailure(ctx, key, r, arrival, meta); err != nil {
-		return res, fmt.Errorf("failure report %s (reporter %s, source %s): %w", key, failureReporter(r), r.SourceIP, err)
+		return res, fmt.Errorf("failure report %s (reporter %s, source %s): %w", key, quoteField(failureReporter(r)), quoteField(r.SourceIP), err)
 	}
 	res.Status = StatusStored
 	return res, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 )
 
@@ -27,7 +28,15 @@ import (
 // A report holds at most MaxBatchRows policies and as many failure details
 // (far more than the parser's 20 MiB of JSON can hold), so that each INSERT
 // stays one block.
+//
+// An error caused by the report itself (more rows than one INSERT takes, a
+// value ClickHouse refuses: see refused.go) carries parse.StoreRefused.
 func (s *Store) WriteTLSRPT(ctx context.Context, r *tlsrpt.Report, meta InputMeta) (WriteResult, error) {
+	res, err := s.writeTLSRPT(ctx, r, meta)
+	return res, refused(err)
+}
+
+func (s *Store) writeTLSRPT(ctx context.Context, r *tlsrpt.Report, meta InputMeta) (WriteResult, error) {
 	key := tlsrpt.Key(r)
 	t := newTLSRows(key, r)
 	res := WriteResult{ReportKey: key, Records: len(r.Policies), Messages: t.successful + t.failed}
@@ -57,7 +66,7 @@ func (s *Store) WriteTLSRPT(ctx context.Context, r *tlsrpt.Report, meta InputMet
 		uint32(len(r.Policies)), uint32(t.failures), t.successful, t.failed,
 		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail)
 	if err != nil {
-		return res, fmt.Errorf("tls report %s (%s, %s): writing report row: %w", key, r.OrganizationName, r.ReportID, err)
+		return res, fmt.Errorf("tls report %s (%s, %s): writing report row: %w", key, quoteField(r.OrganizationName), quoteField(r.ReportID), err)
 	}
 	res.Status = StatusStored
 	return res, nil
@@ -104,7 +113,7 @@ func (s *Store) tlsrptCount(ctx context.Context, table string, t *tlsRows) (uint
 // a report without its report row, which the next WriteTLSRPT completes.
 func (s *Store) writeTLSRPTChildren(ctx context.Context, t *tlsRows) error {
 	if len(t.r.Policies) > MaxBatchRows || t.failures > MaxBatchRows {
-		return fmt.Errorf("tls report %s: %d policies and %d failure details: more than %d rows cannot be written at once",
+		return parse.Errorf(parse.StoreRefused, "tls report %s: %d policies and %d failure details: more than %d rows cannot be written at once",
 			t.key, len(t.r.Policies), t.failures, MaxBatchRows)
 	}
 	for _, step := range []struct {
@@ -131,7 +140,7 @@ func (s *Store) writeTLSRPTChildren(ctx context.Context, t *tlsRows) error {
 			continue
 		}
 		if err := step.write(ctx, t); err != nil {
-			return fmt.Errorf("tls report %s (%s, %s): inserting into %s: %w", t.key, t.r.OrganizationName, t.r.ReportID, step.table, err)
+			return fmt.Errorf("tls report %s (%s, %s): inserting into %s: %w", t.key, quoteField(t.r.OrganizationName), quoteField(t.r.ReportID), step.table, err)
 		}
 	}
 	return nil

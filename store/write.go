@@ -93,7 +93,16 @@ type WriteResult struct {
 // All records of a report carry the report's date_begin, so they fall in one
 // monthly partition. Two processes writing the same report at the same moment
 // are not covered (see design.md).
+//
+// An error caused by the report itself, which every retry would meet again
+// (ClickHouse refused one of its values: see refused.go), carries
+// parse.StoreRefused; any other error is the store's and worth a retry.
 func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*Row, error)) (WriteResult, error) {
+	res, err := s.writeAggregate(ctx, h, meta, next)
+	return res, refused(err)
+}
+
+func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*Row, error)) (WriteResult, error) {
 	if h == nil || next == nil {
 		return WriteResult{}, errors.New("store: WriteAggregate: nil header or next")
 	}
@@ -139,14 +148,14 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 	}
 	res.Records, res.Messages = c.records, c.messages
 	if err != nil {
-		return res, fmt.Errorf("report %s (%s, %s): %w", key, h.OrgName, h.ReportID, err)
+		return res, fmt.Errorf("report %s (%s, %s): %w", key, quoteField(h.OrgName), quoteField(h.ReportID), err)
 	}
 	if n > 0 && uint64(c.records) != n {
 		s.log.Warn("stored records differ from the report's", "report_key", key, "stored_records", n, "records", c.records)
 	}
 	failpoint("after-rollup")
 	if err := s.insertReport(ctx, h, key, meta, c); err != nil {
-		return res, fmt.Errorf("report %s (%s, %s): writing report row: %w", key, h.OrgName, h.ReportID, err)
+		return res, fmt.Errorf("report %s (%s, %s): writing report row: %w", key, quoteField(h.OrgName), quoteField(h.ReportID), err)
 	}
 	failpoint("after-report")
 	res.Status = StatusStored
