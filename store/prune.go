@@ -13,7 +13,7 @@ import (
 // the failure report's arrival date, or the input's processing time) that
 // Prune cuts.
 var prunedTables = []string{"aggregate_records", "aggregate_rollup", "aggregate_sources", "aggregate_outcomes", "aggregate_pair_buckets", "aggregate_reports", "failure_reports",
-	"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "inputs"}
+	"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "inputs", "input_attempts"}
 
 // unknownDatePartition holds failure reports without a usable Arrival-Date
 // (stored as 1970-01-01): they cannot be aged, so Prune keeps them.

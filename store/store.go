@@ -58,7 +58,8 @@ type Store struct {
 
 	migrateMu sync.Mutex
 	locks     keyLocks
-	shards    []*shard // cluster mode: the cluster's shards (see route)
+	shards    []*shard  // cluster mode: the cluster's shards (see route)
+	attempts  *attempts // the inputs in hand (attempts.go)
 }
 
 // ErrBadDSN is returned by Open for a DSN it cannot use.
@@ -135,6 +136,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		cluster:   opts.Cluster,
 		batchRows: opts.BatchRows,
 		log:       opts.Logger,
+		attempts:  newAttempts(),
 	}
 	if err := s.Migrate(ctx); err != nil {
 		conn.Close()
@@ -159,8 +161,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the connections.
+// Close ends the attempts still in hand (EndAttempt) and closes the
+// connections.
 func (s *Store) Close() error {
+	if s.attempts != nil {
+		s.closeAttempts()
+	}
 	closeShards(s.shards)
 	return s.conn.Close()
 }
