@@ -36,6 +36,14 @@ type headerGuard struct {
 	err      error
 }
 
+// MessageGuard returns a reader of msg, a whole message, that fails with a
+// TooLarge error as soon as the message's own header block passes lim's
+// header limits (as HeaderGuard does for parts). Zero limits take their
+// defaults.
+func MessageGuard(msg io.Reader, lim Limits, where string) io.Reader {
+	return newMessageGuard(msg, lim.withDefaults(), where)
+}
+
 // newMessageGuard returns a guard of a whole message: its own header block
 // is bounded as a part's, from the first byte; the body is not looked at.
 func newMessageGuard(msg io.Reader, lim Limits, where string) *headerGuard {

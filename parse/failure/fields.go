@@ -10,14 +10,25 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/charset"
+
+	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
-// maxFields bounds the fields kept from one header block.
-const maxFields = 2000
+// maxFields bounds the fields kept from one header block (a
+// message/feedback-report body, the original's header); later ones are
+// dropped. A real original header has 20 to 60 fields.
+const maxFields = 1000
+
+// MaxFieldBytes bounds the value of one field, unfolded: longer values are
+// cut (on a rune boundary) and their further continuation lines skipped.
+// Authentication-Results, DKIM-Signature and References run to a few KiB.
+const MaxFieldBytes = 16 << 10
 
 // readFields reads a block of header-like fields (RFC 5322 §2.2 syntax, as
 // RFC 5965 §3 uses for message/feedback-report) from b. CRLF, LF and CR line
-// ends are accepted and continuation lines unfolded.
+// ends are accepted and continuation lines unfolded. At most maxFields
+// fields of at most MaxFieldBytes each are kept.
 //
 // With header set, b is a message: the block ends at the first empty line or
 // at the first line that is neither a field nor a continuation, and rest is
@@ -26,18 +37,29 @@ const maxFields = 2000
 // are skipped and rest is nil.
 func readFields(b []byte, header bool) (fields []Header, rest []byte) {
 	first := true
+	var cur []byte // the value of the last field kept, being unfolded
+	open := false  // cur belongs to fields[len(fields)-1]
+	flush := func() {
+		if open {
+			fields[len(fields)-1].Value = valid.Truncate(strings.TrimSpace(string(cur)), MaxFieldBytes)
+			open = false
+		}
+	}
+	defer flush()
 	for len(b) > 0 {
 		line, next := cutLine(b)
 		switch {
 		case len(bytes.TrimSpace(line)) == 0:
 			if header {
+				flush()
 				return fields, next
 			}
 		case line[0] == ' ' || line[0] == '\t':
-			if len(fields) > 0 {
-				f := &fields[len(fields)-1]
-				f.Value = strings.TrimSpace(f.Value + " " + string(bytes.TrimSpace(line)))
-			} else if header && !first {
+			if open {
+				if len(cur) <= MaxFieldBytes {
+					cur = append(append(cur, ' '), bytes.TrimSpace(line)...)
+				}
+			} else if header && !first && len(fields) == 0 {
 				return fields, b
 			}
 		default:
@@ -47,12 +69,16 @@ func readFields(b []byte, header bool) (fields []Header, rest []byte) {
 					break // mbox separator line
 				}
 				if header {
+					flush()
 					return fields, b
 				}
 				break
 			}
-			if len(fields) < maxFields {
-				fields = append(fields, Header{Name: string(name), Value: string(bytes.TrimSpace(value))})
+			flush()
+			if len(fields) < maxFields && len(name) <= 256 {
+				fields = append(fields, Header{Name: string(name)})
+				cur = append(cur[:0], bytes.TrimSpace(value)...)
+				open = true
 			}
 		}
 		first = false
@@ -179,8 +205,17 @@ func domainOf(addr string) string {
 	return normDomain(addr[i+1:])
 }
 
+// normDomain normalises a domain (align.Normalize: lower case, A-labels, no
+// trailing dot) and returns "" when it is not a DNS name (valid.Domain): a
+// failure report's domains come from anyone, and a field with a bad one is
+// dropped rather than the report (Reported-Domain, DKIM-Domain,
+// Reporting-MTA, the From domains of the report and of the original).
 func normDomain(s string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+	d := align.Normalize(s)
+	if d == "" || valid.Domain(d) != nil {
+		return ""
+	}
+	return d
 }
 
 // stripComments removes RFC 5322 comments "( ... )", nesting included.
@@ -230,8 +265,19 @@ var dateLayouts = []string{
 	"2 Jan 2006 15:04:05",
 }
 
-// parseDate parses an Arrival-Date; the zero time when it cannot.
+// parseDate parses an Arrival-Date; the zero time (absent) when it cannot or
+// when the date is outside valid.Time's window (before 2000, or in the future).
 func parseDate(s string) time.Time {
+	t := parseDateAny(s)
+	if t.IsZero() || valid.Time("arrival-date", t, time.Now()) != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// parseDateAny parses a date in any of the forms seen; the zero time when it
+// cannot.
+func parseDateAny(s string) time.Time {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}

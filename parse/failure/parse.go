@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/extract"
 )
 
 // maxDepth bounds multipart nesting; deeper parts are not looked at.
@@ -64,11 +66,15 @@ func Parse(r io.Reader, opt Options) (*Report, error) {
 	}
 	data = skipMboxLine(data)
 
-	e, err := message.Read(bytes.NewReader(data))
+	lim := extract.DefaultLimits()
+	e, err := message.Read(extract.MessageGuard(bytes.NewReader(data), lim, "failure report"))
+	if parse.CodeOf(err) != "" {
+		return nil, err
+	}
 	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
 		return nil, parse.Wrap(parse.MIMESyntax, err, "failure report: message header")
 	}
-	w := &walker{max: max}
+	w := &walker{max: max, lim: lim}
 	if err := w.walk(e, 0); err != nil {
 		return nil, err
 	}
@@ -126,10 +132,12 @@ func headerFields(h message.Header) []Header {
 // walker collects the parts Parse needs from a MIME tree.
 type walker struct {
 	max      int64
-	feedback []byte // body of the first message/feedback-report part
-	original []byte // body of the first original-message part
-	text     []byte // text/plain parts, concatenated, for a non-ARF notice
-	other    int    // parts of other types (attachments)
+	lim      extract.Limits // header limits of parts, MaxParts
+	parts    int            // parts read
+	feedback []byte         // body of the first message/feedback-report part
+	original []byte         // body of the first original-message part
+	text     []byte         // text/plain parts, concatenated, for a non-ARF notice
+	other    int            // parts of other types (attachments)
 }
 
 func (w *walker) walk(e *message.Entity, depth int) error {
@@ -138,19 +146,32 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 		if depth >= maxDepth {
 			return nil
 		}
-		mr := e.MultipartReader()
-		if mr == nil {
+		_, params, _ := e.Header.ContentType()
+		boundary := params["boundary"]
+		if boundary == "" {
 			return nil
 		}
+		// go-message's multipart reader bounds no part header: the guard does.
+		mr := textproto.NewMultipartReader(extract.HeaderGuard(e.Body, boundary, w.lim, "failure report"), boundary)
 		for i := 1; ; i++ {
 			p, err := mr.NextPart()
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
+			if parse.CodeOf(err) != "" {
+				return err
+			}
+			if err != nil {
+				return parse.Wrap(parse.MIMESyntax, err, "failure report: part %d of %s at depth %d", i, mt, depth)
+			}
+			if w.parts++; w.parts > w.lim.MaxParts {
+				return parse.Errorf(parse.TooLarge, "failure report: more than %d MIME parts", w.lim.MaxParts)
+			}
+			pe, err := message.New(message.Header{Header: p.Header}, p)
 			if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
 				return parse.Wrap(parse.MIMESyntax, err, "failure report: part %d of %s at depth %d", i, mt, depth)
 			}
-			if err := w.walk(p, depth+1); err != nil {
+			if err := w.walk(pe, depth+1); err != nil {
 				return err
 			}
 		}
@@ -266,7 +287,7 @@ func (rep *Report) setFields(m fieldMap) {
 	rep.ReportedURI = m["reported-uri"]
 	rep.AuthFailure = tokens(m["auth-failure"])
 	rep.DeliveryResult = strings.ToLower(stripComments(m.get("delivery-result")))
-	rep.DKIMDomain = m.get("dkim-domain")
+	rep.DKIMDomain = normDomain(stripComments(m.get("dkim-domain")))
 	rep.DKIMIdentity = m.get("dkim-identity")
 	rep.DKIMSelector = m.get("dkim-selector")
 	rep.SPFDNS = m["spf-dns"]

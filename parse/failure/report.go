@@ -9,6 +9,11 @@
 // its third part. Redact replaces the local parts of the addresses in a
 // Report with keyed tokens (RFC 6590, RFC 9991 App. A), as dmarcd stores
 // failure reports. The package does no network or storage I/O.
+//
+// Every field value is cut to MaxFieldBytes and at most 1,000 fields of a
+// header block are kept; the MIME walk has extract's header and part limits
+// (extract.DefaultLimits). Domains that are not DNS names are dropped, not
+// the report.
 package failure
 
 import "time"
@@ -72,7 +77,7 @@ type Report struct {
 	OriginalRcptTo     []string // Original-Rcpt-To, without angle brackets
 	OriginalEnvelopeID string
 
-	ArrivalDate    time.Time // Arrival-Date (or its alias Received-Date, RFC 5965 §3.2), UTC; zero when it does not parse
+	ArrivalDate    time.Time // Arrival-Date (or its alias Received-Date, RFC 5965 §3.2), UTC; zero when it does not parse or lies outside valid.Time's window
 	ArrivalDateRaw string
 
 	ReportingMTA string // the mta-name of Reporting-MTA ("dns; mx.example" gives "mx.example"), lower-cased
@@ -81,12 +86,12 @@ type Report struct {
 	Incidents    uint64 // Incidents; 1 when absent or invalid (RFC 5965 §3.2)
 
 	AuthenticationResults []string // raw, one per field
-	ReportedDomain        []string // lower-cased
+	ReportedDomain        []string // normalised (align.Normalize); values that are not DNS names are dropped
 	ReportedURI           []string
 
 	AuthFailure    []string // Auth-Failure values split on commas, lower-cased, comments removed (RFC 6591 §3.2.1)
 	DeliveryResult string   // lower-cased, comments removed; unknown values such as smg-policy-action kept
-	DKIMDomain     string
+	DKIMDomain     string   // normalised; "" when not a DNS name
 	DKIMIdentity   string
 	DKIMSelector   string
 	SPFDNS         []string

@@ -1,0 +1,134 @@
+package failure
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/dmarcd/dmarcd/parse"
+)
+
+// stream yields head, then body n times, then tail, holding none of it.
+type stream struct {
+	head, body, tail string
+	n                int
+	read             int64
+	cur              string
+	stage            int
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	for s.cur == "" {
+		switch {
+		case s.stage == 0:
+			s.cur, s.stage = s.head, 1
+		case s.stage == 1 && s.n > 0:
+			s.cur, s.n = s.body, s.n-1
+		case s.stage == 1:
+			s.cur, s.stage = s.tail, 2
+		default:
+			return 0, io.EOF
+		}
+	}
+	k := copy(p, s.cur)
+	s.cur = s.cur[k:]
+	s.read += int64(k)
+	return k, nil
+}
+
+// parseWork parses r and returns the report, the error and the bytes
+// allocated meanwhile.
+func parseWork(t *testing.T, r io.Reader) (*Report, error, uint64) {
+	t.Helper()
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	rep, err := Parse(r, Options{})
+	runtime.ReadMemStats(&b)
+	alloc := b.TotalAlloc - a.TotalAlloc
+	t.Logf("%v; %.1f MiB allocated", err, float64(alloc)/(1<<20))
+	return rep, err, alloc
+}
+
+// arfParts returns the text of an ARF report around a place for an attack:
+// before it and after it.
+func arfParts(feedback string) (string, string) {
+	full := arf("multipart/report; report-type=feedback-report", "", feedback+"@@", "text/rfc822-headers", sampleOriginal)
+	before, after, _ := strings.Cut(full, "@@")
+	return before, after
+}
+
+func wantCode(t *testing.T, err error, code parse.Code, what string) {
+	t.Helper()
+	if parse.CodeOf(err) != code || !strings.Contains(fmt.Sprint(err), what) {
+		t.Fatalf("error %v (code %q), want %s saying %q", err, parse.CodeOf(err), code, what)
+	}
+}
+
+func TestAMillionLinePartHeaderStopsAtTheFieldLimit(t *testing.T) {
+	head := "From: r@reporter.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n"
+	s := &stream{head: head, body: "X-A: b\r\n", n: 1_000_000, tail: "\r\nhi\r\n--b1--\r\n"}
+	_, err, alloc := parseWork(t, s)
+	wantCode(t, err, parse.TooLarge, "part 1 has more than 1000 header fields")
+	// The 8 MB message is held (Options.MaxBytes bounds it); its header
+	// is not built: go-message made a million fields of it before.
+	if alloc > 64<<20 {
+		t.Errorf("allocated %d MiB", alloc>>20)
+	}
+}
+
+func TestAMessageHeaderOfManyFieldsStopsAtTheFieldLimit(t *testing.T) {
+	s := &stream{head: "From: r@reporter.example\r\n", body: "X-A: b\r\n", n: 100_000, tail: "\r\nhi\r\n"}
+	_, err, _ := parseWork(t, s)
+	wantCode(t, err, parse.TooLarge, "failure report: header has more than 1000 header fields")
+}
+
+func TestAMillionPartsStopAtThePartLimit(t *testing.T) {
+	head := "From: r@reporter.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n"
+	s := &stream{head: head, body: "--b1\r\n\r\nx\r\n", n: 1_000_000, tail: "--b1--\r\n"}
+	_, err, alloc := parseWork(t, s)
+	wantCode(t, err, parse.TooLarge, "more than 1000 MIME parts")
+	if alloc > 128<<20 {
+		t.Errorf("allocated %d MiB", alloc>>20)
+	}
+}
+
+func TestAFieldOfAMillionContinuationLinesIsCut(t *testing.T) {
+	before, after := arfParts("Feedback-Type: auth-failure\r\nAuthentication-Results: r.example;")
+	s := &stream{head: before, body: "\r\n a", n: 1_000_000, tail: "\r\nReported-Domain: example.org\r\n" + after}
+	rep, err, alloc := parseWork(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.AuthenticationResults) != 1 || len(rep.AuthenticationResults[0]) > MaxFieldBytes {
+		t.Fatalf("%d values, first of %d bytes: want one cut to %d", len(rep.AuthenticationResults), len(rep.AuthenticationResults[0]), MaxFieldBytes)
+	}
+	if strings.Join(rep.ReportedDomain, ",") != "example.org" {
+		t.Fatalf("the field after the long one was lost: %q", rep.ReportedDomain)
+	}
+	// Unfolding by string concatenation copied the value once per line:
+	// gigabytes for this attack.
+	if alloc > 64<<20 {
+		t.Errorf("allocated %d MiB", alloc>>20)
+	}
+}
+
+func TestDomainsOutsideDNSSyntaxAreDroppedAndBadDatesAbsent(t *testing.T) {
+	fb := "Feedback-Type: auth-failure\r\nUser-Agent: x/1\r\nVersion: 1\r\nAuth-Failure: dmarc\r\n" +
+		"Arrival-Date: Thu, 1 Jan 2099 00:00:00 +0000\r\n" +
+		"Reported-Domain: evil\x1b[2J.example\r\nReported-Domain: Example.ORG.\r\n" +
+		"DKIM-Domain: \"><script>.example\r\nReporting-MTA: dns; mx.reporter.example\r\n"
+	orig := "From: Author <author@" + strings.Repeat("a.", 150) + "org>\r\nSubject: hello\r\n" // 303 bytes: over 253
+	rep, err := Parse(strings.NewReader(arf("multipart/report; report-type=feedback-report", "", fb, "text/rfc822-headers", orig)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rep.ReportedDomain, ",") != "example.org" || rep.DKIMDomain != "" || rep.Original.FromDomain != "" {
+		t.Errorf("reported %q, dkim %q, from domain %q: want only example.org kept", rep.ReportedDomain, rep.DKIMDomain, rep.Original.FromDomain)
+	}
+	if !rep.ArrivalDate.IsZero() || rep.ReportingMTA != "mx.reporter.example" {
+		t.Errorf("arrival %v, reporting MTA %q: want a date in 2099 absent", rep.ArrivalDate, rep.ReportingMTA)
+	}
+}
