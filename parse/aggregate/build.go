@@ -2,14 +2,16 @@ package aggregate
 
 import (
 	"bytes"
-
+	"fmt"
+	"math"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // The builder is the semantic half of both decoders: it turns a stream of
@@ -86,6 +88,17 @@ var isLeaf = func() (t [kCount_]bool) {
 	}
 	return
 }()
+
+// kindName is the element name of each leaf kind, for messages.
+var kindName = [kCount_]string{kVersion: "version", kOrgName: "org_name", kEmail: "email",
+	kExtra: "extra_contact_info", kReportID: "report_id", kBegin: "begin", kEnd: "end", kError: "error",
+	kGenerator: "generator", kPDomain: "domain", kADKIM: "adkim", kASPF: "aspf", kP: "p", kSP: "sp",
+	kNP: "np", kPct: "pct", kFo: "fo", kTesting: "testing", kDiscovery: "discovery_method",
+	kSourceIP: "source_ip", kCount: "count", kDisposition: "disposition", kEvalDKIM: "dkim",
+	kEvalSPF: "spf", kReasonType: "type", kReasonComment: "comment", kEnvTo: "envelope_to",
+	kEnvFrom: "envelope_from", kHeaderFrom: "header_from", kDKIMDomain: "domain",
+	kDKIMSelector: "selector", kDKIMResult: "result", kDKIMHuman: "human_result",
+	kSPFDomain: "domain", kSPFScope: "scope", kSPFResult: "result", kSPFHuman: "human_result"}
 
 // child returns the kind of an element with the given local name under parent.
 // Elements are matched by local name in any namespace (digest §1.7, §6.3 item 20).
@@ -257,6 +270,19 @@ type builder struct {
 	want  bool   // top of stack is a leaf: character data is kept in val
 	val   []byte
 
+	// off is the number of input bytes consumed up to the end of the token
+	// being handed over: the tokenizer sets it before each call. The byte
+	// limits of regions (before <feedback>, an unknown element, the header)
+	// are checked against it at every token.
+	off      int64
+	fbOff    int64      // off after the <feedback> start tag
+	ignDepth int        // len(stack) with the outermost unknown element on top; 0 if none is open
+	ignOff   int64      // off after its start tag
+	ignName  string     // its name, cut short, for messages
+	sum      uint64     // messages in the records so far
+	checkAt  int64      // bound has work only when off passes this (see rebound)
+	okDomain [16]string // domains checkDomain accepted, by length: a report names a few, again and again
+
 	hdr        Header
 	ns9990     bool
 	metaDone   bool
@@ -294,12 +320,17 @@ type builder struct {
 }
 
 func newBuilder(lim Limits) *builder {
-	return &builder{lim: lim, stack: make([]kind, 0, 16)}
+	b := &builder{lim: lim, stack: make([]kind, 0, 16)}
+	b.rebound()
+	return b
 }
 
 // start handles a start element. space is the resolved namespace; the
 // builder reads it only for the <feedback> element.
 func (b *builder) start(local []byte, space string) error {
+	if err := b.bound(); err != nil {
+		return err
+	}
 	b.depth++
 	if b.depth > b.lim.MaxDepth {
 		return parse.Errorf(parse.TooLarge, "element nesting deeper than %d", b.lim.MaxDepth)
@@ -309,6 +340,8 @@ func (b *builder) start(local []byte, space string) error {
 			// The first feedback element, wherever it is (IKEA's unclosed
 			// xs:schema wrapper, digest §6.3 item 19).
 			b.state = fbIn
+			b.fbOff = b.off
+			b.rebound()
 			b.ns9990 = space == Namespace9990
 			b.stack = append(b.stack[:0], kFeedback)
 		}
@@ -320,6 +353,11 @@ func (b *builder) start(local []byte, space string) error {
 		k = b.child(parent, local)
 	}
 	b.stack = append(b.stack, k)
+	if k == kIgnore && b.ignDepth == 0 {
+		b.ignDepth, b.ignOff = len(b.stack), b.off
+		b.ignName = string(local[:min(len(local), 64)])
+		b.rebound()
+	}
 	b.want = isLeaf[k]
 	if b.want {
 		b.val = b.val[:0]
@@ -344,24 +382,100 @@ func (b *builder) start(local []byte, space string) error {
 	case kPolicy:
 		b.policySeen = true
 	case kReason:
+		if len(b.rsns) >= b.lim.MaxResults {
+			return b.tooMany("override reasons")
+		}
 		b.reason = Reason{}
 	case kDKIM:
+		if len(b.dkims) >= b.lim.MaxResults {
+			return b.tooMany("DKIM results")
+		}
 		b.dkim = DKIMResult{}
 	case kSPF:
+		if len(b.spfs) >= b.lim.MaxResults {
+			return b.tooMany("SPF results")
+		}
 		b.spf = SPFResult{}
 	}
 	return nil
 }
 
-// chars handles character data.
-func (b *builder) chars(p []byte) {
+func (b *builder) tooMany(what string) error {
+	return parse.Errorf(parse.TooLarge, "record %d: more than %d %s (limit MaxResults)", b.nrec-1, b.lim.MaxResults, what)
+}
+
+// bound checks the byte limits of the region the decoder is in, at b.off:
+// everything before <feedback> and each unknown element are bounded by
+// MaxUnknownBytes, the stretch from <feedback> to the complete header by
+// MaxHeaderBytes. Tokenizers call it (through start, end, chars and skip)
+// at every token, so reading stops within one token of the limit.
+func (b *builder) bound() error {
+	if b.off <= b.checkAt {
+		return nil
+	}
+	return b.boundSlow()
+}
+
+// rebound sets checkAt, the offset up to which no region limit can be
+// passed, after the regions changed.
+func (b *builder) rebound() {
+	at := int64(math.MaxInt64)
+	switch b.state {
+	case fbBefore:
+		at = int64(b.lim.MaxUnknownBytes)
+	case fbIn:
+		if b.ignDepth > 0 {
+			at = b.ignOff + int64(b.lim.MaxUnknownBytes)
+		}
+		if !b.hdrFinal {
+			at = min(at, b.fbOff+int64(b.lim.MaxHeaderBytes))
+		}
+	}
+	b.checkAt = at
+}
+
+func (b *builder) boundSlow() error {
+	switch b.state {
+	case fbBefore:
+		if b.off > int64(b.lim.MaxUnknownBytes) {
+			return parse.Errorf(parse.NotAReport, "no <feedback> element in the first %d bytes (limit MaxUnknownBytes): not an aggregate report", b.lim.MaxUnknownBytes)
+		}
+	case fbIn:
+		if b.ignDepth > 0 && b.off-b.ignOff > int64(b.lim.MaxUnknownBytes) {
+			return parse.Errorf(parse.TooLarge, "unknown element <%s> longer than %d bytes (limit MaxUnknownBytes)", valid.Printable(b.ignName), b.lim.MaxUnknownBytes)
+		}
+		if !b.hdrFinal && b.off-b.fbOff > int64(b.lim.MaxHeaderBytes) {
+			return parse.Errorf(parse.TooLarge, "report header (report_metadata and policy_published) not complete within %d bytes of <feedback> (limit MaxHeaderBytes)", b.lim.MaxHeaderBytes)
+		}
+	}
+	return nil
+}
+
+// skip is a token the builder has no use for (comment, processing
+// instruction): only the region limits apply.
+func (b *builder) skip() error { return b.bound() }
+
+// chars handles character data: kept as the value of a leaf element, up to
+// MaxValueBytes, and otherwise dropped.
+func (b *builder) chars(p []byte) error {
+	if err := b.bound(); err != nil {
+		return err
+	}
 	if b.want {
+		if len(b.val)+len(p) > b.lim.MaxValueBytes {
+			return parse.Errorf(parse.TooLarge, "value of <%s> longer than %d bytes (limit MaxValueBytes)",
+				kindName[b.stack[len(b.stack)-1]], b.lim.MaxValueBytes)
+		}
 		b.val = append(b.val, p...)
 	}
+	return nil
 }
 
 // end handles an end element.
 func (b *builder) end() error {
+	if err := b.bound(); err != nil {
+		return err
+	}
 	b.depth--
 	if b.state != fbIn {
 		return nil
@@ -369,6 +483,10 @@ func (b *builder) end() error {
 	n := len(b.stack) - 1
 	k := b.stack[n]
 	b.stack = b.stack[:n]
+	if n < b.ignDepth {
+		b.ignDepth = 0
+		b.rebound()
+	}
 	if n > 0 {
 		b.want = isLeaf[b.stack[n-1]]
 	} else {
@@ -381,6 +499,7 @@ func (b *builder) end() error {
 	switch k {
 	case kFeedback:
 		b.state = fbDone
+		b.rebound()
 		if !b.hdrFinal {
 			b.finalize()
 		}
@@ -397,7 +516,7 @@ func (b *builder) end() error {
 			return b.hdrErr
 		}
 	case kRecord:
-		b.finishRecord()
+		return b.finishRecord()
 	case kReason:
 		// An override reason with an empty type is dropped (digest §6.3 item 24).
 		if b.reason.Type != "" {
@@ -559,13 +678,14 @@ func (b *builder) newRecord() *Record {
 }
 
 // finishRecord completes the current record and queues it.
-func (b *builder) finishRecord() {
+func (b *builder) finishRecord() error {
 	r := b.rec
 	b.rec = nil
 	var invalid []string
 	raw := r.SourceIP
 	if ip, err := netip.ParseAddr(raw); err != nil || ip.Zone() != "" {
-		invalid = append(invalid, "source_ip "+strconv.Quote(raw)+": not an IP address")
+		invalid = append(invalid, "source_ip "+valid.Quote(raw, quoteMax)+": not an IP address")
+		r.SourceIP = valid.Truncate(raw, quoteMax)
 	} else {
 		// RFC 9990 §3.1.1.8; digest §6.4 item 35: canonical form, IPv4-mapped unmapped.
 		var tmp [48]byte
@@ -574,12 +694,10 @@ func (b *builder) finishRecord() {
 			r.SourceIP = string(out)
 		}
 	}
-	if n, ok := parseCount(b.count); ok {
-		r.Count = n
-	} else {
-		invalid = append(invalid, "count "+strconv.Quote(string(b.count))+": not a non-negative integer")
+	invalid, err := b.checkCount(r, invalid)
+	if err != nil {
+		return err
 	}
-	r.Invalid = strings.Join(invalid, "; ")
 	if len(b.dkims) > 0 {
 		b.dkimSlab = slabGrow(b.dkimSlab, len(b.dkims))
 		r.DKIM = b.dkimSlab[:len(b.dkims):len(b.dkims)]
@@ -598,10 +716,147 @@ func (b *builder) finishRecord() {
 		copy(r.Reasons, b.rsns)
 		b.reasonSlab = b.reasonSlab[len(b.rsns):]
 	}
+	invalid = b.checkRecordValues(r, invalid)
+	r.Invalid = strings.Join(invalid, "; ")
 	b.queue = append(b.queue, r)
 	if b.hdrFinal {
 		b.ready = true
 	}
+	return nil
+}
+
+// quoteMax is how much of a hostile value an error message repeats.
+const quoteMax = 64
+
+// checkCount sets the record's count. A count that is not a non-negative
+// integer sets the record aside (digest §6.4 item 36); a count over MaxCount,
+// or one that makes the report's total overflow, is a forgery that would
+// falsify every sum the report enters, and ends the report (invalid_value).
+func (b *builder) checkCount(r *Record, invalid []string) ([]string, error) {
+	n, ok := parseCount(b.count)
+	if !ok && isDigits(b.count) {
+		return invalid, parse.Errorf(parse.InvalidValue, "record %d: count %s is more than %d messages (limit MaxCount)", r.Index, valid.Quote(string(b.count), quoteMax), b.lim.MaxCount)
+	}
+	if !ok {
+		return append(invalid, "count "+valid.Quote(string(b.count), quoteMax)+": not a non-negative integer"), nil
+	}
+	if n > b.lim.MaxCount {
+		return invalid, parse.Errorf(parse.InvalidValue, "record %d: count %d is more than %d messages (limit MaxCount)", r.Index, n, b.lim.MaxCount)
+	}
+	sum, ok := valid.AddCount(b.sum, n)
+	if !ok {
+		return invalid, parse.Errorf(parse.InvalidValue, "record %d: count %d makes the report's message total overflow", r.Index, n)
+	}
+	b.sum, r.Count = sum, n
+	return invalid, nil
+}
+
+// maxSelectorBytes bounds a DKIM selector: a sequence of DNS labels
+// (RFC 6376 §3.1), so no longer than a domain name.
+const maxSelectorBytes = valid.MaxDomainLen
+
+// checkRecordValues sets a record aside (returns invalid with the reasons
+// added) when a domain it names is outside DNS syntax: header_from,
+// envelope_from and envelope_to (RFC 9990 §3.1.1.10), each DKIM d= and SPF
+// domain. Values are checked after normalisation (lower case, one trailing
+// dot dropped, U-labels to A-labels: RFC 7489 §6.6.1), so what real
+// reporters write passes; empty values are absent, and an SPF
+// domain may be an IP address (a HELO identity). A bad value is not kept: the
+// reason quotes it, cut short.
+func (b *builder) checkRecordValues(r *Record, invalid []string) []string {
+	bad := func(what string, err error) {
+		invalid = append(invalid, what+": "+err.Error())
+	}
+	if r.HeaderFrom == "" {
+		// Absent: alignment finds nothing to pass, as before these checks.
+	} else if err := b.checkDomain(r.HeaderFrom); err != nil {
+		bad("header_from", err)
+		r.HeaderFrom = ""
+	}
+	for _, e := range []struct {
+		what string
+		v    *Opt
+	}{{"envelope_from", &r.EnvelopeFrom}, {"envelope_to", &r.EnvelopeTo}} {
+		if e.v.Value == "" {
+			continue
+		}
+		d := e.v.Value
+		if i := strings.LastIndexByte(d, '@'); i >= 0 {
+			d = d[i+1:] // a full address where the domain belongs
+		}
+		if err := b.checkDomain(d); err != nil {
+			bad(e.what, err)
+			*e.v = Opt{}
+		}
+	}
+	for i := range r.DKIM {
+		d := &r.DKIM[i]
+		if d.Domain != "" {
+			if err := b.checkDomain(d.Domain); err != nil {
+				bad(fmt.Sprintf("dkim %d domain", i), err)
+				d.Domain = ""
+			}
+		}
+		if len(d.Selector) > maxSelectorBytes || !printable(d.Selector) {
+			invalid = append(invalid, fmt.Sprintf("dkim %d selector %s: not printable text of at most %d bytes", i, valid.Quote(d.Selector, quoteMax), maxSelectorBytes))
+			d.Selector = ""
+		}
+	}
+	for i := range r.SPF {
+		s := &r.SPF[i]
+		if s.Domain == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(strings.Trim(s.Domain, "[]")); err == nil {
+			continue
+		}
+		if err := b.checkDomain(s.Domain); err != nil {
+			bad(fmt.Sprintf("spf %d domain", i), err)
+			s.Domain = ""
+		}
+	}
+	return invalid
+}
+
+// checkDomain checks a domain as a report writes it (any case, a trailing
+// dot, U-labels) with valid.Domain after normalisation.
+func checkDomain(d string) error { return valid.Domain(align.Normalize(d)) }
+
+// checkDomain is checkDomain remembering the domains it accepted.
+func (b *builder) checkDomain(d string) error {
+	slot := &b.okDomain[len(d)&(len(b.okDomain)-1)]
+	if *slot == d {
+		return nil
+	}
+	if err := checkDomain(d); err != nil {
+		return err
+	}
+	*slot = d
+	return nil
+}
+
+// printable reports whether s holds no control character (C0, DEL, C1), no
+// bidirectional control and no invalid UTF-8: text a report names itself or
+// its selectors with, which logs, terminals and labels show.
+func printable(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r >= 0x80 && r < 0xa0,
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+			return false
+		}
+		i += size
+	}
+	return true
 }
 
 // slabGrow returns s if it has room for n more elements, else a new slab.
@@ -625,6 +880,17 @@ func parseCount(v []byte) (uint64, bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, true
+}
+
+// isDigits reports whether v is a run of decimal digits: a count too large
+// for parseCount rather than no count.
+func isDigits(v []byte) bool {
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(v) > 0
 }
 
 // parseEpoch parses seconds since the epoch (RFC 7489 App. C, RFC 9990
@@ -656,6 +922,7 @@ func parseEpoch(v []byte) (int64, bool) {
 // finalize completes the header: schema, required fields, times.
 func (b *builder) finalize() {
 	b.hdrFinal = true
+	b.rebound()
 	b.ready = true
 	h := &b.hdr
 	h.Schema = SchemaRFC7489
@@ -684,11 +951,60 @@ func (b *builder) finalize() {
 		}
 		n, ok := parseEpoch(f.raw)
 		if !ok {
-			b.hdrErr = parse.Errorf(parse.MissingField, "report_metadata/date_range/%s %q: not seconds since the epoch", f.name, f.raw)
+			b.hdrErr = parse.Errorf(parse.MissingField, "report_metadata/date_range/%s %s: not seconds since the epoch", f.name, valid.Quote(string(f.raw), quoteMax))
 			return
 		}
 		*f.dst = time.Unix(n, 0).UTC()
 	}
+	if err := b.checkHeader(h); err != nil {
+		b.hdrErr = parse.Wrap(parse.InvalidValue, err, "report %s", valid.Quote(h.ReportID, quoteMax))
+	}
+}
+
+// maxIdentityBytes bounds report_id, org_name and email, the values that
+// name a report and its reporter (real ones are under 100 bytes).
+const maxIdentityBytes = 1024
+
+// checkHeader checks the values that make up the report's identity and
+// place: a bad one sets the whole report aside. The policy domain must be a
+// DNS name after normalisation; the date range must lie between 1970 and a
+// week from now with end not before begin; report_id, org_name and email must
+// be printable text of at most maxIdentityBytes.
+func (b *builder) checkHeader(h *Header) error {
+	if err := checkDomain(h.Domain); err != nil {
+		return fmt.Errorf("policy_published/domain: %w", err)
+	}
+	if err := dateWindow(h.Begin, h.End, b.lim.now()); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{
+		{"report_metadata/report_id", h.ReportID}, {"report_metadata/org_name", h.OrgName}, {"report_metadata/email", h.Email}} {
+		if len(f.v) > maxIdentityBytes || !printable(f.v) {
+			return fmt.Errorf("%s %s: not printable text of at most %d bytes", f.name, valid.Quote(f.v, quoteMax), maxIdentityBytes)
+		}
+	}
+	return nil
+}
+
+// dateWindow is valid.Window for report_metadata/date_range, except that
+// dates from 1970 (the epoch: parseEpoch reads no sign) to valid.Earliest
+// are accepted: RFC 9990's own sample report (Appendix B) is dated
+// 1979-08-07, and ClickHouse's DateTime stores such a date exactly. What the
+// window is for still holds: no date past ClickHouse's 2106, none more than a
+// week ahead, end not before begin (digest §6.5 item 39).
+func dateWindow(begin, end, now time.Time) error {
+	const what = "report_metadata/date_range"
+	if end.Before(begin) {
+		return valid.Window(what, begin, end, now) // says end is before begin, or what else is wrong
+	}
+	return valid.Window(what, later(begin, valid.Earliest), later(end, valid.Earliest), now)
+}
+
+func later(t, u time.Time) time.Time {
+	if t.Before(u) {
+		return u
+	}
+	return t
 }
 
 // next pops a queued record, if the header is final.

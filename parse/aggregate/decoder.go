@@ -4,28 +4,82 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dmarcd/dmarcd/parse"
 )
 
-// Limits bound what one report may cost. Zero values mean the defaults.
+// Limits bound what one report may cost. Every byte of a report is
+// attacker-controlled (anyone can mail the rua address), so each limit is
+// enforced while reading: the decoder's memory is proportional to the limits,
+// never to the input, and exceeding one ends the report with parse.TooLarge
+// and a message naming the element and the limit. Zero values mean the
+// defaults.
 type Limits struct {
-	MaxRecords int // records per report; 0 = default 2,000,000
-	MaxDepth   int // XML element depth; 0 = default 64
+	// MaxRecords is the number of records in one report (default 2,000,000).
+	MaxRecords int
+	// MaxDepth is the element depth of the document (default 64).
+	MaxDepth int
+	// MaxValueBytes is the length of one element's value after decoding
+	// (default 64 KiB: org_name, extra_contact_info and reason comments, the
+	// longest values real reports carry, are under 200 bytes).
+	MaxValueBytes int
+	// MaxTokenBytes is the input length of one XML token (default 64 KiB): a
+	// start tag with its attributes, an element name, an end tag, a run of
+	// character data (the white space between elements included), a comment,
+	// a processing instruction, a CDATA section or a directive. Content that
+	// is skipped is counted the same: a 1 GB comment stops here.
+	MaxTokenBytes int
+	// MaxUnknownBytes is the input length of one element the decoder does
+	// not know (an extension, an unknown element with all it contains), and
+	// of everything before <feedback> (default 1 MiB).
+	MaxUnknownBytes int
+	// MaxHeaderBytes is the input length from <feedback> until the header
+	// (report_metadata and policy_published) is complete (default 1 MiB; a
+	// real header is under 2 KiB). It bounds the records held when a reporter
+	// sends records before the header, and repeated header elements.
+	MaxHeaderBytes int
+	// MaxResults is the number of DKIM results, SPF results and override
+	// reasons in one record, each (default 100; real records carry 1 to 3).
+	MaxResults int
+	// MaxCount is the message count of one record (default 2^32-1): a larger
+	// count sets the record aside (Record.Invalid), as a count whose sum over
+	// the report would overflow does.
+	MaxCount uint64
+
+	now func() time.Time // the present, for date checks; tests set it
 }
 
 // Default limits.
 const (
-	DefaultMaxRecords = 2_000_000
-	DefaultMaxDepth   = 64
+	DefaultMaxRecords      = 2_000_000
+	DefaultMaxDepth        = 64
+	DefaultMaxValueBytes   = 64 << 10
+	DefaultMaxTokenBytes   = 64 << 10
+	DefaultMaxUnknownBytes = 1 << 20
+	DefaultMaxHeaderBytes  = 1 << 20
+	DefaultMaxResults      = 100
+	DefaultMaxCount        = 1<<32 - 1
 )
 
 func (l Limits) withDefaults() Limits {
-	if l.MaxRecords <= 0 {
-		l.MaxRecords = DefaultMaxRecords
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultMaxDepth
+	def(&l.MaxRecords, DefaultMaxRecords)
+	def(&l.MaxDepth, DefaultMaxDepth)
+	def(&l.MaxValueBytes, DefaultMaxValueBytes)
+	def(&l.MaxTokenBytes, DefaultMaxTokenBytes)
+	def(&l.MaxUnknownBytes, DefaultMaxUnknownBytes)
+	def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	def(&l.MaxResults, DefaultMaxResults)
+	if l.MaxCount == 0 {
+		l.MaxCount = DefaultMaxCount
+	}
+	if l.now == nil {
+		l.now = time.Now
 	}
 	return l
 }
@@ -79,9 +133,9 @@ func newDecoderBuf(r io.Reader, lim Limits, bufSize int) *Decoder {
 	lim = lim.withDefaults()
 	d := &Decoder{r: r, lim: lim, b: newBuilder(lim)}
 	if bufSize == 0 {
-		d.tok = newRefTokenizer(r)
+		d.tok = newRefTokenizer(r, lim)
 	} else {
-		d.tok = newScanner(r, bufSize)
+		d.tok = newScanner(r, bufSize, lim)
 	}
 	return d
 }
@@ -97,7 +151,7 @@ func (d *Decoder) fill() error {
 		// The fast scanner met a declared encoding other than UTF-8 before
 		// any element: the reference decoder takes the whole document over.
 		s := d.tok.(*scanner)
-		d.tok = newRefTokenizer(io.MultiReader(s.replay(), d.r))
+		d.tok = newRefTokenizer(io.MultiReader(s.replay(), d.r), d.lim)
 		err = d.tok.run(d.b)
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -10,22 +11,99 @@ import (
 	"golang.org/x/net/html/charset"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // refTokenizer is the reference decoder's XML half: encoding/xml's Token
 // (which checks well-formedness and matches end tags) feeding the builder.
 // It is simple and slow (design.md: about 100,000 records/s); the fast
 // scanner is checked against it by FuzzDecoderAgrees.
+//
+// encoding/xml reads a whole token into memory, so it reads through a
+// boundedReader: no token may take more than refTokenSlack(MaxTokenBytes)
+// bytes of input, and each token it returns is then held to MaxTokenBytes
+// exactly, as the scanner does.
 type refTokenizer struct {
 	xd     *xml.Decoder
-	prolog bool // only a BOM and white space read so far
+	br     *boundedReader
+	maxTok int
+	prolog bool     // only a BOM and white space read so far
+	names  []string // local names of the open elements, for messages
 }
 
-func newRefTokenizer(r io.Reader) *refTokenizer {
-	t := &refTokenizer{prolog: true}
-	t.xd = xml.NewDecoder(r)
+func newRefTokenizer(r io.Reader, lim Limits) *refTokenizer {
+	t := &refTokenizer{prolog: true, maxTok: lim.MaxTokenBytes}
+	t.br = &boundedReader{r: bufio.NewReaderSize(r, scanBufSize), t: t}
+	t.xd = xml.NewDecoder(t.br)
 	t.xd.CharsetReader = t.charsetReader
 	return t
+}
+
+// refTokenSlack is how many input bytes encoding/xml may read for one token:
+// twice the limit, because a declared encoding such as UTF-16 takes two
+// input bytes for one byte of the document, plus what a charset decoder
+// reads ahead.
+func refTokenSlack(maxTok int) int64 { return 2*int64(maxTok) + 8192 }
+
+// boundedReader hands encoding/xml its input, up to limit bytes in all: the
+// tokenizer moves limit before each token.
+type boundedReader struct {
+	r     *bufio.Reader
+	n     int64 // bytes handed out
+	limit int64
+	t     *refTokenizer
+}
+
+func (br *boundedReader) over() error {
+	return parse.Errorf(parse.TooLarge, "a token%s longer than %d bytes (limit MaxTokenBytes)", br.t.inside(), br.t.maxTok)
+}
+
+func (br *boundedReader) ReadByte() (byte, error) {
+	if br.n >= br.limit {
+		return 0, br.over()
+	}
+	c, err := br.r.ReadByte()
+	if err == nil {
+		br.n++
+	}
+	return c, err
+}
+
+func (br *boundedReader) Read(p []byte) (int, error) {
+	if br.n >= br.limit {
+		return 0, br.over()
+	}
+	if int64(len(p)) > br.limit-br.n {
+		p = p[:br.limit-br.n]
+	}
+	k, err := br.r.Read(p)
+	br.n += int64(k)
+	return k, err
+}
+
+// inside names the innermost open element, for messages.
+func (t *refTokenizer) inside() string {
+	if len(t.names) == 0 {
+		return ""
+	}
+	return " in <" + valid.Printable(valid.Truncate(t.names[len(t.names)-1], 64)) + ">"
+}
+
+// tokenKind names a token, for messages.
+func tokenKind(tok xml.Token) string {
+	switch tok.(type) {
+	case xml.StartElement:
+		return "start tag"
+	case xml.EndElement:
+		return "end tag"
+	case xml.CharData:
+		return "character data"
+	case xml.Comment:
+		return "comment"
+	case xml.ProcInst:
+		return "processing instruction"
+	}
+	return "directive"
 }
 
 // charsetReader decodes a declared encoding (digest §6.3 item 16). Labels
@@ -59,17 +137,27 @@ func (t *refTokenizer) line() int {
 func (t *refTokenizer) run(b *builder) error {
 	for !b.ready {
 		startLine := t.line()
+		from := t.xd.InputOffset()
+		t.br.limit = t.br.n + refTokenSlack(t.maxTok)
 		tok, err := t.xd.Token()
 		if err != nil {
 			return t.classify(err)
 		}
+		b.off = t.xd.InputOffset()
+		if b.off-from > int64(t.maxTok) {
+			return parse.Errorf(parse.TooLarge, "%s%s longer than %d bytes (limit MaxTokenBytes)", tokenKind(tok), t.inside(), t.maxTok)
+		}
 		switch tt := tok.(type) {
 		case xml.StartElement:
 			t.prolog = false
+			t.names = append(t.names, tt.Name.Local)
 			if err := b.start([]byte(tt.Name.Local), tt.Name.Space); err != nil {
 				return err
 			}
 		case xml.EndElement:
+			if len(t.names) > 0 {
+				t.names = t.names[:len(t.names)-1]
+			}
 			if err := b.end(); err != nil {
 				return err
 			}
@@ -80,11 +168,16 @@ func (t *refTokenizer) run(b *builder) error {
 			if t.prolog && !isPrologText(tt) {
 				t.prolog = false
 			}
-			b.chars(tt)
+			if err := b.chars(tt); err != nil {
+				return err
+			}
 		case xml.Directive:
 			return parse.Errorf(parse.DTDRefused, "line %d: <!%s> refused: document type declarations are never processed", startLine, directiveName(tt))
 		default:
 			t.prolog = false
+			if err := b.skip(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

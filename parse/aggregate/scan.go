@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // The fast decoder's XML half: a streaming byte scanner specialised to what
@@ -44,6 +45,8 @@ type scanner struct {
 	eof    bool  // nothing more to read after buf[:end]
 	rerr   error // read error other than io.EOF, reported at the end of input
 	lines  int   // newlines in the bytes dropped from the front of buf
+	base   int64 // bytes dropped from the front of buf
+	maxTok int   // Limits.MaxTokenBytes
 	prolog bool  // only a BOM and white space so far; buf holds every byte read
 
 	names   []byte // names of the open elements, concatenated
@@ -53,8 +56,48 @@ type scanner struct {
 	nsval   []byte // decoded xmlns attribute value
 }
 
-func newScanner(r io.Reader, size int) *scanner {
-	return &scanner{r: r, buf: make([]byte, size), prolog: true}
+// newScanner returns a scanner reading r through a buffer of size bytes. The
+// buffer grows only while one token is incomplete, and no token may pass
+// lim.MaxTokenBytes: it stays under 2*max(size, lim.MaxTokenBytes).
+func newScanner(r io.Reader, size int, lim Limits) *scanner {
+	return &scanner{r: r, buf: make([]byte, size), prolog: true, maxTok: lim.MaxTokenBytes}
+}
+
+// at tells the builder how far the input has been read: to s.pos.
+func (s *scanner) at(b *builder) { b.off = s.base + int64(s.pos) }
+
+// tooLarge is the error for a token of the kind named longer than
+// MaxTokenBytes, at s.pos.
+func (s *scanner) tooLarge(what string) error {
+	in := ""
+	if n := len(s.nameEnd); n > 0 {
+		from := 0
+		if n > 1 {
+			from = s.nameEnd[n-2]
+		}
+		in = " in <" + valid.Printable(valid.Truncate(string(s.names[from:]), 64)) + ">"
+	}
+	return parse.Errorf(parse.TooLarge, "%s%s longer than %d bytes (limit MaxTokenBytes)", what, in, s.maxTok)
+}
+
+// pendingKind names the incomplete token at s.pos, for tooLarge.
+func (s *scanner) pendingKind() string {
+	d := s.buf[s.pos:s.end]
+	switch {
+	case len(d) == 0 || d[0] != '<':
+		return "character data"
+	case bytes.HasPrefix(d, []byte("<!--")):
+		return "comment"
+	case bytes.HasPrefix(d, []byte("<![")):
+		return "CDATA section"
+	case bytes.HasPrefix(d, []byte("<!")):
+		return "directive"
+	case bytes.HasPrefix(d, []byte("<?")):
+		return "processing instruction"
+	case bytes.HasPrefix(d, []byte("</")):
+		return "end tag"
+	}
+	return "start tag"
 }
 
 // replay returns every byte read so far; valid only while s.prolog.
@@ -77,6 +120,7 @@ func (s *scanner) syntax(at int, format string, args ...any) error {
 func (s *scanner) fill() {
 	if !s.prolog && s.pos > 0 {
 		s.lines += bytes.Count(s.buf[:s.pos], []byte{'\n'})
+		s.base += int64(s.pos)
 		s.end = copy(s.buf, s.buf[s.pos:s.end])
 		s.pos = 0
 	}
@@ -145,7 +189,14 @@ func (s *scanner) run(b *builder) error {
 				i++
 			}
 			if i < s.end && s.buf[i] == '<' {
+				if i-s.pos > s.maxTok {
+					return s.tooLarge("character data")
+				}
 				s.pos = i
+				s.at(b)
+				if err := b.skip(); err != nil {
+					return err
+				}
 			}
 		}
 		if s.buf[s.pos] == '<' {
@@ -156,6 +207,10 @@ func (s *scanner) run(b *builder) error {
 		switch err {
 		case nil:
 		case errMore:
+			if s.end-s.pos > s.maxTok {
+				// The token is longer than the limit whatever follows.
+				return s.tooLarge(s.pendingKind())
+			}
 			s.fill()
 		default:
 			return err
@@ -256,7 +311,7 @@ func (s *scanner) markup(b *builder) error {
 	case '/':
 		return s.endTag(b, data)
 	case '?':
-		return s.procInst(data)
+		return s.procInst(b, data)
 	case '!':
 		return s.bang(b, data)
 	}
@@ -284,15 +339,16 @@ func (s *scanner) text(b *builder) error {
 	if i == len(data) && !s.eof {
 		return errMore
 	}
+	if i > s.maxTok {
+		return s.tooLarge("character data")
+	}
 	seg := data[:i]
 	s.pos += i
 	if s.prolog && !isPrologText(seg) {
 		s.prolog = false
 	}
-	if b.want {
-		b.val = append(b.val, seg...)
-	}
-	return nil
+	s.at(b)
+	return b.chars(seg)
 }
 
 // textSlow decodes character data with entity references, carriage returns,
@@ -300,6 +356,9 @@ func (s *scanner) text(b *builder) error {
 // scan errors come in input order; invalid UTF-8 and characters outside the
 // XML Char production are reported once the scan completes.
 func (s *scanner) textSlow(b *builder, seg []byte, j int, atEOF bool) error {
+	if len(seg) > s.maxTok {
+		return s.tooLarge("character data")
+	}
 	keep := b.want || s.prolog
 	out := s.tmp[:0]
 	if keep {
@@ -375,8 +434,8 @@ func (s *scanner) textSlow(b *builder, seg []byte, j int, atEOF bool) error {
 	if s.prolog && !isPrologText(out) {
 		s.prolog = false
 	}
-	b.chars(out)
-	return nil
+	s.at(b)
+	return b.chars(out)
 }
 
 func inCharRange(r rune) bool {
@@ -496,8 +555,12 @@ func (s *scanner) startTag(b *builder, data []byte) error {
 	if j < len(data) && data[j] == '>' && j > 1 && nameStart[data[1]] {
 		name := data[1:j]
 		if string(name) != "feedback" {
+			if j+1 > s.maxTok {
+				return s.tooLarge("start tag")
+			}
 			s.pos += j + 1
 			s.prolog = false
+			s.at(b)
 			if err := b.start(name, ""); err != nil {
 				return err
 			}
@@ -559,8 +622,13 @@ func (s *scanner) startTag(b *builder, data []byte) error {
 		}
 		i = next
 	}
+	if i > s.maxTok {
+		s.ns = s.ns[:nsStart]
+		return s.tooLarge("start tag")
+	}
 	s.pos += i
 	s.prolog = false
+	s.at(b)
 	space := ""
 	if string(local) == "feedback" {
 		space = s.resolve(prefix)
@@ -588,8 +656,18 @@ func (s *scanner) leafValue(b *builder, name []byte) error {
 	}
 	k := i + 2 + len(name)
 	if k < len(data) && data[i] == '<' && data[i+1] == '/' && data[k] == '>' && string(data[i+2:k]) == string(name) {
-		s.pos += k + 1
+		if i > s.maxTok {
+			return s.tooLarge("character data")
+		}
+		// b.chars without its region check: the end tag's, a token
+		// later, stops the same regions.
+		if i > b.lim.MaxValueBytes {
+			s.pos += i
+			return b.chars(data[:i])
+		}
 		b.val = append(b.val, data[:i]...)
+		s.pos += k + 1
+		s.at(b)
 		return b.end()
 	}
 	s.names = append(s.names, name...)
@@ -738,6 +816,7 @@ func (s *scanner) endTag(b *builder, data []byte) error {
 		top := s.names[from:]
 		if k := 2 + len(top); k < len(data) && data[k] == '>' && string(data[2:k]) == string(top) {
 			s.pos += k + 1
+			s.at(b)
 			s.names = s.names[:from]
 			s.nameEnd = s.nameEnd[:n-1]
 			for len(s.ns) > 0 && s.ns[len(s.ns)-1].depth >= n {
@@ -779,7 +858,11 @@ func (s *scanner) endTag(b *builder, data []byte) error {
 	if !bytes.Equal(s.names[from:], name) {
 		return s.syntax(s.pos, "element <%s> closed by </%s>", s.names[from:], name)
 	}
+	if i+1 > s.maxTok {
+		return s.tooLarge("end tag")
+	}
 	s.pos += i + 1
+	s.at(b)
 	s.names = s.names[:from]
 	s.nameEnd = s.nameEnd[:n-1]
 	for len(s.ns) > 0 && s.ns[len(s.ns)-1].depth >= n {
@@ -790,7 +873,7 @@ func (s *scanner) endTag(b *builder, data []byte) error {
 
 // procInst handles <?target ...?>; the XML declaration's version and
 // encoding are checked as encoding/xml does.
-func (s *scanner) procInst(data []byte) error {
+func (s *scanner) procInst(b *builder, data []byte) error {
 	j, nonASCII, ok, short := scanName(data, 2)
 	if short {
 		return s.more()
@@ -819,9 +902,13 @@ func (s *scanner) procInst(data []byte) error {
 			return s.syntax(s.pos, "opening charset %q: encoding declared after the start of the document", enc)
 		}
 	}
+	if i+k+2 > s.maxTok {
+		return s.tooLarge("processing instruction")
+	}
 	s.pos += i + k + 2
 	s.prolog = false
-	return nil
+	s.at(b)
+	return b.skip()
 }
 
 // procInstParam returns the quoted value of param= in an XML declaration,
@@ -876,9 +963,13 @@ func (s *scanner) bang(b *builder, data []byte) error {
 		if body[k+2] != '>' {
 			return s.syntax(s.pos+4+k, `invalid sequence "--" not allowed in comments`)
 		}
+		if 4+k+3 > s.maxTok {
+			return s.tooLarge("comment")
+		}
 		s.pos += 4 + k + 3
 		s.prolog = false
-		return nil
+		s.at(b)
+		return b.skip()
 	case '[':
 		const cdata = "CDATA["
 		for m := 0; m < len(cdata); m++ {
@@ -902,6 +993,9 @@ func (s *scanner) bang(b *builder, data []byte) error {
 // cdata decodes a CDATA section's content (carriage returns only) and checks
 // its characters.
 func (s *scanner) cdata(b *builder, raw []byte, size int) error {
+	if size > s.maxTok {
+		return s.tooLarge("CDATA section")
+	}
 	out := s.tmp[:0]
 	var b1 byte
 	for i := 0; i < len(raw); {
@@ -935,8 +1029,8 @@ func (s *scanner) cdata(b *builder, raw []byte, size int) error {
 	if s.prolog && !isPrologText(out) {
 		s.prolog = false
 	}
-	b.chars(out)
-	return nil
+	s.at(b)
+	return b.chars(out)
 }
 
 // directive scans <!...> to its end exactly as encoding/xml does (quotes,
@@ -990,6 +1084,9 @@ func (s *scanner) directive(data []byte) error {
 				b0, b1 = b1, c
 			}
 		}
+	}
+	if i > s.maxTok {
+		return s.tooLarge("directive")
 	}
 	return parse.Errorf(parse.DTDRefused, "line %d: <!%s> refused: document type declarations are never processed",
 		s.lineAt(s.pos), directiveName(data[2:i]))
