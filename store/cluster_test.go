@@ -117,7 +117,7 @@ func TestEveryMigratedTableIsLocalAndDistributedInClusterMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"aggregate_reports", "aggregate_records", "inputs", "failure_reports",
-		"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "source_attribution"} {
+		"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "source_attribution", "input_attempts"} {
 		if tables[name] != "sipHash64(report_key)" && tables[name] == "" {
 			t.Errorf("%s is not a cluster table; have %v", name, tables)
 		}
