@@ -16,13 +16,13 @@ import (
 )
 
 // small is the size each generator is checked at: the test size, cut to a
-// megabyte (or ten thousand items) so the checks take milliseconds.
+// megabyte (or a thousand items) so the checks take milliseconds.
 func small(a Attack) int64 {
 	if a.TestSize > 1<<20 {
 		return 1 << 20
 	}
-	if a.TestSize > 10_000 && a.TestSize < 1<<20 && !strings.Contains(a.What, "bytes") {
-		return 10_000
+	if a.TestSize > 1_000 && a.TestSize < 1<<20 && !strings.Contains(a.What, "bytes") {
+		return 1_000
 	}
 	if a.Stdin && a.TestSize == 0 {
 		return 1 << 20
@@ -98,7 +98,7 @@ func TestEveryAttackHasANameAnOutcomeAndAWellFormedContainer(t *testing.T) {
 func tail(b []byte) []byte { return b[max(len(b)-40, 0):] }
 
 func TestHugeOrgNameIsExactlyItsSizeAndCompressesAThousandfold(t *testing.T) {
-	const size = 8 << 20
+	const size = 4 << 20
 	b := generate(t, attack(t, "agg-huge-org-name"), size)
 	doc := gunzip(t, b)
 	org := regexp.MustCompile(`<org_name>(A*)</org_name>`).FindSubmatch(doc)
@@ -182,13 +182,13 @@ func TestZipAttacksHoldWhatTheySay(t *testing.T) {
 		t.Errorf("%d leaves, want 8*8", leaves)
 	}
 	// Zip bomb: the member declares its true size.
-	m = generate(t, attack(t, "mime-zip-bomb"), 96<<20)
+	m = generate(t, attack(t, "mime-zip-bomb"), 8<<20)
 	zb = attachment(t, m)
 	zr, err = zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := zr.File[0].UncompressedSize64; got != 96<<20+uint64(len("<feedback>")) {
+	if got := zr.File[0].UncompressedSize64; got != 8<<20+uint64(len("<feedback>")) {
 		t.Errorf("member declares %d bytes", got)
 	}
 	rc, _ := zr.File[0].Open()
@@ -214,9 +214,12 @@ func countLeaves(t *testing.T, zr *zip.Reader) int {
 			}
 			n += countLeaves(t, inner)
 		} else {
-			doc, _ := io.ReadAll(rc)
-			if !bytes.HasSuffix(doc, []byte("</feedback>\n")) || len(doc) < 16<<20 {
-				t.Errorf("leaf %s: %d bytes ending %q", f.Name, len(doc), tail(doc))
+			// Read the head only: inflating 64 leaves of 16 MiB is the
+			// bomb's job, not the test's.
+			head := make([]byte, 64)
+			io.ReadFull(rc, head)
+			if !bytes.HasPrefix(head, []byte("<?xml")) || f.UncompressedSize64 < 16<<20 {
+				t.Errorf("leaf %s: %d bytes beginning %q", f.Name, f.UncompressedSize64, head)
 			}
 			n++
 		}
