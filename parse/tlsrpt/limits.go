@@ -84,7 +84,7 @@ func readBounded(r io.Reader, lim Limits) ([]byte, error) {
 		br.Discard(3)
 	}
 	var buf bytes.Buffer
-	dec := json.NewDecoder(&squeezeReader{r: io.TeeReader(br, &buf)})
+	dec := json.NewDecoder(&squeezeReader{r: io.TeeReader(br, &buf), maxString: lim.MaxStringBytes})
 	dec.UseNumber()
 	err := checkShape(dec, lim)
 	if parse.CodeOf(err) != "" {
@@ -277,20 +277,33 @@ func dnsNames(l []string) []string {
 // spaces would cost minutes; squeezed they cost one pass. What the decoder
 // sees is only checked for limits: the document itself is decoded from the
 // bytes as read.
+//
+// It also ends a string past maxString raw bytes (escapes counted as
+// written) with a TooLarge error, before the decoder buffers all of it.
 type squeezeReader struct {
-	r        io.Reader
-	inString bool
-	escaped  bool
-	space    bool // the last byte passed on was white space outside a string
+	r         io.Reader
+	maxString int
+	inString  bool
+	escaped   bool
+	strLen    int
+	space     bool // the last byte passed on was white space outside a string
+	err       error
 }
 
 func (s *squeezeReader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
 	for {
 		k, err := s.r.Read(p)
 		out := p[:0]
 		for _, c := range p[:k] {
 			switch {
 			case s.inString:
+				if s.strLen++; s.maxString > 0 && s.strLen > s.maxString+2 {
+					s.err = parse.Errorf(parse.TooLarge, "tls report: a JSON string longer than %d bytes", s.maxString)
+					return 0, s.err
+				}
 				switch {
 				case s.escaped:
 					s.escaped = false
@@ -307,7 +320,7 @@ func (s *squeezeReader) Read(p []byte) (int, error) {
 				out = append(out, ' ')
 				continue
 			case c == '"':
-				s.inString = true
+				s.inString, s.strLen = true, 0
 			}
 			s.space = false
 			out = append(out, c)

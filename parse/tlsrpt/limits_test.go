@@ -97,9 +97,17 @@ func TestEndlessJSONStopsAtMaxBytes(t *testing.T) {
 func TestALongStringStopsAtTheStringLimit(t *testing.T) {
 	s := &stream{head: reportHead + `{"policy":{"policy-string":["`, body: strings.Repeat("a", 1024), n: 2, tail: `"]}}]}`}
 	_, err := ParseLimits(s, Limits{MaxStringBytes: 1000})
-	wantStop(t, err, parse.TooLarge, "a JSON string of 2048 bytes, more than 1000", s, 64<<10)
-	// A string is read whole before it is judged: an endless one is bounded
-	// by MaxBytes (TestEndlessJSONStopsAtMaxBytes).
+	wantStop(t, err, parse.TooLarge, "a JSON string longer than 1000 bytes", s, 64<<10)
+}
+
+func TestAnEndlessStringStopsAtTheStringLimit(t *testing.T) {
+	s := &stream{head: `{"organization-name":"`, body: strings.Repeat("a", 4096), n: 1 << 20}
+	var err error
+	alloc := heapGrowth(func() { _, err = Parse(s, 0) })
+	wantStop(t, err, parse.TooLarge, "a JSON string longer than 16384 bytes", s, 64<<10)
+	if alloc > 1<<20 {
+		t.Errorf("allocated %d KiB", alloc>>10)
+	}
 }
 
 func TestDeepNestingStopsAtTheDepthLimit(t *testing.T) {
