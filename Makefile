@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 2m
 DEMO_DIR ?= .demo
 
-.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
+.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-hostile bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
 
 all: build
 
@@ -35,6 +35,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./parse/aggregate/
 	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
 	scripts/clickhouse.sh run -- scripts/bench-daemon.sh
+	scripts/clickhouse.sh run -- scripts/bench-hostile.sh
 
 bench-ingest:
 	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
@@ -42,6 +43,11 @@ bench-ingest:
 # dmarcd serve working through a 10,000-mail backlog in a local Dovecot.
 bench-daemon:
 	scripts/clickhouse.sh run -- scripts/bench-daemon.sh
+
+# Every attack of internal/hostile at up to 64 MiB of input, four at once,
+# with good reports ingested beside them: wall time, CPU and peak RSS each.
+bench-hostile:
+	scripts/clickhouse.sh run -- scripts/bench-hostile.sh
 
 # p50/p95 of every dashboard and gauge query on 100,000,000 generated records
 # (about 15 minutes to load; needs ~5 GB of disk). Not part of make bench.

@@ -4,6 +4,7 @@
 //	hostilegen [-size bench|test] [-mail] [-only NAME,...] DIR   write DIR/NAME.EXT per attack
 //	hostilegen -list                                           print NAME, kind, sizes, want, what
 //	hostilegen -stdin NAME [-size ...]                         write one attack to standard output
+//	hostilegen -good ID                                        write a good report (id ID) to standard output
 //
 // Files are streamed from the generators: a 500 MB org_name becomes a
 // 510 KB gzip without ever being in memory. An attack meant for standard
@@ -38,6 +39,7 @@ func run(args []string, stdout io.Writer) error {
 	mail := fs.Bool("mail", false, "write every attack as a mail (bare files become attachments), as IMAP carries them")
 	only := fs.String("only", "", "comma-separated attack names (default: all)")
 	one := fs.String("stdin", "", "write this attack to standard output")
+	good := fs.String("good", "", "write a good aggregate report with this report id to standard output")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +63,10 @@ func run(args []string, stdout io.Writer) error {
 				a.BenchSize, a.Want.Status, strings.Join(a.Want.Codes, "|"), a.What, pending)
 		}
 		return w.Flush()
+	}
+	if *good != "" {
+		_, err := stdout.Write(hostile.GoodReport(*good))
+		return err
 	}
 	if *one != "" {
 		a, ok := hostile.Find(*one)
