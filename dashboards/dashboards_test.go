@@ -60,6 +60,9 @@ type dashboard struct {
 			Name       string     `json:"name"`
 			Datasource datasource `json:"datasource"`
 			Query      any        `json:"query"`
+			Sort       int        `json:"sort"`
+			Multi      bool       `json:"multi"`
+			IncludeAll bool       `json:"includeAll"`
 		} `json:"list"`
 	} `json:"templating"`
 	Panels      []panel `json:"panels"`
@@ -132,17 +135,18 @@ var timeFilterRe = regexp.MustCompile(`\$__timeFilter\(\s*([^)]+?)\s*\)`)
 // (pkg/macros: $__timeFilter(c) is "c >= toDateTime(FROM) AND c <=
 // toDateTime(TO)" in Unix seconds, $__fromTime and $__toTime are
 // toDateTime(...)) and the template variables Grafana substitutes before
-// the plugin sees the query.
+// the plugin sees the query (expandVariables, with domain as the value of
+// the domain variable).
 func expand(sql string, from, to time.Time, domain string) string {
 	f, tt := fmt.Sprintf("toDateTime(%d)", from.Unix()), fmt.Sprintf("toDateTime(%d)", to.Unix())
 	sql = timeFilterRe.ReplaceAllString(sql, "$1 >= "+f+" AND $1 <= "+tt)
-	sql = strings.NewReplacer("$__fromTime", f, "$__toTime", tt, "${domain}", domain, "$domain", domain).Replace(sql)
-	return sql
+	sql = strings.NewReplacer("$__fromTime", f, "$__toTime", tt).Replace(sql)
+	return expandVariables(sql, map[string]string{"domain": domain})
 }
 
 func TestExpandMatchesThePluginV4Macros(t *testing.T) {
-	got := expand("WHERE $__timeFilter(date_begin) AND d = '${domain}' AND x < $__toTime AND y >= $__fromTime", time.Unix(10, 0), time.Unix(20, 0), "a.example")
-	want := "WHERE date_begin >= toDateTime(10) AND date_begin <= toDateTime(20) AND d = 'a.example' AND x < toDateTime(20) AND y >= toDateTime(10)"
+	got := expand("WHERE $__timeFilter(date_begin) AND d = decodeURLComponent('${domain:percentencode}') AND x < $__toTime AND y >= $__fromTime", time.Unix(10, 0), time.Unix(20, 0), "a.example")
+	want := "WHERE date_begin >= toDateTime(10) AND date_begin <= toDateTime(20) AND d = decodeURLComponent('a.example') AND x < toDateTime(20) AND y >= toDateTime(10)"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -496,7 +500,7 @@ var recordsQuestions = map[string]string{
 	"readiness.json/Messages by readiness class": `WITH ` + knownSelectors + `
 SELECT ` + store.ReadinessClass + ` AS class, sum(message_count) AS messages, uniq(source_ip) AS source_ips
 FROM aggregate_records
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
 GROUP BY class ORDER BY messages DESC`,
 	"readiness.json/Who would be blocked (not aligned), by sender": `WITH ` + knownSelectors + `
 SELECT header_from, ` + store.ReadinessClass + ` AS class,
@@ -505,18 +509,18 @@ arrayStringConcat(arraySort(arrayFilter((d, r, sc) -> r = 'pass' AND (sc = '' OR
 sum(message_count) AS messages, uniq(source_ip) AS source_ips,
 sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS pass_if_strict
 FROM aggregate_records
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
 GROUP BY header_from, class, dkim_pass, spf_pass
 HAVING class != 'aligned' OR pass_if_strict < messages`,
 	"sources.json/DKIM signatures: domain, selector, result": `SELECT dkim_domain, dkim_selector, dkim_result, sum(message_count) AS messages, uniq(source_ip) AS source_ips
 FROM aggregate_records
 ARRAY JOIN dkim_domains AS dkim_domain, dkim_selectors AS dkim_selector, dkim_results AS dkim_result
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin)
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin)
 GROUP BY dkim_domain, dkim_selector, dkim_result`,
 	"sources.json/SPF: MAIL FROM domain and result": `SELECT spf_domain, spf_scope, spf_result, sum(message_count) AS messages, uniq(source_ip) AS source_ips
 FROM aggregate_records
 ARRAY JOIN spf_domains AS spf_domain, spf_scopes AS spf_scope, spf_results AS spf_result
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin)
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin)
 GROUP BY spf_domain, spf_scope, spf_result`,
 }
 

@@ -23,7 +23,7 @@ sumIf(message_count, spf_aligned_relaxed = 1) AS spf_aligned, sumIf(message_coun
 sumIf(message_count, dmarc_pass = 1) AS dmarc_pass,
 arrayStringConcat(arraySort(arrayFilter(s -> s != '', groupUniqArrayArray(dkim_selectors))), ' ') AS selectors
 FROM aggregate_records
-WHERE policy_domain = '${domain}' AND record_error = '' AND $__timeFilter(date_begin)
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin)
 GROUP BY source_ip, header_from, header_from_org
 ORDER BY messages DESC, source_ip, header_from
 LIMIT 1000`
@@ -172,7 +172,7 @@ func TestSourcesByIPFindsTheTopPairsWithoutGroupingAll(t *testing.T) {
 // allDomainsOf removes the domain condition from a panel's SQL, as
 // `make bench-queries` does for its all-domains figures.
 func allDomainsOf(sql string) string {
-	return strings.ReplaceAll(sql, "policy_domain = '${domain}' AND ", "")
+	return strings.ReplaceAll(sql, "policy_domain = decodeURLComponent('${domain:percentencode}') AND ", "")
 }
 
 // subqueryAfter returns the text inside the parentheses that open at the
