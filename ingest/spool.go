@@ -15,6 +15,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // Subfolders of a spool folder where files go once their outcome is final.
@@ -30,8 +31,8 @@ const (
 	DefaultSpoolGrace        = 8 * time.Second
 )
 
-// Timing of SpoolSource.Run after inputs that met an error (the store is
-// likely down): retried with exponential backoff and jitter.
+// Timing of SpoolSource.Run after inputs that met an error while the store
+// was down: the folder is retried with exponential backoff and jitter.
 const (
 	spoolRetryMin = time.Second
 	spoolRetryMax = time.Minute
@@ -41,6 +42,16 @@ const (
 // files could not be processed now (status error, e.g. ClickHouse
 // unreachable): they stay in the spool folder to be retried.
 var ErrSpoolFilesLeft = errors.New("spool: files left in the folder after errors")
+
+// Why a listed file is not read (see openSpoolFile).
+var (
+	errSpoolNotRegular = errors.New("not a regular file")
+	errSpoolChanged    = errors.New("changed since listed")
+)
+
+// spoolBeforeOpen, when set (tests), is called with a file's path between
+// the listing and the open.
+var spoolBeforeOpen func(path string)
 
 // SpoolConfig configures a SpoolSource. Zero values take the defaults above.
 type SpoolConfig struct {
@@ -55,6 +66,16 @@ type SpoolConfig struct {
 	// Run's ctx is done; default 8s. Then its processing is cancelled and
 	// the file stays for the next start.
 	Grace time.Duration
+	// StoreReady, when set, tells whether the store answers; else the
+	// pipeline's store is pinged, if it can be. After a file's error it
+	// tells a store that is down from a file that fails (RetryPolicy).
+	StoreReady func(context.Context) error
+	// Retry says how files that end `error` are retried and when they are
+	// set aside (retries_exhausted); zero values take the defaults.
+	Retry RetryPolicy
+	// Attempts, when set, records each file in hand, so that one that was
+	// in hand when the process died Retry.Deaths times is set aside unread.
+	Attempts AttemptLog
 }
 
 // SpoolSource ingests the files dropped into a folder: report mails (.eml),
@@ -74,9 +95,16 @@ type SpoolConfig struct {
 // (status, reason code, reason). A name already taken there gets a suffix
 // (.1, .2, ...): nothing is overwritten, nothing is deleted. A file that
 // met an error (the store is down) stays where it is and is retried with
-// backoff. A crash between the commit and the move leaves the file in the
-// folder; the next pass finds its reports already stored (duplicate) and
-// moves it.
+// backoff. A file that keeps failing while the store works is tried again
+// with its own backoff while the others go on, then set aside to invalid/
+// as retries_exhausted (see RetryPolicy). A crash between the commit and
+// the move leaves the file in the folder; the next pass finds its reports
+// already stored (duplicate) and moves it.
+//
+// A file is opened without following a symbolic link and without blocking
+// on a FIFO, and read only if the opened descriptor is a regular file, the
+// one listed: anything swapped in after the listing is left where it is,
+// unread, with a warning.
 //
 // One SpoolSource owns its folder: do not run two on the same path, nor
 // Run and Once at the same time.
@@ -88,7 +116,8 @@ type SpoolSource struct {
 	mu       sync.Mutex
 	readyErr error
 
-	seen map[string]seenFile // files not yet settled
+	seen  map[string]seenFile // files not yet settled
+	guard *inputGuard
 }
 
 // seenFile is what a pass saw of a file that was not settled yet.
@@ -115,8 +144,10 @@ func NewSpoolSource(cfg SpoolConfig, p *Pipeline, log *slog.Logger) *SpoolSource
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &SpoolSource{cfg: cfg, p: p, log: log.With("source", cfg.Name),
-		readyErr: errors.New("not started"), seen: map[string]seenFile{}}
+	log = log.With("source", cfg.Name)
+	return &SpoolSource{cfg: cfg, p: p, log: log,
+		readyErr: errors.New("not started"), seen: map[string]seenFile{},
+		guard: newInputGuard(cfg.Name, p, log, cfg.Retry, cfg.Attempts, cfg.StoreReady)}
 }
 
 // Name is the source's name.
@@ -169,8 +200,8 @@ func (s *SpoolSource) Run(ctx context.Context) error {
 		if res.pending > 0 {
 			wait = min(wait, res.nextSettle)
 		}
-		if res.errors > 0 {
-			// Hold off whatever events say: the store is likely down.
+		if res.storeDown {
+			// Hold off whatever events say: the store is down.
 			d := retry.next()
 			s.log.Warn("spool files left after errors; retrying later", "errors", res.errors,
 				"untried", res.untried, "first", res.firstError, "in", d.Round(time.Millisecond))
@@ -180,6 +211,9 @@ func (s *SpoolSource) Run(ctx context.Context) error {
 			continue
 		}
 		retry.reset()
+		if d, ok := s.guard.nextDue(); ok {
+			wait = min(wait, d) // a file that failed is due again
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -229,7 +263,7 @@ func (s *SpoolSource) Once(ctx context.Context, fn func(Outcome)) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if res.errors > 0 {
+		if res.errors+res.untried > 0 {
 			return fmt.Errorf("spool source %s: %w: %d met an error and %d were not tried after it (first: %s)",
 				s.cfg.Name, ErrSpoolFilesLeft, res.errors, res.untried, res.firstError)
 		}
@@ -263,13 +297,15 @@ type spoolPass struct {
 	pending    int           // files not settled yet
 	nextSettle time.Duration // when the first of them will be
 	errors     int           // files whose outcome was an error
-	untried    int           // files not read because the pass ended after errors
+	untried    int           // files not read: the pass ended after errors, or they wait out their backoff
+	storeDown  bool          // some error came while the store was down
 	firstError string
 	readErr    error // the folder could not be read
 }
 
-// pass processes the settled files of the folder once, in name order.
-// After maxErrorsPass errors in a row it ends early.
+// pass processes the settled files of the folder once, in name order,
+// but for those waiting out their backoff. After maxErrorsPass errors in a
+// row while the store is down it ends early.
 func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass) {
 	entries, err := os.ReadDir(s.cfg.Path)
 	if err != nil {
@@ -301,7 +337,11 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 			res.pending++
 			continue
 		}
-		out, found := s.processFile(ctx, name, fn)
+		if !s.guard.due(spoolID(name, fi)) {
+			res.untried++
+			continue
+		}
+		out, found, v := s.processFile(ctx, name, fi, fn)
 		if !found {
 			continue
 		}
@@ -313,6 +353,10 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 		if res.firstError == "" {
 			res.firstError = out.Reason
 		}
+		if v != storeDown {
+			continue // this file's own trouble: the others go on
+		}
+		res.storeDown = true
 		if consecutive++; consecutive >= maxErrorsPass {
 			for _, rest := range entries[i+1:] {
 				if !strings.HasPrefix(rest.Name(), ".") && rest.Type().IsRegular() {
@@ -353,31 +397,39 @@ func (s *SpoolSource) settled(name string, fi fs.FileInfo, now time.Time) (bool,
 	return false, min(settle-age, settle-stable)
 }
 
-// processFile hands one file to the pipeline and moves it by its outcome.
-// found is false if the file vanished before it was opened.
-func (s *SpoolSource) processFile(ctx context.Context, name string, fn func(Outcome)) (out Outcome, found bool) {
+// spoolID is a file's identity for its retries and attempts: its name,
+// size and modification time (a file written anew is a new input).
+func spoolID(name string, fi fs.FileInfo) string {
+	return fmt.Sprintf("%s;size=%d;mtime=%d", name, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// processFile hands one file, as listed, to the pipeline and moves it by
+// its outcome. found is false if the file was not read: it vanished,
+// changed, or is not a regular file any more. v says what an error was.
+func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.FileInfo, fn func(Outcome)) (out Outcome, found bool, v verdict) {
 	path := filepath.Join(s.cfg.Path, name)
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return out, false
+	id := spoolID(name, listed)
+	if spoolBeforeOpen != nil {
+		spoolBeforeOpen(path)
 	}
-	if err != nil {
+	f, err := openSpoolFile(path, listed)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return out, false, final
+	case errors.Is(err, errSpoolChanged):
+		s.log.Info("spool file changed since listed; left for the next pass", "file", valid.Printable(name), "err", err)
+		return out, false, final
+	case errors.Is(err, errSpoolNotRegular):
+		s.log.Warn("spool entry is not a regular file (swapped after listing?); left unread", "file", valid.Printable(name), "err", err)
+		return out, false, final
+	case err != nil:
 		out = Outcome{Input: path, Kind: "none", Status: Error, ReportIDs: []string{}, ReportKeys: []string{},
 			ReasonCode: string(parse.InputUnreadable), Reason: err.Error()}
-		s.log.Warn("spool file left in the folder", "file", name, "reason_code", out.ReasonCode, "reason", out.Reason)
-		if fn != nil {
-			fn(out)
-		}
-		return out, true
+	default:
+		defer s.guard.end(ctx, id) // after the move
+		out = s.read(ctx, path, f, listed, s.guard.begin(ctx, id))
 	}
-	// Once ctx is done no new file is opened, but the one in hand may
-	// still commit within Grace.
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.cfg.Grace, cancel) })
-	defer stop()
-	out = s.p.Process(pctx, path, f)
-	f.Close()
+	out, v = s.guard.settle(ctx, id, out)
 	if fn != nil {
 		fn(out)
 	}
@@ -391,17 +443,34 @@ func (s *SpoolSource) processFile(ctx context.Context, name string, fn func(Outc
 		dest, err = s.moveTo(name, SpoolInvalidDir, reason)
 	default:
 		s.log.Warn("spool file left in the folder", "file", name, "reason_code", out.ReasonCode, "reason", out.Reason)
-		return out, true
+		return out, true, v
 	}
 	if err != nil {
 		// The outcome is committed; the next pass finds it duplicate (or
 		// invalid again) and tries the move again.
 		s.log.Error("spool: moving the file", "file", name, "err", err)
-		return out, true
+		return out, true, v
 	}
 	s.log.Info("spool file", "file", name, "status", out.Status, "reports", out.Reports, "records", out.Records,
 		"reason_code", out.ReasonCode, "reason", out.Reason, "moved_to", dest)
-	return out, true
+	return out, true, v
+}
+
+// read hands the opened file to the pipeline and closes it; a file that
+// was in hand at too many deaths of the process (unfinished) is set aside
+// unread.
+func (s *SpoolSource) read(ctx context.Context, path string, f *os.File, listed fs.FileInfo, unfinished int) Outcome {
+	defer f.Close()
+	if s.guard.deadly(unfinished) {
+		return s.guard.died(ctx, path, listed.Size(), unfinished)
+	}
+	// Once ctx is done no new file is opened, but the one in hand may
+	// still commit within Grace.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.cfg.Grace, cancel) })
+	defer stop()
+	return s.p.Process(pctx, path, f)
 }
 
 // moveTo moves the file into the subfolder under a name not taken yet, with

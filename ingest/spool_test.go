@@ -2,11 +2,15 @@ package ingest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,5 +247,101 @@ func TestSpoolStoreUnreachableLeavesFilesInPlace(t *testing.T) {
 		if strings.HasSuffix(o.Input, ".eml") && o.Input != filepath.Join(dir, "newsletter.eml") && o.Status != ingest.Error {
 			t.Errorf("%s: status %s, want error", o.Input, o.Status)
 		}
+	}
+}
+
+// swapAfterListing makes the spool source find, when it opens the file
+// named name, what swap put in its place after the listing.
+func swapAfterListing(t *testing.T, name string, swap func(path string)) {
+	t.Helper()
+	t.Cleanup(ingest.SetSpoolBeforeOpen(func(path string) {
+		if filepath.Base(path) == name {
+			if err := os.Remove(path); err != nil {
+				t.Error(err)
+			}
+			swap(path)
+		}
+	}))
+}
+
+// TestSpoolFileSwappedForSymlinkAfterListingIsNotRead: a file replaced,
+// between the listing and the open, by a symbolic link to a private file
+// of the daemon's user is left where it is, unread: no outcome, nothing in
+// invalid/ (before, the private file's hash and size went into its
+// .reason), and the files around it are processed.
+func TestSpoolFileSwappedForSymlinkAfterListingIsNotRead(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "private.key")
+	secretData := []byte("-----BEGIN PRIVATE KEY-----\nnot a report\n")
+	if err := os.WriteFile(secret, secretData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(secretData)
+	files := []gen.File{{Name: "1-newsletter.eml", Data: newsletter.data}, {Name: "2-bait.eml", Data: newsletter.data},
+		{Name: "3-newsletter.eml", Data: newsletter.data}}
+	dropOld(t, dir, files...)
+	swapAfterListing(t, "2-bait.eml", func(path string) {
+		if err := os.Symlink(secret, path); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	src := ingest.NewSpoolSource(ingest.SpoolConfig{Path: dir}, ingest.New(newAggStore(), ingest.Options{Source: "spool"}), testLogger())
+	var outs []string
+	if err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, filepath.Base(o.Input)) }); err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if fmt.Sprint(outs) != "[1-newsletter.eml 3-newsletter.eml]" {
+		t.Errorf("outcomes for %v, want the two newsletters only", outs)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "2-bait.eml")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symbolic link is not left in place: %v, %v", fi, err)
+	}
+	reasons, _ := filepath.Glob(filepath.Join(dir, ingest.SpoolInvalidDir, "*.reason"))
+	for _, r := range reasons {
+		b, _ := os.ReadFile(r)
+		if strings.Contains(string(b), hex.EncodeToString(sum[:])) {
+			t.Errorf("%s holds the hash of the private file:\n%s", r, b)
+		}
+	}
+	if got := names(t, filepath.Join(dir, ingest.SpoolInvalidDir)); len(got) != 4 {
+		t.Errorf("invalid/ holds %v, want the two newsletters and their reasons", got)
+	}
+}
+
+// TestSpoolFileSwappedForFIFOAfterListingDoesNotHang: a file replaced by
+// a FIFO between the listing and the open is left in place unread, and the
+// pass goes on (before, the open blocked for ever, with /readyz ok).
+func TestSpoolFileSwappedForFIFOAfterListingDoesNotHang(t *testing.T) {
+	dir := t.TempDir()
+	dropOld(t, dir, gen.File{Name: "1-bait.eml", Data: newsletter.data}, gen.File{Name: "2-newsletter.eml", Data: newsletter.data})
+	swapAfterListing(t, "1-bait.eml", func(path string) {
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	src := ingest.NewSpoolSource(ingest.SpoolConfig{Path: dir}, ingest.New(newAggStore(), ingest.Options{Source: "spool"}), testLogger())
+	var outs []string
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, filepath.Base(o.Input)) })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Once: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		// Unblock the open so that the test can end.
+		if f, err := os.OpenFile(filepath.Join(dir, "1-bait.eml"), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("Once still blocked after 30 s: the FIFO was opened for reading")
+	}
+	if fmt.Sprint(outs) != "[2-newsletter.eml]" {
+		t.Errorf("outcomes for %v, want the newsletter only", outs)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "1-bait.eml")); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO is not left in place: %v, %v", fi, err)
 	}
 }
