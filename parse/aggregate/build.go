@@ -807,10 +807,13 @@ func (b *builder) checkRecordValues(r *Record, invalid []string) []string {
 		if s.Domain == "" {
 			continue
 		}
-		if _, err := netip.ParseAddr(strings.Trim(s.Domain, "[]")); err == nil {
-			continue
+		err := b.checkDomain(s.Domain)
+		if err != nil {
+			if _, ipErr := netip.ParseAddr(strings.Trim(s.Domain, "[]")); ipErr == nil {
+				continue // a HELO identity that is an address literal
+			}
 		}
-		if err := b.checkDomain(s.Domain); err != nil {
+		if err != nil {
 			bad(fmt.Sprintf("spf %d domain", i), err)
 			s.Domain = ""
 		}
