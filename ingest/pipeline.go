@@ -392,7 +392,12 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload, auth Auth) 
 	var r *failure.Report
 	var err error
 	clock.timeParse(func() {
-		r, err = failure.Parse(pl.R, failure.Options{MaxBytes: p.opt.Extract.MaxMessageBytes, KeepBody: p.opt.Privacy.KeepBodies})
+		// The failure parser's own size limit (15 MiB), or max_message_bytes if lower.
+		maxBytes := int64(failure.DefaultMaxBytes)
+		if m := p.opt.Extract.MaxMessageBytes; m > 0 && m < maxBytes {
+			maxBytes = m
+		}
+		r, err = failure.Parse(pl.R, failure.Options{MaxBytes: maxBytes, KeepBody: p.opt.Privacy.KeepBodies})
 	})
 	if err != nil {
 		return invalidCode(res, err, parse.MIMESyntax)

@@ -95,10 +95,17 @@ func TestAMillionPartsStopAtThePartLimit(t *testing.T) {
 	}
 }
 
-func TestAFieldOfAMillionContinuationLinesIsCut(t *testing.T) {
+func TestAFieldOfManyContinuationLinesIsCutInOnePass(t *testing.T) {
 	before, after := arfParts("Feedback-Type: auth-failure\r\nAuthentication-Results: r.example;")
-	s := &stream{head: before, body: "\r\n a", n: 1_000_000, tail: "\r\nReported-Domain: example.org\r\n" + after}
-	rep, err, alloc := parseWork(t, s)
+	s := &stream{head: before, body: "\r\n a", n: 200_000, tail: "\r\nReported-Domain: example.org\r\n" + after}
+	var rep *Report
+	var err error
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	rep, err = Parse(s, Options{MaxBytes: 64 << 20})
+	runtime.ReadMemStats(&b)
+	alloc := b.TotalAlloc - a.TotalAlloc
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +122,28 @@ func TestAFieldOfAMillionContinuationLinesIsCut(t *testing.T) {
 	}
 }
 
-func TestDomainsOutsideDNSSyntaxAreDroppedAndBadDatesAbsent(t *testing.T) {
+func TestAReportedDomainOutsideDNSSyntaxIsInvalid(t *testing.T) {
+	for _, d := range []string{"example.com\"'\x00!x'); SELECT 1; --", strings.Repeat("a", 300) + ".example"} {
+		fb := "Feedback-Type: auth-failure\r\nReported-Domain: " + d + "\r\n"
+		_, err := Parse(strings.NewReader(arf("multipart/report; report-type=feedback-report", "", fb, "text/rfc822-headers", sampleOriginal)), Options{})
+		wantCode(t, err, parse.InvalidValue, "Reported-Domain")
+		if strings.ContainsRune(err.Error(), 0) {
+			t.Fatalf("error carries a NUL: %q", err)
+		}
+	}
+}
+
+func TestAHugeFeedbackPartIsTooLarge(t *testing.T) {
+	before, after := arfParts("Feedback-Type: auth-failure\r\nAuthentication-Results: r.example; ")
+	s := &stream{head: before, body: strings.Repeat("dkim=fail ", 1024), n: 200, tail: "\r\n" + after} // 2 MiB
+	_, err, _ := parseWork(t, s)
+	wantCode(t, err, parse.TooLarge, "message/feedback-report part over 1048576 bytes")
+}
+
+func TestOtherDomainsOutsideDNSSyntaxAreDroppedAndBadDatesAbsent(t *testing.T) {
 	fb := "Feedback-Type: auth-failure\r\nUser-Agent: x/1\r\nVersion: 1\r\nAuth-Failure: dmarc\r\n" +
 		"Arrival-Date: Thu, 1 Jan 2099 00:00:00 +0000\r\n" +
-		"Reported-Domain: evil\x1b[2J.example\r\nReported-Domain: Example.ORG.\r\n" +
+		"Reported-Domain: Example.ORG.\r\n" +
 		"DKIM-Domain: \"><script>.example\r\nReporting-MTA: dns; mx.reporter.example\r\n"
 	orig := "From: Author <author@" + strings.Repeat("a.", 150) + "org>\r\nSubject: hello\r\n" // 303 bytes: over 253
 	rep, err := Parse(strings.NewReader(arf("multipart/report; report-type=feedback-report", "", fb, "text/rfc822-headers", orig)), Options{})

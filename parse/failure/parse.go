@@ -12,7 +12,9 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/align"
 	"github.com/dmarcd/dmarcd/parse/extract"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // maxDepth bounds multipart nesting; deeper parts are not looked at.
@@ -89,7 +91,11 @@ func Parse(r io.Reader, opt Options) (*Report, error) {
 	if w.feedback != nil {
 		rep.ARF = true
 		fields, _ := readFields(w.feedback, false)
-		rep.setFields(newFieldMap(fields))
+		m := newFieldMap(fields)
+		if err := checkReportedDomains(m["reported-domain"]); err != nil {
+			return nil, err
+		}
+		rep.setFields(m)
 	} else {
 		if !w.isNotice(rep.ReportSubject) {
 			return nil, parse.Errorf(parse.NotAReport, "failure report: no message/feedback-report part and no DMARC failure notice text")
@@ -178,7 +184,7 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 	}
 	switch {
 	case mt == "message/feedback-report" && w.feedback == nil:
-		return w.read(e, &w.feedback, mt)
+		return w.readMax(e, &w.feedback, mt, min(w.max, MaxFeedbackBytes))
 	case originalTypes[mt] && w.original == nil:
 		return w.read(e, &w.original, mt)
 	case mt == "text/plain" || mt == "":
@@ -199,12 +205,22 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 
 // read reads the decoded body of e into *dst.
 func (w *walker) read(e *message.Entity, dst *[]byte, mt string) error {
-	b, err := io.ReadAll(io.LimitReader(e.Body, w.max+1))
+	return w.readMax(e, dst, mt, w.max)
+}
+
+// MaxFeedbackBytes bounds the message/feedback-report part: a few dozen
+// short fields (RFC 5965 §3), well under 64 KiB in every real report. A
+// larger one is too_large, and reading it stops there.
+const MaxFeedbackBytes = 1 << 20
+
+// readMax reads the decoded body of e, at most max bytes, into *dst.
+func (w *walker) readMax(e *message.Entity, dst *[]byte, mt string, max int64) error {
+	b, err := io.ReadAll(io.LimitReader(e.Body, max+1))
 	if err != nil {
 		return parse.Wrap(parse.MIMESyntax, err, "failure report: reading %s part", mt)
 	}
-	if int64(len(b)) > w.max {
-		return parse.Errorf(parse.TooLarge, "failure report: %s part over %d bytes decoded", mt, w.max)
+	if int64(len(b)) > max {
+		return parse.Errorf(parse.TooLarge, "failure report: %s part over %d bytes decoded", mt, max)
 	}
 	if b == nil {
 		b = []byte{}
@@ -391,4 +407,21 @@ func readOriginal(b []byte, keepBody bool) Original {
 		o.Body = rest
 	}
 	return o
+}
+
+// checkReportedDomains returns an InvalidValue error when a Reported-Domain
+// (RFC 6591 §3.2: the domain the report is about, used for ownership and
+// counted per domain) is not a DNS name (valid.Domain). The other domains of
+// a report are informational: a bad one is dropped instead (normDomain).
+func checkReportedDomains(values []string) error {
+	for _, v := range values {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		d := align.Normalize(v)
+		if err := valid.Domain(d); err != nil {
+			return parse.Wrap(parse.InvalidValue, err, "failure report: Reported-Domain")
+		}
+	}
+	return nil
 }
