@@ -201,7 +201,7 @@ func mimeAttacks() []Attack {
 	}
 	report := func(name string) []seg { return agg{reportID: "hostile-" + name}.doc() }
 	return []Attack{
-		m("mime-many-header-lines", "size header lines before a report attachment (2 million)", 2_000_000, 5_000_000,
+		m("mime-many-header-lines", "size header lines before a report attachment (2 million)", 2_000_000, 4_000_000,
 			// not_a_report: a header block that does not end within the
 			// sniffed head is not taken for a mail at all.
 			codes(parse.TooLarge, parse.MIMESyntax, parse.NotAReport),
@@ -220,7 +220,7 @@ func mimeAttacks() []Attack {
 				return writeRaw(w, segs(mailHeader("many parts", `multipart/mixed; boundary="b"`),
 					rep("--b\r\n\r\nx\r\n", n), "--b--\r\n"))
 			}),
-		m("mime-deep-multipart", "size multiparts nested in each other, each with its own boundary", 10_000, 1_000_000,
+		m("mime-deep-multipart", "size multiparts nested in each other, each with its own boundary", 10_000, 800_000,
 			codes(parse.TooLarge, parse.MIMESyntax),
 			func(w io.Writer, n int64) error {
 				if err := writeRaw(w, segs(mailHeader("deep multipart", `multipart/mixed; boundary="b0"`))); err != nil {
@@ -259,7 +259,7 @@ func mimeAttacks() []Attack {
 					return writeZip(w, []zipMember{{name: "r.xml", ss: segs("<feedback>", fill(" ", n))}})
 				})
 			}),
-		m("mime-zip-many-members", "a zip of size members, each a valid report (the limit is 64)", 10_000, 200_000,
+		m("mime-zip-many-members", "a zip of size members, each a valid report (the limit is 64)", 10_000, 80_000,
 			codes(parse.TooLarge),
 			func(w io.Writer, n int64) error {
 				return writeMailWith(w, "many members", "application/zip", "r.zip", func(w io.Writer) error {
