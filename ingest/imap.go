@@ -101,6 +101,14 @@ type IMAPConfig struct {
 	// its context is done, before it closes the connection; default 8s.
 	// Mails not begun stay in the mailbox for the next start.
 	Grace time.Duration
+	// Retry says how mails that end `error` are retried and when they are
+	// set aside (retries_exhausted); zero values take the defaults. The
+	// store probe that tells a store that is down from a mail that fails
+	// is StoreReady, else the pipeline's store's Ping if it has one.
+	Retry RetryPolicy
+	// Attempts, when set, records each mail in hand, so that one that was
+	// in hand when the process died Retry.Deaths times is set aside unread.
+	Attempts AttemptLog
 }
 
 // IMAPSource reads DMARC report mails from an IMAP mailbox (RFC 9051, RFC
@@ -123,6 +131,7 @@ type IMAPSource struct {
 	log     *slog.Logger
 	newMail chan struct{} // a unilateral EXISTS arrived
 	tokens  *oauthTokens  // when cfg.OAuth is set
+	guard   *inputGuard
 
 	mu    sync.Mutex
 	ready error // nil while Run has a working session
@@ -174,8 +183,9 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &IMAPSource{cfg: cfg, p: p, log: log.With("source", cfg.Name), newMail: make(chan struct{}, 1),
-		ready: errIMAPNotConnected}
+	log = log.With("source", cfg.Name)
+	s := &IMAPSource{cfg: cfg, p: p, log: log, newMail: make(chan struct{}, 1),
+		ready: errIMAPNotConnected, guard: newInputGuard(cfg.Name, p, log, cfg.Retry, cfg.Attempts, cfg.StoreReady)}
 	if cfg.OAuth != nil {
 		s.tokens = newOAuthTokens(*cfg.OAuth)
 	}
@@ -274,7 +284,7 @@ func (s *IMAPSource) Once(ctx context.Context, fn func(Outcome)) error {
 	if err := c.Logout().Wait(); err != nil {
 		s.log.Debug("imap logout", "err", err)
 	}
-	if res.errors > 0 {
+	if res.errors+res.untried > 0 {
 		return fmt.Errorf("imap source %s: %w: %d in %s met an error and %d were not tried after it (first: %s)",
 			s.cfg.Name, ErrIMAPMailsLeft, res.errors, s.cfg.Mailbox, res.untried, res.firstError)
 	}
@@ -327,16 +337,19 @@ func (s *IMAPSource) session(ctx context.Context) error {
 		}
 		var back <-chan struct{}
 		stopProbe := func() {}
-		if res.errors > 0 {
+		if res.storeDown {
 			d := retry.next()
 			s.log.Warn("imap mails left in the mailbox after errors; retrying later", "errors", res.errors,
 				"untried", res.untried, "first", res.firstError, "in", d.Round(time.Millisecond))
 			wait = min(wait, d)
-			if res.storeDown && s.cfg.StoreReady != nil {
+			if s.cfg.StoreReady != nil {
 				back, stopProbe = s.probeStore(ctx)
 			}
 		} else {
 			retry.reset()
+		}
+		if d, ok := s.guard.nextDue(); ok {
+			wait = min(wait, d) // a mail that failed is due again
 		}
 		err = s.wait(ctx, c, idle, wait, back)
 		stopProbe()
@@ -686,9 +699,9 @@ func (s *IMAPSource) ensureFolder(c *imapclient.Client, name string) error {
 // passResult counts the mails of a pass that stay in the mailbox.
 type passResult struct {
 	errors     int    // mails whose outcome was an error
-	untried    int    // mails not read because the pass ended after errors
+	untried    int    // mails not read: the pass ended after errors, or they wait out their backoff
 	firstError string // reason of the first error
-	storeDown  bool   // some error was the store's (store_unavailable)
+	storeDown  bool   // some error came while the store was down
 }
 
 // Mails are processed in chunks: up to Concurrency mails, read whole into
@@ -712,11 +725,12 @@ type mailResult struct {
 }
 
 // pass processes every mail in the mailbox once, in chunks in UID order
-// (see chunk). It returns an error when the connection or the server failed
-// (mails not yet acknowledged stay in the mailbox); mails whose Outcome is an
-// error are counted, and after maxErrorsPass of them in a row the pass ends
-// early. No chunk is begun once ctx is done; a chunk begun is processed and
-// moved under work.
+// (see chunk), but for those waiting out their own backoff after an error
+// (RetryPolicy). It returns an error when the connection or the server
+// failed (mails not yet acknowledged stay in the mailbox); mails whose
+// Outcome is an error are counted, and after maxErrorsPass of them in a row
+// while the store is down the pass ends early. No chunk is begun once ctx
+// is done; a chunk begun is processed and moved under work.
 func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) (res passResult, err error) {
 	select { // this pass sees whatever EXISTS announced so far
 	case <-s.newMail:
@@ -733,9 +747,22 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		}
 	}
 	backlog(len(uids))
-	if len(uids) == 0 {
+	present := make(map[string]bool, len(uids))
+	for _, uid := range uids {
+		present[s.mailID(c, uid)] = true
+	}
+	s.guard.retain(present)
+	var due []imap.UID
+	for _, uid := range uids {
+		if s.guard.due(s.mailID(c, uid)) {
+			due = append(due, uid)
+		}
+	}
+	res.untried = len(uids) - len(due) // waiting out their backoff
+	if len(due) == 0 {
 		return res, nil
 	}
+	uids = due
 	slices.Sort(uids)
 	if s.cfg.Shared {
 		uids = rotate(uids)
@@ -744,7 +771,7 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 	if err != nil {
 		return res, err
 	}
-	s.log.Debug("imap pass", "mails", len(uids))
+	s.log.Debug("imap pass", "mails", len(uids), "waiting", res.untried)
 	consecutive := 0
 	for next := 0; next < len(uids); {
 		if err := ctx.Err(); err != nil {
@@ -752,67 +779,152 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		}
 		chunk := s.chunk(uids[next:], sizes)
 		next += len(chunk)
-		results, err := s.processChunk(work, c, chunk, sizes)
-		if err != nil {
+		if err := s.doChunk(ctx, work, c, chunk, sizes, fn, &res, &consecutive); err != nil {
 			return res, err
 		}
-		var processed, invalid []imap.UID
-		for _, m := range results {
-			if !m.found {
-				continue
-			}
-			if fn != nil {
-				fn(m.out)
-			}
-			switch m.out.Status {
-			case Stored, Duplicate:
-				processed = append(processed, m.uid)
-			case Invalid:
-				invalid = append(invalid, m.uid)
-			default:
-				res.errors++
-				if res.firstError == "" {
-					res.firstError = m.out.Reason
-				}
-				if m.out.ReasonCode == string(parse.StoreUnavailable) {
-					res.storeDown = true
-				}
-				s.log.Warn("imap mail left in the mailbox", "uid", m.uid, "reason_code", m.out.ReasonCode, "reason", m.out.Reason)
-				consecutive++
-				continue
-			}
-			consecutive = 0
-		}
-		if err := s.moveAll(c, processed, c.processed); err != nil {
-			return res, err
-		}
-		if c.invalid == c.mailbox {
-			for _, uid := range invalid {
-				s.log.Info("imap mail left in the invalid folder", "uid", uid)
-			}
-		} else if err := s.moveAll(c, invalid, c.invalid); err != nil {
-			return res, err
-		}
-		for _, m := range results {
-			if !m.found || m.out.Status == Error {
-				continue
-			}
-			dest := c.processed
-			if m.out.Status == Invalid {
-				if dest = c.invalid; dest == c.mailbox {
-					continue
-				}
-			}
-			s.log.Info("imap mail", "uid", m.uid, "status", m.out.Status, "reports", m.out.Reports, "records", m.out.Records,
-				"reason_code", m.out.ReasonCode, "reason", m.out.Reason, "moved_to", dest)
-		}
-		backlog(len(uids) - next)
+		backlog(res.untried + len(uids) - next)
 		if consecutive >= maxErrorsPass {
-			res.untried = len(uids) - next
+			res.untried += len(uids) - next
 			return res, nil
 		}
 	}
 	return res, nil
+}
+
+// mailID is a mail's identity for its retries and attempts: the IMAP URL
+// of RFC 5092 with the mailbox's UIDVALIDITY,
+// imap://user@host:port/Mailbox;UIDVALIDITY=v;UID=n.
+func (s *IMAPSource) mailID(c *conn, uid imap.UID) string {
+	u := url.URL{Scheme: "imap", User: url.User(s.cfg.Username), Host: s.cfg.Address}
+	return fmt.Sprintf("%s/%s;UIDVALIDITY=%d;UID=%d", u.String(), url.PathEscape(s.cfg.Mailbox), c.uidValidity, uid)
+}
+
+// doChunk processes the mails of a chunk and acknowledges them: those whose
+// reports all committed go to the processed folder, those with nothing
+// usable, or set aside (retries_exhausted), to the invalid folder; those
+// whose outcome is an error stay, and add to consecutive while the store is
+// down. Mails that were in hand at an earlier death of the process are
+// processed after the chunk, each alone (see beginChunk).
+func (s *IMAPSource) doChunk(ctx, work context.Context, c *conn, chunk []imap.UID, sizes map[imap.UID]int64,
+	fn func(Outcome), res *passResult, consecutive *int) error {
+	run, alone, aside, begun := s.beginChunk(work, c, chunk, sizes)
+	endAll := func() {
+		for _, uid := range begun {
+			s.guard.end(work, s.mailID(c, uid))
+		}
+		begun = nil
+	}
+	defer endAll()
+	results, err := s.processChunk(work, c, run, sizes)
+	if err != nil {
+		return err
+	}
+	if len(aside) > 0 {
+		results = append(results, aside...)
+		pos := make(map[imap.UID]int, len(chunk))
+		for i, uid := range chunk {
+			pos[uid] = i
+		}
+		slices.SortFunc(results, func(a, b mailResult) int { return pos[a.uid] - pos[b.uid] })
+	}
+	var processed, invalid []imap.UID
+	for i := range results {
+		m := &results[i]
+		if !m.found {
+			continue
+		}
+		var v verdict
+		m.out, v = s.guard.settle(work, s.mailID(c, m.uid), m.out)
+		if fn != nil {
+			fn(m.out)
+		}
+		switch m.out.Status {
+		case Stored, Duplicate:
+			processed = append(processed, m.uid)
+		case Invalid:
+			invalid = append(invalid, m.uid)
+		default:
+			res.errors++
+			if res.firstError == "" {
+				res.firstError = m.out.Reason
+			}
+			s.log.Warn("imap mail left in the mailbox", "uid", m.uid, "reason_code", m.out.ReasonCode, "reason", m.out.Reason)
+			if v == storeDown {
+				res.storeDown = true
+				*consecutive++
+			}
+			continue
+		}
+		*consecutive = 0
+	}
+	if err := s.moveAll(c, processed, c.processed); err != nil {
+		return err
+	}
+	if c.invalid == c.mailbox {
+		for _, uid := range invalid {
+			s.log.Info("imap mail left in the invalid folder", "uid", uid)
+		}
+	} else if err := s.moveAll(c, invalid, c.invalid); err != nil {
+		return err
+	}
+	for _, m := range results {
+		if !m.found || m.out.Status == Error {
+			continue
+		}
+		dest := c.processed
+		if m.out.Status == Invalid {
+			if dest = c.invalid; dest == c.mailbox {
+				continue
+			}
+		}
+		s.log.Info("imap mail", "uid", m.uid, "status", m.out.Status, "reports", m.out.Reports, "records", m.out.Records,
+			"reason_code", m.out.ReasonCode, "reason", m.out.Reason, "moved_to", dest)
+	}
+	endAll()
+	for _, uid := range alone {
+		if *consecutive >= maxErrorsPass || ctx.Err() != nil {
+			res.untried++
+			continue
+		}
+		if err := s.doChunk(ctx, work, c, []imap.UID{uid}, sizes, fn, res, consecutive); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// beginChunk records the mails of a chunk as in hand (IMAPConfig.Attempts)
+// and sorts them: run is to be processed now; aside holds the results of
+// the mails set aside unread, in hand at Retry.Deaths earlier deaths of
+// the process or more; alone, the mails in hand at fewer, which in a chunk
+// of several are put off to be processed one at a time after it, so that a
+// mail that kills the process takes no other along. begun are the mails
+// whose attempt is to be ended.
+func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, sizes map[imap.UID]int64) (run, alone []imap.UID, aside []mailResult, begun []imap.UID) {
+	if s.guard.attempts == nil {
+		return chunk, nil, nil, nil
+	}
+	for _, uid := range chunk {
+		size, ok := sizes[uid]
+		if !ok { // expunged meanwhile: found missing
+			run = append(run, uid)
+			continue
+		}
+		id := s.mailID(c, uid)
+		n := s.guard.begin(ctx, id)
+		switch {
+		case s.guard.deadly(n):
+			aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), size, n)})
+			begun = append(begun, uid)
+		case n > 0 && len(chunk) > 1:
+			s.guard.end(ctx, id)
+			alone = append(alone, uid)
+		default:
+			run = append(run, uid)
+			begun = append(begun, uid)
+		}
+	}
+	return run, alone, aside, begun
 }
 
 // rotate returns the items beginning at a random one and wrapping around:

@@ -171,18 +171,31 @@ func (b *retryBook) forget(id string) {
 	b.mu.Unlock()
 }
 
-// nextDue returns how long until the first remembered input is due again
-// (0 if one is due now); ok is false when none is remembered.
+// nextDue returns how long until the first remembered input is due again,
+// at least half of Min (one due already is retried soon, not at once); ok
+// is false when none is remembered.
 func (b *retryBook) nextDue(now time.Time) (d time.Duration, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range b.m {
-		w := max(0, e.due.Sub(now))
+		w := max(b.pol.Min/2, e.due.Sub(now))
 		if !ok || w < d {
 			d, ok = w, true
 		}
 	}
 	return d, ok
+}
+
+// retain forgets the inputs not in present: gone from the source (moved by
+// another instance, deleted, rewritten).
+func (b *retryBook) retain(present map[string]bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id := range b.m {
+		if !present[id] {
+			delete(b.m, id)
+		}
+	}
 }
 
 // len is the number of inputs remembered.
@@ -233,6 +246,10 @@ func (g *inputGuard) due(id string) bool { return g.book.due(id, time.Now()) }
 // nextDue returns how long until an input waiting out its backoff is due,
 // and whether there is one.
 func (g *inputGuard) nextDue() (time.Duration, bool) { return g.book.nextDue(time.Now()) }
+
+// retain forgets the errors of inputs not in present (a full listing of
+// the source), so that a gone input is not waited for.
+func (g *inputGuard) retain(present map[string]bool) { g.book.retain(present) }
 
 // storeUp tells whether the store answers its probe. Without a probe it is
 // taken as down: errors then end passes, as they always did.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/gen"
+	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -114,23 +115,31 @@ func (s *aggStore) LogInput(_ context.Context, in store.InputRow) error {
 // memAttempts is an AttemptLog in memory: an attempt begun and never
 // ended is one the process died with.
 type memAttempts struct {
-	mu            sync.Mutex
-	begins, ends  map[string]int
-	inHand, peaks int // attempts begun and not ended, now and at most
+	mu           sync.Mutex
+	begins, ends map[string]int
+	inHand       int            // attempts begun and not ended
+	others       map[string]int // by id: attempts of other inputs in hand at its last begin
+	deaths       map[string]int // by id suffix: earlier deaths to count at the first begin
 }
 
 func newMemAttempts() *memAttempts {
-	return &memAttempts{begins: map[string]int{}, ends: map[string]int{}}
+	return &memAttempts{begins: map[string]int{}, ends: map[string]int{}, others: map[string]int{}, deaths: map[string]int{}}
 }
 
 func (a *memAttempts) BeginAttempt(_ context.Context, source, id string) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for suffix, n := range a.deaths {
+		if strings.HasSuffix(id, suffix) || strings.HasPrefix(id, suffix) {
+			a.begins[source+" "+id] += n
+			delete(a.deaths, suffix)
+		}
+	}
 	k := source + " " + id
 	n := a.begins[k] - a.ends[k]
 	a.begins[k]++
+	a.others[id] = a.inHand
 	a.inHand++
-	a.peaks = max(a.peaks, a.inHand)
 	return n, nil
 }
 
@@ -142,26 +151,25 @@ func (a *memAttempts) EndAttempt(_ context.Context, source, id string) error {
 	return nil
 }
 
-// died makes every attempt of inputs whose id contains part look begun
-// and never ended n times: the process died with it in hand n times.
-func (a *memAttempts) died(source, id string, n int) {
+// dieOn makes the input whose id ends (or begins) with part look as if the
+// process had died n times with it in hand.
+func (a *memAttempts) dieOn(part string, n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.begins[source+" "+id] += n
+	a.deaths[part] = n
 }
 
-// open returns the number of attempts begun and not ended of ids
-// containing part.
-func (a *memAttempts) open(part string) int {
+// inHandAt returns how many other attempts were in hand when the input
+// whose id ends with suffix was last begun.
+func (a *memAttempts) inHandAt(suffix string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := 0
-	for k, b := range a.begins {
-		if strings.Contains(k, part) {
-			n += b - a.ends[k]
+	for id, n := range a.others {
+		if strings.HasSuffix(id, suffix) {
+			return n
 		}
 	}
-	return n
+	return -1
 }
 
 // fastRetry retries within milliseconds and sets an input aside after 5
@@ -268,5 +276,160 @@ func TestSpoolPoisonFilesDoNotHoldBackGoodOnes(t *testing.T) {
 	if n := st.poisonWrites(); n != 4*ingest.DefaultRetryAttempts {
 		t.Errorf("poison reports written %d times, want %d (4 files, %d tries each)", n,
 			4*ingest.DefaultRetryAttempts, ingest.DefaultRetryAttempts)
+	}
+}
+
+// poisonMails returns n poison report mails and m good ones.
+func poisonMails(t *testing.T, n, m int) (poison, good []imapMail) {
+	t.Helper()
+	p, g := generatedMailsFor(t, poisonDomain, 31), generatedMailsFor(t, "good.example", 32)
+	if len(p) < n || len(g) < m {
+		t.Fatalf("generator gave %d and %d mails, want %d and %d", len(p), len(g), n, m)
+	}
+	return p[:n], g[:m]
+}
+
+// generatedMailsFor returns the generator's report mails for domain.
+func generatedMailsFor(t *testing.T, domain string, seed int64) []imapMail {
+	t.Helper()
+	files, err := gen.Generate(gen.Options{Domain: domain, Days: 3, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mails []imapMail
+	for _, f := range files {
+		if strings.HasSuffix(f.Name, ".eml") && !f.Reports[0].Duplicate {
+			mails = append(mails, imapMail{f.Name, f.Data})
+		}
+	}
+	return mails
+}
+
+// TestIMAPPoisonMailsDoNotHoldBackGoodOnes puts four mails whose reports
+// the store fails forever (while ClickHouse answers pings and stores every
+// other report) in front of two good ones in a real Dovecot INBOX: the
+// first pass stores the good mails in ClickHouse and moves them although
+// the four failed first (before, three errors in a row ended every pass),
+// and Run then retries each poison mail with its own backoff until it goes
+// to the invalid folder as retries_exhausted, logged so in ClickHouse.
+func TestIMAPPoisonMailsDoNotHoldBackGoodOnes(t *testing.T) {
+	poison, good := poisonMails(t, 4, 2)
+	addr, user, pass := testenv.Dovecot(t)
+	c := imapTestClient(t, addr, user, pass)
+	appendMails(t, c, "INBOX", append(append([]imapMail{}, poison...), good...)...)
+	real, ch := openStore(t)
+	st := newPoisonStore(real)
+	src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "test", Address: addr, TLS: ingest.IMAPTLSNone,
+		Username: user, Password: pass, PollInterval: time.Hour, Retry: fastRetry},
+		ingest.New(st, ingest.Options{Source: "imap"}), testLogger())
+
+	var outs []string
+	err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, string(o.Status)) })
+	if !errors.Is(err, ingest.ErrIMAPMailsLeft) || !strings.Contains(err.Error(), "4 in INBOX met an error and 0 were not tried") {
+		t.Fatalf("first pass: %v, want ErrIMAPMailsLeft: 4 met an error and 0 were not tried", err)
+	}
+	if fmt.Sprint(outs) != "[error error error error stored stored]" {
+		t.Errorf("first pass outcomes %v, want 4 errors then the 2 good mails stored", outs)
+	}
+	if n := count(t, c, dovecotProcessed); n != 2 {
+		t.Errorf("%s holds %d mails after the first pass, want the 2 good ones", dovecotProcessed, n)
+	}
+	if reports, _, _ := aggregateCounts(t, ch); reports != 2 {
+		t.Errorf("ClickHouse holds %d reports after the first pass, want 2", reports)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	waitUntil(t, "poison mails set aside", 30*time.Second, func() bool { return count(t, c, dovecotInvalid) == 4 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := count(t, c, "INBOX"); n != 0 {
+		t.Errorf("INBOX still holds %d mails", n)
+	}
+	var exhausted uint64
+	if err := ch.QueryRow(context.Background(), "SELECT uniqExact(name) FROM inputs WHERE status = 'invalid' AND reason_code = 'retries_exhausted'").Scan(&exhausted); err != nil {
+		t.Fatal(err)
+	}
+	if exhausted != 4 {
+		t.Errorf("inputs table: %d mails invalid retries_exhausted, want 4", exhausted)
+	}
+	if n := st.poisonWrites(); n != 4*ingest.DefaultRetryAttempts {
+		t.Errorf("poison reports written %d times, want %d", n, 4*ingest.DefaultRetryAttempts)
+	}
+}
+
+// TestIMAPMailInHandAtDeathsIsSetAsideOrProcessedAlone: with an attempt
+// log, a mail that was in hand when the process died twice is set aside
+// unread to the invalid folder as retries_exhausted; one that was in hand
+// at one death is processed alone after its chunk (a killer takes no other
+// mail along); the others of the chunk are processed together; every
+// attempt begun is ended.
+func TestIMAPMailInHandAtDeathsIsSetAsideOrProcessedAlone(t *testing.T) {
+	_, good := poisonMails(t, 0, 4)
+	addr, user, pass := testenv.Dovecot(t)
+	c := imapTestClient(t, addr, user, pass)
+	appendMails(t, c, "INBOX", good...)
+	att := newMemAttempts()
+	att.dieOn(";UID=2", 2)
+	att.dieOn(";UID=3", 1)
+	src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "test", Address: addr, TLS: ingest.IMAPTLSNone,
+		Username: user, Password: pass, Concurrency: 4, Attempts: att},
+		ingest.New(newAggStore(), ingest.Options{Source: "imap"}), testLogger())
+	var outs []string
+	if err := src.Once(context.Background(), func(o ingest.Outcome) {
+		outs = append(outs, fmt.Sprintf("%s %s/%s read=%t", o.Input[strings.LastIndexByte(o.Input, ';')+1:], o.Status,
+			o.ReasonCode, o.SHA256 != ""))
+	}); err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	want := "[UID=1 stored/ read=true UID=2 invalid/retries_exhausted read=false UID=4 stored/ read=true UID=3 stored/ read=true]"
+	if fmt.Sprint(outs) != want {
+		t.Errorf("outcomes\n%v, want\n%s", outs, want)
+	}
+	if n := att.inHandAt(";UID=3"); n != 0 {
+		t.Errorf("the mail in hand at one death was processed with %d others in hand, want alone", n)
+	}
+	if n := att.inHandAt(";UID=4"); n != 2 {
+		t.Errorf("UID 4 was begun with %d others in hand, want 2 (UIDs 1 and 2 of its chunk)", n)
+	}
+	if att.inHand != 0 {
+		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)
+	}
+	if n := count(t, c, dovecotInvalid); n != 1 {
+		t.Errorf("%s holds %d mails, want 1", dovecotInvalid, n)
+	}
+	if n := count(t, c, dovecotProcessed); n != 3 {
+		t.Errorf("%s holds %d mails, want 3", dovecotProcessed, n)
+	}
+}
+
+// TestSpoolFileInHandAtDeathsIsSetAsideUnread: a spool file that was in
+// hand when the process died twice goes to invalid/ unread, with a reason
+// that says so; the next file is stored.
+func TestSpoolFileInHandAtDeathsIsSetAsideUnread(t *testing.T) {
+	dir := t.TempDir()
+	_, good := poisonAndGood(t, 0, 2)
+	dropOld(t, dir, good...)
+	att := newMemAttempts()
+	att.dieOn(good[0].Name+";", 2)
+	src := ingest.NewSpoolSource(ingest.SpoolConfig{Path: dir, Attempts: att},
+		ingest.New(newAggStore(), ingest.Options{Source: "spool"}), testLogger())
+	var outs []ingest.Outcome
+	if err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, o) }); err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if len(outs) != 2 || outs[0].Status != ingest.Invalid || outs[0].ReasonCode != "retries_exhausted" || outs[0].SHA256 != "" ||
+		outs[1].Status != ingest.Stored {
+		t.Fatalf("outcomes %+v, want the first set aside unread (retries_exhausted), the second stored", outs)
+	}
+	reason, err := os.ReadFile(filepath.Join(dir, ingest.SpoolInvalidDir, good[0].Name+".reason"))
+	if err != nil || !strings.Contains(string(reason), "was in hand when the process died 2 times") {
+		t.Errorf("%s.reason: %q, %v", good[0].Name, reason, err)
+	}
+	if att.inHand != 0 {
+		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)
 	}
 }

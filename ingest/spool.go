@@ -315,8 +315,8 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 		return res
 	}
 	s.setReady(nil)
-	present := map[string]bool{}
-	consecutive := 0
+	present, ids := map[string]bool{}, map[string]bool{}
+	consecutive, stopped := 0, false
 	for i, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
@@ -330,6 +330,7 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 			continue // gone meanwhile
 		}
 		present[name] = true
+		ids[spoolID(name, fi)] = true
 		if ok, wait := s.settled(name, fi, time.Now()); !ok {
 			if res.pending == 0 || wait < res.nextSettle {
 				res.nextSettle = wait
@@ -363,6 +364,7 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 					res.untried++
 				}
 			}
+			stopped = true
 			break
 		}
 	}
@@ -370,6 +372,9 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 		if !present[name] {
 			delete(s.seen, name)
 		}
+	}
+	if !stopped {
+		s.guard.retain(ids) // the whole folder was listed: forget the files gone
 	}
 	return res
 }
