@@ -56,6 +56,39 @@ func (u usage) String() string {
 	return fmt.Sprintf("%.1f MB peak RSS, %v CPU, %v wall", float64(u.maxRSS)/1e6, u.cpu.Round(time.Millisecond), u.wall.Round(time.Millisecond))
 }
 
+// gnuTime is GNU time, which measures the ingest children (see usageOf).
+const gnuTime = "/usr/bin/time"
+
+// timed returns the command that runs bin with args under GNU time when it
+// is installed, writing "user sys maxrss_kb" to timeFile. A child started
+// from the test process directly would report a peak RSS of at least the
+// test process's own: Linux keeps the larger of the exec'ing process's
+// high-water mark and the new program's (signal_struct maxrss survives
+// exec, and Go starts children with CLONE_VM). GNU time forks first, so the
+// figure it reads is dmarcd's alone.
+func timed(ctx context.Context, timeFile, bin string, args ...string) *exec.Cmd {
+	if _, err := os.Stat(gnuTime); err != nil {
+		return exec.CommandContext(ctx, bin, args...)
+	}
+	return exec.CommandContext(ctx, gnuTime, append([]string{"-f", "%U %S %M", "-o", timeFile, bin}, args...)...)
+}
+
+// usageFrom reads what GNU time wrote, or else the process state's rusage
+// (an upper bound: the larger of the test's and dmarcd's peaks).
+func usageFrom(timeFile string, ps *os.ProcessState, wall time.Duration) usage {
+	b, err := os.ReadFile(timeFile)
+	if err != nil {
+		return usageOf(ps, wall)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var user, sys float64
+	var kb int64
+	if _, err := fmt.Sscanf(lines[len(lines)-1], "%f %f %d", &user, &sys, &kb); err != nil {
+		return usageOf(ps, wall)
+	}
+	return usage{maxRSS: kb * 1024, wall: wall, cpu: time.Duration((user + sys) * float64(time.Second))}
+}
+
 func usageOf(ps *os.ProcessState, wall time.Duration) usage {
 	ru, _ := ps.SysUsage().(*syscall.Rusage)
 	if ru == nil {
@@ -182,7 +215,8 @@ func TestAttacksThroughIngestAreSetAsideWithinBoundsAndGoodMailIsStored(t *testi
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "ingest", "--json", input, good)
+			timeFile := filepath.Join(dir, a.Name+".time")
+			cmd := timed(ctx, timeFile, bin, "ingest", "--json", input, good)
 			cmd.Env = env
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -193,9 +227,11 @@ func TestAttacksThroughIngestAreSetAsideWithinBoundsAndGoodMailIsStored(t *testi
 			}
 			start := time.Now()
 			err := cmd.Run()
-			u := usageOf(cmd.ProcessState, time.Since(start))
+			u := usageFrom(timeFile, cmd.ProcessState, time.Since(start))
 			if ctx.Err() != nil {
 				err = fmt.Errorf("killed after %v", runTimeout)
+			} else if _, ok := err.(*exec.ExitError); ok {
+				err = nil // the exit code is not asserted: outcomes are
 			}
 			outs := map[string]*ingestOutcome{}
 			sc := bufio.NewScanner(&stdout)

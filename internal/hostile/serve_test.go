@@ -33,7 +33,8 @@ const (
 // IMAP source: the INBOX must empty, every attack must end in the invalid
 // mailbox, the good mail in the processed one with its report in
 // ClickHouse, no row of an attack stored, and the daemon under
-// maxRSSTransport (it reads every attack in one process).
+// maxRSSTransport (it reads every attack in one process; its rusage is an
+// upper bound here, the larger of the test's peak and its own: see timed).
 func TestAttacksThroughIMAPEndInTheInvalidMailboxAndGoodMailIsStored(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs dmarcd serve against Dovecot and ClickHouse")
