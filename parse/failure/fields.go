@@ -218,6 +218,20 @@ func normDomain(s string) string {
 	return d
 }
 
+// normDomainList is normDomain for a field that real reporters fill with
+// several domains ("ietf.org; example.net": one per failed signature): each
+// valid one is kept, in order, joined by "; "; the others are dropped.
+func normDomainList(s string) string {
+	parts := strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' })
+	out := parts[:0]
+	for _, p := range parts {
+		if d := normDomain(p); d != "" {
+			out = append(out, d)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 // stripComments removes RFC 5322 comments "( ... )", nesting included.
 func stripComments(s string) string {
 	if !strings.Contains(s, "(") {

@@ -157,3 +157,19 @@ func TestOtherDomainsOutsideDNSSyntaxAreDroppedAndBadDatesAbsent(t *testing.T) {
 		t.Errorf("arrival %v, reporting MTA %q: want a date in 2099 absent", rep.ArrivalDate, rep.ReportingMTA)
 	}
 }
+
+// TestDKIMDomainKeepsEveryValidDomainOfAList pins a real reporter's
+// "DKIM-Domain: ietf.org; example.net" (one domain per failed signature):
+// the list is kept, a hostile member dropped.
+func TestDKIMDomainKeepsEveryValidDomainOfAList(t *testing.T) {
+	for in, want := range map[string]string{
+		"ietf.org; example.net":                "ietf.org; example.net",
+		"Example.ORG.":                         "example.org",
+		"ietf.org; \"><script>.x, example.net": "ietf.org; example.net",
+		"\"><script>.example":                  "",
+	} {
+		if got := normDomainList(in); got != want {
+			t.Errorf("normDomainList(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -303,7 +303,7 @@ func (rep *Report) setFields(m fieldMap) {
 	rep.ReportedURI = m["reported-uri"]
 	rep.AuthFailure = tokens(m["auth-failure"])
 	rep.DeliveryResult = strings.ToLower(stripComments(m.get("delivery-result")))
-	rep.DKIMDomain = normDomain(stripComments(m.get("dkim-domain")))
+	rep.DKIMDomain = normDomainList(stripComments(m.get("dkim-domain")))
 	rep.DKIMIdentity = m.get("dkim-identity")
 	rep.DKIMSelector = m.get("dkim-selector")
 	rep.SPFDNS = m["spf-dns"]
