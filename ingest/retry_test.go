@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/gen"
 	"github.com/dmarcd/dmarcd/internal/testenv"
@@ -119,7 +122,7 @@ type memAttempts struct {
 	begins, ends map[string]int
 	inHand       int            // attempts begun and not ended
 	others       map[string]int // by id: attempts of other inputs in hand at its last begin
-	deaths       map[string]int // by id suffix: earlier deaths to count at the first begin
+	deaths       map[string]int // by part of the id: earlier deaths to count at the first begin
 }
 
 func newMemAttempts() *memAttempts {
@@ -129,10 +132,10 @@ func newMemAttempts() *memAttempts {
 func (a *memAttempts) BeginAttempt(_ context.Context, source, id string) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for suffix, n := range a.deaths {
-		if strings.HasSuffix(id, suffix) || strings.HasPrefix(id, suffix) {
+	for part, n := range a.deaths {
+		if strings.Contains(id, part) {
 			a.begins[source+" "+id] += n
-			delete(a.deaths, suffix)
+			delete(a.deaths, part)
 		}
 	}
 	k := source + " " + id
@@ -151,8 +154,8 @@ func (a *memAttempts) EndAttempt(_ context.Context, source, id string) error {
 	return nil
 }
 
-// dieOn makes the input whose id ends (or begins) with part look as if the
-// process had died n times with it in hand.
+// dieOn makes the input whose id contains part look as if the process had
+// died n times with it in hand.
 func (a *memAttempts) dieOn(part string, n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -428,6 +431,78 @@ func TestSpoolFileInHandAtDeathsIsSetAsideUnread(t *testing.T) {
 	reason, err := os.ReadFile(filepath.Join(dir, ingest.SpoolInvalidDir, good[0].Name+".reason"))
 	if err != nil || !strings.Contains(string(reason), "was in hand when the process died 2 times") {
 		t.Errorf("%s.reason: %q, %v", good[0].Name, reason, err)
+	}
+	if att.inHand != 0 {
+		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)
+	}
+}
+
+// TestS3PoisonObjectsDoNotHoldBackGoodOnes puts four objects whose reports
+// the store fails forever (while ClickHouse answers pings and stores every
+// other report) in front of two good ones in a versitygw bucket: the first
+// pass stores the good ones and moves them to processed/ although the four
+// failed first (before, three errors in a row ended every pass), and Run
+// then retries each poison object with its own backoff until it is moved
+// to invalid/ with reason code retries_exhausted in its metadata. An
+// object that was in hand when the process died twice is set aside unread.
+func TestS3PoisonObjectsDoNotHoldBackGoodOnes(t *testing.T) {
+	b := newS3Bucket(t)
+	poison, good := poisonAndGood(t, 4, 3)
+	want := map[string]string{}
+	for _, f := range poison {
+		b.put(t, "incoming/"+f.Name, f.Data)
+		want[f.Name] = "invalid/"
+	}
+	for _, f := range good {
+		b.put(t, "incoming/"+f.Name, f.Data)
+		want[f.Name] = "processed/"
+	}
+	want[good[2].Name] = "invalid/" // the killer
+	real, ch := openStore(t)
+	st := newPoisonStore(real)
+	att := newMemAttempts()
+	att.dieOn("/incoming/"+good[2].Name+"#", 2)
+	obs := &counter{}
+	cfg := b.config()
+	cfg.Retry, cfg.Attempts, cfg.Observer, cfg.PollInterval = fastRetry, att, obs, time.Hour
+	src := newSource(t, cfg, ingest.New(st, ingest.Options{Source: "s3"}))
+
+	var outs []string
+	err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, string(o.Status)+"/"+o.ReasonCode) })
+	if !errors.Is(err, ingest.ErrS3ObjectsLeft) || !strings.Contains(err.Error(), "4 in s3://") ||
+		!strings.Contains(err.Error(), "met an error and 0 were not tried") {
+		t.Fatalf("first pass: %v, want ErrS3ObjectsLeft: 4 met an error and 0 were not tried", err)
+	}
+	if fmt.Sprint(outs) != "[error/store_unavailable error/store_unavailable error/store_unavailable error/store_unavailable stored/ stored/ invalid/retries_exhausted]" {
+		t.Errorf("first pass outcomes %v, want 4 errors, 2 stored, the killer set aside", outs)
+	}
+	if n := obs.fetched.Load(); n != 6 {
+		t.Errorf("%d objects downloaded, want 6 (not the killer)", n)
+	}
+	if reports, _, _ := aggregateCounts(t, ch); reports != 2 {
+		t.Errorf("ClickHouse holds %d reports after the first pass, want 2", reports)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	waitUntil(t, "poison objects set aside", 30*time.Second, func() bool { return len(b.keys(t, "invalid/")) == 5 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	assertPlaces(t, b, want)
+	for _, f := range poison {
+		h, err := b.c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(b.name), Key: aws.String("invalid/" + f.Name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := h.Metadata["dmarcd-reason-code"]; code != "retries_exhausted" {
+			t.Errorf("invalid/%s: reason code %q, want retries_exhausted", f.Name, code)
+		}
+	}
+	if n := st.poisonWrites(); n != 4*ingest.DefaultRetryAttempts {
+		t.Errorf("poison reports written %d times, want %d", n, 4*ingest.DefaultRetryAttempts)
 	}
 	if att.inHand != 0 {
 		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)

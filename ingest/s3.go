@@ -109,6 +109,17 @@ type S3Config struct {
 	// IMAPConfig.Shared).
 	Shared   bool       `yaml:"shared"`
 	Observer S3Observer `yaml:"-"` // optional
+	// StoreReady, when set, tells whether the store answers; else the
+	// pipeline's store is pinged, if it can be. After an object's error it
+	// tells a store that is down from an object that fails (RetryPolicy).
+	StoreReady func(context.Context) error `yaml:"-"`
+	// Retry says how objects that end `error` are retried and when they
+	// are set aside (retries_exhausted); zero values take the defaults.
+	Retry RetryPolicy `yaml:"-"`
+	// Attempts, when set, records each object in hand, so that one that
+	// was in hand when the process died Retry.Deaths times is set aside
+	// unread.
+	Attempts AttemptLog `yaml:"-"`
 }
 
 // inputStatusLookup is what leave mode needs of the store (*store.Store has
@@ -135,7 +146,9 @@ type inputStatusLookup interface {
 //     up once per listing page). A changed object (new ETag) is new.
 //
 // Objects that met an error (store unavailable) stay pending and are
-// retried with backoff. SES keys are random, so a listing cannot resume
+// retried with backoff. An object that keeps failing while the store works
+// is retried with its own backoff while the others go on, then set aside
+// as invalid retries_exhausted (see RetryPolicy). SES keys are random, so a listing cannot resume
 // after the last key seen: every pass lists the whole prefix.
 //
 // Do not call Run and Once at the same time on one S3Source.
@@ -147,6 +160,7 @@ type S3Source struct {
 	lookup inputStatusLookup // mode leave
 	where  string            // s3://bucket/prefix (at endpoint), for messages
 	wake   chan struct{}
+	guard  *inputGuard
 
 	mu      sync.Mutex
 	listed  bool  // a list call has completed
@@ -175,7 +189,9 @@ func NewS3Source(cfg S3Config, p *Pipeline, log *slog.Logger) (*S3Source, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &S3Source{cfg: cfg, p: p, log: log.With("source", cfg.Name), wake: make(chan struct{}, 1)}
+	log = log.With("source", cfg.Name)
+	s := &S3Source{cfg: cfg, p: p, log: log, wake: make(chan struct{}, 1),
+		guard: newInputGuard(cfg.Name, p, log, cfg.Retry, cfg.Attempts, cfg.StoreReady)}
 	s.where = "s3://" + cfg.Bucket + "/" + cfg.Prefix
 	if cfg.Endpoint != "" {
 		s.where += " at " + cfg.Endpoint
@@ -279,9 +295,10 @@ func (s *S3Source) Notify() {
 }
 
 // Run processes what is pending, then polls every PollInterval (or sooner
-// after Notify) until ctx is done; it then returns nil. A failed pass (the
-// endpoint unreachable, credentials rejected, the store down) is retried
-// with exponential backoff and jitter, up to 5 minutes apart.
+// after Notify, or when an object that failed is due again) until ctx is
+// done; it then returns nil. A failed pass (the endpoint unreachable,
+// credentials rejected, the store down) is retried with exponential
+// backoff and jitter, up to 5 minutes apart.
 func (s *S3Source) Run(ctx context.Context) error {
 	retry := backoff{min: s3RetryMin, max: s3RetryMax}
 	for {
@@ -294,12 +311,15 @@ func (s *S3Source) Run(ctx context.Context) error {
 		case err != nil:
 			wait = retry.next()
 			s.log.Error("s3 pass failed; retrying", "err", err, "in", wait.Round(time.Millisecond))
-		case res.errors > 0:
+		case res.storeDown:
 			wait = min(wait, retry.next())
 			s.log.Warn("s3 objects left pending after errors; retrying", "errors", res.errors,
 				"untried", res.untried, "first", res.firstError, "in", wait.Round(time.Millisecond))
 		default:
 			retry.reset()
+			if d, ok := s.guard.nextDue(); ok {
+				wait = min(wait, d) // an object that failed is due again
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -322,7 +342,7 @@ func (s *S3Source) Once(ctx context.Context, fn func(Outcome)) error {
 	if err != nil {
 		return fmt.Errorf("s3 source %s: %w", s.cfg.Name, err)
 	}
-	if res.errors > 0 {
+	if res.errors+res.untried > 0 {
 		return fmt.Errorf("s3 source %s: %w: %d in %s met an error and %d were not tried after it (first: %s)",
 			s.cfg.Name, ErrS3ObjectsLeft, res.errors, s.where, res.untried, res.firstError)
 	}
@@ -351,14 +371,31 @@ func (s *S3Source) passes(ctx context.Context, fn func(Outcome)) (passResult, er
 	}
 }
 
-// pass lists up to s3MaxPass pending objects and processes them. more says
-// the listing stopped early; done counts objects acknowledged.
+// pass lists up to s3MaxPass pending objects and processes them, but for
+// those waiting out their backoff. more says the listing stopped early;
+// done counts objects acknowledged. After maxErrorsPass errors in a row
+// while the store is down it ends early.
 func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, more bool, done int, err error) {
 	pending, more, err := s.list(ctx)
 	if err != nil {
 		return res, false, 0, err
 	}
 	s.backlog(len(pending))
+	if !more {
+		present := make(map[string]bool, len(pending))
+		for _, obj := range pending {
+			present[s.inputName(obj)] = true
+		}
+		s.guard.retain(present) // forget the objects gone
+	}
+	due := pending[:0]
+	for _, obj := range pending {
+		if s.guard.due(s.inputName(obj)) {
+			due = append(due, obj)
+		}
+	}
+	res.untried = len(pending) - len(due) // waiting out their backoff
+	pending = due
 	if len(pending) == 0 {
 		return res, false, 0, nil
 	}
@@ -371,11 +408,11 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 		if err := ctx.Err(); err != nil {
 			return res, more, done, err
 		}
-		out, found, err := s.process(ctx, obj)
+		out, found, v, err := s.process(ctx, obj)
 		if err != nil {
 			return res, more, done, err
 		}
-		s.backlog(len(pending) - i - 1)
+		s.backlog(res.untried + len(pending) - i - 1)
 		if !found {
 			continue
 		}
@@ -388,8 +425,12 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 				res.firstError = out.Reason
 			}
 			s.log.Warn("s3 object left pending", "key", obj.key, "reason_code", out.ReasonCode, "reason", out.Reason)
+			if v != storeDown {
+				continue // this object's own trouble: the others go on
+			}
+			res.storeDown = true
 			if consecutive++; consecutive >= maxErrorsPass {
-				res.untried = len(pending) - i - 1
+				res.untried += len(pending) - i - 1
 				return res, more, done, nil
 			}
 			continue
@@ -491,11 +532,12 @@ func (s *S3Source) inputName(o s3Object) string {
 }
 
 // process hands one object to the pipeline and acknowledges it (mode move).
-// An object over MaxObjectBytes is not downloaded. found is false when the
-// object vanished or changed since it was listed (another reader took it, or
-// it was rewritten: the next pass sees the new one). err is an S3 failure
-// that ends the pass.
-func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, found bool, err error) {
+// An object over MaxObjectBytes is not downloaded, nor one that was in hand
+// at Retry.Deaths deaths of the process. found is false when the object
+// vanished or changed since it was listed (another reader took it, or it
+// was rewritten: the next pass sees the new one). v says what an error
+// was. err is an S3 failure that ends the pass.
+func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, found bool, v verdict, err error) {
 	name := s.inputName(obj)
 	if max := s.cfg.MaxObjectBytes; max > 0 && obj.size > max {
 		out = Outcome{Input: name, Kind: "none", Status: Invalid, Size: obj.size,
@@ -503,27 +545,35 @@ func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, foun
 			Reason: fmt.Sprintf("object of %d bytes is over the limit of %d bytes (max_object_bytes); not downloaded", obj.size, max)}
 		s.p.logInput(ctx, out)
 		found, err = s.acknowledge(ctx, obj, out, nil)
-		return out, found, err
+		return out, found, final, err
 	}
-	get, err := s.client.GetObject(ctx, &s3.GetObjectInput{
-		Bucket:  aws.String(s.cfg.Bucket),
-		Key:     aws.String(obj.key),
-		IfMatch: aws.String(`"` + obj.etag + `"`),
-	})
-	if err != nil {
-		if gone(err) {
-			s.log.Info("s3 object gone or changed since listed; skipped", "key", obj.key, "err", err)
-			return out, false, nil
+	unfinished := s.guard.begin(ctx, name)
+	defer s.guard.end(ctx, name) // after the move
+	var get *s3.GetObjectOutput
+	if s.guard.deadly(unfinished) {
+		out = s.guard.died(ctx, name, obj.size, unfinished)
+	} else {
+		get, err = s.client.GetObject(ctx, &s3.GetObjectInput{
+			Bucket:  aws.String(s.cfg.Bucket),
+			Key:     aws.String(obj.key),
+			IfMatch: aws.String(`"` + obj.etag + `"`),
+		})
+		if err != nil {
+			if gone(err) {
+				s.log.Info("s3 object gone or changed since listed; skipped", "key", obj.key, "err", err)
+				return out, false, final, nil
+			}
+			return out, false, final, s.apiError("fetching", obj.key, err)
 		}
-		return out, false, s.apiError("fetching", obj.key, err)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.Fetched()
+		}
+		out = s.p.Process(ctx, name, get.Body)
+		get.Body.Close()
 	}
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.Fetched()
-	}
-	out = s.p.Process(ctx, name, get.Body)
-	get.Body.Close()
+	out, v = s.guard.settle(ctx, name, out)
 	found, err = s.acknowledge(ctx, obj, out, get)
-	return out, found, err
+	return out, found, v, err
 }
 
 // acknowledge moves the object in mode move after a final outcome; in mode
