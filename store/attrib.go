@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // SourceAttribution is one row of source_attribution (migrations 0003 and
@@ -162,14 +164,14 @@ ORDER BY d, sel`
 	suffix := "." + domain
 	rows, err := s.conn.Query(ctx, q, domain, suffix, domain, suffix)
 	if err != nil {
-		return nil, fmt.Errorf("reading DKIM selectors of %s: %w", domain, err)
+		return nil, fmt.Errorf("reading DKIM selectors of %s: %w", valid.Quote(domain, 64), err)
 	}
 	defer rows.Close()
 	var l []CheckSelector
 	for rows.Next() {
 		var c CheckSelector
 		if err := rows.Scan(&c.Domain, &c.Selector, &c.Messages, &c.Passed); err != nil {
-			return nil, fmt.Errorf("reading DKIM selectors of %s: %w", domain, err)
+			return nil, fmt.Errorf("reading DKIM selectors of %s: %w", valid.Quote(domain, 64), err)
 		}
 		l = append(l, c)
 	}
@@ -185,7 +187,7 @@ func (s *Store) DomainTraffic(ctx context.Context, domain string) (messages, aut
 FROM aggregate_records WHERE record_error = '' AND header_from = ?`
 	row := s.conn.QueryRow(ctx, q, domain)
 	if err := row.Scan(&messages, &authenticated); err != nil {
-		return 0, 0, fmt.Errorf("reading traffic of %s: %w", domain, err)
+		return 0, 0, fmt.Errorf("reading traffic of %s: %w", valid.Quote(domain, 64), err)
 	}
 	return messages, authenticated, nil
 }

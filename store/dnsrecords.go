@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // DNSRecord is one row of dns_records (migration 0006): a DNS record as
@@ -29,14 +31,14 @@ func (s *Store) LatestDNSRecords(ctx context.Context, domain string) (map[string
 	rows, err := s.conn.Query(ctx, `SELECT kind, argMax(name, checked_ns), argMax(value, checked_ns), max(checked_at)
 FROM dns_records WHERE domain = ? GROUP BY kind`, domain)
 	if err != nil {
-		return nil, fmt.Errorf("reading the stored DNS records of %s: %w", domain, err)
+		return nil, fmt.Errorf("reading the stored DNS records of %s: %w", valid.Quote(domain, 64), err)
 	}
 	defer rows.Close()
 	m := map[string]DNSRecord{}
 	for rows.Next() {
 		r := DNSRecord{Domain: domain}
 		if err := rows.Scan(&r.Kind, &r.Name, &r.Value, &r.CheckedAt); err != nil {
-			return nil, fmt.Errorf("reading the stored DNS records of %s: %w", domain, err)
+			return nil, fmt.Errorf("reading the stored DNS records of %s: %w", valid.Quote(domain, 64), err)
 		}
 		m[r.Kind] = r
 	}
@@ -93,7 +95,10 @@ FROM dns_records WHERE ? = '' OR domain = ? ORDER BY checked_ns, domain, kind`, 
 }
 
 // RecentPolicyDomains returns the policy domains of the aggregate reports
-// that began at or after since, sorted.
+// that began at or after since, sorted: those valid.Domain accepts only. A
+// policy domain is what a report said, and the caller looks the names up in
+// DNS and logs them; a stored name outside DNS syntax (a forged report's,
+// or one stored before dmarcd checked) is left out.
 func (s *Store) RecentPolicyDomains(ctx context.Context, since time.Time) ([]string, error) {
 	rows, err := s.conn.Query(ctx, `SELECT DISTINCT policy_domain FROM aggregate_reports
 WHERE date_begin >= ? AND policy_domain != '' ORDER BY policy_domain`, since.UTC())
@@ -106,6 +111,9 @@ WHERE date_begin >= ? AND policy_domain != '' ORDER BY policy_domain`, since.UTC
 		var d string
 		if err := rows.Scan(&d); err != nil {
 			return nil, fmt.Errorf("reading recent policy domains: %w", err)
+		}
+		if valid.Domain(d) != nil {
+			continue
 		}
 		l = append(l, d)
 	}
