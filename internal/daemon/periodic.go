@@ -37,6 +37,10 @@ const (
 // reports are taken when check.domains is empty.
 const checkDomainsLookback = 30 * 24 * time.Hour
 
+// maxCheckDomains bounds the domains one periodic check reads when they come
+// from stored reports (owned_domains ["*"] and no check.domains).
+const maxCheckDomains = 50
+
 // periodicMetrics are registered once; the jobs come and go with reloads.
 type periodicMetrics struct {
 	runs       *prometheus.CounterVec
@@ -228,8 +232,18 @@ func (p *periodic) checkOnce(ctx context.Context) (string, error) {
 	}
 	domains := p.cfg.Check.Domains
 	if len(domains) == 0 {
+		domains = p.cfg.Owned()
+	}
+	if len(domains) == 0 {
+		// owned_domains: ["*"]: the stored policy domains, of which anyone
+		// can forge any number: a bounded few per run.
 		if domains, err = st.RecentPolicyDomains(ctx, p.now().Add(-checkDomainsLookback)); err != nil {
 			return runError, err
+		}
+		if len(domains) > maxCheckDomains {
+			p.log.Warn("periodic check: more recent policy domains than it reads per run; set check.domains or owned_domains",
+				"domains", len(domains), "checked", maxCheckDomains)
+			domains = domains[:maxCheckDomains]
 		}
 	}
 	status := runOK

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -188,7 +189,7 @@ func annotationSQL(t *testing.T, domain string) string {
 		if a.Name == "DNS record changes" {
 			f, to := "toDateTime(946684800)", "toDateTime(1893456000)"
 			sql := regexp.MustCompile(`\$__timeFilter\(\s*([^)]+?)\s*\)`).ReplaceAllString(a.Target.RawSQL, "$1 >= "+f+" AND $1 <= "+to)
-			return strings.NewReplacer("${domain}", domain).Replace(sql)
+			return strings.NewReplacer("${domain:percentencode}", url.PathEscape(domain), "${domain}", domain).Replace(sql)
 		}
 	}
 	t.Fatal("overview.json has no annotation \"DNS record changes\"")
