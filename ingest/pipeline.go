@@ -90,7 +90,8 @@ type Options struct {
 	Source       string // "file", "imap", "s3", "spool": stored with every input
 	Extract      extract.Limits
 	Aggregate    aggregate.Limits
-	OwnedDomains []string // when set, reports for other policy domains are invalid (foreign_domain)
+	TLSRPT       tlsrpt.Limits // zero fields: the TLS parser's defaults
+	OwnedDomains []string      // when set, reports for other policy domains are invalid (foreign_domain)
 	Privacy      Privacy
 	Observer     Observer // optional
 	// Verifier authenticates the mail that carried each report on arrival
@@ -430,7 +431,7 @@ func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload, auth Auth) p
 	clock := newStageClock()
 	var r *tlsrpt.Report
 	var err error
-	clock.timeParse(func() { r, err = tlsrpt.Parse(pl.R, 0) }) // the TLS parser's own limits (tlsrpt.DefaultLimits)
+	clock.timeParse(func() { r, err = tlsrpt.ParseLimits(pl.R, p.opt.TLSRPT) })
 	if err != nil {
 		return invalidCode(res, err, parse.JSONSyntax)
 	}

@@ -27,17 +27,8 @@ import (
 )
 
 func limitsFrom(c config.Config) (extract.Limits, aggregate.Limits) {
-	l := c.Limits
-	return extract.Limits{
-			MaxMessageBytes: int64(l.MaxMessageBytes),
-			MaxMemberBytes:  int64(l.MaxMemberBytes),
-			MaxTotalBytes:   int64(l.MaxTotalBytes),
-			MaxZipMembers:   l.MaxZipMembers,
-			MaxDepth:        l.MaxDepth,
-		}, aggregate.Limits{
-			MaxRecords: l.MaxRecords,
-			MaxDepth:   l.MaxXMLDepth,
-		}
+	l := daemon.LimitsFrom(c)
+	return l.Extract, l.Aggregate
 }
 
 func runIngest(ctx context.Context, e *env, args []string) int {
@@ -100,7 +91,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 			}
 		}()
 	}
-	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al,
+	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al, TLSRPT: daemon.LimitsFrom(cfg).TLSRPT,
 		OwnedDomains: cfg.Owned(), Logger: log, Observer: m, Verifier: daemon.ReportVerifier(cfg, log),
 		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
 

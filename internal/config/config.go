@@ -133,6 +133,21 @@ type Limits struct {
 	MaxDepth        int  `yaml:"max_nesting_depth"`
 	MaxXMLDepth     int  `yaml:"max_xml_depth"`
 	MaxRecords      int  `yaml:"max_records_per_report"`
+
+	// Bounds on what one value or one structure of an input may cost while
+	// it is read (0 or absent: the parser's own default, documented in
+	// docs/configuration.md and docs/security.md).
+	MaxXMLTokenBytes     Size  `yaml:"max_xml_token_bytes"`     // aggregate XML: one tag, text run, comment, PI or CDATA
+	MaxXMLValueBytes     Size  `yaml:"max_xml_value_bytes"`     // aggregate XML: one element's decoded value
+	MaxXMLHeaderBytes    Size  `yaml:"max_xml_header_bytes"`    // aggregate XML: from <feedback> to the end of the header
+	MaxResultsPerRecord  int   `yaml:"max_results_per_record"`  // DKIM/SPF results and override reasons in one record
+	MaxDecompressionRate int64 `yaml:"max_decompression_ratio"` // decompressed bytes per input byte, past 16 MiB
+	MaxContainers        int   `yaml:"max_containers"`          // gzip members, archives, members, embedded mails in one input
+	MaxMIMEParts         int   `yaml:"max_mime_parts"`          // MIME parts in one input
+	MaxHeaderFields      int   `yaml:"max_header_fields"`       // fields in one header block
+	MaxHeaderBytes       Size  `yaml:"max_header_bytes"`        // size of one header block
+	MaxTLSRPTBytes       Size  `yaml:"max_tlsrpt_bytes"`        // one TLS report's JSON
+	MaxTLSRPTFailureRows int   `yaml:"max_tlsrpt_failure_rows"` // failure-details rows of one TLS report
 }
 
 // Log configures log/slog output.
@@ -228,6 +243,19 @@ func (c Config) Validate() error {
 		{"limits.max_records_per_report", int64(l.MaxRecords)}} {
 		if kv.v <= 0 {
 			ps.add(kv.key, "must be positive, got %d", kv.v)
+		}
+	}
+	for _, kv := range []struct {
+		key string
+		v   int64
+	}{{"limits.max_xml_token_bytes", int64(l.MaxXMLTokenBytes)}, {"limits.max_xml_value_bytes", int64(l.MaxXMLValueBytes)},
+		{"limits.max_xml_header_bytes", int64(l.MaxXMLHeaderBytes)}, {"limits.max_results_per_record", int64(l.MaxResultsPerRecord)},
+		{"limits.max_decompression_ratio", l.MaxDecompressionRate}, {"limits.max_containers", int64(l.MaxContainers)},
+		{"limits.max_mime_parts", int64(l.MaxMIMEParts)}, {"limits.max_header_fields", int64(l.MaxHeaderFields)},
+		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)}, {"limits.max_tlsrpt_bytes", int64(l.MaxTLSRPTBytes)},
+		{"limits.max_tlsrpt_failure_rows", int64(l.MaxTLSRPTFailureRows)}} {
+		if kv.v < 0 { // 0: the parser's default
+			ps.add(kv.key, "must not be negative, got %d", kv.v)
 		}
 	}
 	if c.Gauges.Interval <= 0 {

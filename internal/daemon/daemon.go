@@ -25,8 +25,6 @@ import (
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/config"
 	"github.com/dmarcd/dmarcd/internal/metrics"
-	"github.com/dmarcd/dmarcd/parse/aggregate"
-	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -446,12 +444,12 @@ func (d *Daemon) snapshot() map[string]*running {
 
 // pipeline builds the pipeline of one source.
 func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *ingest.Verifier) *ingest.Pipeline {
-	l := cfg.Limits
+	lim := LimitsFrom(cfg)
 	return ingest.New(d.store, ingest.Options{
-		Source: label,
-		Extract: extract.Limits{MaxMessageBytes: int64(l.MaxMessageBytes), MaxMemberBytes: int64(l.MaxMemberBytes),
-			MaxTotalBytes: int64(l.MaxTotalBytes), MaxZipMembers: l.MaxZipMembers, MaxDepth: l.MaxDepth},
-		Aggregate:    aggregate.Limits{MaxRecords: l.MaxRecords, MaxDepth: l.MaxXMLDepth},
+		Source:       label,
+		Extract:      lim.Extract,
+		Aggregate:    lim.Aggregate,
+		TLSRPT:       lim.TLSRPT,
 		OwnedDomains: cfg.Owned(),
 		Privacy:      ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies},
 		Observer:     d.metrics,
