@@ -57,6 +57,11 @@ type Attack struct {
 	// tests log its outcome instead of asserting it. Empty when it is
 	// answered.
 	Pending string
+	// HeldWhole: dmarcd holds this input in memory by design (a mail is
+	// read whole, up to limits.max_message_bytes, before its parts are
+	// walked), so its bound is the 200 MB for any input up to
+	// 64 MiB rather than the 100 MB of inputs that stream.
+	HeldWhole bool
 
 	write func(w io.Writer, size int64) error
 }

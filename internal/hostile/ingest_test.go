@@ -161,7 +161,7 @@ func checkOutcome(a Attack, out *ingestOutcome, u usage) []string {
 			cut(out.Reason, 160), a.Want.Status, a.Want.Codes))
 	}
 	limit := int64(maxRSS)
-	if a.Kind == Transport {
+	if a.Kind == Transport || a.HeldWhole {
 		limit = maxRSSTransport
 	}
 	if u.maxRSS > limit {
