@@ -508,3 +508,11 @@ func TestS3PoisonObjectsDoNotHoldBackGoodOnes(t *testing.T) {
 		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)
 	}
 }
+
+// The ClickHouse store is the sources' attempt log and store probe.
+var (
+	_ ingest.AttemptLog = (*store.Store)(nil)
+	_ interface {
+		Ping(context.Context) error
+	} = (*store.Store)(nil)
+)

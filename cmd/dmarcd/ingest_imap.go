@@ -50,6 +50,7 @@ func runIngestIMAP(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.C
 		return exitUsage
 	}
 	ic.MaxMessageBytes = int64(cfg.Limits.MaxMessageBytes)
+	ic.Attempts = ingest.AttemptLogOf(p) // a mail that killed earlier runs is set aside unread
 	log := e.logger(cfg)
 	// Each mail gets its line on stdout: the source's per-mail log lines
 	// would only repeat them.

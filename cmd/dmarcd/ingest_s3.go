@@ -33,6 +33,7 @@ func runIngestS3(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.Con
 		return exitUsage
 	}
 	sc.MaxObjectBytes = int64(cfg.Limits.MaxMessageBytes)
+	sc.Attempts = ingest.AttemptLogOf(p) // an object that killed earlier runs is set aside unread
 	src, err := ingest.NewS3Source(sc, p, e.logger(cfg))
 	if err != nil {
 		fmt.Fprintln(e.stderr, "dmarcd ingest:", err)

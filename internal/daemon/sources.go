@@ -58,7 +58,8 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 	switch sc.Type {
 	case config.SourceSpool:
 		return ingest.NewSpoolSource(ingest.SpoolConfig{Name: label, Path: sc.Path,
-			PollInterval: time.Duration(sc.PollInterval), Settle: time.Duration(sc.Settle)}, p, log), nil
+			PollInterval: time.Duration(sc.PollInterval), Settle: time.Duration(sc.Settle),
+			Attempts: ingest.AttemptLogOf(p)}, p, log), nil
 	case config.SourceIMAP:
 		st := &connState{err: errNotConnected}
 		log = slog.New(&connWatch{Handler: log.Handler(), st: st, onErr: onConnErr})
@@ -67,7 +68,7 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 			Password: sc.Password, OAuth: sc.OAuth, Mailbox: sc.Mailbox, ProcessedMailbox: sc.ProcessedMailbox,
 			InvalidMailbox: sc.InvalidMailbox, PollInterval: time.Duration(sc.PollInterval),
 			MaxMessageBytes: ex.maxObjectBytes, Backlog: ex.imapBacklog, Concurrency: sc.Concurrency,
-			Shared: sc.Shared, StoreReady: ex.storeReady}, p, log)
+			Shared: sc.Shared, StoreReady: ex.storeReady, Attempts: ingest.AttemptLogOf(p)}, p, log)
 		return &imapSource{IMAPSource: src, name: label, st: st}, nil
 	case config.SourceS3:
 		if p == nil {
@@ -77,7 +78,7 @@ func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onC
 			Region: sc.Region, Endpoint: sc.Endpoint, PathStyle: sc.PathStyle, Mode: sc.Mode,
 			ProcessedPrefix: sc.ProcessedPrefix, InvalidPrefix: sc.InvalidPrefix,
 			PollInterval: time.Duration(sc.PollInterval), MaxObjectBytes: ex.maxObjectBytes,
-			Shared: sc.Shared, Observer: ex.observer}, p, log)
+			Shared: sc.Shared, Observer: ex.observer, Attempts: ingest.AttemptLogOf(p)}, p, log)
 		if err != nil {
 			return nil, err
 		}

@@ -201,3 +201,33 @@ func (l *lazyStore) LastReportsByDomain(ctx context.Context, since time.Time) ([
 	}
 	return st.LastReportsByDomain(ctx, since)
 }
+
+// Ping tells the sources whether the store answers, after an input's
+// error: a store down ends their passes, while an input that fails alone
+// is retried on its own (ingest.RetryPolicy).
+func (l *lazyStore) Ping(ctx context.Context) error {
+	st, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Ping(ctx)
+}
+
+// BeginAttempt implements ingest.AttemptLog: the sources record the inputs
+// in hand, so that one that kills the process is set aside after restarts.
+func (l *lazyStore) BeginAttempt(ctx context.Context, source, id string) (int, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.BeginAttempt(ctx, source, id)
+}
+
+// EndAttempt implements ingest.AttemptLog.
+func (l *lazyStore) EndAttempt(ctx context.Context, source, id string) error {
+	st, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return st.EndAttempt(ctx, source, id)
+}
