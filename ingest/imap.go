@@ -293,9 +293,10 @@ func (s *IMAPSource) Once(ctx context.Context, fn func(Outcome)) error {
 
 // conn is a logged-in connection with the mailbox selected.
 //
-// UIDs are only used within the session that found them, and nothing keyed
-// by UID outlives it: a UIDVALIDITY change (RFC 9051 §2.3.1.1) between
-// sessions needs no handling, and the next pass simply sees the mails again.
+// UIDs are only used within the session that found them; what outlives it
+// (a mail's retries and attempts) is keyed by UIDVALIDITY and UID together
+// (mailID), so a UIDVALIDITY change (RFC 9051 §2.3.1.1) between sessions
+// needs no handling: the next pass simply sees the mails again as new.
 type conn struct {
 	*imapclient.Client
 	mailbox            string // cfg.Mailbox as the server spells it
