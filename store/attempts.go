@@ -59,6 +59,12 @@ const (
 	attemptEnd   = "end"
 )
 
+// EnvAttemptBeat overrides attemptBeat (and attemptStale, three beats) for a
+// process: a Go duration of at least 1s (the table's times are seconds).
+// For the crash-loop tests, which would otherwise wait 30 s per death; every
+// instance sharing a store must use the same value.
+const EnvAttemptBeat = "DMARCD_ATTEMPT_BEAT"
+
 // attemptKey is an input of a source, as stored (attemptID).
 type attemptKey struct{ source, id string }
 
@@ -89,11 +95,15 @@ func newAttempts() *attempts {
 	if err != nil || host == "" {
 		host = "unknown"
 	}
+	beat, stale := attemptBeat, attemptStale
+	if d, err := time.ParseDuration(os.Getenv(EnvAttemptBeat)); err == nil && d >= time.Second {
+		beat, stale = d, 3*d
+	}
 	return &attempts{
 		instance: host + "/" + strconv.Itoa(os.Getpid()) + "/" + randomHex(4),
 		clock:    time.Now,
-		beat:     attemptBeat,
-		stale:    attemptStale,
+		beat:     beat,
+		stale:    stale,
 		inHand:   map[attemptKey][]string{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),

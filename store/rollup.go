@@ -263,7 +263,8 @@ const rollupStagingPrefix = stagingPrefix + "rollup_"
 // records are committed), after-sources (aggregate_sources too),
 // after-outcomes (aggregate_outcomes too), after-pair-buckets
 // (aggregate_pair_buckets too), after-rollup (aggregate_rollup too),
-// after-report (the report row too).
+// after-report (the report row too); or report:ID, before anything of the
+// report with that report ID is written.
 const EnvFailpoint = "DMARCD_FAILPOINT"
 
 // failpoint kills the process when EnvFailpoint names step.
@@ -271,6 +272,17 @@ func failpoint(step string) {
 	if os.Getenv(EnvFailpoint) == step {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
+	}
+}
+
+// failpointReport kills the process when EnvFailpoint is "report:ID" and
+// the report about to be written has report ID ID: an input that kills
+// whatever process holds it, as an input that gets it OOM-killed would (the
+// crash-loop tests).
+func failpointReport(reportID string) {
+	if v := os.Getenv(EnvFailpoint); len(v) > 7 && v[:7] == "report:" && v[7:] == reportID {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
 	}
 }
 

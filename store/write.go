@@ -98,6 +98,9 @@ type WriteResult struct {
 // (ClickHouse refused one of its values: see refused.go), carries
 // parse.StoreRefused; any other error is the store's and worth a retry.
 func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*Row, error)) (WriteResult, error) {
+	if h != nil {
+		failpointReport(h.ReportID)
+	}
 	res, err := s.writeAggregate(ctx, h, meta, next)
 	return res, refused(err)
 }
