@@ -16,8 +16,11 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/dmarcd ./cmd/dmarcd
 	$(GO) build -o $(BIN)/dmarcd-gen ./cmd/dmarcd-gen
 
-# Every test, integration included, against a real ClickHouse started for the run.
+# Every test, integration included, against a real ClickHouse started for the
+# run (18.16), and the ClickHouse 26.x engine (libchdb, scripts/chdb.sh) that
+# internal/compat checks the schema and the queries on.
 test: vet
+	lib=$$(scripts/chdb.sh ensure) && export DMARCD_TEST_CHDB_LIB=$${lib#CHDB_LIB=} && \
 	scripts/clickhouse.sh run -- $(GO) test -count=1 -timeout 30m ./...
 
 # Unit tests only (no server): what a quick edit-test loop wants.

@@ -104,6 +104,7 @@ func Main(m *testing.M) {
 	server.inMain = true
 	server.mu.Unlock()
 	code := m.Run()
+	stopCHDB()
 	server.mu.Lock()
 	dir := server.dir
 	server.mu.Unlock()
