@@ -20,7 +20,7 @@ bin/dmarcd-gen -out "$dir/reports" -days 14 -seed 1 -domain example.com
 mv "$dir/reports/MANIFEST.tsv" "$dir/reports.manifest.tsv"   # the truth, kept beside the reports
 echo
 echo "== dmarcd ingest $dir/reports"
-bin/dmarcd ingest "$dir/reports" | tail -n 5
+DMARCD_OWNED_DOMAINS=example.com,example.org bin/dmarcd ingest "$dir/reports" | tail -n 5
 echo
 echo "== dmarcd summary --all"
 bin/dmarcd summary --all
