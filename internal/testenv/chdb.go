@@ -160,10 +160,11 @@ func chdbQuery(sql, format string) (string, error) {
 }
 
 var chdbCode = regexp.MustCompile(`Code: (\d+)\.`)
-var chdbName = regexp.MustCompile(`\(([A-Z][A-Z0-9_]+)\)\s*(\(version [^)]*\))?\s*$`)
 
 // chdbError turns the engine's error text ("Code: 15. DB::Exception: ...
-// (DUPLICATE_COLUMN)") into the *clickhouse.Exception a server would send.
+// (DUPLICATE_COLUMN)") into the *clickhouse.Exception a server would send:
+// its Code, Name "DB::Exception" (the class, as servers send it) and the
+// text as Message (the error's name, e.g. DUPLICATE_COLUMN, ends it).
 func chdbError(msg string) error {
 	msg = strings.TrimSpace(msg)
 	m := chdbCode.FindStringSubmatch(msg)
@@ -171,11 +172,7 @@ func chdbError(msg string) error {
 		return errors.New("chdb: " + msg)
 	}
 	code, _ := strconv.Atoi(m[1])
-	ex := &clickhouse.Exception{Code: int32(code), Message: msg}
-	if n := chdbName.FindStringSubmatch(msg); n != nil {
-		ex.Name = n[1]
-	}
-	return ex
+	return &clickhouse.Exception{Code: int32(code), Name: "DB::Exception", Message: msg}
 }
 
 // parseTSVWithNamesAndTypes splits the output of FORMAT TSVWithNamesAndTypes.
@@ -193,7 +190,7 @@ func parseTSVWithNamesAndTypes(out string) ([]Column, [][]string, error) {
 	}
 	cols := make([]Column, len(names))
 	for i := range names {
-		cols[i] = Column{Name: names[i], Type: types[i]}
+		cols[i] = Column{Name: UnescapeTSV(names[i]), Type: UnescapeTSV(types[i])}
 	}
 	rows := make([][]string, 0, len(lines)-2)
 	for _, l := range lines[2:] {
@@ -204,6 +201,40 @@ func parseTSVWithNamesAndTypes(out string) ([]Column, [][]string, error) {
 		rows = append(rows, f)
 	}
 	return cols, rows, nil
+}
+
+// UnescapeTSV undoes the escapes of a field of ClickHouse's TSV output
+// (\\t, \\n, \\\\, \\' and the others of its TabSeparated format).
+// Column names and types of Engine.Query come unescaped; values do not.
+func UnescapeTSV(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 't':
+			b.WriteByte('\t')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case '0':
+			b.WriteByte(0)
+		default: // \\ \' and any other escaped character
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // CHDBLibrary is the path of libchdb.so: DMARCD_TEST_CHDB_LIB, or else what
