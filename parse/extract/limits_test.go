@@ -10,37 +10,10 @@ import (
 	"testing"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/internal/attacktest"
 )
 
-// stream yields head, then body n times, then tail, holding none of it:
-// an attack of any size costs the test nothing. read counts the bytes
-// handed out, to show where reading stopped.
-type stream struct {
-	head, body, tail []byte
-	n                int
-	read             int64
-	cur              []byte
-	stage            int
-}
-
-func (s *stream) Read(p []byte) (int, error) {
-	for len(s.cur) == 0 {
-		switch {
-		case s.stage == 0:
-			s.cur, s.stage = s.head, 1
-		case s.stage == 1 && s.n > 0:
-			s.cur, s.n = s.body, s.n-1
-		case s.stage == 1:
-			s.cur, s.stage = s.tail, 2
-		default:
-			return 0, io.EOF
-		}
-	}
-	k := copy(p, s.cur)
-	s.cur = s.cur[k:]
-	s.read += int64(k)
-	return k, nil
-}
+type stream = attacktest.Stream
 
 // work is what one Walk did.
 type work struct {
@@ -83,12 +56,12 @@ func wantErr(t *testing.T, err error, code parse.Code, what string) {
 }
 
 func TestTwoMillionHeaderLinesStopAtTheFieldLimit(t *testing.T) {
-	s := &stream{head: []byte("From: a@reporter.example\r\n"), body: []byte("X-A: b\r\n"), n: 2_000_000, tail: []byte("\r\nbody\r\n")}
+	s := &stream{Head: "From: a@reporter.example\r\n", Body: "X-A: b\r\n", N: 2_000_000, Tail: "\r\nbody\r\n"}
 	wk := walkWork(t, s, Limits{})
 	wantErr(t, wk.err, parse.TooLarge, "email: header has more than 1000 header fields")
 	// Read stops at the 1,001st field (plus the sniffer's 64 KiB buffer).
-	if s.read > 1001*8+2*sniffLen {
-		t.Errorf("read %d bytes of a 16 MB header", s.read)
+	if s.Consumed > 1001*8+2*sniffLen {
+		t.Errorf("read %d bytes of a 16 MB header", s.Consumed)
 	}
 	if wk.alloc > 16<<20 {
 		t.Errorf("allocated %d MiB, want under 16 MiB", wk.alloc>>20)
@@ -96,11 +69,11 @@ func TestTwoMillionHeaderLinesStopAtTheFieldLimit(t *testing.T) {
 }
 
 func TestAnEndlessHeaderLineStopsAtTheLineLimit(t *testing.T) {
-	s := &stream{head: []byte("From: a@reporter.example\r\nSubject: "), body: bytes.Repeat([]byte("x"), 4096), n: 1 << 20}
+	s := &stream{Head: "From: a@reporter.example\r\nSubject: ", Body: strings.Repeat("x", 4096), N: 1 << 20}
 	wk := walkWork(t, s, Limits{})
 	wantErr(t, wk.err, parse.TooLarge, "header has a header line over 64 KiB")
-	if s.read > 64<<10+2*sniffLen {
-		t.Errorf("read %d bytes of a 4 GiB line", s.read)
+	if s.Consumed > 64<<10+2*sniffLen {
+		t.Errorf("read %d bytes of a 4 GiB line", s.Consumed)
 	}
 }
 
@@ -115,7 +88,7 @@ func TestAPartHeaderOfManyLinesStopsAtTheFieldLimit(t *testing.T) {
 	head, tail := multipartMail()
 	head = append(head, "--b\r\nContent-Type: text/plain\r\n"...)
 	tail = append([]byte("\r\nhello\r\n"), tail...)
-	s := &stream{head: head, body: []byte("X-A: b\r\n"), n: 500_000, tail: tail}
+	s := &stream{Head: string(head), Body: "X-A: b\r\n", N: 500_000, Tail: string(tail)}
 	wk := walkWork(t, s, Limits{})
 	wantErr(t, wk.err, parse.TooLarge, "part 1 has more than 1000 header fields")
 	if wk.alloc > 64<<20 {
@@ -125,7 +98,7 @@ func TestAPartHeaderOfManyLinesStopsAtTheFieldLimit(t *testing.T) {
 
 func TestAMillionTinyPartsStopAtThePartLimit(t *testing.T) {
 	head, tail := multipartMail()
-	s := &stream{head: head, body: []byte("--b\r\n\r\nx\r\n"), n: 1_000_000, tail: tail}
+	s := &stream{Head: string(head), Body: "--b\r\n\r\nx\r\n", N: 1_000_000, Tail: string(tail)}
 	wk := walkWork(t, s, Limits{})
 	wantErr(t, wk.err, parse.TooLarge, "more than 1000 MIME parts in one input")
 	// The failure-report check and the walk each read up to the limit.
@@ -190,11 +163,11 @@ func TestTheRatioStopsAReportBombUnderTheSizeLimits(t *testing.T) {
 
 func TestAMillionGzipMembersStopAtTheContainerLimit(t *testing.T) {
 	member := gz(t, nil)
-	s := &stream{head: gz(t, []byte("<feedback>")), body: member, n: 1_000_000}
+	s := &stream{Head: string(gz(t, []byte("<feedback>"))), Body: string(member), N: 1_000_000}
 	wk := walkWork(t, s, Limits{})
 	wantErr(t, wk.err, parse.DecompressionLimit, "more than 256 containers opened")
-	if s.read > 257*int64(len(member))+2*sniffLen {
-		t.Errorf("read %d bytes of %d members", s.read, 1_000_000)
+	if s.Consumed > 257*int64(len(member))+2*sniffLen {
+		t.Errorf("read %d bytes of %d members", s.Consumed, 1_000_000)
 	}
 }
 

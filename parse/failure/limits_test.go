@@ -8,35 +8,10 @@ import (
 	"testing"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/internal/attacktest"
 )
 
-// stream yields head, then body n times, then tail, holding none of it.
-type stream struct {
-	head, body, tail string
-	n                int
-	read             int64
-	cur              string
-	stage            int
-}
-
-func (s *stream) Read(p []byte) (int, error) {
-	for s.cur == "" {
-		switch {
-		case s.stage == 0:
-			s.cur, s.stage = s.head, 1
-		case s.stage == 1 && s.n > 0:
-			s.cur, s.n = s.body, s.n-1
-		case s.stage == 1:
-			s.cur, s.stage = s.tail, 2
-		default:
-			return 0, io.EOF
-		}
-	}
-	k := copy(p, s.cur)
-	s.cur = s.cur[k:]
-	s.read += int64(k)
-	return k, nil
-}
+type stream = attacktest.Stream
 
 // parseWork parses r and returns the report, the error and the bytes
 // allocated meanwhile.
@@ -69,7 +44,7 @@ func wantCode(t *testing.T, err error, code parse.Code, what string) {
 
 func TestAMillionLinePartHeaderStopsAtTheFieldLimit(t *testing.T) {
 	head := "From: r@reporter.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n"
-	s := &stream{head: head, body: "X-A: b\r\n", n: 1_000_000, tail: "\r\nhi\r\n--b1--\r\n"}
+	s := &stream{Head: head, Body: "X-A: b\r\n", N: 1_000_000, Tail: "\r\nhi\r\n--b1--\r\n"}
 	_, err, alloc := parseWork(t, s)
 	wantCode(t, err, parse.TooLarge, "part 1 has more than 1000 header fields")
 	// The 8 MB message is held (Options.MaxBytes bounds it); its header
@@ -80,14 +55,14 @@ func TestAMillionLinePartHeaderStopsAtTheFieldLimit(t *testing.T) {
 }
 
 func TestAMessageHeaderOfManyFieldsStopsAtTheFieldLimit(t *testing.T) {
-	s := &stream{head: "From: r@reporter.example\r\n", body: "X-A: b\r\n", n: 100_000, tail: "\r\nhi\r\n"}
+	s := &stream{Head: "From: r@reporter.example\r\n", Body: "X-A: b\r\n", N: 100_000, Tail: "\r\nhi\r\n"}
 	_, err, _ := parseWork(t, s)
 	wantCode(t, err, parse.TooLarge, "failure report: header has more than 1000 header fields")
 }
 
 func TestAMillionPartsStopAtThePartLimit(t *testing.T) {
 	head := "From: r@reporter.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n"
-	s := &stream{head: head, body: "--b1\r\n\r\nx\r\n", n: 1_000_000, tail: "--b1--\r\n"}
+	s := &stream{Head: head, Body: "--b1\r\n\r\nx\r\n", N: 1_000_000, Tail: "--b1--\r\n"}
 	_, err, alloc := parseWork(t, s)
 	wantCode(t, err, parse.TooLarge, "more than 1000 MIME parts")
 	if alloc > 128<<20 {
@@ -97,7 +72,7 @@ func TestAMillionPartsStopAtThePartLimit(t *testing.T) {
 
 func TestAFieldOfManyContinuationLinesIsCutInOnePass(t *testing.T) {
 	before, after := arfParts("Feedback-Type: auth-failure\r\nAuthentication-Results: r.example;")
-	s := &stream{head: before, body: "\r\n a", n: 200_000, tail: "\r\nReported-Domain: example.org\r\n" + after}
+	s := &stream{Head: before, Body: "\r\n a", N: 200_000, Tail: "\r\nReported-Domain: example.org\r\n" + after}
 	var rep *Report
 	var err error
 	var a, b runtime.MemStats
@@ -135,7 +110,7 @@ func TestAReportedDomainOutsideDNSSyntaxIsInvalid(t *testing.T) {
 
 func TestAHugeFeedbackPartIsTooLarge(t *testing.T) {
 	before, after := arfParts("Feedback-Type: auth-failure\r\nAuthentication-Results: r.example; ")
-	s := &stream{head: before, body: strings.Repeat("dkim=fail ", 1024), n: 200, tail: "\r\n" + after} // 2 MiB
+	s := &stream{Head: before, Body: strings.Repeat("dkim=fail ", 1024), N: 200, Tail: "\r\n" + after} // 2 MiB
 	_, err, _ := parseWork(t, s)
 	wantCode(t, err, parse.TooLarge, "message/feedback-report part over 1048576 bytes")
 }

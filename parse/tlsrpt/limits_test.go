@@ -4,52 +4,17 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/dmarcd/dmarcd/parse"
+	"github.com/dmarcd/dmarcd/parse/internal/attacktest"
 )
 
-// stream yields head, then body n times, then tail, without holding more
-// than one of them: an attack of any size costs the test nothing. read
-// counts the bytes handed out.
-type stream struct {
-	head, body, tail string
-	n                int
-	read             int64
-	cur              string
-	stage            int
-}
-
-func (s *stream) Read(p []byte) (int, error) {
-	for s.cur == "" {
-		switch {
-		case s.stage == 0:
-			s.cur, s.stage = s.head, 1
-		case s.stage == 1 && s.n > 0:
-			s.cur, s.n = s.body, s.n-1
-		case s.stage == 1:
-			s.cur, s.stage = s.tail, 2
-		default:
-			return 0, io.EOF
-		}
-	}
-	k := copy(p, s.cur)
-	s.cur = s.cur[k:]
-	s.read += int64(k)
-	return k, nil
-}
+type stream = attacktest.Stream
 
 // heapGrowth returns the bytes allocated while f ran.
-func heapGrowth(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
+var heapGrowth = attacktest.Allocated
 
 const reportHead = `{"organization-name":"o","report-id":"r","date-range":{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"},"policies":[`
 
@@ -62,16 +27,16 @@ func wantStop(t *testing.T, err error, code parse.Code, what string, s *stream, 
 	if parse.CodeOf(err) != code || !strings.Contains(fmt.Sprint(err), what) {
 		t.Fatalf("got %v (code %q), want %s saying %q", err, parse.CodeOf(err), code, what)
 	}
-	if s.read > bound {
-		t.Fatalf("read %d bytes of the attack, want at most %d: reading must stop at the limit", s.read, bound)
+	if s.Consumed > bound {
+		t.Fatalf("read %d bytes of the attack, want at most %d: reading must stop at the limit", s.Consumed, bound)
 	}
-	t.Logf("stopped after %d bytes: %v", s.read, err)
+	t.Logf("stopped after %d bytes: %v", s.Consumed, err)
 }
 
 func TestAMillionFailureDetailsRowsStopAtTheRowLimit(t *testing.T) {
 	row := `{"result-type":"certificate-expired","failed-session-count":1},`
-	s := &stream{head: reportHead + `{"policy":{"policy-type":"sts","policy-domain":"example.com"},"summary":{},"failure-details":[`,
-		body: row, n: 1_000_000, tail: `{}]}]}`}
+	s := &stream{Head: reportHead + `{"policy":{"policy-type":"sts","policy-domain":"example.com"},"summary":{},"failure-details":[`,
+		Body: row, N: 1_000_000, Tail: `{}]}]}`}
 	var err error
 	alloc := heapGrowth(func() { _, err = Parse(s, 0) })
 	// 10,000 rows of 64 bytes, plus the reader's buffers.
@@ -83,25 +48,25 @@ func TestAMillionFailureDetailsRowsStopAtTheRowLimit(t *testing.T) {
 }
 
 func TestTooManyPoliciesStopAtThePolicyLimit(t *testing.T) {
-	s := &stream{head: reportHead, body: policy + ",", n: 1_000_000, tail: policy + "]}"}
+	s := &stream{Head: reportHead, Body: policy + ",", N: 1_000_000, Tail: policy + "]}"}
 	_, err := ParseLimits(s, Limits{MaxPolicies: 50})
 	wantStop(t, err, parse.TooLarge, "more than 50 policies", s, 51*int64(len(policy)+1)+64<<10)
 }
 
 func TestEndlessJSONStopsAtMaxBytes(t *testing.T) {
-	s := &stream{head: reportHead + policy, body: strings.Repeat(" ", 4096), n: 1 << 30}
+	s := &stream{Head: reportHead + policy, Body: strings.Repeat(" ", 4096), N: 1 << 30}
 	_, err := ParseLimits(s, Limits{MaxBytes: 1 << 20})
 	wantStop(t, err, parse.TooLarge, "more than 1 MiB of JSON", s, 1<<20+4096)
 }
 
 func TestALongStringStopsAtTheStringLimit(t *testing.T) {
-	s := &stream{head: reportHead + `{"policy":{"policy-string":["`, body: strings.Repeat("a", 1024), n: 2, tail: `"]}}]}`}
+	s := &stream{Head: reportHead + `{"policy":{"policy-string":["`, Body: strings.Repeat("a", 1024), N: 2, Tail: `"]}}]}`}
 	_, err := ParseLimits(s, Limits{MaxStringBytes: 1000})
 	wantStop(t, err, parse.TooLarge, "a JSON string longer than 1000 bytes", s, 64<<10)
 }
 
 func TestAnEndlessStringStopsAtTheStringLimit(t *testing.T) {
-	s := &stream{head: `{"organization-name":"`, body: strings.Repeat("a", 4096), n: 1 << 20}
+	s := &stream{Head: `{"organization-name":"`, Body: strings.Repeat("a", 4096), N: 1 << 20}
 	var err error
 	alloc := heapGrowth(func() { _, err = Parse(s, 0) })
 	wantStop(t, err, parse.TooLarge, "a JSON string longer than 16384 bytes", s, 64<<10)
@@ -111,7 +76,7 @@ func TestAnEndlessStringStopsAtTheStringLimit(t *testing.T) {
 }
 
 func TestDeepNestingStopsAtTheDepthLimit(t *testing.T) {
-	s := &stream{head: `{"policies":`, body: "[", n: 1 << 24}
+	s := &stream{Head: `{"policies":`, Body: "[", N: 1 << 24}
 	_, err := Parse(s, 0)
 	wantStop(t, err, parse.TooLarge, "nested more than 16 levels deep", s, 64<<10)
 }
@@ -157,9 +122,9 @@ func TestMXHostsOutsideDNSSyntaxAreDropped(t *testing.T) {
 func TestWhiteSpaceReachesTheLimitCheckSqueezed(t *testing.T) {
 	// encoding/json's Token rescans the white space before a token on every
 	// refill: 20 MiB of it took 22 s. The check sees one space per run.
-	s := &stream{head: `{"a": "x  y",`, body: strings.Repeat(" \r\n\t", 1024), n: 5 << 10, tail: ` "b" : 1 }`}
+	s := &stream{Head: `{"a": "x  y",`, Body: strings.Repeat(" \r\n\t", 1024), N: 5 << 10, Tail: ` "b" : 1 }`}
 	out, err := io.ReadAll(&squeezeReader{r: s})
 	if err != nil || string(out) != `{"a": "x  y", "b" : 1 }` {
-		t.Fatalf("squeezed %d bytes of %d to %q, %v", len(out), s.read, out, err)
+		t.Fatalf("squeezed %d bytes of %d to %q, %v", len(out), s.Consumed, out, err)
 	}
 }
