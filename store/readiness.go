@@ -144,10 +144,13 @@ ORDER BY policy_domain, header_from, class, messages DESC,
 // readinessKnownJoin adds the known source internal/attrib stored for each
 // source IP (source_attribution, migration 0005): ip_known_source, "" for
 // none or not yet attributed, and ip_known_authorised. GLOBAL so that a
-// Distributed aggregate_records joins the whole table once.
+// Distributed aggregate_records joins the whole table once. The subquery
+// has an alias: ClickHouse 20.x and later refuse a joined subquery without
+// one (code 206 ALIAS_REQUIRED, joined_subquery_requires_alias); 18.16
+// accepts both.
 const readinessKnownJoin = `GLOBAL ANY LEFT JOIN (SELECT ip AS source_ip, argMax(known_source, checked_at) AS ip_known_source,
 	argMax(known_authorised, checked_at) AS ip_known_authorised
-	FROM source_attribution GROUP BY ip) USING source_ip`
+	FROM source_attribution GROUP BY ip) AS known_sources USING source_ip`
 
 // ReadinessIPsQuery is the per-source-IP view of the same classification:
 // one row per (policy domain, header_from, source_ip, class) with its
