@@ -21,6 +21,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/failure"
+	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
 // S3 source modes, S3Config.Mode.
@@ -454,8 +455,9 @@ func (s *S3Source) backlog(n int) {
 // lookup per page of up to 1,000 keys).
 func (s *S3Source) list(ctx context.Context) (pending []s3Object, more bool, err error) {
 	pg := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.cfg.Bucket),
-		Prefix: aws.String(s.cfg.Prefix),
+		Bucket:       aws.String(s.cfg.Bucket),
+		Prefix:       aws.String(s.cfg.Prefix),
+		EncodingType: types.EncodingTypeUrl, // keys with control characters survive XML
 	})
 	for pg.HasMorePages() {
 		page, err := pg.NextPage(ctx)
@@ -470,7 +472,12 @@ func (s *S3Source) list(ctx context.Context) (pending []s3Object, more bool, err
 		}
 		objs := make([]s3Object, 0, len(page.Contents))
 		for _, o := range page.Contents {
-			key, size := aws.ToString(o.Key), aws.ToInt64(o.Size)
+			key, err := listedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				s.log.Warn("s3 listing names a key that is not URL-encoded; skipped", "key", valid.Printable(aws.ToString(o.Key)), "err", err)
+				continue
+			}
+			size := aws.ToInt64(o.Size)
 			if strings.HasPrefix(key, s.cfg.ProcessedPrefix) || strings.HasPrefix(key, s.cfg.InvalidPrefix) {
 				continue
 			}
@@ -490,6 +497,16 @@ func (s *S3Source) list(ctx context.Context) (pending []s3Object, more bool, err
 		}
 	}
 	return pending, false, nil
+}
+
+// listedKey is the key of a listing entry: URL-decoded when the server
+// honoured EncodingType url (an XML 1.0 document cannot carry most control
+// characters, which S3 allows in keys), as it is otherwise.
+func listedKey(enc types.EncodingType, key string) (string, error) {
+	if enc != types.EncodingTypeUrl {
+		return key, nil
+	}
+	return url.QueryUnescape(key)
 }
 
 // notDone drops the objects that the inputs table holds as finished.
@@ -635,14 +652,31 @@ func (s *S3Source) acknowledge(ctx context.Context, obj s3Object, out Outcome, g
 	return true, nil
 }
 
-// copySource is CopyObject's x-amz-copy-source: bucket/key, URL-encoded
-// segment by segment.
+// copySource is CopyObject's x-amz-copy-source: bucket/key with every byte
+// of the key percent-encoded but the unreserved characters of RFC 3986
+// section 2.3 and the '/' between segments. url.PathEscape is not enough:
+// it leaves '+' (which S3 decodes as a space), '&', '=', ';', ':', '@', '$'
+// and ',' alone, so CopyObject reads another key than the one listed.
 func copySource(bucket, key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(bucket)+1+3*len(key))
+	b = append(b, bucket...)
+	b = append(b, '/')
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if unreserved(c) || c == '/' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
 	}
-	return bucket + "/" + strings.Join(segs, "/")
+	return string(b)
+}
+
+// unreserved tells the characters RFC 3986 section 2.3 leaves unencoded.
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // metaValue makes s fit an HTTP header (printable ASCII, other bytes become

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/corpus"
@@ -88,14 +90,21 @@ func (b *s3Bucket) put(t testing.TB, key string, data []byte) string {
 func (b *s3Bucket) keys(t testing.TB, prefix string) []string {
 	t.Helper()
 	var keys []string
-	pg := s3.NewListObjectsV2Paginator(b.c, &s3.ListObjectsV2Input{Bucket: aws.String(b.name), Prefix: aws.String(prefix)})
+	pg := s3.NewListObjectsV2Paginator(b.c, &s3.ListObjectsV2Input{Bucket: aws.String(b.name), Prefix: aws.String(prefix),
+		EncodingType: types.EncodingTypeUrl})
 	for pg.HasMorePages() {
 		page, err := pg.NextPage(context.Background())
 		if err != nil {
 			t.Fatalf("listing %s: %v", prefix, err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			k := aws.ToString(o.Key)
+			if page.EncodingType == types.EncodingTypeUrl {
+				if k, err = url.QueryUnescape(k); err != nil {
+					t.Fatalf("listing %s: %v", prefix, err)
+				}
+			}
+			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
