@@ -162,7 +162,7 @@ SELECT policy_domain, header_from, source_ip, ` + ReadinessClass + ` AS class,
 FROM aggregate_records
 WHERE record_error = '' AND ` + readinessWindow + ` AND ` + ReadinessNotFailedAuth + `
 GROUP BY policy_domain, header_from, source_ip, class
-ORDER BY policy_domain, header_from, messages DESC, source_ip`
+ORDER BY policy_domain, header_from, messages DESC, source_ip, class`
 
 // ReadinessPolicyQuery returns the policy each domain published in its most
 // recent report of the window (latest date_begin, then latest ingested).
