@@ -35,7 +35,7 @@ const (
 
 // Finding is one result of a check.
 type Finding struct {
-	Check    string   `json:"check"` // dmarc, rua, spf, dkim, parked, store
+	Check    string   `json:"check"` // dns, dmarc, rua, spf, dkim, parked, store
 	Severity Severity `json:"severity"`
 	Subject  string   `json:"subject"` // the DNS name or domain concerned
 	Message  string   `json:"message"`
@@ -88,6 +88,10 @@ type Report struct {
 	// Records are the record values Check read, for change tracking
 	// (the daemon stores each change in dns_records).
 	Records []Observation `json:"records,omitempty"`
+
+	// missing: the domain does not exist, or the resolver denies every
+	// name (a "dns" finding says which); the other checks are skipped.
+	missing bool
 }
 
 // Observation is one DNS record as Check read it.
@@ -132,6 +136,9 @@ func Check(ctx context.Context, domain string, o Options) *Report {
 	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
 	rep := &Report{Domain: domain, Findings: []Finding{}}
 	rec := checkDMARC(ctx, o.Resolver, rep)
+	if rep.missing {
+		return rep
+	}
 	if rec != nil {
 		checkReportURIs(ctx, o.Resolver, rep, rec)
 	}
@@ -189,9 +196,12 @@ func checkDMARC(ctx context.Context, r *Resolver, rep *Report) *DMARCRecord {
 			rep.observe("dmarc", "_dmarc."+d, "", err)
 		}
 	}
-	if !ok {
+	if !ok && checkExists(ctx, r, rep) {
 		rep.add("dmarc", SevError, "_dmarc."+d, "no DMARC record at the domain or any parent: receivers apply no DMARC policy and send no reports",
 			fmt.Sprintf("publish TXT _dmarc.%s \"v=DMARC1; p=none; rua=mailto:dmarc@%s\", then follow `dmarcd readiness`", rep.OrgDomainPSL, rep.OrgDomainPSL))
+		return nil
+	}
+	if !ok {
 		return nil
 	}
 	rec, fs := ParseDMARC("_dmarc."+at, text)
@@ -217,6 +227,31 @@ func checkDMARC(ctx context.Context, r *Resolver, rep *Report) *DMARCRecord {
 		rep.add("dmarc", SevInfo, rec.Name, "t=y: receivers apply the policy one level below (testing mode)", "remove t=y once readiness shows no legitimate mail would be affected")
 	}
 	return rec
+}
+
+// checkExists tells a domain without a DMARC record from one that does not
+// exist, and both from a resolver that answers NXDOMAIN for every name
+// (a captive portal, a broken or filtering resolver): it returns false
+// after adding a "dns" error finding that names the problem, and marks the
+// report missing so that no other finding blames the records. Asked only
+// when no DMARC record was found: a domain name that answers NXDOMAIN while
+// its top-level domain answers too is the domain's problem; when even the
+// top-level domain is NXDOMAIN, it is DNS's.
+func checkExists(ctx context.Context, r *Resolver, rep *Report) bool {
+	d := rep.Domain
+	if _, err := r.Lookup(ctx, d, 6 /* SOA */); !errors.Is(err, ErrNXDomain) {
+		return true // it exists, or DNS could not tell: the usual findings
+	}
+	rep.missing = true
+	tld := d[strings.LastIndexByte(d, '.')+1:]
+	if _, err := r.Lookup(ctx, tld, 2 /* NS */); errors.Is(err, ErrNXDomain) {
+		rep.add("dns", SevError, d, fmt.Sprintf("the resolver %s answers NXDOMAIN (no such name) even for the top-level domain %s: DNS on this machine is the problem, not the records of %s", r.Server, tld, d),
+			"fix the resolver in /etc/resolv.conf, or name a working recursive resolver with --resolver HOST:PORT (dns.resolver for the daemon), and check again")
+		return false
+	}
+	rep.add("dns", SevError, d, fmt.Sprintf("%s does not exist in DNS (NXDOMAIN from %s): nothing can be published under it, so no DMARC, SPF or DKIM check applies", d, r.Server),
+		"check the spelling of the domain; if it is registered, its delegation (the NS records at the registrar) is broken")
+	return false
 }
 
 // checkReportURIs checks that external rua/ruf destinations authorised the
@@ -304,6 +339,7 @@ func checkDKIM(ctx context.Context, r *Resolver, rep *Report, sels []Selector) {
 		return
 	}
 	usable := map[string]bool{}
+	ses := map[string]bool{} // d= domains with an SES selector
 	var order []string
 	for _, s := range sels {
 		if _, ok := usable[s.Domain]; !ok {
@@ -320,6 +356,9 @@ func checkDKIM(ctx context.Context, r *Resolver, rep *Report, sels []Selector) {
 		if len(a.CNAMEs) > 0 {
 			via = fmt.Sprintf(" (via CNAME to %s)", strings.TrimSuffix(lastTarget(a), "."))
 		}
+		if sesSelector(s.Selector, a) {
+			ses[s.Domain] = true
+		}
 		if err != nil && !errors.Is(err, ErrNXDomain) {
 			rep.observe(kind, name, "", err)
 			rep.add("dkim", SevWarning, name, "cannot read the DKIM key: "+err.Error(), "check the name servers of "+s.Domain)
@@ -332,7 +371,11 @@ func checkDKIM(ctx context.Context, r *Resolver, rep *Report, sels []Selector) {
 		}
 		rep.observe(kind, name, txt, nil)
 		if txt == "" {
-			rep.add("dkim", SevInfo, name, fmt.Sprintf("no key published%s: selector %s (seen on %d messages, %d passed) is rotated out or inactive; normal for SES, which publishes three selectors", via, s.Selector, s.Messages, s.Passed), "")
+			why := "rotated out or inactive"
+			if sesSelector(s.Selector, a) {
+				why += "; normal for Amazon SES, which publishes three Easy DKIM selectors and signs with one"
+			}
+			rep.add("dkim", SevInfo, name, fmt.Sprintf("no key published%s: selector %s (seen on %d messages, %d passed) is %s", via, s.Selector, s.Messages, s.Passed, why), "")
 			continue
 		}
 		sev, msg, fix := checkDKIMKey(txt)
@@ -348,9 +391,41 @@ func checkDKIM(ctx context.Context, r *Resolver, rep *Report, sels []Selector) {
 	}
 	for _, d := range order {
 		if !usable[d] {
-			rep.add("dkim", SevWarning, d, "none of the selectors seen for d="+d+" has a usable key: its mail cannot pass DKIM now", "publish the keys your senders sign with (e.g. the SES Easy DKIM CNAMEs)")
+			fix := "publish the keys your senders sign with"
+			if ses[d] {
+				fix += " (for Amazon SES, the three Easy DKIM CNAMEs the SES console lists)"
+			}
+			rep.add("dkim", SevWarning, d, "none of the selectors seen for d="+d+" has a usable key: its mail cannot pass DKIM now", fix)
 		}
 	}
+}
+
+// sesSelector reports whether a selector is Amazon SES's: its CNAME points
+// into dkim.amazonses.com, or it has the form of an Easy DKIM token (32
+// characters of the base32 alphabet, lower-case), which SES publishes as
+// TOKEN._domainkey.DOMAIN.
+func sesSelector(sel string, a Answer) bool {
+	for _, c := range append(append([]string{}, a.CNAMEs...), lastTargetOrEmpty(a)) {
+		if strings.HasSuffix(strings.TrimSuffix(strings.ToLower(c), "."), "dkim.amazonses.com") {
+			return true
+		}
+	}
+	if len(sel) != 32 {
+		return false
+	}
+	for _, c := range sel {
+		if (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
+
+func lastTargetOrEmpty(a Answer) string {
+	if len(a.Records) == 0 && len(a.CNAMEs) == 0 {
+		return ""
+	}
+	return lastTarget(a)
 }
 
 func lastTarget(a Answer) string {
