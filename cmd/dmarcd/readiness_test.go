@@ -254,7 +254,7 @@ func TestReadinessSubdomainFollowsSPWhenPublished(t *testing.T) {
 		if d.WhatIf[1].Legitimate != 60 || d.Ready != readiness.LevelNone {
 			t.Errorf("what if p=reject hits %v legitimate, ready %q: want 60 from news.example.com, not ready", d.WhatIf[1].Legitimate, d.Ready)
 		}
-		if !strings.Contains(strings.Join(d.Evidence, "\n"), "news.example.com (60 messages) has no sp: it follows p") {
+		if !strings.Contains(strings.Join(d.Evidence, "\n"), "news.example.com (60 messages) is under p=none (no sp)") {
 			t.Errorf("evidence %q", d.Evidence)
 		}
 	})
@@ -264,6 +264,15 @@ func TestReadinessSubdomainFollowsSPWhenPublished(t *testing.T) {
 		d := only(t, runReadinessJSON(t))
 		if d.WhatIf[1].Legitimate != 0 || d.WhatIf[1].Policy != "p=reject; sp=none" {
 			t.Errorf("what if %+v: sp=none keeps the subdomain's mail untouched", d.WhatIf[1])
+		}
+		// The verdict agrees with that what-if (issue 17 item 7): p's own
+		// mail is ready, the subdomain under sp=none is not.
+		if d.Ready != readiness.LevelReject || !strings.HasPrefix(d.Verdict, "ready for p=reject") ||
+			!strings.Contains(d.Verdict, "sp (news.example.com): not ready") {
+			t.Errorf("ready %q, verdict %q: want p ready for reject and news.example.com not ready under sp", d.Ready, d.Verdict)
+		}
+		if !strings.HasPrefix(d.Next, "p=quarantine with pct=25") || !strings.Contains(d.Next, "sp: keep sp=none and fix esp-mailer.net") {
+			t.Errorf("next %q: want p moved on and sp kept at none until the ESP is fixed", d.Next)
 		}
 	})
 }

@@ -178,13 +178,23 @@ type Strict struct {
 
 // Subdomain is the mail of one header_from under a policy domain.
 type Subdomain struct {
-	HeaderFrom      string `json:"header_from"`
-	Policy          string `json:"policy"` // the policy its mail is under: p or sp
-	Messages        uint64 `json:"messages"`
-	Aligned         uint64 `json:"aligned"`
-	Forwarded       uint64 `json:"forwarded"`
-	Misaligned      uint64 `json:"misaligned"` // legitimate misaligned
-	Unauthenticated uint64 `json:"unauthenticated"`
+	HeaderFrom string `json:"header_from"`
+	// Policy is the policy its mail is under: "p=none" for the domain
+	// itself, "sp=none", "p=none (no sp)", or "sp=none or np=reject" when np
+	// is published and the name is not shown to exist.
+	Policy string `json:"policy"`
+	// Tags are the tags of the record whose level applies to it (Scope).
+	Tags            []string `json:"tags"`
+	Exists          bool     `json:"exists"` // a DKIM or SPF pass names it or a name under it
+	Messages        uint64   `json:"messages"`
+	Aligned         uint64   `json:"aligned"`
+	Forwarded       uint64   `json:"forwarded"`
+	Misaligned      uint64   `json:"misaligned"` // legitimate misaligned
+	Unauthenticated uint64   `json:"unauthenticated"`
+	// Ready is the strongest level its own mail supports (as Scope.Ready);
+	// Next says what to do for it.
+	Ready string `json:"ready"`
+	Next  string `json:"next"`
 }
 
 // Domain is the verdict for one policy domain.
@@ -197,9 +207,12 @@ type Domain struct {
 	Misaligned      uint64      `json:"misaligned"` // legitimate misaligned: what enforcement would hurt
 	Unauthenticated uint64      `json:"unauthenticated"`
 	Subdomains      []Subdomain `json:"subdomains"`
-	Sources         []Source    `json:"sources"`
-	WhatIf          []Impact    `json:"what_if"`
-	Strict          []Strict    `json:"strict"`
+	// Scopes is the verdict per published tag (p, and sp and np when
+	// published): the mail each governs, what it supports, its next step.
+	Scopes  []Scope  `json:"scopes"`
+	Sources []Source `json:"sources"`
+	WhatIf  []Impact `json:"what_if"`
+	Strict  []Strict `json:"strict"`
 	// Ready is the strongest policy the evidence supports: none,
 	// quarantine or reject.
 	Ready    string   `json:"ready"`
@@ -282,12 +295,18 @@ func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Send
 		d.FailedAuth.Reporters = []string{}
 	}
 	subs := map[string]*Subdomain{}
+	exists := existing(rows)
 	for _, r := range rows {
 		src := source(r, senders)
 		d.Sources = append(d.Sources, src)
 		sd := subs[r.HeaderFrom]
 		if sd == nil {
-			sd = &Subdomain{HeaderFrom: r.HeaderFrom, Policy: effective(p, name, r.HeaderFrom)}
+			sd = &Subdomain{HeaderFrom: r.HeaderFrom, Exists: exists[r.HeaderFrom],
+				Tags: governing(p, name, r.HeaderFrom, exists[r.HeaderFrom])}
+			sd.Policy = policyName(p, sd.Tags)
+			if r.HeaderFrom != name && sd.Tags[0] == TagP {
+				sd.Policy += " (no sp)"
+			}
 			subs[r.HeaderFrom] = sd
 		}
 		d.Messages += r.Messages
@@ -320,11 +339,24 @@ func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Send
 		return a.Messages > b.Messages
 	})
 	for _, lvl := range []string{LevelQuarantine, LevelReject} {
-		d.WhatIf = append(d.WhatIf, impact(name, rows, d.Sources, p, lvl))
+		d.WhatIf = append(d.WhatIf, impact(name, d.Sources, p, lvl, exists))
 	}
 	d.Strict = strict(rows, d.Sources, p, senders)
+	d.Scopes = scopes(&d, exists)
+	for i := range d.Subdomains {
+		subdomainVerdict(&d, &d.Subdomains[i])
+	}
 	verdict(&d)
 	return d
+}
+
+// policyName shows the tags that govern a header_from with their levels.
+func policyName(p Policy, tags []string) string {
+	var l []string
+	for _, t := range tags {
+		l = append(l, t+"="+tagLevel(p, t))
+	}
+	return strings.Join(l, " or ")
 }
 
 // bucket is the class a source counts in: misaligned mail that is not
@@ -350,17 +382,6 @@ func classRank(s Source) int {
 		return 1
 	}
 	return 3
-}
-
-// effective is the policy that applies to mail from headerFrom under the
-// published p: sp for a subdomain when sp is published, else p (RFC 7489
-// §6.3). np (RFC 9989) applies to non-existent subdomains, which reports do
-// not tell apart: it is shown, not applied.
-func effective(p Policy, domain, headerFrom string) string {
-	if headerFrom != domain && p.SP != "" {
-		return "sp=" + p.SP
-	}
-	return "p=" + p.P
 }
 
 // source judges one row: its sender, its legitimacy, its fixes.
@@ -478,12 +499,18 @@ func fixes(r store.ReadinessSource, snd *Sender) []string {
 	return out
 }
 
-// impact computes what publishing p=lvl (keeping sp, pct and t as
-// published) would do to the failing mail of the window.
-func impact(domain string, rows []store.ReadinessSource, srcs []Source, p Policy, lvl string) Impact {
+// impact computes what publishing p=lvl (keeping sp, np, pct and t as
+// published) would do to the failing mail of the window: each source gets
+// the level of the tag that governs its header_from (the strictest when it
+// may be sp or np, Scope).
+func impact(domain string, srcs []Source, p Policy, lvl string, exists map[string]bool) Impact {
+	hyp := p
+	hyp.P = lvl
 	im := Impact{Policy: "p=" + lvl}
-	if p.SP != "" {
-		im.Policy += "; sp=" + p.SP
+	for _, t := range []struct{ tag, v string }{{"sp", p.SP}, {"np", p.NP}} {
+		if t.v != "" {
+			im.Policy += "; " + t.tag + "=" + t.v
+		}
 	}
 	if p.Pct != 100 {
 		im.Policy += "; pct=" + strconv.Itoa(p.Pct)
@@ -491,24 +518,11 @@ func impact(domain string, rows []store.ReadinessSource, srcs []Source, p Policy
 	if p.Testing {
 		im.Policy += "; t=y"
 	}
-	hyp := p
-	hyp.P = lvl
 	for _, s := range srcs {
 		if s.Class == store.ClassAligned {
 			continue
 		}
-		req := strings.TrimPrefix(strings.TrimPrefix(effective(hyp, domain, s.HeaderFrom), "sp="), "p=")
-		rej, quar := apply(req, hyp.Pct, hyp.Testing, float64(s.Messages))
-		im.Rejected += rej
-		im.Quarantined += quar
-		switch bucket(s) {
-		case store.ClassMisaligned:
-			im.Legitimate += rej + quar
-		case store.ClassForwarded:
-			im.Forwarded += rej + quar
-		default:
-			im.Unauthenticated += rej + quar
-		}
+		addImpact(&im, s, applied(hyp, domain, s.HeaderFrom, exists[s.HeaderFrom]), hyp)
 	}
 	return im
 }
@@ -620,9 +634,11 @@ func percent(f float64) string {
 	return s + "%"
 }
 
-// verdict sets Ready, Verdict, Evidence and Next.
+// verdict sets Ready, Verdict, Evidence and Next from the scopes: Ready
+// and the verdict's first clause are p's (the mail p governs: the domain's
+// own, and its subdomains' when sp is absent); each other published tag
+// with mail gets its own clause, each subdomain its line.
 func verdict(d *Domain) {
-	legit := d.Aligned + d.Forwarded + d.Misaligned
 	var blocking []string
 	for _, s := range d.Sources {
 		if bucket(s) == store.ClassMisaligned {
@@ -633,23 +649,20 @@ func verdict(d *Domain) {
 	d.Evidence = append(d.Evidence,
 		fmt.Sprintf("%d messages, %s aligned; %d failing DMARC: %d unauthenticated (likely spoofing), %d forwarded or mailing list, %d legitimate but misaligned",
 			d.Messages, percent(share(d.Aligned, d.Messages)), failing, d.Unauthenticated, d.Forwarded, d.Misaligned))
-	atRisk := share(d.Misaligned, legit)
+	ps := d.Scopes[0]
+	d.Ready = ps.Ready
 	switch {
 	case d.Messages == 0 && d.FailedAuth.Reports > 0 && !d.FailedAuth.Included:
 		d.Ready, d.Verdict = LevelNone, "no trustworthy reports in the window: every report of this domain came in a mail that failed authentication"
 	case d.Messages == 0:
 		d.Ready, d.Verdict = LevelNone, "no reports in the window"
-	case d.Misaligned == 0:
-		d.Ready = LevelReject
-		d.Verdict = "ready for p=reject: no legitimate source fails DMARC"
-	case atRisk <= QuarantineThreshold:
-		d.Ready = LevelQuarantine
-		d.Verdict = fmt.Sprintf("ready for p=quarantine; p=reject would block %s of legitimate mail, all from %d source(s): %s",
-			percent(atRisk), len(blocking), names(d.Sources))
 	default:
-		d.Ready = LevelNone
-		d.Verdict = fmt.Sprintf("not ready: enforcement would hit %s of legitimate mail, from %d source(s): %s",
-			percent(atRisk), len(blocking), names(d.Sources))
+		d.Verdict = scopeVerdict(d, ps)
+		for _, sc := range d.Scopes[1:] {
+			if sc.Messages > 0 {
+				d.Verdict += "; " + sc.Tag + " (" + whose(d, sc) + "): " + scopeVerdict(d, sc)
+			}
+		}
 	}
 	if len(blocking) > 0 {
 		d.Evidence = append(d.Evidence, "fix first: "+strings.Join(blocking, " | "))
@@ -658,18 +671,13 @@ func verdict(d *Domain) {
 		d.Evidence = append(d.Evidence, fmt.Sprintf("%d forwarded messages would fail too; receivers usually accept them through local overrides or ARC, and fixing them is not yours to do (keep DKIM aligned: it survives plain forwarding)", d.Forwarded))
 	}
 	for _, sd := range d.Subdomains {
-		if sd.HeaderFrom == d.Domain {
-			continue
-		}
-		if d.Policy.SP != "" {
-			d.Evidence = append(d.Evidence, fmt.Sprintf("%s (%d messages) follows sp=%s, not p: changing p does not change it", sd.HeaderFrom, sd.Messages, d.Policy.SP))
-		} else {
-			d.Evidence = append(d.Evidence, fmt.Sprintf("%s (%d messages) has no sp: it follows p", sd.HeaderFrom, sd.Messages))
+		if sd.HeaderFrom != d.Domain {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%s (%d messages) is under %s: %s", sd.HeaderFrom, sd.Messages, sd.Policy, sd.Next))
 		}
 	}
 	d.Evidence = append(d.Evidence, trustEvidence(d)...)
 	if d.Policy.NP != "" {
-		d.Evidence = append(d.Evidence, "np="+d.Policy.NP+" applies to non-existent subdomains, which reports do not tell apart: not simulated")
+		d.Evidence = append(d.Evidence, "np="+d.Policy.NP+" applies to subdomains that do not exist in DNS; reports do not say which: a subdomain that no DKIM or SPF pass shows to exist counts under both sp and np")
 	}
 	if d.Policy.Pct != 100 {
 		d.Evidence = append(d.Evidence, fmt.Sprintf("pct=%d in force: the policy applies to %d%% of failing mail, the rest gets the next lower policy", d.Policy.Pct, d.Policy.Pct))
@@ -678,6 +686,66 @@ func verdict(d *Domain) {
 		d.Evidence = append(d.Evidence, "t=y in force: receivers apply one level less than p (reject as quarantine, quarantine as none)")
 	}
 	d.Next = next(d)
+}
+
+// scopeVerdict is the verdict clause of one scope; p's names the mail
+// it governs (the others are introduced by it).
+func scopeVerdict(d *Domain, sc Scope) string {
+	under := sc.Tag
+	if sc.Tag == TagP {
+		under += " (" + whose(d, sc) + ")"
+	}
+	n := len(sc.Blocking)
+	switch {
+	case sc.Messages == 0:
+		return fmt.Sprintf("no mail under %s in the window", under)
+	case sc.Ready == LevelReject:
+		return fmt.Sprintf("ready for %s=reject: no legitimate mail under %s fails DMARC", sc.Tag, under)
+	case sc.Ready == LevelQuarantine:
+		return fmt.Sprintf("ready for %s=quarantine; %s=reject would block %s of the legitimate mail under %s, all from %d source(s): %s",
+			sc.Tag, sc.Tag, percent(sc.AtRisk), under, n, strings.Join(sc.Blocking, ", "))
+	}
+	return fmt.Sprintf("not ready: enforcing %s would hit %s of the legitimate mail under %s, from %d source(s): %s",
+		sc.Tag, percent(sc.AtRisk), under, n, strings.Join(sc.Blocking, ", "))
+}
+
+// whose names the mail of a scope: "example.com itself", "example.com and
+// its subdomains", "news.example.com".
+func whose(d *Domain, sc Scope) string {
+	own := containsStr(sc.HeaderFroms, d.Domain)
+	subs := len(sc.HeaderFroms)
+	if own {
+		subs--
+	}
+	switch {
+	case own && subs == 0:
+		return d.Domain + " itself"
+	case own:
+		return d.Domain + " and its subdomains"
+	case subs <= 2:
+		return strings.Join(sc.HeaderFroms, ", ")
+	}
+	return fmt.Sprintf("%d subdomains", subs)
+}
+
+// subdomainVerdict sets a header_from's Ready and Next from its own mail.
+func subdomainVerdict(d *Domain, sd *Subdomain) {
+	var block []string
+	for _, s := range d.Sources {
+		if s.HeaderFrom == sd.HeaderFrom && bucket(s) == store.ClassMisaligned {
+			block = appendOnce(block, s.Name())
+		}
+	}
+	sd.Ready, _ = readyFor(sd.Misaligned, sd.Aligned+sd.Forwarded+sd.Misaligned)
+	tags := strings.Join(sd.Tags, " and ")
+	switch {
+	case sd.Ready == LevelReject:
+		sd.Next = "ready for " + strings.Join(sd.Tags, "=reject and ") + "=reject: none of its legitimate mail fails DMARC"
+	case sd.Tags[0] == TagP && sd.HeaderFrom != d.Domain:
+		sd.Next = fmt.Sprintf("fix %s before p goes beyond %s, or publish sp=%s to hold it back", strings.Join(block, ", "), sd.Ready, d.Policy.P)
+	default:
+		sd.Next = fmt.Sprintf("fix %s before %s go beyond %s", strings.Join(block, ", "), tags, sd.Ready)
+	}
 }
 
 // trustEvidence says how far the reports behind the verdict are
@@ -719,33 +787,37 @@ func names(srcs []Source) string {
 }
 
 // next is the next safe step from the published policy towards what the
-// evidence supports: one step at a time, staged with pct or t=y.
+// evidence supports: p's step, then each other tag's. When sp is absent
+// and subdomains hold p back while the domain's own mail is ready, the step
+// is to publish sp at today's level so that p can move on.
 func next(d *Domain) string {
 	p := d.Policy
-	cur := p.P
 	if !p.Known {
 		return "no policy seen in the window's reports"
 	}
-	stage := "pct=25 (or t=y where receivers support RFC 9989)"
-	switch {
-	case d.Ready == LevelNone:
-		return "keep p=" + cur + " and fix the sources listed above"
-	case p.Testing:
-		return "remove t=y once the numbers stay clean"
-	case p.Pct < 100 && cur != LevelNone:
-		return fmt.Sprintf("raise pct from %d to %d at p=%s", p.Pct, min(100, 2*max(p.Pct, 25)), cur)
-	case cur == LevelNone:
-		return "p=quarantine with " + stage
-	case cur == LevelQuarantine && d.Ready == LevelReject:
-		return "p=reject with " + stage
-	case cur == LevelQuarantine:
-		return "stay at p=quarantine until the sources listed above are fixed, then p=reject"
+	if d.Messages == 0 {
+		return "keep p=" + p.P + " until trustworthy reports arrive"
 	}
-	// At p=reject, 100%: stricter alignment is what remains.
-	for _, st := range d.Strict {
-		if st.Lost == 0 {
-			return "p=reject is in force; " + st.Change + " would lose no mail"
+	ps := d.Scopes[0]
+	step := ps.Next
+	if p.SP == "" && len(ps.HeaderFroms) > 1 {
+		own := Scope{Tag: TagP, Level: p.P}
+		tally(&own, d.Sources, p, func(h string) bool { return h == d.Domain })
+		if rank(own.Ready) > rank(ps.Ready) && rank(own.Ready) > rank(p.P) {
+			own.Next = scopeNext(d, &own)
+			var held []string
+			for _, sd := range d.Subdomains {
+				if sd.HeaderFrom != d.Domain && rank(sd.Ready) < rank(own.Ready) {
+					held = append(held, sd.HeaderFrom)
+				}
+			}
+			step = fmt.Sprintf("publish sp=%s to hold back %s (not ready), then %s", p.P, strings.Join(held, ", "), own.Next)
 		}
 	}
-	return "p=reject is in force; keep relaxed alignment (strict would fail legitimate mail, see above)"
+	for _, sc := range d.Scopes[1:] {
+		if sc.Messages > 0 {
+			step += "; " + sc.Tag + ": " + sc.Next
+		}
+	}
+	return step
 }
