@@ -147,6 +147,12 @@ type Payload struct {
 	// Mail holds headers of the innermost email carrying the payload; nil for
 	// bare files.
 	Mail *MailInfo
+	// Repairs says which malformed MIME header lines of the input, up to
+	// this payload, were read leniently (repair.go), e.g. `part 2: header
+	// line "name=\"a.xml.gz\"" is not a field: read as a continuation of
+	// the field before it (Content-Type)`; nil when none were. At most
+	// maxInputRepairs, hostile bytes escaped.
+	Repairs []string
 }
 
 // MailInfo holds the headers of a carrying email.
@@ -210,16 +216,18 @@ var observeWalk func(*walker)
 
 // walker holds the state of one Walk.
 type walker struct {
-	lim       Limits
-	fn        func(*Payload) error
-	in        *inputReader
-	total     int64 // decompressed bytes so far
-	opened    int   // containers opened
-	parts     int   // MIME parts read
-	over      error // a work limit passed: the walk opens and reads nothing more
-	found     int
-	failed    error // first error of a corrupt candidate
-	notReport error // first reason a candidate is not a report
+	lim         Limits
+	fn          func(*Payload) error
+	in          *inputReader
+	total       int64 // decompressed bytes so far
+	opened      int   // containers opened
+	parts       int   // MIME parts read
+	over        error // a work limit passed: the walk opens and reads nothing more
+	found       int
+	failed      error    // first error of a corrupt candidate
+	notReport   error    // first reason a candidate is not a report
+	repairs     []string // header repairs made so far (repair.go)
+	moreRepairs int      // repairs past maxInputRepairs
 }
 
 // abortError carries fn's error up through the walk.
@@ -236,6 +244,34 @@ type node struct {
 	top      bool      // the input itself
 	declared string    // declared media type of the MIME part, "" outside MIME
 	textual  bool      // a text/* MIME part: be stricter about what counts
+}
+
+// maxInputRepairs is how many header repairs one input notes; the rest are
+// counted in a last note.
+const maxInputRepairs = 16
+
+// repaired notes header repairs made in the input.
+func (w *walker) repaired(notes []string) {
+	for _, n := range notes {
+		switch {
+		case len(w.repairs) < maxInputRepairs:
+			w.repairs = append(w.repairs, n)
+		default:
+			w.moreRepairs++
+		}
+	}
+}
+
+// repairNotes is the repairs noted so far, for a payload.
+func (w *walker) repairNotes() []string {
+	if len(w.repairs) == 0 {
+		return nil
+	}
+	out := append([]string(nil), w.repairs...)
+	if w.moreRepairs > 0 {
+		out = append(out, fmt.Sprintf("%d more header repairs", w.moreRepairs))
+	}
+	return out
 }
 
 // child returns n one level down, at seg.
@@ -317,7 +353,7 @@ func (w *walker) stop(err error) {
 // deliver hands one payload to fn.
 func (w *walker) deliver(k Kind, r io.Reader, n node) error {
 	w.found++
-	p := &Payload{Kind: k, Where: n.where, Filename: n.filename, R: r, Mail: n.mail}
+	p := &Payload{Kind: k, Where: n.where, Filename: n.filename, R: r, Mail: n.mail, Repairs: w.repairNotes()}
 	if err := w.fn(p); err != nil {
 		return &abortError{err}
 	}

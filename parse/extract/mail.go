@@ -32,11 +32,12 @@ func (w *walker) email(m []byte, n node) error {
 		return nil
 	}
 	n.depth++
-	hdr, body, err := splitMessage(m, w.lim)
+	hdr, body, notes, err := splitMessage(m, w.lim)
 	if err != nil {
 		w.fail(parse.Wrap(parse.TooLarge, err, "%s", n.at("email header")))
 		return nil
 	}
+	w.repaired(prefixed(n, notes))
 	n.mail = mailInfo(hdr)
 	if w.isFailure(hdr, body, w.lim.MaxDepth-n.depth) {
 		return w.deliver(Failure, bytes.NewReader(m), n)
@@ -118,23 +119,23 @@ func (w *walker) multipart(body io.Reader, boundary string, n node, num string, 
 		w.fail(parse.Errorf(parse.MIMESyntax, "%s", n.at("multipart without boundary parameter")))
 		return nil
 	}
-	mr, guard := w.multipartReader(body, boundary, n)
+	mr, guard, fix := w.multipartReader(body, boundary, n)
 	for i := 1; ; i++ {
 		p, err := w.nextPart(mr, guard, n)
 		if err == io.EOF || w.over != nil {
 			return nil
 		}
 		if err != nil {
-			if guard.err != nil {
-				w.fail(guard.err)
-			} else if i == 1 {
-				w.fail(parse.Wrap(parse.MIMESyntax, err, "%s", n.at("multipart")))
-			}
+			w.multipartError(err, guard, n, i)
 			return nil
 		}
 		pn := strconv.Itoa(i)
 		if num != "" {
 			pn = num + "." + pn
+		}
+		for _, note := range fix.take(i) {
+			// The repairer numbers parts within this multipart.
+			w.repaired([]string{n.at("part " + pn + strings.TrimPrefix(note, "part "+strconv.Itoa(i)))})
 		}
 		if err := w.entity(p.Header, p, n, pn, parts); err != nil {
 			return err
@@ -142,15 +143,31 @@ func (w *walker) multipart(body io.Reader, boundary string, n node, num string, 
 	}
 }
 
+// multipartError records why the walk of a multipart stopped before part i:
+// a header limit, or MIME syntax go-message refuses (the parts before it
+// were walked). A missing close delimiter is tolerated.
+func (w *walker) multipartError(err error, guard *headerGuard, n node, i int) {
+	switch {
+	case guard.err != nil:
+		w.fail(guard.err)
+	case i == 1:
+		w.fail(parse.Wrap(parse.MIMESyntax, err, "%s", n.at("multipart")))
+	case strings.HasSuffix(err.Error(), io.EOF.Error()):
+	default:
+		w.fail(parse.Wrap(parse.MIMESyntax, err, "%s", n.at(fmt.Sprintf("multipart after part %d", i-1))))
+	}
+}
+
 // multipartReader returns a MIME reader of body whose part headers are
-// bounded by the header limits (HeaderGuard).
-func (w *walker) multipartReader(body io.Reader, boundary string, n node) (*textproto.MultipartReader, *headerGuard) {
+// bounded by the header limits (HeaderGuard) and then repaired (partRepair).
+func (w *walker) multipartReader(body io.Reader, boundary string, n node) (*textproto.MultipartReader, *headerGuard, *partRepair) {
 	where := n.where
 	if where == "" {
 		where = "multipart"
 	}
 	g := newHeaderGuard(body, boundary, w.lim, where)
-	return textproto.NewMultipartReader(g, boundary), g
+	fix := newPartRepair(g, boundary)
+	return textproto.NewMultipartReader(fix, boundary), g, fix
 }
 
 // nextPart reads the next part of mr, counted against MaxParts.
@@ -168,12 +185,13 @@ func (w *walker) nextPart(mr *textproto.MultipartReader, g *headerGuard, n node)
 }
 
 // splitMessage splits m into its header and body (RFC 5322 §2.1). It is
-// lenient: an mbox "From " line is skipped, lines that are not header fields
-// are dropped, and a message without a blank line is all header.
+// lenient: an mbox "From " line is skipped, header lines are repaired by the
+// rules of headerFixer (repair.go) and notes returns what was repaired, and
+// a message without a blank line is all header.
 //
 // It stops with an error at the header limits of lim (MaxHeaderFields,
 // MaxHeaderBytes, MaxHeaderLineBytes), before any field is parsed.
-func splitMessage(m []byte, lim Limits) (textproto.Header, []byte, error) {
+func splitMessage(m []byte, lim Limits) (h textproto.Header, body []byte, notes []string, err error) {
 	if bytes.HasPrefix(m, []byte("From ")) {
 		if i := bytes.IndexByte(m, '\n'); i >= 0 {
 			m = m[i+1:]
@@ -182,8 +200,7 @@ func splitMessage(m []byte, lim Limits) (textproto.Header, []byte, error) {
 		}
 	}
 	var hb bytes.Buffer
-	var body []byte
-	keep := false // the previous field was kept: its continuation lines are too
+	var fix headerFixer
 	fields, read := 0, int64(0)
 	for len(m) > 0 {
 		line, rest, _ := bytes.Cut(m, []byte("\n"))
@@ -191,35 +208,36 @@ func splitMessage(m []byte, lim Limits) (textproto.Header, []byte, error) {
 		read += int64(len(line)) + 1
 		switch {
 		case int64(len(line)) > lim.MaxHeaderLineBytes:
-			return textproto.Header{}, nil, fmt.Errorf("a line over %s", size(lim.MaxHeaderLineBytes))
+			return textproto.Header{}, nil, nil, fmt.Errorf("a line over %s", size(lim.MaxHeaderLineBytes))
 		case read > lim.MaxHeaderBytes:
-			return textproto.Header{}, nil, fmt.Errorf("more than %s", size(lim.MaxHeaderBytes))
+			return textproto.Header{}, nil, nil, fmt.Errorf("more than %s", size(lim.MaxHeaderBytes))
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
 			body = rest
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if keep {
-				hb.Write(line)
-				hb.WriteString("\r\n")
+		if line[0] != ' ' && line[0] != '\t' {
+			if fields++; fields > lim.MaxHeaderFields {
+				return textproto.Header{}, nil, nil, fmt.Errorf("more than %d fields", lim.MaxHeaderFields)
 			}
-			continue
 		}
-		if fields++; fields > lim.MaxHeaderFields {
-			return textproto.Header{}, nil, fmt.Errorf("more than %d fields", lim.MaxHeaderFields)
-		}
-		i := bytes.IndexByte(line, ':')
-		keep = i > 0 && validFieldName(bytes.TrimRight(line[:i], " \t"))
-		if keep {
-			hb.Write(line)
+		if out := fix.line(line, "email "); out != nil {
+			hb.Write(out)
 			hb.WriteString("\r\n")
 		}
 	}
 	hb.WriteString("\r\n")
-	h, _ := textproto.ReadHeader(bufio.NewReader(&hb))
-	return h, body, nil
+	h, _ = textproto.ReadHeader(bufio.NewReader(&hb))
+	return h, body, fix.done(), nil
+}
+
+// prefixed returns notes, each prefixed with n's place.
+func prefixed(n node, notes []string) []string {
+	for i := range notes {
+		notes[i] = n.at(notes[i])
+	}
+	return notes
 }
 
 func validFieldName(b []byte) bool {
@@ -382,7 +400,7 @@ func (w *walker) scanFailure(body io.Reader, boundary string, notice, subject bo
 	if boundary == "" || depthLeft <= 0 || w.over != nil {
 		return false
 	}
-	mr, g := w.multipartReader(body, boundary, node{where: "failure report check"})
+	mr, g, _ := w.multipartReader(body, boundary, node{where: "failure report check"})
 	noticeText, checked := false, false
 	for {
 		p, err := w.nextPart(mr, g, node{})

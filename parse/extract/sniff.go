@@ -110,7 +110,9 @@ var knownHeaders = map[string]bool{
 // looksLikeEmail reports whether head starts with an RFC 5322 §2.2 header:
 // `Name: value` lines (folded lines allowed), optionally after an mbox "From "
 // line, ended by a blank line. One line suffices if its name is a well-known
-// header field; otherwise two are needed.
+// header field; otherwise two are needed. Past those, a line that is no field
+// is a stray line the header repair deals with (repair.go), not a reason to
+// doubt the rest.
 func looksLikeEmail(head []byte) bool {
 	b := head
 	if bytes.HasPrefix(b, []byte("From ")) {
@@ -138,19 +140,13 @@ func looksLikeEmail(head []byte) bool {
 			}
 			continue
 		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			return false
-		}
-		name := bytes.TrimRight(line[:i], " \t")
-		if len(name) == 0 {
-			return false
-		}
-		for _, c := range name {
-			if c < 33 || c > 126 {
-				return false
+		if headerLine(line) != lineField {
+			if lines >= 2 || known {
+				continue
 			}
+			return false
 		}
+		name := bytes.TrimRight(line[:bytes.IndexByte(line, ':')], " \t")
 		if knownHeaders[strings.ToLower(string(name))] {
 			known = true
 		}
