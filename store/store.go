@@ -45,6 +45,12 @@ type Options struct {
 	// keeps a 1,000,000-record ingest near 75 MB RSS. A report with at most BatchRows records is written in one INSERT; a
 	// larger one goes through a staging table (see WriteAggregate).
 	BatchRows int
+	// ReadOnly opens the store for reading only: the database is not
+	// created (ErrNoDatabase when it does not exist), no migration is
+	// applied (ErrSchemaBehind when one is pending) and writers' leftovers
+	// are left to the next writer. Read-only commands use it: a read with
+	// a mistyped DSN creates nothing.
+	ReadOnly bool
 }
 
 // Store is a ClickHouse database holding DMARC reports. It is safe for
@@ -64,6 +70,14 @@ type Store struct {
 
 // ErrBadDSN is returned by Open for a DSN it cannot use.
 var ErrBadDSN = errors.New("store: bad ClickHouse DSN")
+
+// ErrNoDatabase is returned by a ReadOnly Open when the DSN's database
+// does not exist: nothing was stored there yet.
+var ErrNoDatabase = errors.New("store: no such database")
+
+// ErrSchemaBehind is returned by a ReadOnly Open when a migration of this
+// version of dmarcd is not applied yet (dmarcd migrate applies it).
+var ErrSchemaBehind = errors.New("store: schema migrations pending")
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -112,14 +126,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: connecting to %v: %w", chopts.Addr, err)
 	}
-	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db)
-	if opts.Cluster != "" {
-		q += " ON CLUSTER " + quoteIdent(opts.Cluster)
+	if opts.ReadOnly {
+		err = databaseExists(ctx, bconn, db, chopts.Addr)
+	} else {
+		q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db)
+		if opts.Cluster != "" {
+			q += " ON CLUSTER " + quoteIdent(opts.Cluster)
+		}
+		if err = bconn.Exec(ctx, q); err != nil {
+			err = fmt.Errorf("store: creating database %s on %v: %w", db, chopts.Addr, err)
+		}
 	}
-	err = bconn.Exec(ctx, q)
 	bconn.Close()
 	if err != nil {
-		return nil, fmt.Errorf("store: creating database %s on %v: %w", db, chopts.Addr, err)
+		return nil, err
 	}
 
 	chopts.Auth.Database = db
@@ -138,13 +158,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		attempts:  newAttempts(),
 	}
-	if err := s.Migrate(ctx); err != nil {
+	migrate := s.Migrate
+	if opts.ReadOnly {
+		migrate = s.schemaCurrent
+	}
+	if err := migrate(ctx); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	if err := s.openCluster(ctx, chopts); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if opts.ReadOnly {
+		return s, nil
 	}
 	if err := s.eachShard(ctx, s.waitForOrphanedWrites); err != nil {
 		s.Close()
@@ -159,6 +186,38 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// databaseExists returns nil if db exists on the server of conn, else
+// ErrNoDatabase (or why it could not tell).
+func databaseExists(ctx context.Context, conn driver.Conn, db string, addr []string) error {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", db).Scan(&n); err != nil {
+		return fmt.Errorf("store: connecting to %v: %w", addr, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: database %s does not exist on %v: nothing was stored there yet (dmarcd ingest, serve or migrate creates it), or the DSN names another server or database", ErrNoDatabase, db, addr)
+	}
+	return nil
+}
+
+// schemaCurrent returns nil if every migration of this version is applied,
+// else ErrSchemaBehind; it changes nothing.
+func (s *Store) schemaCurrent(ctx context.Context) error {
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v (dmarcd migrate creates the tables)", ErrSchemaBehind, err)
+	}
+	list, err := migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range list {
+		if !applied[m.Version] {
+			return fmt.Errorf("%w: database %s lacks migration %s (dmarcd migrate applies it)", ErrSchemaBehind, s.database, m.File)
+		}
+	}
+	return nil
 }
 
 // Close ends the attempts still in hand (EndAttempt) and closes the

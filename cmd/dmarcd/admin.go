@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -11,18 +14,55 @@ import (
 	"github.com/dmarcd/dmarcd/store"
 )
 
-func openStore(ctx context.Context, e *env) (*store.Store, config.Config, int) {
+// openStore opens the configured store. A read-only command (summary,
+// readiness, check) opens it ReadOnly: it creates nothing. An error names
+// the DSN tried, where it came from and how to set it.
+func openStore(ctx context.Context, e *env, readOnly bool) (*store.Store, config.Config, int) {
 	cfg, err := e.config()
 	if err != nil {
 		fmt.Fprintln(e.stderr, "dmarcd:", err)
 		return nil, cfg, exitUsage
 	}
-	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows})
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster,
+		BatchRows: cfg.ClickHouse.BatchRows, ReadOnly: readOnly})
 	if err != nil {
-		fmt.Fprintln(e.stderr, "dmarcd: clickhouse:", err)
+		fmt.Fprintln(e.stderr, storeError(e, cfg, err))
 		return nil, cfg, exitFail
 	}
 	return s, cfg, exitOK
+}
+
+// storeError says what failed opening the store, which DSN was tried
+// (without its password), where that DSN came from, and what to do.
+func storeError(e *env, cfg config.Config, err error) string {
+	dsn := redactDSN(cfg.ClickHouse.DSN)
+	from := "from clickhouse.dsn in " + e.configPath
+	switch {
+	case os.Getenv("DMARCD_CLICKHOUSE_DSN") != "":
+		from = "from DMARCD_CLICKHOUSE_DSN"
+	case os.Getenv("DMARCD_CLICKHOUSE_DSN_FILE") != "" || cfg.ClickHouse.DSNFile != "":
+		from = "from the DSN file"
+	case e.configPath == "" || cfg.ClickHouse.DSN == config.DefaultDSN:
+		from = "the default"
+	}
+	msg := fmt.Sprintf("dmarcd: ClickHouse at %s (%s): %v", dsn, from, err)
+	if errors.Is(err, store.ErrNoDatabase) || errors.Is(err, store.ErrSchemaBehind) {
+		return msg
+	}
+	return msg + "\n  set DMARCD_CLICKHOUSE_DSN=clickhouse://USER:PASSWORD@HOST:9000/DATABASE (native protocol), or clickhouse.dsn in the file named by --config, to a server that answers"
+}
+
+// redactDSN is dsn with its password replaced, for messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(an unparsable DSN)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 func runMigrate(ctx context.Context, e *env, args []string) int {
@@ -30,7 +70,7 @@ func runMigrate(ctx context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	s, _, code := openStore(ctx, e) // Open runs the migrations
+	s, _, code := openStore(ctx, e, false) // Open runs the migrations
 	if s == nil {
 		return code
 	}
@@ -54,7 +94,7 @@ func runPrune(ctx context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	s, cfg, code := openStore(ctx, e)
+	s, cfg, code := openStore(ctx, e, false)
 	if s == nil {
 		return code
 	}
@@ -88,7 +128,7 @@ func runSummary(ctx context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	s, _, code := openStore(ctx, e)
+	s, _, code := openStore(ctx, e, true)
 	if s == nil {
 		return code
 	}

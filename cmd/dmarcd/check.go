@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/config"
 	"github.com/dmarcd/dmarcd/internal/daemon"
 	"github.com/dmarcd/dmarcd/internal/dnscheck"
 	"github.com/dmarcd/dmarcd/store"
@@ -37,7 +38,12 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	var st *store.Store
 	note := "--no-store"
 	if !*noStore {
-		st, note = checkStore(ctx, e)
+		cfg, err := e.config()
+		if err != nil {
+			fmt.Fprintln(e.stderr, "dmarcd:", err)
+			return exitUsage
+		}
+		st, note = checkStore(ctx, e, cfg)
 		if st != nil {
 			defer st.Close()
 		}
@@ -73,18 +79,15 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	return code
 }
 
-// checkStore opens the store if the configuration names a reachable one;
-// otherwise it returns why not, and the checks that need it are skipped.
-func checkStore(ctx context.Context, e *env) (*store.Store, string) {
-	cfg, err := e.config()
-	if err != nil {
-		return nil, "configuration: " + err.Error()
-	}
+// checkStore opens the configured store, read-only, if it is reachable;
+// otherwise it returns why not (naming the DSN tried), and the checks that
+// need it are skipped.
+func checkStore(ctx context.Context, e *env, cfg config.Config) (*store.Store, string) {
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := store.Open(octx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster})
+	st, err := store.Open(octx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster, ReadOnly: true})
 	if err != nil {
-		return nil, "ClickHouse not reachable: " + err.Error()
+		return nil, strings.TrimPrefix(strings.ReplaceAll(storeError(e, cfg, err), "\n ", ";"), "dmarcd: ")
 	}
 	return st, ""
 }

@@ -103,8 +103,8 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		return runIngestS3(ctx, e, p, cfg, u, *asJSON)
 	}
 	rep := newReporter(e, *asJSON)
-	walkErr := ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
-		return rep.add(processInput(ctx, p, in))
+	walkErr := walkPaths(ctx, fs.Args(), xl.MaxMessageBytes, rep, func(in ingest.Input) ingest.Outcome {
+		return processInput(ctx, p, in)
 	})
 	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
 		rep.prog.clear()
@@ -118,6 +118,35 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
+// walkPaths gives each input found under paths to process and its outcome
+// to rep. A path that cannot be read (a typo, no permission) is an input
+// of its own that ends invalid with input_unreadable, and the other paths
+// are still walked.
+func walkPaths(ctx context.Context, paths []string, maxMessage int64, rep *reporter, process func(ingest.Input) ingest.Outcome) error {
+	for _, path := range paths {
+		if path != "-" {
+			if _, err := os.Stat(path); err != nil {
+				if werr := rep.add(unreadable(path, err)); werr != nil {
+					return werr
+				}
+				continue
+			}
+		}
+		err := ingest.FileInputs(ctx, []string{path}, maxMessage, func(in ingest.Input) error { return rep.add(process(in)) })
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unreadable is the outcome of a path that cannot be opened: invalid, with
+// input_unreadable and the system's reason (which names the path).
+func unreadable(path string, err error) ingest.Outcome {
+	return ingest.Outcome{Input: path, Kind: "none", Status: ingest.Invalid, ReportIDs: []string{}, ReportKeys: []string{},
+		ReasonCode: string(parse.InputUnreadable), Reason: err.Error()}
+}
+
 // reporter prints one line (or one JSON object) per Outcome, a progress
 // counter on a terminal, and a summary line: for files, mailboxes and
 // buckets alike.
@@ -126,8 +155,10 @@ type reporter struct {
 	asJSON   bool
 	enc      *json.Encoder
 	tally    map[ingest.Status]int
-	records  int
-	messages uint64
+	records  int    // of the inputs that ended stored
+	messages uint64 // of the inputs that ended stored
+	dupRecs  int    // of the inputs that ended duplicate
+	dupMsgs  uint64
 	prog     *progress
 	start    time.Time
 	err      error // the first write error
@@ -142,8 +173,14 @@ func newReporter(e *env, asJSON bool) *reporter {
 // writing output.
 func (r *reporter) add(out ingest.Outcome) error {
 	r.tally[out.Status]++
-	r.records += out.Records
-	r.messages += out.Messages
+	switch out.Status {
+	case ingest.Stored:
+		r.records += out.Records
+		r.messages += out.Messages
+	case ingest.Duplicate:
+		r.dupRecs += out.Records
+		r.dupMsgs += out.Messages
+	}
 	r.prog.update(r.tally)
 	if r.err != nil {
 		return r.err
@@ -157,17 +194,24 @@ func (r *reporter) add(out ingest.Outcome) error {
 	return r.err
 }
 
-// finish clears the progress line and prints the summary (not with --json).
+// finish clears the progress line and prints the summary (not with --json):
+// the records and messages of the inputs stored, which is what the store
+// gained and what summary and readiness count, and apart from them those
+// of the inputs that were already stored (duplicate deliveries).
 func (r *reporter) finish(unit string) {
 	r.prog.clear()
 	if r.asJSON {
 		return
 	}
 	t := r.tally
-	fmt.Fprintf(r.e.stdout, "%d %s in %s: %d stored, %d duplicate, %d invalid, %d error; %d records, %d messages\n",
+	fmt.Fprintf(r.e.stdout, "%d %s in %s: %d stored, %d duplicate, %d invalid, %d error; stored %d records, %d messages",
 		t[ingest.Stored]+t[ingest.Duplicate]+t[ingest.Invalid]+t[ingest.Error], unit,
 		time.Since(r.start).Round(time.Millisecond), t[ingest.Stored], t[ingest.Duplicate],
 		t[ingest.Invalid], t[ingest.Error], r.records, r.messages)
+	if t[ingest.Duplicate] > 0 {
+		fmt.Fprintf(r.e.stdout, " (duplicates not counted again: %d records, %d messages)", r.dupRecs, r.dupMsgs)
+	}
+	fmt.Fprintln(r.e.stdout)
 }
 
 func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) ingest.Outcome {

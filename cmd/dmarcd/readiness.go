@@ -45,7 +45,7 @@ func runReadiness(ctx context.Context, e *env, args []string) int {
 	for _, d := range fs.Args() {
 		want = append(want, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), "."))
 	}
-	s, _, code := openStore(ctx, e)
+	s, _, code := openStore(ctx, e, true)
 	if s == nil {
 		return code
 	}

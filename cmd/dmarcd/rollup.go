@@ -10,17 +10,17 @@ import (
 // aggregate_rollup, aggregate_sources, aggregate_outcomes and aggregate_pair_buckets from aggregate_records
 // (store.RebuildRollup), e.g. for reports stored before they existed.
 func runRollup(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] != "rebuild" {
+	fs := subFlags(e, "rollup")
+	var parts multiFlag
+	fs.Var(&parts, "partition", "a monthly partition to rebuild, as YYYYMM (repeatable); default: all")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "rebuild" {
 		fmt.Fprintln(e.stderr, "usage: dmarcd rollup rebuild [--partition YYYYMM]...")
 		return exitUsage
 	}
-	fs := subFlags(e, "rollup rebuild")
-	var parts multiFlag
-	fs.Var(&parts, "partition", "a monthly partition to rebuild, as YYYYMM (repeatable); default: all")
-	if code, ok := parseFlags(fs, args[1:]); !ok {
-		return code
-	}
-	s, _, code := openStore(ctx, e)
+	s, _, code := openStore(ctx, e, false)
 	if s == nil {
 		return code
 	}

@@ -22,7 +22,6 @@ const defaultServeConfig = "/etc/dmarcd/dmarcd.yaml"
 // configuration.
 func runServe(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "serve")
-	path := fs.String("config", "", "configuration file (YAML); default: the global --config, DMARCD_CONFIG, or "+defaultServeConfig+" if it exists")
 	check := fs.Bool("check-config", false, "validate the configuration, print every problem (exit 2) or ok (exit 0) after any warnings, and exit")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -31,9 +30,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "usage: dmarcd serve [--config FILE] [--check-config]")
 		return exitUsage
 	}
-	if *path == "" {
-		*path = e.configPath
-	}
+	path := &e.configPath // --config before or after "serve", or DMARCD_CONFIG
 	if *path == "" {
 		if _, err := os.Stat(defaultServeConfig); err == nil {
 			*path = defaultServeConfig
