@@ -18,16 +18,127 @@ import (
 	"github.com/dmarcd/dmarcd/parse/valid"
 )
 
-// jsonRecord is a record as `dmarcd parse --json` prints it: the report's
-// values plus the alignment dmarcd recomputed.
-type jsonRecord struct {
-	*aggregate.Record
-	HeaderFromOrg      string `json:"header_from_org"`
-	DKIMAlignedRelaxed bool   `json:"dkim_aligned_relaxed"`
-	DKIMAlignedStrict  bool   `json:"dkim_aligned_strict"`
-	SPFAlignedRelaxed  bool   `json:"spf_aligned_relaxed"`
-	SPFAlignedStrict   bool   `json:"spf_aligned_strict"`
-	DMARCPass          bool   `json:"dmarc_pass"`
+// The JSON that `dmarcd parse --json` prints, one document per report, in
+// snake_case like `ingest --json` and the CSV columns (docs/parse-json.md
+// is the schema): the report's values as the reporter wrote them (after
+// dmarcd's normalisation), an optional element that is absent as null,
+// and per record the alignment dmarcd recomputed.
+type jsonReport struct {
+	Input     string     `json:"input"`
+	Where     string     `json:"where"`
+	ReportKey string     `json:"report_key"`
+	Report    jsonHeader `json:"report"`
+	Records   []jsonRec  `json:"records"`
+}
+
+// jsonHeader is report_metadata and policy_published (RFC 7489 appendix C,
+// RFC 9990 section 4). Optional policy values are null when absent.
+type jsonHeader struct {
+	Schema           string   `json:"schema"`
+	Version          string   `json:"version"`
+	OrgName          string   `json:"org_name"`
+	Email            string   `json:"email"`
+	ExtraContactInfo string   `json:"extra_contact_info"`
+	ReportID         string   `json:"report_id"`
+	DateBegin        string   `json:"date_begin"`
+	DateEnd          string   `json:"date_end"`
+	Errors           []string `json:"errors"`
+	Generator        string   `json:"generator"`
+	PolicyDomain     string   `json:"policy_domain"`
+	ADKIM            *string  `json:"adkim"`
+	ASPF             *string  `json:"aspf"`
+	P                *string  `json:"p"`
+	SP               *string  `json:"sp"`
+	NP               *string  `json:"np"`
+	Pct              *string  `json:"pct"`
+	Fo               *string  `json:"fo"`
+	Testing          *string  `json:"testing"`
+	DiscoveryMethod  *string  `json:"discovery_method"`
+}
+
+// jsonRec is one record with its recomputed alignment.
+type jsonRec struct {
+	RecordIndex        int          `json:"record_index"`
+	SourceIP           string       `json:"source_ip"`
+	MessageCount       uint64       `json:"message_count"`
+	Disposition        string       `json:"disposition"`
+	DMARCDKIM          string       `json:"dmarc_dkim"`
+	DMARCSPF           string       `json:"dmarc_spf"`
+	Reasons            []jsonReason `json:"reasons"`
+	HeaderFrom         string       `json:"header_from"`
+	EnvelopeFrom       *string      `json:"envelope_from"`
+	EnvelopeTo         *string      `json:"envelope_to"`
+	DKIM               []jsonDKIM   `json:"dkim"`
+	SPF                []jsonSPF    `json:"spf"`
+	HeaderFromOrg      string       `json:"header_from_org"`
+	DKIMAlignedRelaxed bool         `json:"dkim_aligned_relaxed"`
+	DKIMAlignedStrict  bool         `json:"dkim_aligned_strict"`
+	SPFAlignedRelaxed  bool         `json:"spf_aligned_relaxed"`
+	SPFAlignedStrict   bool         `json:"spf_aligned_strict"`
+	DMARCPass          bool         `json:"dmarc_pass"`
+	RecordError        string       `json:"record_error"`
+}
+
+type jsonReason struct {
+	Type    string `json:"type"`
+	Comment string `json:"comment"`
+}
+
+type jsonDKIM struct {
+	Domain      string `json:"domain"`
+	Selector    string `json:"selector"`
+	Result      string `json:"result"`
+	HumanResult string `json:"human_result"`
+}
+
+type jsonSPF struct {
+	Domain      string `json:"domain"`
+	Scope       string `json:"scope"`
+	Result      string `json:"result"`
+	HumanResult string `json:"human_result"`
+}
+
+// opt is an optional value as JSON: null when the report left it out.
+func opt(o aggregate.Opt) *string {
+	if !o.Set {
+		return nil
+	}
+	v := o.Value
+	return &v
+}
+
+func headerJSON(h *aggregate.Header) jsonHeader {
+	return jsonHeader{Schema: h.Schema, Version: h.Version, OrgName: h.OrgName, Email: h.Email,
+		ExtraContactInfo: h.ExtraContactInfo, ReportID: h.ReportID, DateBegin: h.Begin.Format(time.RFC3339),
+		DateEnd: h.End.Format(time.RFC3339), Errors: nonNil(h.Errors), Generator: h.Generator, PolicyDomain: h.Domain,
+		ADKIM: opt(h.ADKIM), ASPF: opt(h.ASPF), P: opt(h.P), SP: opt(h.SP), NP: opt(h.NP), Pct: opt(h.Pct),
+		Fo: opt(h.Fo), Testing: opt(h.Testing), DiscoveryMethod: opt(h.DiscoveryMethod)}
+}
+
+func recordJSON(r *aggregate.Record, f align.Flags) jsonRec {
+	j := jsonRec{RecordIndex: r.Index, SourceIP: r.SourceIP, MessageCount: r.Count, Disposition: r.Disposition,
+		DMARCDKIM: r.EvalDKIM, DMARCSPF: r.EvalSPF, Reasons: []jsonReason{}, HeaderFrom: r.HeaderFrom,
+		EnvelopeFrom: opt(r.EnvelopeFrom), EnvelopeTo: opt(r.EnvelopeTo), DKIM: []jsonDKIM{}, SPF: []jsonSPF{},
+		HeaderFromOrg: f.HeaderFromOrg, DKIMAlignedRelaxed: f.DKIMAlignedRelaxed, DKIMAlignedStrict: f.DKIMAlignedStrict,
+		SPFAlignedRelaxed: f.SPFAlignedRelaxed, SPFAlignedStrict: f.SPFAlignedStrict, DMARCPass: f.DMARCPass,
+		RecordError: r.Invalid}
+	for _, x := range r.Reasons {
+		j.Reasons = append(j.Reasons, jsonReason{x.Type, x.Comment})
+	}
+	for _, d := range r.DKIM {
+		j.DKIM = append(j.DKIM, jsonDKIM{d.Domain, d.Selector, d.Result, d.HumanResult})
+	}
+	for _, x := range r.SPF {
+		j.SPF = append(j.SPF, jsonSPF{x.Domain, x.Scope, x.Result, x.HumanResult})
+	}
+	return j
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 var csvHeader = []string{"input", "report_key", "org_name", "report_id", "policy_domain", "date_begin", "date_end",
@@ -60,7 +171,7 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		defer cw.Flush()
 		_ = cw.Write(csvHeader)
 	}
-	failed := false
+	failed, skipped, printed := false, false, 0
 	err = ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
 		rc, err := in.Open()
 		if err != nil {
@@ -72,10 +183,12 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		n := 0
 		werr := extract.Walk(rc, xl, func(pl *extract.Payload) error {
 			if pl.Kind != extract.Aggregate {
-				fmt.Fprintf(e.stderr, "%s: %s: %s report (parse prints aggregate reports)\n", valid.Printable(in.Name), valid.Printable(pl.Where), pl.Kind)
+				fmt.Fprintln(e.stderr, notAggregate(in.Name, pl))
+				skipped = true
 				return nil
 			}
 			n++
+			printed++
 			if err := printReport(out, cw, in.Name, pl, al); err != nil {
 				fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(join(pl.Where, err.Error())))
 				failed = true
@@ -92,10 +205,25 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "dmarcd parse:", err)
 		return exitFail
 	}
-	if failed {
+	if failed || (skipped && printed == 0) {
 		return exitFail
 	}
 	return exitOK
+}
+
+// notAggregate says plainly that parse prints aggregate reports only, what
+// the input held instead, and what to do with it.
+func notAggregate(name string, pl *extract.Payload) string {
+	what := map[extract.Kind]string{extract.TLSRPT: "an SMTP TLS report (RFC 8460)", extract.Failure: "a DMARC failure report"}[pl.Kind]
+	if what == "" {
+		what = "a " + string(pl.Kind) + " report"
+	}
+	subject := "it"
+	if pl.Where != "" {
+		subject = valid.Printable(pl.Where)
+	}
+	return fmt.Sprintf("%s: %s is %s, not printed: dmarcd parse prints DMARC aggregate reports only (dmarcd ingest stores the other kinds)",
+		valid.Printable(name), subject, what)
 }
 
 func join(where, msg string) string {
@@ -114,8 +242,12 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 	key := aggregate.Key(h)
 	adkim, aspf := align.ParseMode(h.ADKIM.Value), align.ParseMode(h.ASPF.Value)
 	if cw == nil {
-		hj, _ := json.Marshal(h)
-		fmt.Fprintf(w, `{"input":%q,"where":%q,"report_key":%q,"report":%s,"records":[`, input, pl.Where, key, hj)
+		// The records are streamed: a report of a million records is
+		// never held whole. The envelope is jsonReport's.
+		hj, _ := json.Marshal(headerJSON(h))
+		in, _ := json.Marshal(input)
+		wh, _ := json.Marshal(pl.Where)
+		fmt.Fprintf(w, `{"input":%s,"where":%s,"report_key":"%s","report":%s,"records":[`, in, wh, key, hj)
 	}
 	for i := 0; ; i++ {
 		rec, err := dec.Next()
@@ -141,9 +273,7 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 		if i > 0 {
 			fmt.Fprint(w, ",")
 		}
-		rj, _ := json.Marshal(jsonRecord{Record: rec, HeaderFromOrg: f.HeaderFromOrg,
-			DKIMAlignedRelaxed: f.DKIMAlignedRelaxed, DKIMAlignedStrict: f.DKIMAlignedStrict,
-			SPFAlignedRelaxed: f.SPFAlignedRelaxed, SPFAlignedStrict: f.SPFAlignedStrict, DMARCPass: f.DMARCPass})
+		rj, _ := json.Marshal(recordJSON(rec, f))
 		w.Write(rj)
 	}
 	if cw == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -34,11 +35,14 @@ func TestParsePrintsReportsWithoutAStore(t *testing.T) {
 	}
 	var doc struct {
 		ReportKey string `json:"report_key"`
-		Report    struct{ OrgName, Domain string }
-		Records   []struct {
-			SourceIP           string
-			Count              uint64
-			DKIMAlignedRelaxed bool `json:"dkim_aligned_relaxed"`
+		Report    struct {
+			OrgName string `json:"org_name"`
+			Domain  string `json:"policy_domain"`
+		} `json:"report"`
+		Records []struct {
+			SourceIP           string `json:"source_ip"`
+			Count              uint64 `json:"message_count"`
+			DKIMAlignedRelaxed bool   `json:"dkim_aligned_relaxed"`
 		} `json:"records"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
@@ -123,6 +127,78 @@ func TestHumanLineEscapesControlCharacters(t *testing.T) {
 		line := humanLine(o)
 		if strings.ContainsAny(line, "\x1b\x07\u202e\u009b") {
 			t.Errorf("humanLine(%+v) = %q carries a control character", o, line)
+		}
+	}
+}
+
+// TestParseJSONSpeaksSnakeCaseOnly pins `dmarcd parse --json` to one naming
+// convention, that of `ingest --json` and the CSV columns: every key of
+// every report of the corpus's aggregate set is snake_case, no Go field
+// name and no {"Value","Set"} wrapper; an absent optional value is null.
+// The keys are those docs/parse-json.md lists.
+func TestParseJSONSpeaksSnakeCaseOnly(t *testing.T) {
+	t.Setenv("DMARCD_CLICKHOUSE_DSN", "clickhouse://127.0.0.1:1/unused")
+	dir := corpus.Dir(t)
+	doc, err := os.ReadFile("../../docs/parse-json.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ := runCmd(t, "parse", "--json", filepath.Join(dir, "domainaware__parsedmarc/aggregate"))
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	seen := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				seen[k] = true
+				if !snake.MatchString(k) {
+					t.Errorf("key %q is not snake_case", k)
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("not a JSON document per line: %v\n%.200s", err, line)
+		}
+		walk(v)
+		n++
+		if r := v["report"].(map[string]any); r["policy_domain"] == nil || r["date_begin"] == nil {
+			t.Errorf("report lacks policy_domain or date_begin: %v", r)
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d reports parsed", n)
+	}
+	for k := range seen {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("key %s is not documented in docs/parse-json.md", k)
+		}
+	}
+}
+
+// TestParseOnATLSReportSaysItPrintsAggregateReports: a TLS report given to
+// parse is named as one, and the message says plainly that parse prints
+// aggregate reports only and what stores it; with nothing printed the exit
+// status is 1.
+func TestParseOnATLSReportSaysItPrintsAggregateReports(t *testing.T) {
+	t.Setenv("DMARCD_CLICKHOUSE_DSN", "clickhouse://127.0.0.1:1/unused")
+	eml := filepath.Join(corpus.Dir(t), "mjl-__mox/smtp_tls/microsoft.eml")
+	for _, mode := range []string{"--csv", "--json"} {
+		out, errOut, code := runCmd(t, "parse", mode, eml)
+		if code != exitFail || !strings.Contains(errOut, "SMTP TLS report") || !strings.Contains(errOut, "dmarcd parse prints DMARC aggregate reports only") {
+			t.Errorf("parse %s on a TLS report: exit %d, stderr %q", mode, code, errOut)
+		}
+		if strings.Count(out, "\n") > 1 {
+			t.Errorf("parse %s printed rows for a TLS report: %q", mode, out)
 		}
 	}
 }
