@@ -45,6 +45,12 @@ type Options struct {
 	// keeps a 1,000,000-record ingest near 75 MB RSS. A report with at most BatchRows records is written in one INSERT; a
 	// larger one goes through a staging table (see WriteAggregate).
 	BatchRows int
+	// WrapConn, when set, wraps the connection every statement of a single
+	// server goes through (Migrate, the writers, the readers; not the one
+	// that creates the database, nor a cluster's per-shard connections).
+	// Only for tests: internal/compat records the write path with it and
+	// replays it on other ClickHouse versions.
+	WrapConn func(driver.Conn) driver.Conn
 	// ReadOnly opens the store for reading only: the database is not
 	// created (ErrNoDatabase when it does not exist), no migration is
 	// applied (ErrSchemaBehind when one is pending) and writers' leftovers
@@ -157,6 +163,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		batchRows: opts.BatchRows,
 		log:       opts.Logger,
 		attempts:  newAttempts(),
+	}
+	if opts.WrapConn != nil {
+		s.conn = opts.WrapConn(s.conn)
 	}
 	migrate := s.Migrate
 	if opts.ReadOnly {
