@@ -101,7 +101,8 @@ var kindName = [kCount_]string{kVersion: "version", kOrgName: "org_name", kEmail
 	kSPFDomain: "domain", kSPFScope: "scope", kSPFResult: "result", kSPFHuman: "human_result"}
 
 // child returns the kind of an element with the given local name under parent.
-// Elements are matched by local name in any namespace (digest §1.7, §6.3 item 20).
+// Elements are matched by local name in any namespace (digest §1.7, §6.3 item
+// 20); a misspelt container name by the rule of names.go.
 func (b *builder) child(parent kind, local []byte) kind {
 	switch parent {
 	case kFeedback:
@@ -174,9 +175,7 @@ func (b *builder) child(parent kind, local []byte) kind {
 		switch string(local) {
 		case "row":
 			return kRow
-		case "identifiers", "identities":
-			// "identities" is a misspelling parsedmarc accepts
-			// (parsedmarc _parse_report_record: `if "identities" in record`).
+		case "identifiers":
 			return kIdentifiers
 		case "auth_results":
 			return kAuth
@@ -247,7 +246,8 @@ func (b *builder) child(parent kind, local []byte) kind {
 			return kSPFHuman
 		}
 	}
-	return kIgnore
+	// Not a name parent takes here: perhaps a misspelt container (names.go).
+	return b.nearChild(parent, local)
 }
 
 // Feedback states.
@@ -317,6 +317,7 @@ type builder struct {
 
 	in      interner
 	scratch []byte
+	renamed []Rename // misspelt containers read as their near name (names.go)
 }
 
 func newBuilder(lim Limits) *builder {

@@ -22,6 +22,7 @@ type transcript struct {
 	recs    []Record
 	code    parse.Code // of the error ending the records; "" for io.EOF
 	err     error
+	renamed []Rename
 }
 
 func decodeAll(d *Decoder) transcript {
@@ -38,6 +39,7 @@ func decodeAll(d *Decoder) transcript {
 	for {
 		r, err := d.Next()
 		if err == io.EOF {
+			t.renamed = d.Renamed()
 			return t
 		}
 		if err != nil {
@@ -108,6 +110,7 @@ var handSeeds = []string{
 	"<a:x xmlns:a='u' xmlns:b='u'></b:x>",
 	"</a>",
 	"<feedback></feedback  >",
+	`<feedback><report_meta_data><data_range><begin>1</begin><end>2</end></data_range><date_rnage><begin>3</begin></date_rnage></report_meta_data><policy_publish><domain>a</domain></policy_publish><record><row><source_ip>10.0.0.1</source_ip><count>1</count><policy_evaluation><disposition>none</disposition></policy_evaluation></row><identities><header_from>a</header_from></identities><auth_result><dkim><domain>a</domain></dkim></auth_result></record></feedback>`,
 	"<feedback></feedback x>",
 	"<1a/>",
 	`<feedback><record><row><source_ip> 2001:DB8::1 </source_ip><count>-1</count><policy_evaluated><disposition>Reject</disposition><reason><type></type><comment>c</comment></reason><reason><type>Forwarded</type></reason></policy_evaluated></row><identities><header_from>A.Example.</header_from><envelope_from></envelope_from></identities><auth_results><dkim><domain>d</domain><result>PASS</result><human_result/></dkim><spf><domain>s</domain><scope>MFROM</scope><result>SoftFail</result></spf></auth_results><extension><x>1</x></extension></record><report_metadata><org_name/><email>dmarc@Reporter.example</email><report_id> r1 </report_id><date_range><begin>1</begin><end>abc</end></date_range></report_metadata><policy_published><domain>a</domain></policy_published></feedback>`,
@@ -160,6 +163,9 @@ func FuzzDecoderAgrees(f *testing.F) {
 			if len(got.t.recs) != len(ref.recs) {
 				t.Fatalf("%s: %d records, reference %d", got.name, len(got.t.recs), len(ref.recs))
 			}
+			if !reflect.DeepEqual(got.t.renamed, ref.renamed) {
+				t.Fatalf("%s: renamed %+v, reference %+v", got.name, got.t.renamed, ref.renamed)
+			}
 			for i := range ref.recs {
 				if !reflect.DeepEqual(got.t.recs[i], ref.recs[i]) {
 					t.Fatalf("%s: record %d\n%+v\nreference:\n%+v", got.name, i, got.t.recs[i], ref.recs[i])
@@ -185,5 +191,6 @@ func FuzzDecoder(f *testing.F) {
 }
 
 func equalTranscripts(a, b transcript) bool {
-	return a.hdrCode == b.hdrCode && a.code == b.code && reflect.DeepEqual(a.hdr, b.hdr) && reflect.DeepEqual(a.recs, b.recs)
+	return a.hdrCode == b.hdrCode && a.code == b.code && reflect.DeepEqual(a.hdr, b.hdr) && reflect.DeepEqual(a.recs, b.recs) &&
+		reflect.DeepEqual(a.renamed, b.renamed)
 }
