@@ -22,9 +22,12 @@ import (
 // is written (stored). The result has Records 1 and Messages the report's
 // Incidents (1 when 0), for a duplicate too.
 //
-// arrival_date is r.ArrivalDate, or 0 (1970-01-01) when the report has none
-// that parses: a value of the report, so that every copy of it is looked
-// for in the same partition.
+// arrival_date is the report's Arrival-Date, else the report email's Date,
+// else meta's time received (failure.Report.Arrival); arrival_date_source
+// says which. Copies of a report with either date are looked for in one
+// partition (and in 1970-01, where reports without an Arrival-Date were
+// stored before migration 0015); a report with neither is looked for by its
+// key in every partition, since each copy is received at another time.
 //
 // An error caused by the report itself (a value ClickHouse refuses: see
 // refused.go) carries parse.StoreRefused.
@@ -49,11 +52,8 @@ func (s *Store) writeFailure(ctx context.Context, key string, r *failure.Report,
 	}
 	defer release()
 
-	arrival := failureArrival(r)
-	var n uint64
-	err = s.conn.QueryRow(ctx, `SELECT count() FROM failure_reports
-		WHERE arrival_date = toDateTime(?) AND report_key = ?`,
-		unixSeconds(arrival), key).Scan(&n)
+	arrival, from := failureArrival(r, meta)
+	n, err := s.failureCopies(ctx, key, arrival, from)
 	if err != nil {
 		return res, fmt.Errorf("failure report %s: looking for its row: %w", key, err)
 	}
@@ -61,17 +61,31 @@ func (s *Store) writeFailure(ctx context.Context, key string, r *failure.Report,
 		res.Status = StatusDuplicate
 		return res, nil
 	}
-	if err := s.insertFailure(ctx, key, r, arrival, meta); err != nil {
+	if err := s.insertFailure(ctx, key, r, arrival, from, meta); err != nil {
 		return res, fmt.Errorf("failure report %s (reporter %s, source %s): %w", key, quoteField(failureReporter(r)), quoteField(r.SourceIP), err)
 	}
 	res.Status = StatusStored
 	return res, nil
 }
 
-// failureArrival is the stored arrival_date: Arrival-Date in UTC, the Unix
-// epoch when unknown (see WriteFailure).
-func failureArrival(r *failure.Report) time.Time {
-	return time.Unix(int64(unixSeconds(r.ArrivalDate)), 0).UTC()
+// failureArrival is the stored arrival_date, to the second, and its source
+// (see WriteFailure).
+func failureArrival(r *failure.Report, meta InputMeta) (time.Time, string) {
+	at, from := r.Arrival(meta.received())
+	return time.Unix(int64(unixSeconds(at)), 0).UTC(), from
+}
+
+// failureCopies counts the stored rows of the report key (see WriteFailure).
+func (s *Store) failureCopies(ctx context.Context, key string, arrival time.Time, from string) (uint64, error) {
+	var n uint64
+	if from == failure.ArrivalFromReceived {
+		err := s.conn.QueryRow(ctx, `SELECT count() FROM failure_reports WHERE report_key = ?`, key).Scan(&n)
+		return n, err
+	}
+	err := s.conn.QueryRow(ctx, `SELECT count() FROM failure_reports
+		WHERE (arrival_date = toDateTime(?) OR arrival_date = toDateTime(0)) AND report_key = ?`,
+		unixSeconds(arrival), key).Scan(&n)
+	return n, err
 }
 
 // failureReporter is the Reporting-MTA name, else the domain of the report
@@ -107,10 +121,10 @@ const failureColumnList = `report_key, policy_domain, reporter, reporter_domain,
 	original_return_path, original_header_hash, original_headers_names, original_headers_values,
 	has_body, body, dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed,
 	spf_aligned_strict, report_subject, source, input_name, input_sha256, ingested_at,
-	auth_result, auth_detail`
+	auth_result, auth_detail, arrival_date_source`
 
 // insertFailure writes the report's row.
-func (s *Store) insertFailure(ctx context.Context, key string, r *failure.Report, arrival time.Time, meta InputMeta) error {
+func (s *Store) insertFailure(ctx context.Context, key string, r *failure.Report, arrival time.Time, from string, meta InputMeta) error {
 	o := &r.Original
 	names := make([]string, len(o.Headers))
 	values := make([]string, len(o.Headers))
@@ -131,7 +145,7 @@ func (s *Store) insertFailure(ctx context.Context, key string, r *failure.Report
 		o.ReturnPath, o.HeaderHash, names, values,
 		b2u(hasBody), string(o.Body), b2u(al.dkimRelaxed), b2u(al.dkimStrict), b2u(al.spfRelaxed),
 		b2u(al.spfStrict), r.ReportSubject, meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(),
-		meta.authResult(), meta.AuthDetail)
+		meta.authResult(), meta.AuthDetail, from)
 }
 
 // nonNilStrings returns l, or an empty slice for nil.

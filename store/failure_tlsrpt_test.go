@@ -207,9 +207,10 @@ func TestCorpusFailureReportsKeepTheirFields(t *testing.T) {
 		"arf-19.eml": {"203.0.113.2", "example.net", "example.net", "126.example.com", "1", "1",
 			"1430318085", "", "delivered", "neko.example.com", "ietf.org; example.net", "", "example.net", "example.net", "1", "",
 			"0", "0", "auth-failure", "1"},
-		// OpenDMARC: no Arrival-Date (stored as 0), Source-IP with a comment.
+		// OpenDMARC: no Arrival-Date (stored at the report email's Date,
+		// Tue,  5 Oct 2021 17:37:02 +1300), Source-IP with a comment.
 		"004.eml": {"148.163.85.135", "interpublication.org", "interpublication.org", "box.mydomain.name", "1", "0",
-			"0", "dmarc", "", "interpublication.org", "", "", "interpublication.org", "interpublication.org", "0", "",
+			"1633408622", "dmarc", "", "interpublication.org", "", "", "interpublication.org", "interpublication.org", "0", "",
 			"0", "0", "auth-failure", "1"},
 		// Exim: no feedback part; what its text and header block say (the
 		// arrival date is the notice's Date, Mon, 07 Apr 2025 23:16:09 +0200).

@@ -39,6 +39,18 @@ type InputMeta struct {
 	// AuthDetail says why (ingest/auth.go).
 	AuthResult string
 	AuthDetail string
+	// ReceivedAt is when the input reached dmarcd: the arrival date of a
+	// failure report that carries no date at all (failure.Report.Arrival);
+	// the zero time means now.
+	ReceivedAt time.Time
+}
+
+// received is m.ReceivedAt, or now when it is zero.
+func (m InputMeta) received() time.Time {
+	if m.ReceivedAt.IsZero() {
+		return time.Now().UTC()
+	}
+	return m.ReceivedAt.UTC()
 }
 
 // authResult is the stored auth_result of meta.

@@ -84,6 +84,7 @@ func Parse(r io.Reader, opt Options) (*Report, error) {
 	top := newFieldMap(headerFields(e.Header))
 	rep := &Report{Incidents: 1}
 	rep.ReportSubject = decodeText(top.get("subject"))
+	rep.ReportDate = parseDate(top.get("date"))
 	if from := addrSpecs(top.get("from")); len(from) > 0 {
 		rep.ReporterDomain = domainOf(from[0])
 	}

@@ -106,4 +106,31 @@ type Report struct {
 
 	ReporterDomain string // domain of the report email's From, lower-cased
 	ReportSubject  string // Subject of the report email, decoded
+	// ReportDate is the report email's own Date (RFC 5322 §3.6.1), UTC; zero
+	// when absent, unparsable or outside valid.Time's window. It stands in
+	// for a missing Arrival-Date (see Arrival).
+	ReportDate time.Time
+}
+
+// Where the date of Report.Arrival comes from: stored with the report as
+// arrival_date_source.
+const (
+	ArrivalFromField      = "arrival-date" // Arrival-Date or Received-Date (RFC 5965 §3.2), or a notice's "Received date:"
+	ArrivalFromReportDate = "report-date"  // the report email's Date: OpenDMARC writes no Arrival-Date
+	ArrivalFromReceived   = "received"     // the time the report was received by dmarcd: neither date parses
+)
+
+// Arrival returns when the failed message arrived at the reporter, and
+// where that date comes from: the Arrival-Date field; else the report
+// email's Date, written minutes after the arrival by every generator seen
+// without an Arrival-Date (RFC 5965 §3.2 makes it optional in ARF, RFC 6591
+// §3.1 recommends it); else received, the time the report reached dmarcd.
+func (r *Report) Arrival(received time.Time) (time.Time, string) {
+	switch {
+	case !r.ArrivalDate.IsZero():
+		return r.ArrivalDate, ArrivalFromField
+	case !r.ReportDate.IsZero():
+		return r.ReportDate, ArrivalFromReportDate
+	}
+	return received.UTC(), ArrivalFromReceived
 }
