@@ -32,11 +32,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,32 +116,34 @@ func writesData(t *testing.T, st *store.Store, rec *writesRecorder) map[ingest.S
 		mustStore(p, name+" (retry)", data)
 	}
 
-	// The corpus: real reports of every kind, malformed ones among them.
+	// The corpus: real reports, one input of each kind and container
+	// (MANIFEST.tsv: path, sha256, type, container, ...), malformed ones
+	// among them.
 	dir := testenv.CorpusDir(t)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if !strings.Contains(rel, string(filepath.Separator)) {
-			return nil // MANIFEST.tsv, SOURCES.md
-		}
-		b, err := os.ReadFile(path)
-		if err == nil {
-			process(p, rel, b)
-		}
-		return err
-	})
+	manifest, err := os.ReadFile(filepath.Join(dir, "MANIFEST.tsv"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(manifest)), "\n")[1:] {
+		f := strings.Split(line, "\t")
+		if len(f) < 4 || kinds[f[2]+"/"+f[3]] {
+			continue
+		}
+		kinds[f[2]+"/"+f[3]] = true
+		b, err := os.ReadFile(filepath.Join(dir, f[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		process(p, f[0], b)
 	}
 
 	// Generated mail of two domains: recent days, and a month long past
 	// (Prune drops it), duplicates included.
 	now := time.Now().UTC()
 	for i, g := range []gen.Options{
-		{Domain: "example.com", Days: 5, Seed: 5, Start: now.AddDate(0, 0, -7)},
-		{Domain: "example.net", Days: 2, Seed: 6, Start: now.AddDate(-1, -2, 0)},
+		{Domain: "example.com", Days: 1, Seed: 5, Start: now.AddDate(0, 0, -7)},
+		{Domain: "example.net", Days: 1, Seed: 6, Start: now.AddDate(-1, -2, 0)},
 	} {
 		files, err := gen.Generate(g)
 		if err != nil {
@@ -231,27 +233,38 @@ func TestTheWritePathReplayedOn26LeavesTheSameTables(t *testing.T) {
 	db18 := st.Database()
 
 	statuses := writesData(t, st, rec)
-	if err := st.RebuildRollup(ctx, nil); err != nil {
+	// The months of the recent generated reports (all months: as many
+	// statements again, for no other path), and one without records (DROP
+	// PARTITION).
+	months := []string{time.Now().UTC().AddDate(0, 0, -7).Format("200601"), "200101"}
+	if m := time.Now().UTC().Format("200601"); m != months[0] {
+		months = append(months, m)
+	}
+	if err := st.RebuildRollup(ctx, months); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RebuildRollup(ctx, []string{"200101"}); err != nil { // no records: DROP PARTITION
-		t.Fatal(err)
-	}
+	reopen(t, dsn, admin, rec)
 	done := 0
 	var total replayStats
+	t.Logf("written on 18.16 in %v", time.Since(start).Round(time.Millisecond))
 	check := func(when string) {
 		t.Helper()
 		stmts := rec.statements()
+		began := time.Now()
 		stats, diffs := replay(e, db18, stmts, done)
+		t.Logf("%s: %d statements replayed in %v", when, len(stmts)-done, time.Since(began).Round(time.Millisecond))
 		done = len(stmts)
 		for _, d := range diffs {
 			t.Errorf("%s, replayed on %s: %v", when, e.Version(), d)
 		}
 		total.add(stats)
+		began = time.Now()
 		compareTables(t, when, admin, e)
+		t.Logf("%s: compared in %v", when, time.Since(began).Round(time.Millisecond))
 	}
 	check("after the writes and the rollup rebuild")
 
+	began := time.Now()
 	dropped, err := st.Prune(ctx, 300*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -259,10 +272,11 @@ func TestTheWritePathReplayedOn26LeavesTheSameTables(t *testing.T) {
 	if len(dropped) == 0 {
 		t.Fatal("Prune dropped nothing: the replay does not check DROP PARTITION of old months")
 	}
+	t.Logf("pruned on 18.16 in %v", time.Since(began).Round(time.Millisecond))
 	check("after Prune")
 
 	stmts := rec.statements()
-	for _, want := range []string{"CREATE TABLE dmarcd_claim_", "CREATE TABLE " + "aggregate_records_staging_", "ALTER TABLE aggregate_records ATTACH PARTITION",
+	for _, want := range []string{"CREATE TABLE dmarcd_claim_", "SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables", "CREATE TABLE " + "aggregate_records_staging_", "ALTER TABLE aggregate_records ATTACH PARTITION",
 		"INSERT INTO aggregate_records_staging_rollup_", "ALTER TABLE aggregate_rollup REPLACE PARTITION", "ALTER TABLE aggregate_rollup DROP PARTITION",
 		"INSERT INTO failure_reports", "INSERT INTO tlsrpt_reports", "SYSTEM STOP MERGES"} {
 		if !slices.ContainsFunc(stmts, func(s recordedStmt) bool { return strings.HasPrefix(strings.TrimSpace(s.sql), want) }) {
@@ -274,6 +288,44 @@ func TestTheWritePathReplayedOn26LeavesTheSameTables(t *testing.T) {
 	}
 	t.Logf("inputs %v; %d statements replayed on %s (%d Exec, %d queries of which %d momentary, %d batches of %d rows; %d refused on both), Prune dropped %d partitions; %v",
 		statuses, len(stmts), e.Version(), total.exec, total.query, total.unchecked, total.batch, total.rows, total.failedBoth, len(dropped), time.Since(start).Round(time.Millisecond))
+}
+
+// reopen leaves what writers that died leave behind, then opens the store
+// again, as a restarted dmarcd does: a claim renamed away by a waiter (Open
+// drops it), a claim of a live writer (Open reads its age and keeps it), a
+// staging table (dropped). On the way, two refusals the claim code matches
+// by error code: a claim taken (TABLE_ALREADY_EXISTS, 57) and a claim gone
+// (UNKNOWN_TABLE, 60). These statements go through the recorder too.
+func reopen(t *testing.T, dsn string, admin driver.Conn, rec *writesRecorder) {
+	t.Helper()
+	ctx := context.Background()
+	w := rec.wrap(admin)
+	const live = "dmarcd_claim_00000000000000aa"
+	for _, q := range []string{
+		"CREATE TABLE " + live + " (t DateTime) ENGINE = Memory",
+		"INSERT INTO " + live + " SELECT now()",
+		"CREATE TABLE dmarcd_claim_00000000000000bb_stale_0123abcd (t DateTime) ENGINE = Memory",
+		"CREATE TABLE aggregate_records_staging_00000000000000cc AS aggregate_records ENGINE = MergeTree() PARTITION BY toYYYYMM(date_begin) ORDER BY report_key",
+	} {
+		if err := w.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := w.Exec(ctx, "CREATE TABLE "+live+" (t DateTime) ENGINE = Memory"); errCode(err) != 57 {
+		t.Fatalf("claiming a claimed report on 18.16: %v, want code 57", err)
+	}
+	var n int64
+	if err := w.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM dmarcd_claim_00000000000000dd").Scan(&n); errCode(err) != 60 {
+		t.Fatalf("reading a claim that is gone on 18.16: %v, want code 60", err)
+	}
+	st, err := store.Open(ctx, dsn, store.Options{Logger: slog.New(slog.DiscardHandler), BatchRows: writesBatchRows, WrapConn: rec.wrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := w.Exec(ctx, "DROP TABLE "+live); err != nil {
+		t.Fatalf("the live claim: %v (Open dropped it?)", err)
+	}
 }
 
 func (s *replayStats) add(o replayStats) {
@@ -327,6 +379,7 @@ func compareTables(t *testing.T, when string, admin driver.Conn, e *testenv.Engi
 		t.Fatalf("%s: the tables differ:\n 18.16: %q\n  26.x: %q", when, a, b)
 	}
 	compared, rowsCompared := 0, 0
+	var unmerged []string // tables whose rows before OPTIMIZE differ in number
 	for _, tb := range tables18 {
 		name := tb[0]
 		if strings.HasPrefix(name, "dmarcd_claim_") || strings.HasPrefix(name, "aggregate_records_staging_") {
@@ -334,6 +387,17 @@ func compareTables(t *testing.T, when string, admin driver.Conn, e *testenv.Engi
 			continue
 		}
 		if strings.HasSuffix(tb[1], "MergeTree") {
+			var n18 uint64
+			if err := admin.QueryRow(ctx, "SELECT count() FROM `"+name+"`").Scan(&n18); err != nil {
+				t.Fatal(err)
+			}
+			_, n26, err := e.Query("SELECT count() FROM `" + name + "`")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := fmt.Sprint(n18); c != n26[0][0] {
+				unmerged = append(unmerged, fmt.Sprintf("%s %s/%s", name, c, n26[0][0]))
+			}
 			if err := admin.Exec(ctx, "OPTIMIZE TABLE `"+name+"` FINAL"); err != nil {
 				t.Fatalf("18.16: OPTIMIZE TABLE %s FINAL: %v", name, err)
 			}
@@ -357,7 +421,8 @@ func compareTables(t *testing.T, when string, admin driver.Conn, e *testenv.Engi
 		compared++
 		rowsCompared += len(a)
 	}
-	t.Logf("%s: %d tables, %d rows compared", when, compared, rowsCompared)
+	t.Logf("%s: %d tables, %d rows compared; before OPTIMIZE FINAL rows on 18.16/26.x differed in %q (merges, optimize_on_insert)",
+		when, compared, rowsCompared, unmerged)
 }
 
 func columnsOf18(t *testing.T, admin driver.Conn, table string) []tableColumn {
@@ -399,3 +464,40 @@ func sortedDiff(a, b []string) (onlyA, onlyB []string) {
 }
 
 func first(l []string, n int) []string { return l[:min(n, len(l))] }
+
+// The assumptions of the write path about the server, on both engines:
+// the database is Atomic on 26.x (DROP TABLE of a claim or staging table
+// frees its name at once, its data later: the replay re-creates claims by
+// the same name right after their drop), and an INSERT of up to
+// store.MaxBatchRows rows is one block (max_insert_block_size).
+func TestTheWritePathAssumptionsHoldOn26(t *testing.T) {
+	e := testenv.CHDB(t)
+	_, rows, err := e.Query("SELECT engine FROM system.databases WHERE name = currentDatabase()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0][0] != "Atomic" {
+		t.Errorf("26.x database engine %q, want Atomic (the default since 20.10, what the replay tests)", rows)
+	}
+	dsn := testenv.ClickHouse(t) // a database not created: ask "default"
+	admin := openAdmin(t, dsn[:strings.LastIndex(dsn, "/")]+"/default")
+	var v18 string
+	if err := admin.QueryRow(context.Background(), "SELECT value FROM system.settings WHERE name = 'max_insert_block_size'").Scan(&v18); err != nil {
+		t.Fatal(err)
+	}
+	_, rows, err = e.Query("SELECT value FROM system.settings WHERE name = 'max_insert_block_size'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v26 := rows[0][0]
+	for name, v := range map[string]string{"18.16": v18, "26.x": v26} {
+		if n, err := strconv.Atoi(v); err != nil || n < store.MaxBatchRows {
+			t.Errorf("%s: max_insert_block_size %s, below store.MaxBatchRows %d", name, v, store.MaxBatchRows)
+		}
+	}
+	_, rows, err = e.Query("SELECT value FROM system.settings WHERE name = 'optimize_on_insert'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("max_insert_block_size 18.16 %s, 26.x %s; optimize_on_insert on 26.x %s", v18, v26, rows[0][0])
+}
