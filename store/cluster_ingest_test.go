@@ -158,6 +158,7 @@ func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
 			return l, err
 		},
 		"ReadinessPolicies":   func(s *store.Store) (any, error) { return s.ReadinessPolicies(ctx, since, until) },
+		"ReadinessUnverified": func(s *store.Store) (any, error) { return s.ReadinessUnverifiedReasons(ctx, since, until) },
 		"LastReportsByOrg":    func(s *store.Store) (any, error) { return s.LastReportsByOrg(ctx, since) },
 		"LastReportsByDomain": func(s *store.Store) (any, error) { return s.LastReportsByDomain(ctx, since) },
 		"GaugeDomains":        func(s *store.Store) (any, error) { return s.GaugeDomains(ctx, since, until) },

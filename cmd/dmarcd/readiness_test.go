@@ -335,6 +335,21 @@ func TestReadinessOnGeneratedSet(t *testing.T) {
 	if !strictNote {
 		t.Errorf("strict: %+v; want news.example.com lost under both strict, with the SES note", d.Strict)
 	}
+	// Why the evidence is unverified, in ingest's own words (issue 17
+	// item 8): every unverified message has its reason.
+	var why uint64
+	for _, u := range d.UnverifiedWhy {
+		why += u.Messages
+		if u.Why == "" || u.Do == "" {
+			t.Errorf("reason %+v without its explanation", u)
+		}
+	}
+	if d.Unverified == 0 || why != d.Unverified {
+		t.Errorf("%d unverified messages, %d explained: %+v", d.Unverified, why, d.UnverifiedWhy)
+	}
+	if len(d.UnverifiedWhy) != 2 || d.UnverifiedWhy[0].Reason != store.UnverifiedDisabled || d.UnverifiedWhy[1].Reason != store.UnverifiedNoMail {
+		t.Errorf("unverified: %+v; want the mails unchecked (report_auth disabled in this test), then the bare files", d.UnverifiedWhy)
+	}
 	// The terminal table names the same things.
 	var o, e bytes.Buffer
 	if code := runReadiness(context.Background(), &env{stdout: &o, stderr: &e}, nil); code != exitOK {

@@ -217,3 +217,63 @@ func TestVerdictFollowsThePolicyThatAppliesToEachMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestASourceIsNamedOnlyOnEvidenceOfItsIPs: Amazon SES's DKIM signature on
+// mail that no SPF record let through (a forwarder delivered it) proves SES
+// signed it, not that the forwarder's IPs are SES's; with an SPF pass (SES
+// sent it, through its own or a custom MAIL FROM) or a known source by IP
+// the source is named.
+func TestASourceIsNamedOnlyOnEvidenceOfItsIPs(t *testing.T) {
+	relayed := store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassAligned, Messages: 30, Days: 13,
+		DKIMPass: []string{"amazonses.com", "example.com"}, TopIPs: []string{"128.32.164.116"}}
+	direct := relayed
+	direct.SPFPass = []string{"mail.example.com"}
+	byIP := relayed
+	byIP.KnownSource = "Amazon SES"
+	for _, c := range []struct {
+		name     string
+		row      store.ReadinessSource
+		sender   string
+		signedBy string
+	}{
+		{"DKIM of SES only: relayed", relayed, "", "Amazon SES"},
+		{"DKIM of SES and an SPF pass: sent by SES", direct, "Amazon SES", ""},
+		{"known source by IP", byIP, "Amazon SES", ""},
+	} {
+		s := source(c.row, BuiltinSenders())
+		if s.Sender != c.sender || s.SignedBy != c.signedBy {
+			t.Errorf("%s: sender %q signed by %q, want %q, %q", c.name, s.Sender, s.SignedBy, c.sender, c.signedBy)
+		}
+		if name := s.Name(); (c.sender == "") != strings.HasPrefix(name, "relayed Amazon SES mail") {
+			t.Errorf("%s: shown as %q", c.name, name)
+		}
+	}
+}
+
+// TestUnverifiedEvidenceSaysWhyAndWhatToDo: the reasons the store gives
+// for unverified reports reach the verdict's evidence, each with what to
+// do; a demo's unsigned mails say so.
+func TestUnverifiedEvidenceSaysWhyAndWhatToDo(t *testing.T) {
+	r := ownAligned
+	r.PolicyDomain, r.Unverified = "example.com", 100
+	ds := EvaluateTrust([]store.ReadinessSource{r}, nil, nil, Trust{Unverified: []store.ReadinessUnverified{
+		{PolicyDomain: "example.com", Reason: store.UnverifiedUnsigned, Reports: 4, Messages: 100}}})
+	d := ds[0]
+	if len(d.UnverifiedWhy) != 1 || d.UnverifiedWhy[0].Do == "" {
+		t.Fatalf("unverified why %+v", d.UnverifiedWhy)
+	}
+	ev := strings.Join(d.Evidence, "\n")
+	for _, w := range []string{"100 messages in 4 report(s)", "no DKIM signature", "make demo's are"} {
+		if !strings.Contains(ev, w) {
+			t.Errorf("evidence lacks %q:\n%s", w, ev)
+		}
+	}
+	for _, reason := range store.UnverifiedReasons {
+		if x := unverifiedTexts[reason]; x[0] == "" || x[1] == "" {
+			t.Errorf("reason %q has no explanation", reason)
+		}
+	}
+	if len(unverifiedTexts) != len(store.UnverifiedReasons) {
+		t.Errorf("%d reasons explained, want %d", len(unverifiedTexts), len(store.UnverifiedReasons))
+	}
+}

@@ -132,6 +132,10 @@ type Source struct {
 	// counts as legitimate: enforcement would block it.
 	KnownSource string `json:"known_source,omitempty"`
 	Authorised  *bool  `json:"authorised,omitempty"`
+	// SignedBy is the known sender whose DKIM signature passed when nothing
+	// ties the source's IPs to it (no SPF pass, no known source by IP):
+	// it signed the mail, other hosts relayed it, so Sender stays empty.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // Name is how the source is shown: the sender's name, whether it is
@@ -146,6 +150,8 @@ func (s Source) Name() string {
 		ids = strings.TrimSuffix(status+"; "+ids, "; ")
 	}
 	switch {
+	case s.SignedBy != "":
+		return "relayed " + s.SignedBy + " mail (" + ids + ")"
 	case s.Sender != "" && ids != "":
 		return s.Sender + " (" + ids + ")"
 	case s.Sender != "":
@@ -223,6 +229,9 @@ type Domain struct {
 	// could not be authenticated; UnverifiedShare is their share.
 	Unverified      uint64  `json:"unverified"`
 	UnverifiedShare float64 `json:"unverified_share"`
+	// UnverifiedWhy says why those reports are unverified, most messages
+	// first, and what to do.
+	UnverifiedWhy []UnverifiedReason `json:"unverified_why"`
 	// FailedAuth is the evidence of reports whose mail failed
 	// authentication: left out of the verdict unless Included.
 	FailedAuth FailedAuth `json:"failed_auth"`
@@ -245,6 +254,35 @@ type Trust struct {
 	FailedAuth []store.ReadinessFailedAuth
 	// Included is set when those records are in the sources too.
 	Included bool
+	// Unverified says, per policy domain, why the records of unverified
+	// reports are (store.ReadinessUnverifiedReasons).
+	Unverified []store.ReadinessUnverified
+}
+
+// UnverifiedReason is why some of a domain's evidence is unverified, and
+// what to do about it.
+type UnverifiedReason struct {
+	Reason   string `json:"reason"` // store.Unverified*
+	Reports  uint64 `json:"reports"`
+	Messages uint64 `json:"messages"`
+	Why      string `json:"why"`
+	Do       string `json:"do"`
+}
+
+// unverifiedTexts explain each store.Unverified* reason.
+var unverifiedTexts = map[string][2]string{
+	store.UnverifiedUnsigned: {"their mails carry no DKIM signature and their From domain publishes no enforcing DMARC policy: nothing shows who sent them",
+		"genuine reporters (Google, Microsoft, Yahoo) sign their reports; unsigned ones are usually generated or hand-made test mails (make demo's are): trust them only if you made them"},
+	store.UnverifiedNoMail: {"they were read as bare report files (or from inside an archive): there was no mail to authenticate",
+		"ingest the report mails (IMAP, a spool of .eml files) rather than their attachments to have them verified"},
+	store.UnverifiedNotChecked: {"a DKIM signature could not be checked on arrival (DNS failure or timeout, or a key no longer published)",
+		"check report_auth.resolver and DNS from the dmarcd host; mails ingested long after they were sent may carry rotated keys"},
+	store.UnverifiedUnaligned: {"they are signed, but by no domain of the report mail's From domain, which publishes no enforcing DMARC policy",
+		"nothing to do on your side unless a reporter you rely on is affected: its reports can be forged"},
+	store.UnverifiedDisabled: {"report_auth was disabled when they arrived: their mails were not checked",
+		"set report_auth.enabled: true (docs/configuration.md) for the reports to come"},
+	store.UnverifiedOther: {"their mails could not be authenticated",
+		"see aggregate_reports.auth_detail for each report"},
 }
 
 // Evaluate builds the verdict of every policy domain in sources. policies
@@ -281,16 +319,25 @@ func EvaluateTrust(sources []store.ReadinessSource, policies []store.Policy, sen
 		}
 		failed[f.PolicyDomain] = FailedAuth{Reports: f.Reports, Messages: f.Messages, Reporters: f.Reporters, Included: trust.Included}
 	}
+	why := map[string][]UnverifiedReason{}
+	for _, u := range trust.Unverified {
+		t := unverifiedTexts[u.Reason]
+		why[u.PolicyDomain] = append(why[u.PolicyDomain], UnverifiedReason{Reason: u.Reason, Reports: u.Reports, Messages: u.Messages, Why: t[0], Do: t[1]})
+	}
 	sort.Strings(names)
 	var out []Domain
 	for _, name := range names {
-		out = append(out, evaluate(name, byDomain[name], policyOf(pol[name]), senders, failed[name]))
+		d := evaluate(name, byDomain[name], policyOf(pol[name]), senders, failed[name], why[name])
+		out = append(out, d)
 	}
 	return out
 }
 
-func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Senders, failed FailedAuth) Domain {
-	d := Domain{Domain: name, Policy: p, FailedAuth: failed}
+func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Senders, failed FailedAuth, why []UnverifiedReason) Domain {
+	d := Domain{Domain: name, Policy: p, FailedAuth: failed, UnverifiedWhy: why}
+	if d.UnverifiedWhy == nil {
+		d.UnverifiedWhy = []UnverifiedReason{}
+	}
 	if d.FailedAuth.Reporters == nil {
 		d.FailedAuth.Reporters = []string{}
 	}
@@ -399,7 +446,12 @@ func source(r store.ReadinessSource, senders *Senders) Source {
 			}
 		}
 	}
-	if snd != nil {
+	if snd != nil && r.KnownSource == "" && len(r.SPFPass) == 0 && coversAny(snd.DKIMDomains, r.DKIMPass) {
+		// Only the service's DKIM signature passed and no SPF record
+		// authorised the IPs: the service signed the message, other hosts
+		// (a forwarder, a list) delivered it. Not the service's IPs.
+		s.SignedBy = snd.Name
+	} else if snd != nil {
 		s.Sender = snd.Name
 		s.Notes = append(s.Notes, snd.Notes...)
 		s.Authorised = snd.Authorised
@@ -744,7 +796,11 @@ func subdomainVerdict(d *Domain, sd *Subdomain) {
 	case sd.Tags[0] == TagP && sd.HeaderFrom != d.Domain:
 		sd.Next = fmt.Sprintf("fix %s before p goes beyond %s, or publish sp=%s to hold it back", strings.Join(block, ", "), sd.Ready, d.Policy.P)
 	default:
-		sd.Next = fmt.Sprintf("fix %s before %s go beyond %s", strings.Join(block, ", "), tags, sd.Ready)
+		verb := "goes"
+		if len(sd.Tags) > 1 {
+			verb = "go"
+		}
+		sd.Next = fmt.Sprintf("fix %s before %s %s beyond %s", strings.Join(block, ", "), tags, verb, sd.Ready)
 	}
 }
 
@@ -754,8 +810,14 @@ func trustEvidence(d *Domain) []string {
 	var out []string
 	d.UnverifiedShare = share(d.Unverified, d.Messages)
 	if d.Unverified > 0 {
-		out = append(out, fmt.Sprintf("%s of the messages (%d) come from reports whose mail could not be authenticated (no aligned DKIM signature, a bare file, or DNS trouble on arrival): anyone could have sent those",
+		out = append(out, fmt.Sprintf("%s of the messages (%d) come from reports whose mail could not be authenticated: anyone could have sent those",
 			percent(d.UnverifiedShare), d.Unverified))
+		for _, u := range d.UnverifiedWhy {
+			out = append(out, fmt.Sprintf("unverified, %d messages in %d report(s): %s; %s", u.Messages, u.Reports, u.Why, u.Do))
+		}
+		if len(d.UnverifiedWhy) == 0 {
+			out = append(out, "unverified: no aligned DKIM signature, a bare file, or DNS trouble on arrival (the reason is in aggregate_reports.auth_detail)")
+		}
 	}
 	f := d.FailedAuth
 	if f.Reports == 0 {
