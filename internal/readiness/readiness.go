@@ -1,9 +1,11 @@
 // Package readiness turns the classified records of a window (store's
 // ReadinessSourcesQuery) into a verdict per policy domain: what p=quarantine
-// and p=reject would do to the mail actually sent (RFC 7489 §6.3, §6.6.4:
-// sp for subdomains, pct, and RFC 9989's t=y), what adkim=s and aspf=s would
-// change (RFC 7489 §3.1), which sources must be fixed first and how, and the
-// next safe step. The rules are documented in docs/readiness.md.
+// and p=reject would do to the mail actually sent, each message under the
+// tag that governs it (p, sp, np: RFC 9989 §4.7, §4.10.1; pct: RFC 7489
+// §6.6.4; t=y: RFC 9989), a verdict and next step per tag and per
+// subdomain (scope.go), what adkim=s and aspf=s would change (RFC 7489
+// §3.1), which sources must be fixed first and how, and why the reports
+// behind it are unverified. The rules are documented in docs/readiness.md.
 package readiness
 
 import (
@@ -139,7 +141,9 @@ type Source struct {
 }
 
 // Name is how the source is shown: the sender's name, whether it is
-// authorised, else its identities: "Amazon SES (authorised; amazonses.com)".
+// authorised, else its identities: "Amazon SES (authorised; amazonses.com)";
+// mail a known sender only signed: "relayed Amazon SES mail (amazonses.com,
+// example.com)".
 func (s Source) Name() string {
 	ids := strings.Join(uniq(append(slices.Clone(s.DKIMPass), s.SPFPass...)), ", ")
 	if s.Authorised != nil {
