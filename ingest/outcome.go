@@ -14,18 +14,25 @@ const (
 // Outcome is what happened to one input: one JSON object per line of
 // `dmarcd ingest --json`. The json keys are a stable contract.
 type Outcome struct {
-	Input      string   `json:"input"`
-	Kind       string   `json:"kind"` // aggregate | failure | tlsrpt | none
-	Status     Status   `json:"status"`
-	Reports    int      `json:"reports"`
-	Records    int      `json:"records"`
-	Messages   uint64   `json:"messages"`
-	ReportIDs  []string `json:"report_ids"`
-	ReasonCode string   `json:"reason_code,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	ReportKeys []string `json:"report_keys"`
-	SHA256     string   `json:"sha256"`
-	Size       int64    `json:"size"`
+	Input     string   `json:"input"`
+	Kind      string   `json:"kind"` // aggregate | failure | tlsrpt | none
+	Status    Status   `json:"status"`
+	Reports   int      `json:"reports"`
+	Records   int      `json:"records"`
+	Messages  uint64   `json:"messages"`
+	ReportIDs []string `json:"report_ids"`
+	// InvalidRecords counts the records of the stored (or duplicate)
+	// aggregate reports that were set aside as unusable (an invalid source
+	// IP or count): stored with their record_error, counted in Records.
+	// When some were, ReasonCode is invalid_value and Reason says how many
+	// and why the first one was, unless a report of the input was itself
+	// set aside (its code and reason then).
+	InvalidRecords int      `json:"invalid_records,omitempty"`
+	ReasonCode     string   `json:"reason_code,omitempty"`
+	Reason         string   `json:"reason,omitempty"`
+	ReportKeys     []string `json:"report_keys"`
+	SHA256         string   `json:"sha256"`
+	Size           int64    `json:"size"`
 	// ReadPartially is set when reading stopped once the input was judged
 	// (invalid, over a limit): SHA256 and Size then cover only the bytes read.
 	ReadPartially bool `json:"read_partially,omitempty"`

@@ -22,6 +22,7 @@ import (
 	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
+	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -57,6 +58,15 @@ type Observer interface {
 	// ("parse": decompression and parsing, which stream together) and
 	// storing it ("store": the store's checks and writes).
 	Stage(kind, stage string, took time.Duration)
+}
+
+// SourceObserver is an Observer that declares the series of a source
+// before its first input: New calls Source with Options.Source, so that
+// counters exist from the start (a counter born at its first increment is
+// invisible to rate() and increase()).
+type SourceObserver interface {
+	Observer
+	Source(source string)
 }
 
 // stageClock splits a report's time between parsing and storing: the
@@ -118,6 +128,9 @@ func New(st Store, opt Options) *Pipeline {
 	if opt.Extract == (extract.Limits{}) {
 		p.opt.Extract = extract.DefaultLimits()
 	}
+	if so, ok := opt.Observer.(SourceObserver); ok {
+		so.Source(opt.Source)
+	}
 	if len(opt.OwnedDomains) > 0 {
 		p.owned = map[string]bool{}
 		for _, d := range opt.OwnedDomains {
@@ -138,6 +151,10 @@ type payloadResult struct {
 	records  int
 	messages uint64
 	auth     Auth
+	// invalidRecords counts the report's records set aside (Record.Invalid),
+	// firstInvalid is the reason of the first of them.
+	invalidRecords int
+	firstInvalid   string
 }
 
 // Process reads one input and returns its Outcome. It never panics on bad
@@ -223,7 +240,7 @@ var errStop = errors.New("stop: store error")
 
 func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 	var stored, dup, errs int
-	var firstInvalid, firstError *payloadResult
+	var firstInvalid, firstError, firstBadRecords *payloadResult
 	for i := range results {
 		r := &results[i]
 		if o.Kind == "none" || (o.Kind != "aggregate" && r.status != Invalid) {
@@ -244,6 +261,10 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 			o.Messages += r.messages
 			o.ReportIDs = append(o.ReportIDs, r.reportID)
 			o.ReportKeys = append(o.ReportKeys, r.key)
+			o.InvalidRecords += r.invalidRecords
+			if r.invalidRecords > 0 && firstBadRecords == nil {
+				firstBadRecords = r
+			}
 		case Error:
 			errs++
 			if firstError == nil {
@@ -278,8 +299,13 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 	}
 	if o.Status == Stored || o.Status == Duplicate {
 		// A partly invalid input is still accounted for: say what was set aside.
-		if firstInvalid != nil {
+		switch {
+		case firstInvalid != nil:
 			o.ReasonCode, o.Reason = string(firstInvalid.code), firstInvalid.reason
+		case firstBadRecords != nil:
+			o.ReasonCode = string(parse.InvalidValue)
+			o.Reason = fmt.Sprintf("%d of %d records unusable, set aside (stored with their record_error): report %s, first: %s",
+				o.InvalidRecords, o.Records, valid.Quote(firstBadRecords.reportID, 64), firstBadRecords.firstInvalid)
 		}
 	}
 }
@@ -370,6 +396,11 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload, auth Auth
 		}
 		for _, s := range rec.SPF {
 			spf = append(spf, align.Auth{Domain: s.Domain, Result: s.Result, Scope: s.Scope})
+		}
+		if rec.Invalid != "" {
+			if res.invalidRecords++; res.invalidRecords == 1 {
+				res.firstInvalid = valid.Truncate(valid.Printable(rec.Invalid), 256)
+			}
 		}
 		f := align.Evaluate(rec.HeaderFrom, dkim, spf, adkim, aspf)
 		return &store.Row{Record: rec, HeaderFromOrg: f.HeaderFromOrg,

@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -104,13 +105,95 @@ func New(version string, ownedDomains []string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": LabelValue(version), "goversion": runtime.Version()},
 	})
 	build.Set(1)
+	m.declareDomains()
 	m.Registry.MustRegister(m.inputs, m.inputSeconds, m.stageSeconds, m.reports, m.records, m.messages, m.lastSuccess, m.imapBacklog,
 		m.failures, m.tlsFailed, m.tlsOK, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-var _ ingest.Observer = (*Metrics)(nil)
+var _ ingest.SourceObserver = (*Metrics)(nil)
+
+// Report kinds and input kinds, the kind label of the input counters.
+var (
+	reportKinds = []string{"aggregate", "failure", "tlsrpt"}
+	inputKinds  = append(append([]string{}, reportKinds...), "none")
+	stages      = []string{"parse", "store"}
+	// errorCodes are the reason codes of status error: the store's, and an
+	// input that could not be read to its end.
+	errorCodes = []string{string(parse.StoreUnavailable), string(parse.InputUnreadable), "other"}
+)
+
+// Source implements ingest.SourceObserver: it declares, at zero, the series
+// of source that are known up front, so that rate() and increase() see
+// the first input of a source after a restart. For dmarcd_inputs_total,
+// per kind: stored and duplicate without a code, stored with
+// invalid_value (records set aside), invalid with every reason code (and
+// "other"), error with the codes of an error (store_unavailable,
+// input_unreadable, other); kind none only invalid and error. About 90
+// series a source. The duration histogram of each kind, and per report kind
+// dmarcd_reports_total (stored, duplicate), dmarcd_records_stored_total and
+// dmarcd_messages_stored_total. dmarcd_last_success_timestamp_seconds is
+// left out: 0 would read as a success in 1970.
+func (m *Metrics) Source(source string) {
+	invalidCodes := []string{"other"}
+	for _, c := range parse.Codes {
+		invalidCodes = append(invalidCodes, string(c))
+	}
+	for _, kind := range inputKinds {
+		m.inputSeconds.WithLabelValues(source, kind)
+		for _, c := range invalidCodes {
+			m.inputs.WithLabelValues(source, kind, string(ingest.Invalid), c)
+		}
+		for _, c := range errorCodes {
+			m.inputs.WithLabelValues(source, kind, string(ingest.Error), c)
+		}
+		if kind == "none" {
+			continue
+		}
+		m.inputs.WithLabelValues(source, kind, string(ingest.Stored), "")
+		m.inputs.WithLabelValues(source, kind, string(ingest.Stored), string(parse.InvalidValue))
+		m.inputs.WithLabelValues(source, kind, string(ingest.Duplicate), "")
+		m.reports.WithLabelValues(source, kind, string(ingest.Stored))
+		m.reports.WithLabelValues(source, kind, string(ingest.Duplicate))
+		m.records.WithLabelValues(source, kind)
+		m.messages.WithLabelValues(source, kind)
+	}
+}
+
+// declareDomains declares, at zero, the series known when the process
+// starts: the stage histograms of each report kind, and with owned domains
+// the failure and TLS counters of each owned domain and of "other", for
+// every Auth-Failure value and result type.
+func (m *Metrics) declareDomains() {
+	for _, kind := range reportKinds {
+		for _, st := range stages {
+			m.stageSeconds.WithLabelValues(kind, st)
+		}
+	}
+	if !m.domains.HasOwned() {
+		return
+	}
+	for _, d := range append(append([]string{}, m.domains.owned...), Other) {
+		for _, af := range append(sortedKeys(authFailures), "none", Other) {
+			m.failures.WithLabelValues(d, af)
+		}
+		for _, rt := range append(sortedKeys(resultTypes), "unspecified", Other) {
+			m.tlsFailed.WithLabelValues(d, rt)
+		}
+		m.tlsOK.WithLabelValues(d)
+	}
+}
+
+// sortedKeys returns the keys of a closed set in order.
+func sortedKeys(set map[string]bool) []string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
 
 // Input implements ingest.Observer.
 func (m *Metrics) Input(source string, o ingest.Outcome, took time.Duration) {
