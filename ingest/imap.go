@@ -996,11 +996,18 @@ func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID,
 			var uid imap.UID
 			var body []byte
 			var rerr error
+			gone := false
 			for item := msg.Next(); item != nil; item = msg.Next() {
 				switch it := item.(type) {
 				case imapclient.FetchItemDataUID:
 					uid = it.UID
 				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						// BODY[] NIL: expunged by another client (another
+						// instance moved it) between SEARCH and FETCH.
+						gone = true
+						continue
+					}
 					body, rerr = io.ReadAll(it.Literal)
 				}
 			}
@@ -1008,7 +1015,7 @@ func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID,
 				cmd.Close()
 				return results, fmt.Errorf("UID FETCH: reading UID %d: %w", uid, rerr)
 			}
-			if uid != 0 {
+			if uid != 0 && !gone {
 				if body == nil {
 					body = []byte{}
 				}
