@@ -123,7 +123,7 @@ func mboxInputs(path string, maxMessage int64, fn func(Input) error) error {
 			if big {
 				return nil, errMboxTooLarge
 			}
-			return io.NopCloser(bytes.NewReader(data)), nil
+			return memInput{bytes.NewReader(data)}, nil
 		}})
 	}
 	prevBlank := true
@@ -157,3 +157,9 @@ func mboxInputs(path string, maxMessage int64, fn func(Input) error) error {
 	}
 	return emit()
 }
+
+// memInput is an input held in memory: it seeks, so the pipeline hashes it
+// before parsing it (Pipeline.Process), and closes as a no-op.
+type memInput struct{ *bytes.Reader }
+
+func (memInput) Close() error { return nil }

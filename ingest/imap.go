@@ -1074,15 +1074,43 @@ func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size in
 	if out, big := s.tooLarge(ctx, uid, size); big {
 		return out, true, nil
 	}
+	var ahead Hashed
+	if size <= s.p.maxHashAhead() {
+		// A first read hashes the mail, so that its report rows carry the
+		// hash (Pipeline.ProcessHashed); memory stays flat.
+		err = s.fetchBody(c, uid, func(body io.Reader) error {
+			found = true
+			var herr error
+			ahead, herr = s.p.HashAhead(body)
+			return herr
+		})
+		if err != nil || !found {
+			return out, false, err
+		}
+		found = false
+	}
+	err = s.fetchBody(c, uid, func(body io.Reader) error {
+		found = true
+		out = s.p.ProcessHashed(ctx, name, ahead, body)
+		return nil
+	})
+	return out, found && err == nil, err
+}
+
+// fetchBody fetches the body of the mail (BODY.PEEK[]) and streams it to fn;
+// fn is not called when the mail is gone (expunged by another client). The
+// error is the FETCH's or fn's: an error of the FETCH, once fn returned,
+// means the mail was not read whole, whatever fn made of it.
+func (s *IMAPSource) fetchBody(c *conn, uid imap.UID, fn func(io.Reader) error) error {
 	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	defer cmd.Close()
 	msg := cmd.Next()
 	if msg == nil {
 		if err := cmd.Close(); err != nil && !expungeIssued(err) {
-			return out, false, fmt.Errorf("UID FETCH %d: %w", uid, err)
+			return fmt.Errorf("UID FETCH %d: %w", uid, err)
 		}
-		return out, false, nil
+		return nil
 	}
 	var body io.Reader
 	for item := msg.Next(); item != nil; item = msg.Next() {
@@ -1094,13 +1122,15 @@ func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size in
 	if body == nil {
 		body = strings.NewReader("")
 	}
-	out = s.p.Process(ctx, name, body)
-	// Close reads what is left of the response; an error means the mail
-	// was not read whole, whatever Process made of it.
+	ferr := fn(body)
+	// Close reads what is left of the response.
 	if err := cmd.Close(); err != nil {
-		return out, false, fmt.Errorf("UID FETCH %d: %w", uid, err)
+		return fmt.Errorf("UID FETCH %d: %w", uid, err)
 	}
-	return out, true, nil
+	if ferr != nil {
+		return fmt.Errorf("UID FETCH %d: reading the mail: %w", uid, ferr)
+	}
+	return nil
 }
 
 // tooLarge tells whether the mail is over MaxMessageBytes, and if so logs

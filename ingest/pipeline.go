@@ -108,6 +108,11 @@ type Options struct {
 	// (ingest/auth.go); nil stores every report as "unverified".
 	Verifier *Verifier
 	Logger   *slog.Logger
+	// MaxHashAhead is the largest input hashed before it is parsed, so that
+	// its report rows carry its SHA-256 (see Process); DefaultMaxHashAhead
+	// when zero. A larger one is read once: its rows have no input_sha256
+	// (the inputs table has it, with the input's name).
+	MaxHashAhead int64
 }
 
 // Pipeline processes inputs one at a time; it is safe for concurrent use if
@@ -157,18 +162,105 @@ type payloadResult struct {
 	firstInvalid   string
 }
 
+// DefaultMaxHashAhead is Options.MaxHashAhead when zero: 64 MiB, the
+// largest mail extract reads by default (MaxMessageBytes).
+const DefaultMaxHashAhead = 64 << 20
+
+// Hashed is the SHA-256 (hex) and size of a whole input, computed before it
+// is parsed; the zero value when unknown.
+type Hashed struct {
+	SHA256 string
+	Size   int64
+}
+
+// HashAhead reads r to its end, at most MaxHashAhead bytes, and returns its
+// hash: the zero Hashed when r is longer. Memory stays flat (the hash
+// streams). A source that can read an input twice (an S3 object, an IMAP
+// mail) hashes it so, then hands the second read to ProcessHashed.
+func (p *Pipeline) HashAhead(r io.Reader) (Hashed, error) {
+	max := p.maxHashAhead()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, max+1))
+	if err != nil || n > max {
+		return Hashed{}, err
+	}
+	return Hashed{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+func (p *Pipeline) maxHashAhead() int64 {
+	if p.opt.MaxHashAhead > 0 {
+		return p.opt.MaxHashAhead
+	}
+	return DefaultMaxHashAhead
+}
+
+// hashSeekable hashes an input that can be read again (a file, a mail in
+// memory: an io.Seeker that seeks) and is at most MaxHashAhead bytes long,
+// and puts it back where it was; the zero Hashed for any other.
+func (p *Pipeline) hashSeekable(r io.Reader) (Hashed, error) {
+	s, ok := r.(io.ReadSeeker)
+	if !ok {
+		return Hashed{}, nil
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return Hashed{}, nil // a pipe, a terminal: read once
+	}
+	end, err := s.Seek(0, io.SeekEnd)
+	if err == nil && end-start <= p.maxHashAhead() {
+		if _, err = s.Seek(start, io.SeekStart); err == nil {
+			var h Hashed
+			if h, err = p.HashAhead(s); err == nil && h.Size == end-start {
+				_, err = s.Seek(start, io.SeekStart)
+				return h, err
+			}
+		}
+	}
+	if _, serr := s.Seek(start, io.SeekStart); serr != nil && err == nil {
+		err = serr
+	}
+	return Hashed{}, err
+}
+
 // Process reads one input and returns its Outcome. It never panics on bad
 // input and never returns an error: the Outcome says it.
+//
+// The report rows written carry the input's name and, when it is known
+// before parsing, its SHA-256 (input_sha256): an input that can be read
+// twice (r is an io.ReadSeeker: a file, a mail in memory) of at most
+// MaxHashAhead bytes is hashed first, then parsed. For any other,
+// ProcessHashed takes the hash of a first read.
 //
 // Reading stops once the input is judged: when it is invalid (not a report,
 // over a limit, corrupt) or could not be processed now, the rest is never
 // read, so an 8 GiB file or an endless pipe costs what the walk read. Its
 // SHA256 and Size then cover only the bytes read, the reason says so and
-// ReadPartially is set. After a stored or duplicate input at most
-// trailingBytes more are read (white space or padding after the last report)
-// so that the hash is usually that of the whole input.
+// ReadPartially is set, unless the input was hashed whole first. After a
+// stored or duplicate input at most trailingBytes more are read (white
+// space or padding after the last report) so that the hash is usually
+// that of the whole input.
 func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcome {
+	ahead, err := p.hashSeekable(r)
+	if err != nil {
+		out := Outcome{Input: name, Kind: "none", Status: Error, ReportIDs: []string{}, ReportKeys: []string{},
+			ReasonCode: string(parse.InputUnreadable), Reason: fmt.Sprintf("hashing the input before parsing it: %v", err)}
+		p.logInput(ctx, out)
+		if p.opt.Observer != nil {
+			p.opt.Observer.Input(p.opt.Source, out, 0)
+		}
+		return out
+	}
+	return p.ProcessHashed(ctx, name, ahead, r)
+}
+
+// ProcessHashed is Process for an input whose hash ahead is known (the zero
+// Hashed when it is not): its report rows carry ahead.SHA256, and so do the
+// Outcome and the inputs table. Should the bytes parsed hash otherwise (the
+// input changed between its reads), a warning says so and the Outcome has
+// the hash of what was parsed.
+func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed, r io.Reader) Outcome {
 	start := time.Now()
+	in := input{name: name, sha256: ahead.SHA256}
 	h := sha256.New()
 	src := io.TeeReader(r, h)
 	var tee *mailTee
@@ -181,7 +273,7 @@ func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcom
 	cr := &countingReader{r: src}
 	var results []payloadResult
 	walkErr := extract.Walk(cr, p.opt.Extract, func(pl *extract.Payload) error {
-		res := p.payload(ctx, pl, p.authOf(name, tee, pl))
+		res := p.payload(ctx, in, pl, p.authOf(name, tee, pl))
 		results = append(results, res)
 		if res.status == Error {
 			return errStop
@@ -200,8 +292,18 @@ func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcom
 		out = newOutcome(parse.Wrap(parse.InputUnreadable, readErr, "reading input"))
 	}
 	out.SHA256, out.Size = hex.EncodeToString(h.Sum(nil)), cr.n
-	if partial {
-		out.ReadPartially = true
+	switch {
+	case ahead.SHA256 != "" && (partial || out.SHA256 == ahead.SHA256):
+		out.SHA256, out.Size = ahead.SHA256, ahead.Size // the whole input's
+	case ahead.SHA256 != "" && readErr == nil:
+		p.log.Warn("input changed between its hash and its parse: its report rows have the first hash", "input", valid.Printable(name),
+			"sha256_ahead", ahead.SHA256, "sha256_parsed", out.SHA256)
+		fallthrough
+	case partial:
+		out.ReadPartially = partial
+		if !partial {
+			break
+		}
 		note := fmt.Sprintf("sha256 and size of the first %d bytes read", cr.n)
 		if out.Reason == "" {
 			out.Reason = note
@@ -327,22 +429,39 @@ func (p *Pipeline) authOf(name string, tee *mailTee, pl *extract.Payload) Auth {
 	return a
 }
 
-func (p *Pipeline) payload(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
+// input names the input a payload came from, for the provenance of its
+// report rows.
+type input struct {
+	name   string // as in the Outcome and the inputs table
+	sha256 string // of the whole input, hex; "" when not known before parsing
+}
+
+// maxPartBytes bounds input_part (extract's Where: the MIME part, archive
+// member and file names a payload was found under).
+const maxPartBytes = 1024
+
+// meta is the InputMeta of a report of pl found in in.
+func (p *Pipeline) meta(in input, pl *extract.Payload, auth Auth) store.InputMeta {
+	return store.InputMeta{Source: p.opt.Source, InputName: in.name, InputPart: valid.Truncate(pl.Where, maxPartBytes),
+		InputSHA256: in.sha256, AuthResult: auth.Result, AuthDetail: auth.Detail}
+}
+
+func (p *Pipeline) payload(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
 	where := pl.Where
 	var res payloadResult
 	switch pl.Kind {
 	case extract.Aggregate:
-		res = p.aggregate(ctx, pl, auth)
+		res = p.aggregate(ctx, in, pl, auth)
 		if res.status == Invalid && where != "" {
 			res.reason = where + ": " + res.reason
 		}
 	case extract.Failure:
-		res = p.failure(ctx, pl, auth)
+		res = p.failure(ctx, in, pl, auth)
 		if res.status != Stored && res.status != Duplicate && where != "" {
 			res.reason = where + ": " + res.reason
 		}
 	case extract.TLSRPT:
-		res = p.tlsrpt(ctx, pl, auth)
+		res = p.tlsrpt(ctx, in, pl, auth)
 		if res.status != Stored && res.status != Duplicate && where != "" {
 			res.reason = where + ": " + res.reason
 		}
@@ -360,7 +479,7 @@ func prefix(where string) string {
 	return where + ": "
 }
 
-func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
 	res := payloadResult{kind: "aggregate"}
 	clock := newStageClock()
 	dec := aggregate.NewDecoder(pl.R, p.opt.Aggregate)
@@ -409,7 +528,7 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload, auth Auth
 			DMARCPass: f.DMARCPass}, nil
 	}
 	res.auth = reporterAuth(auth, hdr.Email)
-	meta := store.InputMeta{Source: p.opt.Source, InputName: pl.Filename, AuthResult: res.auth.Result, AuthDetail: res.auth.Detail}
+	meta := p.meta(in, pl, res.auth)
 	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
 	p.observeStages("aggregate", clock)
 	if parseErr != nil {
@@ -418,7 +537,7 @@ func (p *Pipeline) aggregate(ctx context.Context, pl *extract.Payload, auth Auth
 	return stored(res, res.key, wr, err)
 }
 
-func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) failure(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
 	res := payloadResult{kind: "failure", auth: auth}
 	clock := newStageClock()
 	var r *failure.Report
@@ -446,10 +565,11 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload, auth Auth) 
 		res.reason = fmt.Sprintf("failure report for %q: not one of the owned domains", firstOr(r.ReportedDomain, r.Original.FromDomain))
 		return res
 	}
-	// The attachment's file name may carry an address too.
-	name := failure.RedactAddresses(pl.Filename, p.opt.Privacy.Key)
-	wr, err := p.store.WriteFailure(ctx, key, r, store.InputMeta{Source: p.opt.Source, InputName: name,
-		AuthResult: auth.Result, AuthDetail: auth.Detail})
+	// The mail's and the attachment's names may carry an address too.
+	meta := p.meta(in, pl, auth)
+	meta.InputName = failure.RedactAddresses(meta.InputName, p.opt.Privacy.Key)
+	meta.InputPart = failure.RedactAddresses(meta.InputPart, p.opt.Privacy.Key)
+	wr, err := p.store.WriteFailure(ctx, key, r, meta)
 	p.observeStages("failure", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.FailureStored(r)
@@ -457,7 +577,7 @@ func (p *Pipeline) failure(ctx context.Context, pl *extract.Payload, auth Auth) 
 	return stored(res, key, wr, err)
 }
 
-func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) tlsrpt(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
 	res := payloadResult{kind: "tlsrpt", auth: auth}
 	clock := newStageClock()
 	var r *tlsrpt.Report
@@ -478,8 +598,7 @@ func (p *Pipeline) tlsrpt(ctx context.Context, pl *extract.Payload, auth Auth) p
 			return res
 		}
 	}
-	wr, err := p.store.WriteTLSRPT(ctx, r, store.InputMeta{Source: p.opt.Source, InputName: pl.Filename,
-		AuthResult: auth.Result, AuthDetail: auth.Detail})
+	wr, err := p.store.WriteTLSRPT(ctx, r, p.meta(in, pl, auth))
 	p.observeStages("tlsrpt", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.TLSRPTStored(r)

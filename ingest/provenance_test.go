@@ -2,7 +2,12 @@ package ingest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -89,5 +94,80 @@ func TestAStoredInputWithRecordsSetAsideSaysSo(t *testing.T) {
 	good = strings.Replace(good, "set-aside-1", "set-aside-2", 1)
 	if out := p.Process(context.Background(), "g.xml", strings.NewReader(good)); out.InvalidRecords != 0 || out.ReasonCode != "" || out.Reason != "" {
 		t.Errorf("a report without bad records: %+v", out)
+	}
+}
+
+// aggregateMail is a report mail whose aggregate report is a base64 attachment.
+func aggregateMail(xml string) string {
+	return "From: reports@r.example\r\nTo: dmarc@example.com\r\nSubject: Report Domain: example.com\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nA report.\r\n" +
+		"--b\r\nContent-Type: text/xml; name=\"r.example!example.com!1772323200!1772409599.xml\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString([]byte(xml)) + "\r\n--b--\r\n"
+}
+
+// TestReportRowsNameTheirInputAndItsHash hands the pipeline inputs that can
+// be read twice (a file, a mail in memory): each report is written with the
+// input's name (as in the inputs table), the part it was found in, and the
+// SHA-256 of the whole input, the Outcome's. An input read once (a pipe)
+// has its name and part but no hash; ProcessHashed takes the hash of a
+// first read.
+func TestReportRowsNameTheirInputAndItsHash(t *testing.T) {
+	mail := aggregateMail(aggregateXML)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bare.xml")
+	if err := os.WriteFile(path, []byte(aggregateXML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hexSum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+	for _, c := range []struct {
+		name, data string
+		r          io.Reader
+		part       string
+		hashed     bool
+	}{
+		{path, aggregateXML, f, "", true},
+		{"imap://u@h/INBOX;UID=7", mail, strings.NewReader(mail), `part 2 "r.example!example.com!1772323200!1772409599.xml"`, true},
+		{"-", mail, io.MultiReader(strings.NewReader(mail)), `part 2 "r.example!example.com!1772323200!1772409599.xml"`, false},
+	} {
+		st := &metaStore{}
+		p := ingest.New(st, ingest.Options{Source: "file"})
+		out := p.Process(context.Background(), c.name, c.r)
+		if out.Status != ingest.Stored || out.SHA256 != hexSum(c.data) || len(st.metas) != 1 {
+			t.Fatalf("%s: outcome %+v, %d writes: want stored once, sha256 of the whole input", c.name, out, len(st.metas))
+		}
+		m := st.metas[0]
+		want := ""
+		if c.hashed {
+			want = out.SHA256
+		}
+		if m.InputName != c.name || m.InputPart != c.part || m.InputSHA256 != want {
+			t.Errorf("%s: report written with input_name %q, input_part %q, input_sha256 %q; want %q, %q, %q",
+				c.name, m.InputName, m.InputPart, m.InputSHA256, c.name, c.part, want)
+		}
+	}
+
+	st := &metaStore{}
+	p := ingest.New(st, ingest.Options{Source: "s3"})
+	ahead, err := p.HashAhead(strings.NewReader(mail))
+	if err != nil || ahead.SHA256 != hexSum(mail) || ahead.Size != int64(len(mail)) {
+		t.Fatalf("HashAhead: %+v, %v", ahead, err)
+	}
+	out := p.ProcessHashed(context.Background(), "s3://b/k#e", ahead, io.MultiReader(strings.NewReader(mail)))
+	if out.SHA256 != ahead.SHA256 || len(st.metas) != 1 || st.metas[0].InputSHA256 != ahead.SHA256 || st.metas[0].InputName != "s3://b/k#e" {
+		t.Errorf("ProcessHashed: outcome sha256 %s, writes %+v; want %s in both", out.SHA256, st.metas, ahead.SHA256)
+	}
+
+	// Over MaxHashAhead: read once, no hash in the rows.
+	st = &metaStore{}
+	p = ingest.New(st, ingest.Options{Source: "file", MaxHashAhead: 100})
+	if out := p.Process(context.Background(), "big.eml", strings.NewReader(mail)); out.Status != ingest.Stored || st.metas[0].InputSHA256 != "" {
+		t.Errorf("an input over MaxHashAhead: %s, written with sha256 %q, want none", out.Status, st.metas[0].InputSHA256)
 	}
 }

@@ -486,7 +486,11 @@ func TestS3PoisonObjectsDoNotHoldBackGoodOnes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx) }()
-	waitUntil(t, "poison objects set aside", 30*time.Second, func() bool { return len(b.keys(t, "invalid/")) == 5 })
+	// Moved: copied to invalid/ and deleted from incoming/ (a copy seen
+	// before its delete must not end the wait).
+	waitUntil(t, "poison objects set aside", 30*time.Second, func() bool {
+		return len(b.keys(t, "invalid/")) == 5 && len(b.keys(t, "incoming/")) == 0
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)

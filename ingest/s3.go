@@ -570,27 +570,49 @@ func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, foun
 	if s.guard.deadly(unfinished) {
 		out = s.guard.died(ctx, name, obj.size, unfinished)
 	} else {
-		get, err = s.client.GetObject(ctx, &s3.GetObjectInput{
-			Bucket:  aws.String(s.cfg.Bucket),
-			Key:     aws.String(obj.key),
-			IfMatch: aws.String(`"` + obj.etag + `"`),
-		})
-		if err != nil {
-			if gone(err) {
-				s.log.Info("s3 object gone or changed since listed; skipped", "key", obj.key, "err", err)
-				return out, false, final, nil
+		var ahead Hashed
+		if obj.size <= s.p.maxHashAhead() {
+			// A first read hashes the object, so that its report rows carry
+			// the hash (Pipeline.ProcessHashed); memory stays flat.
+			if get, err = s.get(ctx, obj); err != nil || get == nil {
+				return out, false, final, err
 			}
-			return out, false, final, s.apiError("fetching", obj.key, err)
+			ahead, err = s.p.HashAhead(get.Body)
+			get.Body.Close()
+			if err != nil {
+				return out, false, final, s.apiError("fetching", obj.key, err)
+			}
+		}
+		if get, err = s.get(ctx, obj); err != nil || get == nil {
+			return out, false, final, err
 		}
 		if s.cfg.Observer != nil {
 			s.cfg.Observer.Fetched()
 		}
-		out = s.p.Process(ctx, name, get.Body)
+		out = s.p.ProcessHashed(ctx, name, ahead, get.Body)
 		get.Body.Close()
 	}
 	out, v = s.guard.settle(ctx, name, out)
 	found, err = s.acknowledge(ctx, obj, out, get)
 	return out, found, v, err
+}
+
+// get starts the download of the object as listed (If-Match its ETag); nil
+// and no error when it is gone or changed since (logged).
+func (s *S3Source) get(ctx context.Context, obj s3Object) (*s3.GetObjectOutput, error) {
+	get, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:  aws.String(s.cfg.Bucket),
+		Key:     aws.String(obj.key),
+		IfMatch: aws.String(`"` + obj.etag + `"`),
+	})
+	if err != nil {
+		if gone(err) {
+			s.log.Info("s3 object gone or changed since listed; skipped", "key", obj.key, "err", err)
+			return nil, nil
+		}
+		return nil, s.apiError("fetching", obj.key, err)
+	}
+	return get, nil
 }
 
 // acknowledge moves the object in mode move after a final outcome; in mode

@@ -1,12 +1,16 @@
 package ingest_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/gen"
 )
 
@@ -102,4 +106,44 @@ func listable(t *testing.T, b *s3Bucket, names []string) []string {
 		t.Fatalf("only %d of %d keys listed intact", len(kept), len(names))
 	}
 	return kept
+}
+
+// TestEveryReportRowLeadsToTheObjectItCameFrom ingests every corpus file
+// from a bucket (each object downloaded twice: hashed, then parsed) and
+// finds every row of the three report tables naming its object and that
+// object's SHA-256, as its row in the inputs table does, with the
+// report's key among that row's report_keys.
+func TestEveryReportRowLeadsToTheObjectItCameFrom(t *testing.T) {
+	dir := corpus.Dir(t)
+	b := newS3Bucket(t)
+	p, _, conn, _ := openS3Pipeline(t)
+	for _, e := range corpus.Manifest(t) {
+		data, err := os.ReadFile(filepath.Join(dir, e.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.put(t, "incoming/"+strings.ReplaceAll(e.Path, "/", "+"), data)
+	}
+	once(t, newSource(t, b.config(), p))
+	ctx := context.Background()
+	for _, table := range []string{"aggregate_reports", "failure_reports", "tlsrpt_reports"} {
+		var rows, unnamed, orphans uint64
+		if err := conn.QueryRow(ctx, "SELECT count(), countIf(input_name = '' OR input_sha256 = '') FROM "+table).Scan(&rows, &unnamed); err != nil {
+			t.Fatal(err)
+		}
+		q := "SELECT count() FROM " + table + " WHERE (input_name, input_sha256, report_key) NOT IN " +
+			"(SELECT name, sha256, arrayJoin(report_keys) FROM inputs WHERE status IN ('stored', 'duplicate'))"
+		if err := conn.QueryRow(ctx, q).Scan(&orphans); err != nil {
+			t.Fatal(err)
+		}
+		if rows == 0 || unnamed != 0 || orphans != 0 {
+			t.Errorf("%s: %d rows, %d without input_name or input_sha256, %d whose input the inputs table does not name",
+				table, rows, unnamed, orphans)
+		}
+		var name, part string
+		if err := conn.QueryRow(ctx, "SELECT input_name, input_part FROM "+table+" ORDER BY input_part DESC LIMIT 1").Scan(&name, &part); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d rows, e.g. input_name %q, input_part %q", table, rows, name, part)
+	}
 }

@@ -121,7 +121,7 @@ const failureColumnList = `report_key, policy_domain, reporter, reporter_domain,
 	original_return_path, original_header_hash, original_headers_names, original_headers_values,
 	has_body, body, dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed,
 	spf_aligned_strict, report_subject, source, input_name, input_sha256, ingested_at,
-	auth_result, auth_detail, arrival_date_source`
+	auth_result, auth_detail, arrival_date_source, input_part`
 
 // insertFailure writes the report's row.
 func (s *Store) insertFailure(ctx context.Context, key string, r *failure.Report, arrival time.Time, from string, meta InputMeta) error {
@@ -145,7 +145,7 @@ func (s *Store) insertFailure(ctx context.Context, key string, r *failure.Report
 		o.ReturnPath, o.HeaderHash, names, values,
 		b2u(hasBody), string(o.Body), b2u(al.dkimRelaxed), b2u(al.dkimStrict), b2u(al.spfRelaxed),
 		b2u(al.spfStrict), r.ReportSubject, meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(),
-		meta.authResult(), meta.AuthDetail, from)
+		meta.authResult(), meta.AuthDetail, from, meta.InputPart)
 }
 
 // nonNilStrings returns l, or an empty slice for nil.

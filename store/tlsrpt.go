@@ -61,10 +61,10 @@ func (s *Store) writeTLSRPT(ctx context.Context, r *tlsrpt.Report, meta InputMet
 	}
 	err = s.insertOne(ctx, `INSERT INTO tlsrpt_reports (report_key, organization_name, contact_info,
 		report_id, date_begin, date_end, policy_count, failure_count, successful_sessions,
-		failed_sessions, source, input_name, input_sha256, ingested_at, auth_result, auth_detail)`,
+		failed_sessions, source, input_name, input_sha256, ingested_at, auth_result, auth_detail, input_part)`,
 		key, r.OrganizationName, r.ContactInfo, r.ReportID, t.begin, t.end,
 		uint32(len(r.Policies)), uint32(t.failures), t.successful, t.failed,
-		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail)
+		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail, meta.InputPart)
 	if err != nil {
 		return res, fmt.Errorf("tls report %s (%s, %s): writing report row: %w", key, quoteField(r.OrganizationName), quoteField(r.ReportID), err)
 	}

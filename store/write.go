@@ -32,8 +32,9 @@ type Row struct {
 // InputMeta says where a report came from.
 type InputMeta struct {
 	Source      string // e.g. "imap", "s3", "spool", "file"
-	InputName   string // message id, object key, file name
-	InputSHA256 string // of the input's bytes, hex
+	InputName   string // the input's name as in the inputs table: file path, s3://bucket/key#etag, IMAP URL
+	InputPart   string // where in the input the report was: MIME part, archive member ("" for a bare file)
+	InputSHA256 string // of the whole input's bytes, hex; "" when not known before its rows were written
 	// AuthResult is how the mail that carried the report authenticated on
 	// arrival: "pass", "fail" or "unverified" ("" is "unverified");
 	// AuthDetail says why (ingest/auth.go).
@@ -518,11 +519,11 @@ func (s *Store) insertReport(ctx context.Context, h *aggregate.Header, key strin
 		extra_contact_info, report_id, policy_domain, date_begin, date_end,
 		adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
 		schema, version, errors, generator, record_count, message_count, invalid_records,
-		source, input_name, input_sha256, ingested_at, auth_result, auth_detail)`,
+		source, input_name, input_sha256, ingested_at, auth_result, auth_detail, input_part)`,
 		key, h.OrgName, h.Email, h.ExtraContactInfo, h.ReportID, policyDomain(h), h.Begin.UTC(), h.End.UTC(),
 		opt(h.ADKIM), opt(h.ASPF), opt(h.P), opt(h.SP), opt(h.NP), opt(h.Pct), opt(h.Fo), opt(h.Testing), opt(h.DiscoveryMethod),
 		h.Schema, h.Version, errs, h.Generator, uint64(c.records), c.messages, c.invalid,
-		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail)
+		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail, meta.InputPart)
 }
 
 func opt(o aggregate.Opt) *string {
