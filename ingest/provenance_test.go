@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,11 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
@@ -169,5 +173,46 @@ func TestReportRowsNameTheirInputAndItsHash(t *testing.T) {
 	p = ingest.New(st, ingest.Options{Source: "file", MaxHashAhead: 100})
 	if out := p.Process(context.Background(), "big.eml", strings.NewReader(mail)); out.Status != ingest.Stored || st.metas[0].InputSHA256 != "" {
 		t.Errorf("an input over MaxHashAhead: %s, written with sha256 %q, want none", out.Status, st.metas[0].InputSHA256)
+	}
+}
+
+// TestEveryReportRowLeadsToTheMailItCameFrom ingests the corpus report mails
+// (aggregate, failure and TLS reports) from a Dovecot INBOX one at a time
+// (Concurrency 1: each mail streams from the server, read twice: hashed,
+// then parsed) and finds every report row naming its mail's IMAP URL and
+// SHA-256, as the inputs table does.
+func TestEveryReportRowLeadsToTheMailItCameFrom(t *testing.T) {
+	addr, user, pass := testenv.Dovecot(t)
+	st, conn := openStore(t)
+	c := imapTestClient(t, addr, user, pass)
+	appendMails(t, c, "INBOX", corpusMails(t, "email", "forensic", "smtp_tls")...)
+	p := ingest.New(st, ingest.Options{Source: "imap", Privacy: ingest.Privacy{Key: []byte("imap-test-key-0123456789")}})
+	src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "test", Address: addr, TLS: ingest.IMAPTLSNone,
+		Username: user, Password: pass, PollInterval: time.Second, Concurrency: 1}, p, testLogger())
+	if err := src.Once(context.Background(), func(ingest.Outcome) {}); err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	assertProvenance(t, conn)
+}
+
+// TestHashAheadKeepsMemoryFlat hashes a 32 MiB input ahead, as the S3 and
+// IMAP sources do before parsing: it allocates a copy buffer, not the input
+// (bound: 1 MiB).
+func TestHashAheadKeepsMemoryFlat(t *testing.T) {
+	p := ingest.New(&metaStore{}, ingest.Options{Source: "s3"})
+	const size = 32 << 20
+	src := &countingSource{chunk: bytes.Repeat([]byte("x"), 64<<10), limit: size}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h, err := p.HashAhead(src)
+	runtime.ReadMemStats(&after)
+	if err != nil || h.Size != size {
+		t.Fatalf("HashAhead: %+v, %v", h, err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("hashing %d MiB ahead allocated %d bytes", size>>20, alloc)
+	if alloc > 1<<20 {
+		t.Errorf("hashing %d MiB ahead allocated %d bytes, want under 1 MiB", size>>20, alloc)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/gen"
@@ -125,6 +127,14 @@ func TestEveryReportRowLeadsToTheObjectItCameFrom(t *testing.T) {
 		b.put(t, "incoming/"+strings.ReplaceAll(e.Path, "/", "+"), data)
 	}
 	once(t, newSource(t, b.config(), p))
+	assertProvenance(t, conn)
+}
+
+// assertProvenance checks that every row of the three report tables names
+// its input and that input's SHA-256, as its row in the inputs table does,
+// with the report's key among that row's report_keys.
+func assertProvenance(t *testing.T, conn clickhouse.Conn) {
+	t.Helper()
 	ctx := context.Background()
 	for _, table := range []string{"aggregate_reports", "failure_reports", "tlsrpt_reports"} {
 		var rows, unnamed, orphans uint64
