@@ -367,6 +367,10 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 			_, err := st.ReadinessPolicies(ctx, month, now)
 			return err
 		},
+		"ReadinessUnverifiedReasons": func(ctx context.Context, st *store.Store) error {
+			_, err := st.ReadinessUnverifiedReasons(ctx, month, now)
+			return err
+		},
 		"ReadinessSources": func(ctx context.Context, st *store.Store) error {
 			_, err := st.ReadinessSources(ctx, month, now)
 			return err
