@@ -41,4 +41,15 @@ type Outcome struct {
 	// stored.
 	Auth       string `json:"auth,omitempty"`
 	AuthDetail string `json:"auth_detail,omitempty"`
+	// Lenient lists what was read leniently rather than set aside: MIME
+	// header lines repaired (`part 2: header line "name=..." is not a
+	// field: read as a continuation of ...`) and misspelt report elements
+	// read as the container they are nearest to (`report X: <data_range>
+	// read as <date_range>`); absent when none were. Hostile bytes escaped.
+	Lenient []string `json:"lenient,omitempty"`
 }
+
+// maxLenientNotes bounds Outcome.Lenient (each source bounds its own notes
+// too: extract notes at most 16 repairs an input, aggregate 8 renames a
+// report).
+const maxLenientNotes = 32

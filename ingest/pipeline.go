@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,6 +161,8 @@ type payloadResult struct {
 	// firstInvalid is the reason of the first of them.
 	invalidRecords int
 	firstInvalid   string
+	// lenient: what of this payload was read leniently (Outcome.Lenient).
+	lenient []string
 }
 
 // DefaultMaxHashAhead is Options.MaxHashAhead when zero: 64 MiB, the
@@ -345,6 +348,11 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 	var firstInvalid, firstError, firstBadRecords *payloadResult
 	for i := range results {
 		r := &results[i]
+		for _, n := range r.lenient { // repairs are cumulative over an input's payloads
+			if len(o.Lenient) < maxLenientNotes && !slices.Contains(o.Lenient, n) {
+				o.Lenient = append(o.Lenient, n)
+			}
+		}
 		if o.Kind == "none" || (o.Kind != "aggregate" && r.status != Invalid) {
 			o.Kind = r.kind
 		}
@@ -469,6 +477,7 @@ func (p *Pipeline) payload(ctx context.Context, in input, pl *extract.Payload, a
 		return payloadResult{kind: "none", status: Invalid, code: parse.NotAReport,
 			reason: fmt.Sprintf("%sunknown payload kind %q", prefix(where), pl.Kind)}
 	}
+	res.lenient = slices.Concat(pl.Repairs, res.lenient)
 	return res
 }
 
@@ -531,6 +540,9 @@ func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload,
 	meta := p.meta(in, pl, res.auth)
 	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
 	p.observeStages("aggregate", clock)
+	for _, r := range dec.Renamed() {
+		res.lenient = append(res.lenient, fmt.Sprintf("report %s: <%s> read as <%s>", valid.Quote(hdr.ReportID, 64), r.Name, r.As))
+	}
 	if parseErr != nil {
 		return invalid(res, fmt.Errorf("report %s: %w", hdr.ReportID, parseErr))
 	}

@@ -239,6 +239,13 @@ func humanLine(o ingest.Outcome) string {
 		if o.Reason != "" {
 			s += " (also set aside: " + reason + ")"
 		}
+		if len(o.Lenient) > 0 {
+			s += fmt.Sprintf(" (read leniently: %s", valid.Printable(o.Lenient[0]))
+			if len(o.Lenient) > 1 {
+				s += fmt.Sprintf("; %d more in --json", len(o.Lenient)-1)
+			}
+			s += ")"
+		}
 		if o.Auth == ingest.AuthFail {
 			s += "; mail failed authentication (" + valid.Printable(o.AuthDetail) + "): left out of readiness"
 		}
