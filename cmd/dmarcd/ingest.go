@@ -91,7 +91,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 			}
 		}()
 	}
-	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al, TLSRPT: daemon.LimitsFrom(cfg).TLSRPT,
+	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al, TLSRPT: daemon.LimitsFrom(cfg).TLSRPT, MaxHashAhead: daemon.LimitsFrom(cfg).HashAhead,
 		OwnedDomains: cfg.Owned(), Logger: log, Observer: m, Verifier: daemon.ReportVerifier(cfg, log),
 		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
 

@@ -148,6 +148,7 @@ type Limits struct {
 	MaxHeaderBytes       Size  `yaml:"max_header_bytes"`        // size of one header block
 	MaxTLSRPTBytes       Size  `yaml:"max_tlsrpt_bytes"`        // one TLS report's JSON
 	MaxTLSRPTFailureRows int   `yaml:"max_tlsrpt_failure_rows"` // failure-details rows of one TLS report
+	HashAheadBytes       Size  `yaml:"hash_ahead_bytes"`        // largest input hashed before parsing (provenance in its rows)
 }
 
 // Log configures log/slog output.
@@ -253,7 +254,7 @@ func (c Config) Validate() error {
 		{"limits.max_decompression_ratio", l.MaxDecompressionRate}, {"limits.max_containers", int64(l.MaxContainers)},
 		{"limits.max_mime_parts", int64(l.MaxMIMEParts)}, {"limits.max_header_fields", int64(l.MaxHeaderFields)},
 		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)}, {"limits.max_tlsrpt_bytes", int64(l.MaxTLSRPTBytes)},
-		{"limits.max_tlsrpt_failure_rows", int64(l.MaxTLSRPTFailureRows)}} {
+		{"limits.max_tlsrpt_failure_rows", int64(l.MaxTLSRPTFailureRows)}, {"limits.hash_ahead_bytes", int64(l.HashAheadBytes)}} {
 		if kv.v < 0 { // 0: the parser's default
 			ps.add(kv.key, "must not be negative, got %d", kv.v)
 		}

@@ -450,6 +450,7 @@ func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier 
 		Extract:      lim.Extract,
 		Aggregate:    lim.Aggregate,
 		TLSRPT:       lim.TLSRPT,
+		MaxHashAhead: lim.HashAhead,
 		OwnedDomains: cfg.Owned(),
 		Privacy:      ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies},
 		Observer:     d.metrics,

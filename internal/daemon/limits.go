@@ -14,6 +14,8 @@ type Limits struct {
 	Extract   extract.Limits
 	Aggregate aggregate.Limits
 	TLSRPT    tlsrpt.Limits
+	// HashAhead is ingest.Options.MaxHashAhead (0: its default).
+	HashAhead int64
 }
 
 // LimitsFrom returns the parsers' limits for c.
@@ -44,5 +46,6 @@ func LimitsFrom(c config.Config) Limits {
 			MaxBytes:       int64(l.MaxTLSRPTBytes),
 			MaxFailureRows: l.MaxTLSRPTFailureRows,
 		},
+		HashAhead: int64(l.HashAheadBytes),
 	}
 }

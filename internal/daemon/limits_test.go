@@ -25,6 +25,7 @@ func TestEveryReadingLimitOfTheConfigReachesItsParser(t *testing.T) {
   max_header_bytes: 9KiB
   max_tlsrpt_bytes: 10KiB
   max_tlsrpt_failure_rows: 11
+  hash_ahead_bytes: 12KiB
 `
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -37,8 +38,8 @@ func TestEveryReadingLimitOfTheConfigReachesItsParser(t *testing.T) {
 	l := LimitsFrom(c)
 	got := []int64{int64(l.Aggregate.MaxTokenBytes), int64(l.Aggregate.MaxValueBytes), int64(l.Aggregate.MaxHeaderBytes),
 		int64(l.Aggregate.MaxResults), l.Extract.MaxRatio, int64(l.Extract.MaxContainers), int64(l.Extract.MaxParts),
-		int64(l.Extract.MaxHeaderFields), l.Extract.MaxHeaderBytes, l.TLSRPT.MaxBytes, int64(l.TLSRPT.MaxFailureRows)}
-	want := []int64{1 << 10, 2 << 10, 3 << 10, 4, 5, 6, 7, 8, 9 << 10, 10 << 10, 11}
+		int64(l.Extract.MaxHeaderFields), l.Extract.MaxHeaderBytes, l.TLSRPT.MaxBytes, int64(l.TLSRPT.MaxFailureRows), l.HashAhead}
+	want := []int64{1 << 10, 2 << 10, 3 << 10, 4, 5, 6, 7, 8, 9 << 10, 10 << 10, 11, 12 << 10}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("limit %d: got %d, want %d (all: %v)", i, got[i], want[i], got)
