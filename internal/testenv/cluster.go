@@ -65,9 +65,11 @@ type clusterStart struct {
 // clickhouse-server on loopback, scripts/clickhouse-cluster.sh) is started
 // once per test binary and layout, and stopped when the binary exits. The
 // database is dropped when the test ends, unless it failed. Without the
-// servers the test fails when CI=true and is skipped otherwise.
+// servers the test fails when CI=true and is skipped otherwise; under -short
+// it is skipped.
 func ClickHouseCluster(t testing.TB, layout string) ClusterDB {
 	t.Helper()
+	skipShort(t, "a ClickHouse cluster")
 	c, err := cluster(layout)
 	if err != nil {
 		unavailable(t, "clickhouse cluster: "+err.Error()+

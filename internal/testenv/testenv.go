@@ -8,7 +8,9 @@
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
 // When a server cannot be had, tests fail if the environment variable CI is
-// "true" and skip with the reason otherwise.
+// "true" and skip with the reason otherwise. Under -short (make test-unit)
+// no server is started or used: every test that needs one is skipped, CI or
+// not.
 package testenv
 
 import (
@@ -78,6 +80,15 @@ func CorpusDir(t testing.TB) string {
 	return corpus.Dir(t)
 }
 
+// skipShort skips the test under -short, which starts no server: what
+// names the server the test needs.
+func skipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs " + what + " (skipped with -short, which starts no server)")
+	}
+}
+
 func unavailable(t testing.TB, msg string) {
 	t.Helper()
 	if InCI() {
@@ -122,8 +133,10 @@ func Main(m *testing.M) {
 //
 // The server is the one at DMARCD_TEST_CLICKHOUSE_ADDR, or else one that
 // scripts/clickhouse.sh starts once per test binary (stopped by Main).
+// Under -short the test is skipped.
 func ClickHouse(t testing.TB) (dsn string) {
 	t.Helper()
+	skipShort(t, "a ClickHouse server")
 	addr, err := clickHouseAddr(t)
 	if err != nil {
 		unavailable(t, "clickhouse: "+err.Error()+

@@ -24,7 +24,7 @@ const EnvS3Endpoint = "DMARCD_TEST_S3_ENDPOINT"
 // a cache folder, which takes minutes.
 //
 // When the server cannot be had the test fails if CI=true and is skipped
-// otherwise.
+// otherwise; under -short it is skipped.
 func S3(t testing.TB) (endpoint, accessKey, secretKey string) {
 	t.Helper()
 	return s3Server(t, "")
@@ -38,6 +38,7 @@ func S3WithWebhook(t testing.TB, webhookURL string) (endpoint, accessKey, secret
 
 func s3Server(t testing.TB, webhook string) (endpoint, accessKey, secretKey string) {
 	t.Helper()
+	skipShort(t, "an S3 server")
 	root := ModuleRoot()
 	if root == "" {
 		unavailable(t, "versitygw: module root (go.mod) not found, so scripts/versitygw.sh is not either")
