@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,37 +468,47 @@ func TestClusterReplicaStoppedAndRestartedLosesNothing(t *testing.T) {
 // gets from the vanishing table (UNKNOWN_TABLE, TABLE_IS_DROPPED, its
 // metadata file not found), the waiter polls again and claims in turn; it
 // is never the report's error (CI once failed a report with "Table is
-// dropped" here).
+// dropped" here). The race runs until both sides did their share (claims
+// taken, claims dropped by the other writer), not for a time: a deadline
+// on the context could cut a read short with an i/o timeout seen before
+// the context says it is done.
 func TestClaimReadRacingItsDropIsNotAnError(t *testing.T) {
 	defer func(d time.Duration) { claimPoll = d }(claimPoll)
 	claimPoll = time.Millisecond // many reads, some of them meeting a drop
 	s, _ := open(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const key = "racing-drop"
+	const enough = 100 // claims taken and dropped by each side
 	name := claimTable(key)
+	var drops atomic.Int64
 	done := make(chan struct{})
 	go func() { // another writer, taking and dropping the claim in a loop
 		defer close(done)
 		for ctx.Err() == nil {
 			if s.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime) ENGINE = Memory") == nil {
 				s.conn.Exec(ctx, "INSERT INTO "+name+" SELECT now()")
-				s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+name)
+				if s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+name) == nil {
+					drops.Add(1)
+				}
 			}
 		}
 	}()
+	start := time.Now()
 	claims := 0
-	for ctx.Err() == nil {
+	for claims < enough || drops.Load() < enough {
+		if time.Since(start) > 5*time.Minute { // a failure bound only
+			t.Fatalf("after %v only %d claims taken and %d dropped by the other writer, want %d each",
+				time.Since(start).Round(time.Second), claims, drops.Load(), enough)
+		}
 		release, err := s.claim(ctx, key)
 		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
 			t.Fatalf("after %d claims: %v", claims, err)
 		}
 		release()
 		claims++
 	}
+	cancel()
 	<-done
-	t.Logf("%d claims taken while another writer took and dropped it", claims)
+	t.Logf("%d claims taken while another writer took and dropped it %d times", claims, drops.Load())
 }
