@@ -177,9 +177,10 @@ type failureAlign struct {
 }
 
 // failureAlignment recomputes DKIM and SPF alignment from what the report
-// asserts (RFC 7489 §3.1; standards digest §3.5: not from
-// Identity-Alignment). Only a pass in the report's Authentication-Results
-// fields (RFC 6591 §3.1) counts; with no pass found, nothing is aligned.
+// asserts (RFC 7489 §3.1), not from Identity-Alignment, whose meaning differs
+// between RFC 6591 §3.1 and RFC 9991 (docs/standards.md §3.5). Only a pass in
+// the report's Authentication-Results fields (RFC 6591 §3.1) counts; with no
+// pass found, nothing is aligned.
 //
 // DKIM: each domain of DKIM-Domain (some generators list several) that
 // Authentication-Results show as dkim=pass, with header.d (or the domain of
@@ -258,7 +259,7 @@ type authResult struct {
 
 // parseAuthResults reads the method results of one Authentication-Results
 // value, leniently: the authserv-id may be missing (as some failure report
-// generators do, standards digest §3.8), results may be separated by
+// generators do, docs/standards.md §3.8), results may be separated by
 // white space only, comments are dropped. A "key=value" token whose key has
 // no '.' (and is not "reason") starts a result; "ptype.property=value"
 // tokens belong to the result before them.

@@ -41,8 +41,8 @@ const (
 // report. The window's conditions (date_begin, report_key) apply to those
 // rows as to the records.
 //
-// ClickHouse 18.16 note (found by trying): a lambda whose body combines an
-// outer column with other expressions fails with "Unknown identifier", so
+// ClickHouse 18.16 rejects a lambda whose body combines an outer column
+// with other expressions ("Unknown identifier"), so
 // outer columns go into lambdas as arrays (arrayResize([col], length(arr)))
 // and the set lookup (hasAny) stays outside the lambda.
 //

@@ -18,9 +18,9 @@ import (
 )
 
 // The rollup (migrations/0007_rollups.sql): aggregate_records summed per
-// (policy_domain, date_begin, header_from, org_name) (by_source = 0; the
-// per-source grain by_source = 1 is no longer written: aggregate_sources
-// answers per-source questions, and a rebuild drops old rows), plus one
+// (policy_domain, date_begin, header_from, org_name) (by_source = 0; no
+// per-source rows, by_source = 1, are written: aggregate_sources answers
+// per-source questions, and a rebuild drops any such rows), plus one
 // marker row per report (report_key set, report_count = 1), plus the known
 // selectors (by_source = 2, rollupSelectorsSelect): one row per report and
 // DKIM "d=/selector" pass, what ReadinessKnownSelectors reads. The writer adds a
@@ -125,8 +125,8 @@ GROUP BY report_key`
 // per (policy_domain, date_begin, header_from, header_from_org, source_ip,
 // sourcesOutcome) (by_source = 1), plus one marker row per report
 // (by_source = 0, report_key set, report_count = 1). Its grain without IP
-// (by_source = 0, empty report_key) is no longer written: aggregate_outcomes
-// has it, with the sources' sketch.
+// (by_source = 0, empty report_key) is not written: aggregate_outcomes holds
+// it, with the sources' sketch.
 const sourcesOutcome = `dmarc_pass, dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict,
 	override_types, dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results`
 

@@ -15,7 +15,7 @@ import (
 // Records the number of policies and Messages the sum of their successful
 // and failed sessions, for a duplicate too.
 //
-// The protocol (design.md, "Exactly once"), serialized per key in this
+// The protocol (docs/schema.md, "Exactly once"), serialized per key in this
 // process:
 //   - a report row with the key exists: duplicate, nothing is written;
 //   - each child table that has no row with the key gets all of the

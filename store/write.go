@@ -84,8 +84,8 @@ type WriteResult struct {
 // and io.EOF at the end; WriteAggregate always drains it, also for a
 // duplicate, so Records and Messages are the report's counts either way.
 //
-// The protocol (design.md, "Exactly once"), serialized per report key in this
-// process:
+// The protocol (docs/schema.md, "Exactly once"), serialized per report key in
+// this process:
 //   - a report row with the key exists: duplicate, nothing is written;
 //   - records with the key exist but no report row (a crash between the two
 //     steps): the records are kept, only the report row is written;
@@ -105,7 +105,8 @@ type WriteResult struct {
 //
 // All records of a report carry the report's date_begin, so they fall in one
 // monthly partition. Two processes writing the same report at the same moment
-// are not covered (see design.md).
+// are not covered here: docs/cluster.md, "Exactly once in a cluster", says
+// how a claim serializes them.
 //
 // An error caused by the report itself, which every retry would meet again
 // (ClickHouse refused one of its values: see refused.go), carries

@@ -13,7 +13,7 @@
 // two) and span 1, 7 and 30 days, by the reports' date_begin (the failure
 // reports' Arrival-Date).
 //
-// Labels are bounded (design.md): domain is what the labeler given to
+// Labels are bounded (docs/dashboards.md): domain is what the labeler given to
 // SetDomains says (the daemon's: an owned domain, subdomains summed into it
 // and every other domain summed as "other", so that forged domains cannot
 // push an owned one out; metrics.Domains), or without one, one of the

@@ -15,8 +15,9 @@ import (
 )
 
 // This file writes reports the way each receiver does: the XML quirks of
-// §1.6 of the standards digest, the containers and MIME structures of §2.1
-// and §2.2, copied from real mails (mox testdata/dmarc-reports, the corpus).
+// docs/standards.md §1.6, the containers and MIME structures of §2.1 and §2.2
+// (RFC 7489 §7.2.1.1), copied from real mails (mox testdata/dmarc-reports, the
+// corpus).
 
 // xmlWriter writes indented XML with a receiver's indentation and line ends.
 type xmlWriter struct {

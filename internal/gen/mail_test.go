@@ -141,8 +141,8 @@ func orgDomain(d string) string {
 	return o
 }
 
-// recompute derives alignment from a report's raw auth_results (§4.5 of the
-// standards digest), independently of the generator's intent.
+// recompute derives alignment from a report's raw auth_results (RFC 7489
+// §3.1, docs/standards.md §4.5), independently of the generator's intent.
 func recompute(fb *feedback) map[string]DomainTruth {
 	out := map[string]DomainTruth{}
 	for _, r := range fb.Records {

@@ -1,11 +1,11 @@
 // Package metrics holds dmarcd's Prometheus metrics: the daemon's own health
-// (prefix dmarcd_) and the DMARC facts counted at ingest time (prefix
-// dmarc_). Labels are bounded (design.md): policy domains are the owned
+// (prefix dmarcd_) and the DMARC facts counted at ingest time (prefix dmarc_).
+// Labels are bounded (docs/dashboards.md): policy domains are the owned
 // domains (others count as "other"; with every domain accepted, the first
-// MaxDomains seen: see Domains), values taken from reports are printable
-// and at most MaxLabelBytes long (LabelValue), and result words come from
-// closed sets (unknown words count as "other"). Never an IP, a selector or
-// a report ID.
+// MaxDomains seen: see Domains), values taken from reports are printable and
+// at most MaxLabelBytes long (LabelValue), and result words come from closed
+// sets (unknown words count as "other"). Never an IP, a selector or a report
+// ID.
 package metrics
 
 import (

@@ -17,7 +17,7 @@ import (
 // The builder is the semantic half of both decoders: it turns a stream of
 // XML events (start element, character data, end element) into a Header and
 // Records. The tokenizers (the encoding/xml reference and the fast scanner)
-// only do XML; everything the standards digest §6.3–§6.5 asks of values
+// only do XML; everything docs/standards.md §6.3–§6.5 asks of values
 // happens here, once, so the two decoders can differ only in XML handling.
 
 // kind is what an open element inside <feedback> means.
@@ -101,8 +101,8 @@ var kindName = [kCount_]string{kVersion: "version", kOrgName: "org_name", kEmail
 	kSPFDomain: "domain", kSPFScope: "scope", kSPFResult: "result", kSPFHuman: "human_result"}
 
 // child returns the kind of an element with the given local name under parent.
-// Elements are matched by local name in any namespace (digest §1.7, §6.3 item
-// 20); a misspelt container name by the rule of names.go.
+// Elements are matched by local name in any namespace (docs/standards.md §1.7,
+// §6.3 item 20); a misspelt container name by the rule of names.go.
 func (b *builder) child(parent kind, local []byte) kind {
 	switch parent {
 	case kFeedback:
@@ -339,7 +339,7 @@ func (b *builder) start(local []byte, space string) error {
 	if b.state != fbIn {
 		if b.state == fbBefore && string(local) == "feedback" {
 			// The first feedback element, wherever it is (IKEA's unclosed
-			// xs:schema wrapper, digest §6.3 item 19).
+			// xs:schema wrapper, docs/standards.md §6.3 item 19).
 			b.state = fbIn
 			b.fbOff = b.off
 			b.rebound()
@@ -519,7 +519,8 @@ func (b *builder) end() error {
 	case kRecord:
 		return b.finishRecord()
 	case kReason:
-		// An override reason with an empty type is dropped (digest §6.3 item 24).
+		// An override reason with an empty type is dropped (docs/standards.md
+		// §6.3 item 24).
 		if b.reason.Type != "" {
 			b.rsns = append(b.rsns, b.reason)
 		}
@@ -627,8 +628,8 @@ func (b *builder) leaf(k kind, raw []byte) {
 	}
 }
 
-// lower returns v lower-cased (enumerations: digest §6.3 item 25; unknown
-// values are kept, lower-cased).
+// lower returns v lower-cased (enumerations: docs/standards.md §6.3 item 25;
+// unknown values are kept, lower-cased).
 func (b *builder) lower(v []byte) string {
 	switch string(v) { // the usual values, already lower-case
 	case "pass":
@@ -688,7 +689,8 @@ func (b *builder) finishRecord() error {
 		invalid = append(invalid, "source_ip "+valid.Quote(raw, quoteMax)+": not an IP address")
 		r.SourceIP = valid.Truncate(raw, quoteMax)
 	} else {
-		// RFC 9990 §3.1.1.8; digest §6.4 item 35: canonical form, IPv4-mapped unmapped.
+		// RFC 9990 §3.1.1.8; docs/standards.md §6.4 item 35: canonical form,
+		// IPv4-mapped unmapped.
 		var tmp [48]byte
 		out := ip.Unmap().AppendTo(tmp[:0])
 		if string(out) != raw {
@@ -730,9 +732,10 @@ func (b *builder) finishRecord() error {
 const quoteMax = 64
 
 // checkCount sets the record's count. A count that is not a non-negative
-// integer sets the record aside (digest §6.4 item 36); a count over MaxCount,
-// or one that makes the report's total overflow, is a forgery that would
-// falsify every sum the report enters, and ends the report (invalid_value).
+// integer sets the record aside (docs/standards.md §6.4 item 36); a count over
+// MaxCount, or one that makes the report's total overflow, is a forgery that
+// would falsify every sum the report enters, and ends the report
+// (invalid_value).
 func (b *builder) checkCount(r *Record, invalid []string) ([]string, error) {
 	n, ok := parseCount(b.count)
 	if !ok && isDigits(b.count) {
@@ -899,7 +902,7 @@ func isDigits(v []byte) bool {
 
 // parseEpoch parses seconds since the epoch (RFC 7489 App. C, RFC 9990
 // §3.1.1.4). Surrounding whitespace is already trimmed; a fractional part
-// ("1538204542.0") is truncated (digest §6.5 item 41).
+// ("1538204542.0") is truncated (docs/standards.md §6.5 item 41).
 func parseEpoch(v []byte) (int64, bool) {
 	i := bytes.IndexByte(v, '.')
 	if i >= 0 {
@@ -933,8 +936,8 @@ func (b *builder) finalize() {
 	if b.ns9990 {
 		h.Schema = SchemaRFC9990
 	}
-	// Digest §6.4: policy_published/domain is the one field a report cannot
-	// be stored without; begin and end make up its identity.
+	// docs/standards.md §6.4: policy_published/domain is the one field a
+	// report cannot be stored without; begin and end make up its identity.
 	switch {
 	case !b.policySeen:
 		b.hdrErr = parse.Errorf(parse.MissingField, "no policy_published element")
@@ -995,7 +998,7 @@ func (b *builder) checkHeader(h *Header) error {
 // are accepted: RFC 9990's own sample report (Appendix B) is dated
 // 1979-08-07, and ClickHouse's DateTime stores such a date exactly. What the
 // window is for still holds: no date past ClickHouse's 2106, none more than a
-// week ahead, end not before begin (digest §6.5 item 39).
+// week ahead, end not before begin (docs/standards.md §6.5 item 39).
 func dateWindow(begin, end, now time.Time) error {
 	const what = "report_metadata/date_range"
 	if end.Before(begin) {

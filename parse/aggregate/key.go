@@ -8,11 +8,12 @@ import (
 )
 
 // Key returns the identity of a report: the hex SHA-256 of the normalised
-// tuple (reporter, report_id, policy domain, begin, end), the fields a
-// re-sent or duplicated report shares (digest §6.6 item 44; RFC 9990 §3.5.2).
+// tuple (reporter, report_id, policy domain, begin, end), the fields a re-sent
+// or duplicated report shares (docs/standards.md §6.6 item 44; RFC 9990
+// §3.5.2).
 //
 //   - reporter: org_name trimmed and lower-cased, or the domain of the email
-//     address when org_name is empty (digest §6.4 item 28);
+//     address when org_name is empty (docs/standards.md §6.4 item 28);
 //   - report_id trimmed;
 //   - policy domain lower-cased without a trailing dot;
 //   - begin and end as decimal seconds since the epoch.

@@ -7,9 +7,9 @@ import (
 // Misspelt container names. Reporters misspell element names: a Japanese
 // carrier writes <data_range> for <date_range>, others <identities> for
 // <identifiers> (parsedmarc accepts both). An unknown element is otherwise
-// ignored with all it contains (RFC 9990 §3.2, digest §6.3 item 22), which
-// turns one typo into a rejected report (date_range/begin missing) or
-// records without a header_from. The rule, for both decoders (it lives in
+// ignored with all it contains (RFC 9990 §3.2, docs/standards.md §6.3 item
+// 22), which turns one typo into a rejected report (date_range/begin missing)
+// or records without a header_from. The rule, for both decoders (it lives in
 // the builder they share):
 //
 //   - Which elements: only the container elements of at least

@@ -16,7 +16,7 @@ import (
 
 // refTokenizer is the reference decoder's XML half: encoding/xml's Token
 // (which checks well-formedness and matches end tags) feeding the builder.
-// It is simple and slow (design.md: about 100,000 records/s); the fast
+// It is simple and slow (docs/benchmarks.md: about 63,000 records/s); the fast
 // scanner is checked against it by FuzzDecoderAgrees.
 //
 // encoding/xml reads a whole token into memory, so it reads through a
@@ -106,10 +106,10 @@ func tokenKind(tok xml.Token) string {
 	return "directive"
 }
 
-// charsetReader decodes a declared encoding (digest §6.3 item 16). Labels
-// naming UTF-8 read the input unchanged, so invalid UTF-8 stays an error. An
-// encoding declared anywhere but at the start of the document is refused:
-// a decoder cannot switch encodings after it has handed out values.
+// charsetReader decodes a declared encoding (docs/standards.md §6.3 item 16).
+// Labels naming UTF-8 read the input unchanged, so invalid UTF-8 stays an
+// error. An encoding declared anywhere but at the start of the document is
+// refused: a decoder cannot switch encodings after it has handed out values.
 func (t *refTokenizer) charsetReader(label string, in io.Reader) (io.Reader, error) {
 	if isUTF8Label(label) {
 		return in, nil

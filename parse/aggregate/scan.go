@@ -1034,8 +1034,8 @@ func (s *scanner) cdata(b *builder, raw []byte, size int) error {
 }
 
 // directive scans <!...> to its end exactly as encoding/xml does (quotes,
-// nested <...> and comments), then refuses it: a DOCTYPE may declare
-// entities, and none is ever expanded (RFC 9990 §8.1; digest §6.3 item 21).
+// nested <...> and comments), then refuses it: a DOCTYPE may declare entities,
+// and none is ever expanded (RFC 9990 §8.1; docs/standards.md §6.3 item 21).
 func (s *scanner) directive(data []byte) error {
 	i := 3 // data[2], the first byte, is taken without a look
 	var inquote byte

@@ -28,7 +28,7 @@ type Opt struct {
 // Header is everything of a report except its records.
 type Header struct {
 	Schema           string // SchemaRFC7489 or SchemaRFC9990
-	Version          string // informational only (§1.1 of the standards digest)
+	Version          string // informational only (docs/standards.md §1.1)
 	OrgName          string // trimmed
 	Email            string
 	ExtraContactInfo string

@@ -3,8 +3,8 @@
 // strict rules, so dmarcd never copies the reporter's verdict.
 //
 // Organizational Domains follow RFC 7489 §3.2 with the Public Suffix List
-// compiled into golang.org/x/net/publicsuffix, ICANN section only (§4.2 of the
-// standards digest): a private suffix such as blogspot.com does not make
+// compiled into golang.org/x/net/publicsuffix, ICANN section only
+// (docs/standards.md §4.2): a private suffix such as blogspot.com does not make
 // x.blogspot.com its own organizational domain.
 package align
 
@@ -163,7 +163,8 @@ type Flags struct {
 	DMARCPass          bool // aligned DKIM or aligned SPF under the published adkim/aspf
 }
 
-// Evaluate computes Flags for one record (standards digest §4.5): only a
+// Evaluate computes Flags for one record (RFC 7489 §3.1, docs/standards.md
+// §4.5): only a
 // "pass" counts; SPF results with scope "helo" are excluded (RFC 7489 §4.1,
 // only the MAIL FROM identity counts); dmarc_pass uses the published modes.
 func Evaluate(headerFrom string, dkim, spf []Auth, adkim, aspf Mode) Flags {

@@ -19,7 +19,7 @@ import (
 
 // gzip decompresses the gzip stream in br (RFC 1952) and sniffs what it holds:
 // a report, or another container (gzip-in-gzip is seen in the wild,
-// dmarc-standards.md §2.2). The output is streamed, never buffered.
+// docs/standards.md §2.2). The output is streamed, never buffered.
 func (w *walker) gzip(br *bufio.Reader, n node) error {
 	if !w.enter(n, "gzip") || !w.open(n, "gzip stream") {
 		return nil
@@ -46,7 +46,7 @@ func (w *walker) gzip(br *bufio.Reader, n node) error {
 
 // gzipStream reads a gzip file member by member. Multistream mode is off so
 // that bytes after the last member are tolerated (Mimecast appends "\r\n",
-// dmarc-standards.md §2.2 and §6.2 item 9); a following member is recognised by
+// docs/standards.md §2.2 and §6.2 item 9); a following member is recognised by
 // its magic bytes and read on.
 type gzipStream struct {
 	src  *bufio.Reader

@@ -3,7 +3,7 @@
 // (RFC 1952) or a zip archive, nested in any order. Detection is by sniffing
 // bytes, never by declared media type or file name (RFC 7489 §7.2.1.1 and
 // RFC 9990 §3.5.2 prescribe types that real senders do not follow; see
-// dmarc-standards.md §2.2 and §6.1), and every container is opened within
+// docs/standards.md §2.2 and §6.1), and every container is opened within
 // Limits.
 //
 // Decompressed payloads are streamed to the caller: a gzip-compressed report

@@ -67,7 +67,7 @@ func (w *walker) email(m []byte, n node) error {
 
 // entity walks one MIME entity: a multipart is walked part by part (RFC 2046
 // §5.1), an embedded message/rfc822 is walked as an email (forwards,
-// dmarc-standards.md §6.1 item 3), other leaves are transfer-decoded and
+// docs/standards.md §6.1 item 3), other leaves are transfer-decoded and
 // sniffed, whatever their declared type (§6.1 item 5), except HTML and
 // report metadata parts, which never carry a report (§6.1 item 4).
 func (w *walker) entity(hdr textproto.Header, body io.Reader, n node, num string, parts *[]string) error {

@@ -23,7 +23,7 @@ const maxDepth = 8
 // originalTypes are the media types of the part carrying the original
 // message: RFC 5965 §2 d and RFC 6591 §3.1 name message/rfc822 and
 // text/rfc822-headers, RFC 6532 §3.7 and §3.5 their internationalised forms;
-// the others are misspellings seen in the wild (digest §3.8).
+// the others are misspellings seen in the wild (docs/standards.md §3.8).
 var originalTypes = map[string]bool{
 	"message/rfc822":          true,
 	"text/rfc822-headers":     true,
@@ -312,7 +312,8 @@ func (rep *Report) setFields(m fieldMap) {
 }
 
 // sourceIP returns the first token of a Source-IP value, canonical when it is
-// an IP address: OpenDMARC appends a comment with the host name (digest §3.8).
+// an IP address: OpenDMARC appends a comment with the host name
+// (docs/standards.md §3.8).
 func sourceIP(v string) string {
 	f := strings.Fields(v)
 	if len(f) == 0 {

@@ -1,8 +1,8 @@
 // Package failure parses DMARC failure ("forensic", ruf) reports: Abuse
 // Reporting Format messages (RFC 5965) of feedback type auth-failure
 // (RFC 6591) as DMARC uses them (RFC 7489 §7.3, RFC 9991), and the plain-text
-// failure notices some gateways send instead (Exim/cPanel, standards digest
-// §3.8).
+// failure notices some gateways send instead (Exim/cPanel,
+// docs/standards.md §3.8).
 //
 // Parse takes the whole report email and returns a Report: the fields of its
 // message/feedback-report part and the header of the original message from
@@ -38,8 +38,8 @@ type Header struct {
 
 // Original is what the report carries of the message that failed: the third
 // MIME part, text/rfc822-headers or message/rfc822 (RFC 5965 §2 d, RFC 6591
-// §3.1) or a variant media type (digest §3.8), or for a non-ARF notice the
-// header block copied into its text.
+// §3.1) or a variant media type (docs/standards.md §3.8), or for a non-ARF
+// notice the header block copied into its text.
 type Original struct {
 	From       string   // addr-spec of the first From address (the raw value when it does not parse)
 	FromDomain string   // domain of From, lower-cased: the RFC5322.From (Author) Domain
@@ -63,7 +63,7 @@ type Original struct {
 type Report struct {
 	FeedbackType string // Feedback-Type, lower-cased: auth-failure for DMARC (RFC 6591 §3.1)
 	UserAgent    string
-	Version      string // raw: "1", and "1.0" from some generators (digest §3.8)
+	Version      string // raw: "1", and "1.0" from some generators (docs/standards.md §3.8)
 
 	// ARF is false for a plain-text DMARC failure notice that has no
 	// message/feedback-report part; such a report has only what could be
@@ -99,7 +99,7 @@ type Report struct {
 	// IdentityAlignment holds the raw tokens of Identity-Alignment. RFC 7489
 	// §7.3.1 lists the methods that produced an aligned identity, RFC 9991 §4
 	// the methods that failed to: a value cannot say which was meant
-	// (digest §3.5), so it is not interpreted here.
+	// (docs/standards.md §3.5), so it is not interpreted here.
 	IdentityAlignment []string
 
 	Original Original

@@ -148,7 +148,7 @@ func decodePolicy(raw json.RawMessage) (Policy, error) {
 	p.Domain = domain(p.Domain)
 	mx := pol["mx-host"]
 	if mx == nil {
-		mx = pol["mx-host-pattern"] // the name parsedmarc reads (digest §5.4)
+		mx = pol["mx-host-pattern"] // the name parsedmarc reads (docs/standards.md §5.4)
 	}
 	if p.MXHosts, err = strs(mx, true); err != nil {
 		return p, fmt.Errorf("mx-host: %w", err)

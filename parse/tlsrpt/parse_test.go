@@ -165,7 +165,7 @@ func TestMissingContactInfoAndSparseFailureDetailsAccepted(t *testing.T) {
 	}
 }
 
-// deviant holds every known deviation at once (digest §5.4, §6.8).
+// deviant holds every known deviation at once (docs/standards.md §5.4, §6.8).
 const deviant = `{
  "organization-name": " Example Org ",
  "date-range": {"start-datetime": "2024-01-02T00:00:00", "end-datetime": "2024-01-02T23:59:59.999"},

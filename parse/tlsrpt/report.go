@@ -2,7 +2,7 @@
 //
 // Parse takes the decompressed JSON (finding it in a message and gunzipping
 // it is the job of package extract) and returns a Report. It accepts the
-// deviations seen in real reports (see the standards digest §5.4, §6.8):
+// deviations seen in real reports (see docs/standards.md §5.4, §6.8):
 // date-times without an offset (taken as UTC) or with fractional seconds,
 // "mx-host" as a string or an array and its "mx-host-pattern" spelling,
 // "additional-information" or "additional-info-uri", counts given as strings,
