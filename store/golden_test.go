@@ -1,0 +1,464 @@
+package store
+
+// Golden tests of the SQL the store renders: every migration for a single
+// server and for a cluster, and the statements built at run time (staging
+// and rollup DDL, the rollup's INSERT ... SELECTs, rebuild, prune, claims,
+// and the read queries with their {window} substitutions), each from fixed
+// inputs. No server: migrations render from their templates, and the rest
+// is recorded by goldenConn, a connection that answers every statement with
+// scripted rows. Run `go test ./store/ -run Golden -update` to rewrite
+// testdata/golden/ after an intended change, and review the diff.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
+
+// goldenDir holds the golden files.
+const goldenDir = "testdata/golden"
+
+// Fixed inputs of the rendered statements.
+const (
+	goldenDatabase = "dmarc"
+	goldenCluster  = "dmarc_cluster"
+	goldenDomain   = "example.com"
+	goldenKey      = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+)
+
+var (
+	goldenSince = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	goldenUntil = time.Date(2026, 11, 8, 0, 0, 0, 0, time.UTC)
+)
+
+// goldenRandom matches the random parts of table names (staging tables,
+// taken-over claims), which goldenSQL replaces by a fixed placeholder.
+var goldenRandom = regexp.MustCompile(`(` + stagingPrefix + `(?:rollup_)?)[0-9a-f]{16}|(_stale_)[0-9a-f]{8}`)
+
+// goldenStmt is one statement sent to goldenConn.
+type goldenStmt struct {
+	call, sql string
+	args      []any
+}
+
+// goldenLog is what the connections of a golden store received, in order.
+type goldenLog struct {
+	mu    sync.Mutex
+	stmts []goldenStmt
+}
+
+// goldenConn records the statements a Store sends and answers them without
+// a server: Exec succeeds, Query returns the rows that answer gives for the
+// statement (none by default), QueryRow scans nothing (its destinations keep
+// their zero values), PrepareBatch fails. In cluster mode each shard has
+// one, labelled "shard N".
+type goldenConn struct {
+	driver.Conn
+	answer func(q string, args []any) [][]any
+	label  string
+	log    *goldenLog
+}
+
+func (c *goldenConn) record(call, q string, args []any) {
+	if c.label != "" {
+		call = c.label + " " + call
+	}
+	c.log.mu.Lock()
+	defer c.log.mu.Unlock()
+	c.log.stmts = append(c.log.stmts, goldenStmt{call, q, args})
+}
+
+func (c *goldenConn) Exec(ctx context.Context, q string, args ...any) error {
+	c.record("Exec", q, args)
+	return nil
+}
+
+func (c *goldenConn) Query(ctx context.Context, q string, args ...any) (driver.Rows, error) {
+	c.record("Query", q, args)
+	var rows [][]any
+	if c.answer != nil {
+		rows = c.answer(q, args)
+	}
+	return &goldenRows{rows: rows}, nil
+}
+
+func (c *goldenConn) QueryRow(ctx context.Context, q string, args ...any) driver.Row {
+	c.record("QueryRow", q, args)
+	return goldenRow{}
+}
+
+func (c *goldenConn) PrepareBatch(ctx context.Context, q string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	c.record("PrepareBatch", q, nil)
+	return nil, fmt.Errorf("goldenConn: no batches")
+}
+
+// goldenRows are scripted result rows; Scan sets each destination to the
+// row's value of the same position.
+type goldenRows struct {
+	driver.Rows
+	rows [][]any
+	cur  []any
+}
+
+func (r *goldenRows) Next() bool {
+	if len(r.rows) == 0 {
+		return false
+	}
+	r.cur, r.rows = r.rows[0], r.rows[1:]
+	return true
+}
+
+func (r *goldenRows) Scan(dest ...any) error {
+	if len(dest) != len(r.cur) {
+		return fmt.Errorf("goldenRows: %d destinations for %d values", len(dest), len(r.cur))
+	}
+	for i, v := range r.cur {
+		reflect.ValueOf(dest[i]).Elem().Set(reflect.ValueOf(v))
+	}
+	return nil
+}
+
+func (r *goldenRows) Close() error { return nil }
+func (r *goldenRows) Err() error   { return nil }
+
+// goldenRow is QueryRow's answer: no error, nothing scanned.
+type goldenRow struct{ driver.Row }
+
+func (goldenRow) Err() error           { return nil }
+func (goldenRow) Scan(...any) error    { return nil }
+func (goldenRow) ScanStruct(any) error { return nil }
+
+// goldenStore is a Store of database goldenDatabase on a goldenConn: on a
+// single server for cluster "", else in cluster mode (as openCluster sets
+// it up) with two shards.
+func goldenStore(t *testing.T, cluster string, answer func(q string, args []any) [][]any) (*Store, *goldenLog) {
+	t.Helper()
+	l := &goldenLog{}
+	c := &goldenConn{answer: answer, log: l}
+	s := &Store{conn: c, database: goldenDatabase, cluster: cluster,
+		batchRows: DefaultBatchRows, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if cluster != "" {
+		tables, err := s.clusterTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := uint32(1); n <= 2; n++ {
+			sc := &goldenConn{answer: answer, log: l, label: fmt.Sprintf("shard %d", n)}
+			s.shards = append(s.shards, &shard{num: n, conn: sc})
+		}
+		s.conn = newRoutedConn(c, tables)
+	}
+	return s, l
+}
+
+// goldenModes are the two ways the store runs: golden files of each are
+// named with the mode.
+var goldenModes = []struct{ name, cluster string }{{"single", ""}, {"cluster", goldenCluster}}
+
+// goldenSQL renders statements as a golden file: each statement with its
+// call and arguments as a comment, random name parts replaced by X.
+func goldenSQL(stmts []goldenStmt) string {
+	var b strings.Builder
+	for i, st := range stmts {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "-- %s", st.call)
+		if len(st.args) > 0 {
+			fmt.Fprintf(&b, " args: %v", st.args)
+		}
+		b.WriteString("\n" + strings.TrimSpace(st.sql) + ";\n")
+	}
+	return goldenRandom.ReplaceAllStringFunc(b.String(), func(m string) string {
+		p := goldenRandom.FindStringSubmatch(m)
+		prefix := p[1] + p[2]
+		return prefix + strings.Repeat("X", len(m)-len(prefix))
+	})
+}
+
+// checkGolden compares got with testdata/golden/name, or writes it there
+// under -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *updateGolden {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./store/ -run Golden -update to write it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from the rendered SQL (if intended, run go test ./store/ -run Golden -update and review the diff):\n%s",
+			path, firstDifference(string(want), got))
+	}
+}
+
+// firstDifference shows the first line where want and got differ.
+func firstDifference(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\n  golden:   %q\n  rendered: %q", i+1, wl, gl)
+		}
+	}
+	return "(same lines)"
+}
+
+// goldenMigrationFile names the golden file of one migration in a mode:
+// migrate_single_0001_init.sql, migrate_cluster_schema_migrations.sql.
+func goldenMigrationFile(mode, migration string) string {
+	return "migrate_" + mode + "_" + strings.TrimSuffix(filepath.Base(migration), ".sql") + ".sql"
+}
+
+// TestGoldenMigrationsRenderAsRecorded renders schema_migrations and every
+// migration for a single server and for a cluster (ON CLUSTER, Replicated
+// _local tables and their Distributed tables) and compares each with its
+// golden file; a golden file without a migration fails too.
+func TestGoldenMigrationsRenderAsRecorded(t *testing.T) {
+	written := map[string]bool{}
+	for _, mode := range goldenModes {
+		stmts, err := SchemaStatements(goldenDatabase, mode.cluster)
+		if err != nil {
+			t.Fatalf("%s: %v", mode.name, err)
+		}
+		var order []string
+		byFile := map[string][]goldenStmt{}
+		for _, st := range stmts {
+			f := goldenMigrationFile(mode.name, st.Migration)
+			if byFile[f] == nil {
+				order = append(order, f)
+			}
+			byFile[f] = append(byFile[f], goldenStmt{call: "Exec", sql: st.SQL})
+		}
+		for _, f := range order {
+			written[f] = true
+			t.Run(f, func(t *testing.T) { checkGolden(t, f, goldenSQL(byFile[f])) })
+		}
+	}
+	old, err := filepath.Glob(filepath.Join(goldenDir, "migrate_*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range old {
+		if !written[filepath.Base(p)] {
+			if *updateGolden {
+				os.Remove(p)
+				continue
+			}
+			t.Errorf("%s: no migration renders it any more (run with -update to remove it)", p)
+		}
+	}
+}
+
+// goldenAnswer scripts the rows of the statements the store reads before it
+// writes: the partitions of a table (one month; several when pruning), the days of a rebuilt month, the claims left by dead writers.
+func goldenAnswer(q string, args []any) [][]any {
+	switch {
+	case strings.Contains(q, "FROM system.parts"):
+		if len(args) == 1 && args[0] == "prune_only" {
+			return [][]any{{"197001"}, {"202001"}, {"202605"}, {"202611"}, {"all"}}
+		}
+		return [][]any{{"202611"}}
+	case strings.Contains(q, "SELECT DISTINCT toString(toDate(date_begin))"):
+		return [][]any{{"2026-11-01"}, {"2026-11-02"}}
+	case strings.Contains(q, "FROM system.tables") && len(args) == 1 && args[0] == claimPrefix:
+		return [][]any{{claimTable("dead writer")}, {claimTable("dead writer") + "_stale_0123abcd"}, {claimPrefix + "not-an-ident"}}
+	case strings.Contains(q, "FROM system.tables") && len(args) == 1 && args[0] == stagingPrefix:
+		return [][]any{{stagingPrefix + "0123456789abcdef"}, {stagingPrefix + "rollup_0123456789abcdef"}, {stagingPrefix + "not-an-ident"}}
+	}
+	return nil
+}
+
+// TestGoldenWriteStatementsRenderAsRecorded records, on a single server and
+// in cluster mode (routed to the report's shard), the statements of the
+// write path's DDL for fixed inputs: a large report's records staging table
+// and its attach, each rollup table's staging table filled from the staged
+// records and attached, the rollup completed from stored records (the data
+// rows of a report whose mail failed authentication), a claim taken and
+// released, and what Open drops of dead writers (claims, staging tables).
+func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
+	for _, mode := range goldenModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s, l := goldenStore(t, mode.cluster, goldenAnswer)
+			ctx := s.route(context.Background(), goldenKey)
+			goldenLargeReport(t, s, ctx)
+			checkGolden(t, "write_"+mode.name+"_large_report.sql", goldenSQL(l.stmts))
+
+			s, l = goldenStore(t, mode.cluster, goldenAnswer)
+			ctx = s.route(context.Background(), goldenKey)
+			if err := s.completeRollup(ctx, goldenDomain, goldenSince, goldenKey, AuthFailKey); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "write_"+mode.name+"_complete_rollup.sql", goldenSQL(l.stmts))
+
+			s, l = goldenStore(t, mode.cluster, goldenAnswer)
+			ctx = s.route(context.Background(), goldenKey)
+			release, err := s.claim(ctx, goldenKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+			s.takeOverClaim(ctx, claimTable(goldenKey))
+			if err := s.eachShard(context.Background(), s.dropStaleClaims); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.eachShard(context.Background(), s.dropOrphanedStaging); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "write_"+mode.name+"_claims.sql", goldenSQL(l.stmts))
+		})
+	}
+}
+
+// goldenLargeReport sends the DDL of a large report's commit as
+// writeAggregate does, with stageRollupsOf's selects one at a time (they run
+// concurrently there, in no fixed order).
+func goldenLargeReport(t *testing.T, s *Store, ctx context.Context) {
+	t.Helper()
+	staging, err := s.createStaging(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.attachStaging(ctx, staging); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range rollupTables {
+		rs, err := s.createRollupStaging(ctx, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sel := range rt.selects {
+			if err := s.fillRollupSelect(ctx, rt, sel, rs, staging, dataKeySQL(""), "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.attachRollup(ctx, rt, rs); err != nil {
+			t.Fatal(err)
+		}
+		s.dropTable(ctx, rs)
+	}
+	s.dropTable(ctx, staging)
+}
+
+// TestGoldenMaintenanceStatementsRenderAsRecorded records, on a single
+// server and in cluster mode (every shard), the rollup rebuild of one month
+// (two days of records, each rollup table's month replaced), the rollup gaps
+// check, and prune with a fixed cutoff (undated and non-monthly partitions
+// kept).
+func TestGoldenMaintenanceStatementsRenderAsRecorded(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range goldenModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s, l := goldenStore(t, mode.cluster, goldenAnswer)
+			if err := s.RebuildRollup(ctx, []string{"202611"}); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "maintenance_"+mode.name+"_rebuild_rollup.sql", goldenSQL(l.stmts))
+
+			s, l = goldenStore(t, mode.cluster, goldenAnswer)
+			if _, err := s.RollupGaps(ctx); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "maintenance_"+mode.name+"_rollup_gaps.sql", goldenSQL(l.stmts))
+
+			s, l = goldenStore(t, mode.cluster, func(q string, args []any) [][]any {
+				return goldenAnswer(q, []any{"prune_only"})
+			})
+			cutoff := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+			if err := s.eachShard(ctx, func(ctx context.Context) error {
+				dropped, err := s.prune(ctx, cutoff)
+				if err == nil && len(dropped) != 2*len(prunedTables) {
+					err = fmt.Errorf("prune dropped %d partitions, want %d (202001 and 202605 of each table): %v", len(dropped), 2*len(prunedTables), dropped)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "maintenance_"+mode.name+"_prune.sql", goldenSQL(l.stmts))
+		})
+	}
+}
+
+// TestGoldenReadQueriesRenderAsRecorded records the read queries with
+// their {window} substitutions and parameters for a fixed window: the
+// readiness queries (failed-auth reports left out and kept), the gauges,
+// the last reports and the summary. Cluster mode sends the same SQL to the
+// Distributed tables, so a single server's is recorded.
+func TestGoldenReadQueriesRenderAsRecorded(t *testing.T) {
+	ctx := context.Background()
+	reads := []struct {
+		name string
+		run  func(s *Store) error
+	}{
+		{"read_readiness.sql", func(s *Store) error {
+			if _, err := s.ReadinessSourcesWith(ctx, goldenSince, goldenUntil, ReadinessOptions{}); err != nil {
+				return err
+			}
+			if _, err := s.ReadinessSourcesWith(ctx, goldenSince, goldenUntil, ReadinessOptions{IncludeFailedAuth: true}); err != nil {
+				return err
+			}
+			if _, err := s.ReadinessIPs(ctx, goldenSince, goldenUntil); err != nil {
+				return err
+			}
+			if _, err := s.ReadinessPolicies(ctx, goldenSince, goldenUntil); err != nil {
+				return err
+			}
+			if _, err := s.ReadinessFailedAuthReports(ctx, goldenSince, goldenUntil); err != nil {
+				return err
+			}
+			_, err := s.ReadinessUnverifiedReasons(ctx, goldenSince, goldenUntil)
+			return err
+		}},
+		{"read_gauges.sql", func(s *Store) error {
+			if _, err := s.GaugeDomains(ctx, goldenSince, goldenUntil); err != nil {
+				return err
+			}
+			if _, err := s.LastReportsByOrg(ctx, goldenSince); err != nil {
+				return err
+			}
+			_, err := s.LastReportsByDomain(ctx, goldenSince)
+			return err
+		}},
+		{"read_summary.sql", func(s *Store) error {
+			_, err := s.Summary(ctx, goldenSince)
+			return err
+		}},
+	}
+	for _, r := range reads {
+		t.Run(r.name, func(t *testing.T) {
+			s, l := goldenStore(t, "", nil)
+			if err := r.run(s); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, r.name, goldenSQL(l.stmts))
+		})
+	}
+}

@@ -1,0 +1,35 @@
+-- Exec
+CREATE TABLE dmarcd_claim_8cc309e8c427caa0 (t DateTime) ENGINE = Memory;
+
+-- Exec
+DROP TABLE IF EXISTS dmarcd_claim_8cc309e8c427caa0;
+
+-- Exec
+RENAME TABLE dmarcd_claim_8cc309e8c427caa0 TO dmarcd_claim_8cc309e8c427caa0_stale_XXXXXXXX;
+
+-- Exec
+DROP TABLE IF EXISTS dmarcd_claim_8cc309e8c427caa0_stale_XXXXXXXX;
+
+-- Query args: [dmarcd_claim_]
+SELECT name FROM system.tables
+		WHERE database = currentDatabase() AND startsWith(name, ?);
+
+-- QueryRow args: [dmarcd_claim_590cf88b8c219c0c]
+SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
+		WHERE database = currentDatabase() AND name = ?;
+
+-- QueryRow
+SELECT toInt64(now()) - toInt64(max(t)) FROM dmarcd_claim_590cf88b8c219c0c;
+
+-- Exec
+DROP TABLE IF EXISTS dmarcd_claim_590cf88b8c219c0c_stale_XXXXXXXX;
+
+-- Query args: [aggregate_records_staging_]
+SELECT name FROM system.tables
+		WHERE database = currentDatabase() AND startsWith(name, ?);
+
+-- Exec
+DROP TABLE IF EXISTS aggregate_records_staging_XXXXXXXXXXXXXXXX;
+
+-- Exec
+DROP TABLE IF EXISTS aggregate_records_staging_rollup_XXXXXXXXXXXXXXXX;
