@@ -105,8 +105,8 @@ type WriteResult struct {
 //
 // All records of a report carry the report's date_begin, so they fall in one
 // monthly partition. Two processes writing the same report at the same moment
-// are not covered here: docs/cluster.md, "Exactly once in a cluster", says
-// how a claim serializes them.
+// are serialized by a claim (Store.claim in cluster.go; docs/cluster.md,
+// "Exactly once in a cluster").
 //
 // An error caused by the report itself, which every retry would meet again
 // (ClickHouse refused one of its values: see refused.go), carries
