@@ -304,7 +304,9 @@ func writeConfig(t *testing.T, dir, text string) string {
 
 // TestServeKill9DuringBacklog kills `dmarcd serve` with SIGKILL at random
 // moments, at least 20 times while it works through a backlog of over 300
-// mails and a spool folder, restarting it each time. At the end ClickHouse
+// mails and a spool folder, restarting it each time. A moment is an event,
+// not a sleep (see killMoment), so that every life ends where it was meant
+// to however slow the machine is. At the end ClickHouse
 // holds what a clean `dmarcd ingest` of the same inputs holds, every mail is
 // in exactly one of the processed and invalid folders and every file in
 // exactly one of processed/ and invalid/.
@@ -337,65 +339,107 @@ sources:
 `, httpAddr, addr, user, spool))
 	env := []string{"DMARCD_CLICKHOUSE_DSN=" + dsn, "DMARCD_SOURCES_MAILBOX_PASSWORD=" + pass}
 
-	// Kill moments are random between 0 and span after the start: some
-	// land in the start-up, others mid-backlog (mid-fetch, mid-INSERT,
-	// between commit and MOVE). How much a life gets done depends on the
-	// machine, so span adapts: shorter when a life took more than its share
-	// of what is left for the kills still to come, longer when lives do
-	// nothing at all. Kills go on until 20 landed with the INBOX not yet
-	// empty.
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 41))
 	start := time.Now()
-	span := 1500 * time.Millisecond
-	kills, midRun, idle := 0, 0, 0
-	before := len(mails)
+	kills, midRun := 0, 0
+	left := len(mails)
+	moments := map[string]int{}
 	for midRun < 20 && kills < 80 {
 		d := startServe(t, bin, cfg, httpAddr, env...)
-		time.Sleep(time.Duration(rng.Int64N(int64(span))))
+		// A life's share of the mails still left keeps the INBOX from
+		// emptying before 20 kills.
+		moment := killMoment(t, rng, d, left, left/(20-midRun+2), func() (int, bool) {
+			n, err := imapCounts(addr, user, pass, "INBOX")
+			return n["INBOX"], err == nil
+		})
+		moments[moment]++
 		d.cmd.Process.Kill()
 		<-d.done
 		kills++
-		left := mustCounts(t, addr, user, pass, "INBOX")["INBOX"]
-		if left == 0 {
+		if left = mustCounts(t, addr, user, pass, "INBOX")["INBOX"]; left == 0 {
 			break
 		}
 		midRun++
-		share := before / (20 - midRun + 2)
-		switch done := before - left; {
-		case done > share:
-			span = max(span*6/10, 100*time.Millisecond)
-			idle = 0
-		case done == 0:
-			if idle++; idle >= 3 {
-				span = min(span*3/2, 5*time.Second)
-				idle = 0
-			}
-		default:
-			idle = 0
-		}
-		before = left
 	}
-	left := mustCounts(t, addr, user, pass, "INBOX")["INBOX"]
-	t.Logf("%d kills in %v, %d with the INBOX not yet empty; %d of %d mails left",
-		kills, time.Since(start).Round(time.Millisecond), midRun, left, len(mails))
+	t.Logf("%d kills in %v (%v), %d with the INBOX not yet empty; %d of %d mails left",
+		kills, time.Since(start).Round(time.Millisecond), moments, midRun, left, len(mails))
 	if midRun < 20 {
 		t.Errorf("only %d kills landed mid-backlog, want 20", midRun)
 	}
 
 	start = time.Now()
 	d := startServe(t, bin, cfg, httpAddr, env...)
-	waitFor(t, "the INBOX and the spool folder to empty", 120*time.Second, func() bool {
+	waitDraining(t, "the INBOX and the spool folder to empty", 2*time.Minute, func() (int, bool) {
 		l, _, _ := spoolCounts(t, spool)
 		n, err := imapCounts(addr, user, pass, "INBOX")
-		return err == nil && n["INBOX"] == 0 && l == 0
+		return n["INBOX"] + l, err == nil
 	})
-	d.waitReady(t, 200, 30*time.Second)
+	d.waitReady(t, 200, 2*time.Minute)
 	t.Logf("last run finished the backlog in %v", time.Since(start).Round(time.Millisecond))
 	d.stop(t)
 
 	checkFolders(t, addr, user, pass, "INBOX", processedBox, invalidBox, len(mails), invalidMails)
 	checkSpool(t, spool, len(spoolFiles), invalidFiles)
 	checkTotals(t, dsn, want)
+}
+
+// lifeBound fails a life of the daemon that reaches no kill moment: it is
+// stuck, not slow (a life moves its first mail within seconds).
+const lifeBound = 3 * time.Minute
+
+// killMoment waits for a random moment of a daemon's life and names it: at
+// once (mid start-up), when it logs that it serves (its sources starting),
+// or, most often, when it has moved between 1 and share mails out of the
+// INBOX (mid-fetch, mid-INSERT, between commit and MOVE, as the pipeline
+// stands when the count is seen). before is the INBOX count at the start
+// of the life, inbox counts the mails left. The daemon
+// exiting on its own fails the test.
+func killMoment(t *testing.T, rng *rand.Rand, d *daemonProc, before, share int, inbox func() (int, bool)) string {
+	t.Helper()
+	exited := func() bool {
+		select {
+		case <-d.done:
+			t.Fatalf("dmarcd serve exited %d before it was killed", d.code)
+		default:
+		}
+		return false
+	}
+	switch r := rng.IntN(4); r {
+	case 0:
+		return "at once"
+	case 1:
+		waitFor(t, "dmarcd serve to log that it serves", lifeBound, func() bool {
+			return exited() || strings.Contains(d.log.String(), "dmarcd serving")
+		})
+		return "serving"
+	}
+	k := 1 + rng.IntN(max(share, 1))
+	waitFor(t, fmt.Sprintf("dmarcd serve to move %d mails", k), lifeBound, func() bool {
+		n, ok := inbox()
+		return exited() || ok && (n <= before-k || n == 0)
+	})
+	return "after mails"
+}
+
+// waitDraining polls remaining every 100ms until it is 0. It fails only
+// when the count has not gone down for stall: a loaded machine is slow, not
+// stuck, so no deadline bounds the whole.
+func waitDraining(t *testing.T, what string, stall time.Duration, remaining func() (int, bool)) {
+	t.Helper()
+	last, since := -1, time.Now()
+	for {
+		n, ok := remaining()
+		if ok && n == 0 {
+			return
+		}
+		if ok && (last < 0 || n < last) {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) > stall {
+			t.Fatalf("waiting for %s: stuck at %d for %v", what, last, stall)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestServeTwoMailboxesAndSpool runs two IMAP sources (two mailboxes of a
