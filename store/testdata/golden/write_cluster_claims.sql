@@ -1,5 +1,8 @@
 -- shard 1 Exec
-CREATE TABLE dmarcd_claim_8cc309e8c427caa0 (t DateTime) ENGINE = Memory;
+CREATE TABLE dmarcd_claim_8cc309e8c427caa0 (t DateTime, owner String DEFAULT '') ENGINE = Memory;
+
+-- shard 1 Exec args: [host|pidns|pid|token]
+INSERT INTO dmarcd_claim_8cc309e8c427caa0 (t, owner) SELECT now(), ?;
 
 -- shard 1 Exec
 DROP TABLE IF EXISTS dmarcd_claim_8cc309e8c427caa0;
@@ -14,6 +17,9 @@ DROP TABLE IF EXISTS dmarcd_claim_8cc309e8c427caa0_stale_XXXXXXXX;
 SELECT name FROM system.tables
 		WHERE database = currentDatabase() AND startsWith(name, ?);
 
+-- shard 1 QueryRow
+SELECT owner FROM dmarcd_claim_590cf88b8c219c0c WHERE owner != '' LIMIT 1;
+
 -- shard 1 QueryRow args: [dmarcd_claim_590cf88b8c219c0c]
 SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
 		WHERE database = currentDatabase() AND name = ?;
@@ -27,6 +33,9 @@ DROP TABLE IF EXISTS dmarcd_claim_590cf88b8c219c0c_stale_XXXXXXXX;
 -- shard 2 Query args: [dmarcd_claim_]
 SELECT name FROM system.tables
 		WHERE database = currentDatabase() AND startsWith(name, ?);
+
+-- shard 2 QueryRow
+SELECT owner FROM dmarcd_claim_590cf88b8c219c0c WHERE owner != '' LIMIT 1;
 
 -- shard 2 QueryRow args: [dmarcd_claim_590cf88b8c219c0c]
 SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables

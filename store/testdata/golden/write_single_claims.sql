@@ -1,5 +1,8 @@
 -- Exec
-CREATE TABLE dmarcd_claim_8cc309e8c427caa0 (t DateTime) ENGINE = Memory;
+CREATE TABLE dmarcd_claim_8cc309e8c427caa0 (t DateTime, owner String DEFAULT '') ENGINE = Memory;
+
+-- Exec args: [host|pidns|pid|token]
+INSERT INTO dmarcd_claim_8cc309e8c427caa0 (t, owner) SELECT now(), ?;
 
 -- Exec
 DROP TABLE IF EXISTS dmarcd_claim_8cc309e8c427caa0;
@@ -13,6 +16,9 @@ DROP TABLE IF EXISTS dmarcd_claim_8cc309e8c427caa0_stale_XXXXXXXX;
 -- Query args: [dmarcd_claim_]
 SELECT name FROM system.tables
 		WHERE database = currentDatabase() AND startsWith(name, ?);
+
+-- QueryRow
+SELECT owner FROM dmarcd_claim_590cf88b8c219c0c WHERE owner != '' LIMIT 1;
 
 -- QueryRow args: [dmarcd_claim_590cf88b8c219c0c]
 SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
