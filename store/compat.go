@@ -37,16 +37,9 @@ func SchemaStatements(database, cluster string) ([]SchemaStatement, error) {
 		return nil, err
 	}
 	for _, m := range list {
-		text, err := migrationFiles.ReadFile(m.File)
+		stmts, err := s.migrationStatements(m, tables)
 		if err != nil {
 			return nil, err
-		}
-		stmts, err := s.render(m.File, string(text))
-		if err != nil {
-			return nil, err
-		}
-		if cluster != "" {
-			stmts = s.clusterize(stmts, tables)
 		}
 		for _, q := range stmts {
 			out = append(out, SchemaStatement{Migration: m.File, SQL: q})

@@ -133,6 +133,24 @@ const schemaMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations{{.On
 ) ENGINE = {{globalEngine "schema_migrations" "ReplacingMergeTree" "applied_at"}}
 ORDER BY version;`
 
+// migrationStatements renders migration m's statements as Migrate sends
+// them: for cluster mode (clusterize, with the tables of clusterTables) when
+// s has a cluster.
+func (s *Store) migrationStatements(m migration, clusterTables map[string]string) ([]string, error) {
+	text, err := migrationFiles.ReadFile(m.File)
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := s.render(m.File, string(text))
+	if err != nil {
+		return nil, err
+	}
+	if s.cluster != "" {
+		stmts = s.clusterize(stmts, clusterTables)
+	}
+	return stmts, nil
+}
+
 // Migrate applies the embedded migrations that schema_migrations does not
 // list yet, in version order, and records each. Every statement is
 // idempotent (IF NOT EXISTS), so a migration interrupted half-way is simply
@@ -165,16 +183,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if applied[m.Version] {
 			continue
 		}
-		text, err := migrationFiles.ReadFile(m.File)
+		stmts, err := s.migrationStatements(m, clusterTables)
 		if err != nil {
 			return err
-		}
-		stmts, err := s.render(m.File, string(text))
-		if err != nil {
-			return err
-		}
-		if s.cluster != "" {
-			stmts = s.clusterize(stmts, clusterTables)
 		}
 		for i, q := range stmts {
 			if err := s.execMigration(ctx, q); err != nil {
