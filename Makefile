@@ -18,7 +18,7 @@ build:
 
 # Every test, integration included, against a real ClickHouse started for the
 # run (18.16), and the ClickHouse 26.x engine (libchdb, scripts/chdb.sh) that
-# internal/compat checks the schema and the queries on.
+# internal/testkit/compat checks the schema and the queries on.
 test: vet
 	lib=$$(scripts/chdb.sh ensure) && export DMARCD_TEST_CHDB_LIB=$${lib#CHDB_LIB=} && \
 	scripts/clickhouse.sh run -- $(GO) test -count=1 -timeout 30m ./...
@@ -47,7 +47,7 @@ bench-ingest:
 bench-daemon:
 	scripts/clickhouse.sh run -- scripts/bench-daemon.sh
 
-# Every attack of internal/hostile at up to 64 MiB of input, four at once,
+# Every attack of internal/testkit/hostile at up to 64 MiB of input, four at once,
 # with good reports ingested beside them: wall time, CPU and peak RSS each.
 bench-hostile:
 	scripts/clickhouse.sh run -- scripts/bench-hostile.sh
@@ -71,7 +71,7 @@ demo-stop:
 # docs/img/dashboard-*.svg: the layout of each dashboard in dashboards/grafana,
 # drawn from its JSON (dashboards/layout_test.go fails when one is out of date).
 dashboard-pictures:
-	$(GO) run ./internal/cmd/dashlayout
+	$(GO) run ./internal/tools/dashlayout
 
 clean:
 	rm -rf $(BIN)

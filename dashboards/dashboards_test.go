@@ -22,9 +22,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/gauges"
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/product/gauges"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -223,7 +223,7 @@ func (f forgedStore) WriteAggregate(ctx context.Context, h *aggregate.Header, me
 
 // seedDNSRecords writes what the daemon's periodic check stores when the
 // DMARC record of example.com goes from p=none to p=quarantine (see
-// internal/daemon/periodic_test.go for the check itself): the first
+// internal/app/daemon/periodic_test.go for the check itself): the first
 // sighting of each record, which is no change, then the change.
 func seedDNSRecords(t *testing.T, st *store.Store) time.Time {
 	t.Helper()
@@ -661,7 +661,7 @@ var known struct {
 }
 
 // knownMetric says whether dmarcd exports name: the names declared in
-// internal/metrics, internal/daemon and internal/gauges (histograms with
+// internal/lib/metrics, internal/app/daemon and internal/product/gauges (histograms with
 // their _bucket, _sum and _count), and Prometheus' own up.
 func knownMetric(t *testing.T, name string) bool {
 	known.once.Do(func() {
@@ -670,7 +670,7 @@ func knownMetric(t *testing.T, name string) bool {
 			known.names[n] = true
 		}
 		root := testenv.ModuleRoot()
-		for _, dir := range []string{"internal/metrics", "internal/daemon"} {
+		for _, dir := range []string{"internal/lib/metrics", "internal/app/daemon"} {
 			files, _ := filepath.Glob(filepath.Join(root, dir, "*.go"))
 			for _, f := range files {
 				if strings.HasSuffix(f, "_test.go") {

@@ -142,7 +142,7 @@ func styleOf(typ string) panelStyle {
 //
 // Each panel is a <g class="panel"> holding a <title> with the panel's full
 // title, one <rect> and its <text> lines; docs/img holds the pictures of
-// dashboards/grafana (go run ./internal/cmd/dashlayout).
+// dashboards/grafana (go run ./internal/tools/dashlayout).
 func LayoutSVG(dashboardJSON []byte) ([]byte, error) {
 	var d gridDashboard
 	if err := json.Unmarshal(dashboardJSON, &d); err != nil {

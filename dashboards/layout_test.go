@@ -36,9 +36,9 @@ func TestLayoutPicturesAreUpToDate(t *testing.T) {
 		got, err := os.ReadFile(pic)
 		switch {
 		case err != nil:
-			t.Errorf("%v: run `go run ./internal/cmd/dashlayout` (make dashboard-pictures) at the repository root", err)
+			t.Errorf("%v: run `go run ./internal/tools/dashlayout` (make dashboard-pictures) at the repository root", err)
 		case !bytes.Equal(got, want):
-			t.Errorf("%s is out of date: run `go run ./internal/cmd/dashlayout` (make dashboard-pictures) at the repository root", pic)
+			t.Errorf("%s is out of date: run `go run ./internal/tools/dashlayout` (make dashboard-pictures) at the repository root", pic)
 		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
 
-	"github.com/dmarcd/dmarcd/internal/dnscheck"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
 

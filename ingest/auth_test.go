@@ -17,8 +17,8 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/dnscheck/dnstest"
-	"github.com/dmarcd/dmarcd/internal/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
+	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/store"
 )
 

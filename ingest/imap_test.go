@@ -18,8 +18,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/failure"

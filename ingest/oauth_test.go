@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // oauthServer is an authorization server for the tests on loopback: a

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 )
 
 // TestReportsForForeignDomainsAreSetAside: with owned_domains set, a report

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
 )

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 )
 
 // eventBody is an S3 event notification announcing key in bucket, as

@@ -12,8 +12,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/corpus"
-	"github.com/dmarcd/dmarcd/internal/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 )
 
 // s3KeyNames are object names (under incoming/) holding every character an

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // spoolDomain is the generator's policy domain in the spool tests: no

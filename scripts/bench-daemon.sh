@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$tmp/dmarcd" ./cmd/dmarcd
 go build -o "$tmp/dmarcd-gen" ./cmd/dmarcd-gen
-go build -o "$tmp/imapappend" ./internal/cmd/imapappend
+go build -o "$tmp/imapappend" ./internal/tools/imapappend
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
 
 # The generator writes about 4 report mails a day of reports: enough days

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hostile-input benchmark: every attack of internal/hostile at its bench size
+# Hostile-input benchmark: every attack of internal/testkit/hostile at its bench size
 # (inputs up to limits.max_message_bytes, 64 MiB, expanding to gigabytes) through
 # `dmarcd ingest --json` at the default limits, four at once, while a fifth
 # worker keeps ingesting good reports. Prints per attack the outcome, wall
@@ -37,7 +37,7 @@ else
 	go build -o "$tmp/dmarcd" ./cmd/dmarcd
 	label="$(git describe --tags --always --dirty 2>/dev/null || echo checkout)"
 fi
-go build -o "$tmp/hostilegen" ./internal/cmd/hostilegen
+go build -o "$tmp/hostilegen" ./internal/tools/hostilegen
 mkdir "$tmp/attacks" "$tmp/res" "$tmp/good"
 "$tmp/hostilegen" -size bench ${BENCH_HOSTILE_ONLY:+-only "$BENCH_HOSTILE_ONLY"} "$tmp/attacks"
 

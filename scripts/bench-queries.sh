@@ -25,7 +25,7 @@ if [ -z "$dsn" ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/benchqueries" ./internal/cmd/benchqueries
+go build -o "$tmp/benchqueries" ./internal/tools/benchqueries
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
 start=$(date +%s)
 "$tmp/benchqueries" -dsn "$dsn" -load -records "$records"

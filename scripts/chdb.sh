@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # chdb.sh installs the ClickHouse 26.x engine that the compatibility tests
-# (internal/compat, internal/testenv.CHDB) run beside the 18.16 server:
+# (internal/testkit/compat, internal/testkit/testenv.CHDB) run beside the 18.16 server:
 # libchdb.so from the npm package @chdb/lib-linux-x64-gnu, ClickHouse as an
 # in-process library in clickhouse-local mode (full SQL, MergeTree tables in
 # a folder; no native-protocol server, no ZooKeeper).

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // Two instances, each on its own server of a 2-shard cluster: the attempt

@@ -9,7 +9,7 @@ import (
 )
 
 // SourceAttribution is one row of source_attribution (migrations 0003 and
-// 0005): who a source IP is, as internal/attrib found it.
+// 0005): who a source IP is, as internal/product/attrib found it.
 type SourceAttribution struct {
 	IP           string `json:"ip"`
 	PTR          string `json:"ptr"`

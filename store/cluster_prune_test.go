@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // TestClusterPruneDropsOldPartitionsOnEveryShard: in cluster mode the plain

@@ -1,6 +1,6 @@
 package store
 
-// What compatibility tests (internal/compat) need to run the schema on
+// What compatibility tests (internal/testkit/compat) need to run the schema on
 // other ClickHouse engines without a Store: the statements Migrate sends,
 // and its judgement of their errors.
 

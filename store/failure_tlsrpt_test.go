@@ -18,7 +18,7 @@ import (
 
 	"github.com/emersion/go-message"
 
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The gauge queries: what the dmarc_ gauges (internal/gauges) read, over one
+// The gauge queries: what the dmarc_ gauges (internal/product/gauges) read, over one
 // report window [since, until) by date_begin (arrival_date for failure
 // reports). Each reads one table once and groups by policy domain; none uses
 // FINAL (the writer stores every row once). Dashboards use the same

@@ -9,7 +9,7 @@ import (
 
 // The errors below are what the servers send for an ADD COLUMN of a column
 // that exists: 18.16 over the native protocol (code 44, no name), 26.7
-// (code 15 DUPLICATE_COLUMN, as internal/compat's engine reports it), and
+// (code 15 DUPLICATE_COLUMN, as internal/testkit/compat's engine reports it), and
 // both as the text of a distributed DDL's failed host.
 func TestAddColumnOfAnExistingColumnIsAppliedOnEveryVersion(t *testing.T) {
 	q := "ALTER TABLE aggregate_reports ADD COLUMN auth_result String DEFAULT 'unverified'"

@@ -141,7 +141,7 @@ ORDER BY policy_domain, header_from, class, messages DESC,
 	arrayStringConcat(dkim_pass, ','), arrayStringConcat(spf_pass, ','), ip_known_source, ip_known_authorised`
 }
 
-// readinessKnownJoin adds the known source internal/attrib stored for each
+// readinessKnownJoin adds the known source internal/product/attrib stored for each
 // source IP (source_attribution, migration 0005): ip_known_source, "" for
 // none or not yet attributed, and ip_known_authorised. GLOBAL so that a
 // Distributed aggregate_records joins the whole table once. The subquery

@@ -48,7 +48,7 @@ type Options struct {
 	// WrapConn, when set, wraps the connection every statement of a single
 	// server goes through (Migrate, the writers, the readers; not the one
 	// that creates the database, nor a cluster's per-shard connections).
-	// Only for tests: internal/compat records the write path with it and
+	// Only for tests: internal/testkit/compat records the write path with it and
 	// replays it on other ClickHouse versions.
 	WrapConn func(driver.Conn) driver.Conn
 	// ReadOnly opens the store for reading only: the database is not

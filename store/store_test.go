@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 )
 

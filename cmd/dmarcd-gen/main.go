@@ -1,5 +1,5 @@
 // Command dmarcd-gen writes a realistic, deterministic set of DMARC aggregate
-// report mails and files (see package internal/gen) into a folder, with a
+// report mails and files (see package internal/testkit/gen) into a folder, with a
 // MANIFEST.tsv, and prints a one-line summary.
 //
 //	dmarcd-gen -out DIR [-days 14] [-seed 1] [-domain example.com] [-scale 1] [-start 2025-03-03]
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/store"
 )
 

@@ -8,9 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/config"
-	"github.com/dmarcd/dmarcd/internal/daemon"
-	"github.com/dmarcd/dmarcd/internal/dnscheck"
+	"github.com/dmarcd/dmarcd/internal/app/daemon"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/store"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dmarcd/dmarcd/internal/dnscheck"
-	"github.com/dmarcd/dmarcd/internal/dnscheck/dnstest"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
+	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 )
 
 func runCheckOut(t *testing.T, args ...string) (int, string, string) {

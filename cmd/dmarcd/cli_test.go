@@ -13,8 +13,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/dmarcd/dmarcd/internal/corpus"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // unreachableDSN is a ClickHouse DSN nothing answers on (port 1 is

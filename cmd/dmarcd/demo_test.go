@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // TestREADMEWalkthroughIsWhatMakeDemoPrints runs what scripts/demo.sh runs

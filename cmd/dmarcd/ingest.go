@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/config"
-	"github.com/dmarcd/dmarcd/internal/daemon"
-	"github.com/dmarcd/dmarcd/internal/metrics"
+	"github.com/dmarcd/dmarcd/internal/app/daemon"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/extract"

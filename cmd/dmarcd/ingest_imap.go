@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
 // Environment of `dmarcd ingest imap://...`: the secret never comes from

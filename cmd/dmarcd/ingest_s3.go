@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
 // Environment variables of `dmarcd ingest s3://bucket/prefix`, besides the

@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 func s3TestClient(endpoint, access, secret string) *s3.Client {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -34,7 +34,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
-	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

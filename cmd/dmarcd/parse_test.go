@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 )
 
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {

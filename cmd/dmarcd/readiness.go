@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dmarcd/dmarcd/internal/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
 )

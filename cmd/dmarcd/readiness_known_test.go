@@ -13,10 +13,10 @@ import (
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
-	"github.com/dmarcd/dmarcd/internal/attrib"
-	"github.com/dmarcd/dmarcd/internal/dnscheck"
-	"github.com/dmarcd/dmarcd/internal/dnscheck/dnstest"
-	"github.com/dmarcd/dmarcd/internal/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
+	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 )
 
 // An operator's known-sources file: SES by its CIDR, and an office relay

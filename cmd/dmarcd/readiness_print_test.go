@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/dmarcd/dmarcd/internal/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/store"
 )
 

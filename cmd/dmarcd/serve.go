@@ -9,9 +9,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/dmarcd/dmarcd/internal/config"
-	"github.com/dmarcd/dmarcd/internal/daemon"
-	"github.com/dmarcd/dmarcd/internal/metrics"
+	"github.com/dmarcd/dmarcd/internal/app/daemon"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 )
 
 // defaultServeConfig is read by `dmarcd serve` when no --config (or

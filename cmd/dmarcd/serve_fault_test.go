@@ -17,8 +17,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/dmarcd/dmarcd/internal/gen"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // The fault tests of `dmarcd serve` (issue 4): kill -9 at random moments,

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/hostile"
-	"github.com/dmarcd/dmarcd/internal/testenv"
+	"github.com/dmarcd/dmarcd/internal/testkit/hostile"
+	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
 // TestServeSetsAsideAMailThatKillsTheProcess feeds `dmarcd serve` a mail

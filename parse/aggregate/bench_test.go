@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dmarcd/dmarcd/internal/gen"
+	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 )
 
 const benchRecords = 100_000

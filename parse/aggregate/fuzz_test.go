@@ -10,7 +10,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 
 	"github.com/dmarcd/dmarcd/parse"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 	"github.com/dmarcd/dmarcd/parse"
 )
 

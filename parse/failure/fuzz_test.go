@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 )
 
 // FuzzParse checks that no input makes Parse, Key or Redact panic. Seeds:
