@@ -37,143 +37,12 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // localSuffix names the shard-local table behind a Distributed table.
-const localSuffix = "_local"
-
-var (
-	clusterCreateRe = regexp.MustCompile("(?is)^\\s*CREATE\\s+TABLE\\s+IF\\s+NOT\\s+EXISTS\\s+([A-Za-z_][A-Za-z0-9_]*)(\\s+ON\\s+CLUSTER\\s+`[^`]*`)(.*)$")
-	clusterAlterRe  = regexp.MustCompile("(?is)^\\s*ALTER\\s+TABLE\\s+([A-Za-z_][A-Za-z0-9_]*)(\\s+ON\\s+CLUSTER\\s+`[^`]*`)(.*)$")
-	replicatedRe    = regexp.MustCompile(`(?is)\bENGINE\s*=\s*Replicated`)
-	columnChangeRe  = regexp.MustCompile(`(?is)^\s*(ADD|DROP|MODIFY|COMMENT|CLEAR)\s+COLUMN\b`)
-	orderByRe       = regexp.MustCompile(`(?is)\bORDER\s+BY\s+(\([^()]*\)|[A-Za-z_][A-Za-z0-9_]*)`)
-	reportKeyColRe  = regexp.MustCompile(`(?m)^\s*report_key\s+String\b`)
-)
-
-// globalEngine renders the engine of a table that every server of the
-// cluster holds in full (schema_migrations): one ZooKeeper path for all
-// shards, one replica per server. Single server: the plain engine.
-func (s *Store) globalEngine(table, name string, args ...string) string {
-	if s.cluster != "" {
-		zk := fmt.Sprintf("'/clickhouse/tables/all/%s/%s'", s.database, table)
-		args = append([]string{zk, "'{shard}_{replica}'"}, args...)
-		name = "Replicated" + name
-	}
-	return name + "(" + strings.Join(args, ", ") + ")"
-}
-
-// clusterTables lists the tables that the migrations create with a
-// Replicated engine in cluster mode, each with its sharding key: each is a
-// <name>_local and a Distributed <name>.
-func (s *Store) clusterTables() (map[string]string, error) {
-	list, err := migrations()
-	if err != nil {
-		return nil, err
-	}
-	tables := map[string]string{}
-	for _, m := range list {
-		text, err := migrationFiles.ReadFile(m.File)
-		if err != nil {
-			return nil, err
-		}
-		stmts, err := s.render(m.File, string(text))
-		if err != nil {
-			return nil, err
-		}
-		for _, q := range stmts {
-			if c := clusterCreateRe.FindStringSubmatch(q); c != nil && replicatedRe.MatchString(c[3]) {
-				tables[c[1]] = shardingKey(c[3])
-			}
-		}
-	}
-	return tables, nil
-}
-
-// clusterize rewrites the rendered statements of a migration for cluster
-// mode. CREATE TABLE name ON CLUSTER ... ENGINE = Replicated... becomes the
-// same table as db.name_local and a Distributed db.name over it. ALTER TABLE
-// name (of such a table) alters name_local (once per shard: Replicated
-// tables replicate their ALTERs); when it changes columns, the Distributed
-// table is dropped and created again with the new columns, because 18.16
-// refuses ALTER ON CLUSTER of a table that is not Replicated when the
-// cluster's shards replicate internally. Names are qualified with the
-// database: ON CLUSTER DDL runs on the other servers in their default
-// database. Other statements pass unchanged.
-func (s *Store) clusterize(stmts []string, tables map[string]string) []string {
-	db := quoteIdent(s.database)
-	distributed := func(name, on, key string) string {
-		return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s ENGINE = Distributed(%s, %s, %s, %s)",
-			db, quoteIdent(name), on, db, quoteIdent(name+localSuffix),
-			s.cluster, s.database, name+localSuffix, key)
-	}
-	var out []string
-	for _, q := range stmts {
-		if c := clusterCreateRe.FindStringSubmatch(q); c != nil && replicatedRe.MatchString(c[3]) {
-			name, on, rest := c[1], c[2], c[3]
-			out = append(out,
-				"CREATE TABLE IF NOT EXISTS "+db+"."+quoteIdent(name+localSuffix)+on+rest,
-				distributed(name, on, shardingKey(rest)))
-			continue
-		}
-		if a := clusterAlterRe.FindStringSubmatch(q); a != nil && tables[a[1]] != "" {
-			name, on, rest := a[1], a[2], a[3]
-			out = append(out, "ALTER TABLE "+db+"."+quoteIdent(name+localSuffix)+on+rest)
-			if columnChangeRe.MatchString(rest) {
-				out = append(out, "DROP TABLE IF EXISTS "+db+"."+quoteIdent(name)+on,
-					distributed(name, on, tables[name]))
-			}
-			continue
-		}
-		out = append(out, q)
-	}
-	return out
-}
-
-// shardingKey is the Distributed sharding key of a table from its CREATE
-// statement: sipHash64(report_key) for the tables of reports (all rows of a
-// report on one shard, the one routeKey picks), else sipHash64 of the
-// sorting key (rows that a ReplacingMergeTree collapses meet on one shard).
-func shardingKey(create string) string {
-	if reportKeyColRe.MatchString(create) {
-		return "sipHash64(report_key)"
-	}
-	if m := orderByRe.FindStringSubmatch(create); m != nil {
-		k := strings.TrimSuffix(strings.TrimPrefix(m[1], "("), ")")
-		if strings.TrimSpace(k) != "" {
-			return "sipHash64(" + k + ")"
-		}
-	}
-	return "rand()"
-}
-
-// createSchemaMigrations creates schema_migrations. In cluster mode the ON
-// CLUSTER DDL waits for every server, so it is skipped when the table is
-// already there: an instance can start while a server is down once the
-// schema is in place.
-func (s *Store) createSchemaMigrations(ctx context.Context) error {
-	if s.cluster != "" {
-		var n uint64
-		err := s.conn.QueryRow(ctx, `SELECT count() FROM system.tables
-			WHERE database = currentDatabase() AND name = 'schema_migrations'`).Scan(&n)
-		if err != nil {
-			return fmt.Errorf("looking for schema_migrations: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-	stmts, err := s.render("schema_migrations", schemaMigrationsTable)
-	if err != nil {
-		return err
-	}
-	for _, q := range stmts {
-		if err := s.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("creating schema_migrations: %w", err)
-		}
-	}
-	return nil
-}
+const localSuffix = schema.LocalSuffix
 
 // shard is one shard of the cluster: a connection to its replicas, the
 // first answering one preferred (reads then see what this store wrote).
@@ -272,10 +141,10 @@ type routedConn struct {
 	local *regexp.Regexp // matches the cluster tables' names
 }
 
-func newRoutedConn(conn driver.Conn, tables map[string]string) routedConn {
+func newRoutedConn(conn driver.Conn) routedConn {
 	var names []string
-	for t := range tables {
-		names = append(names, regexp.QuoteMeta(t))
+	for _, t := range schema.Sharded {
+		names = append(names, regexp.QuoteMeta(t.Name))
 	}
 	// \b does not match inside aggregate_records_staging_x ("_" is a word
 	// character), so staging tables keep their names.
@@ -380,16 +249,12 @@ func (s *Store) openCluster(ctx context.Context, base *clickhouse.Options) error
 	if s.cluster == "" {
 		return nil
 	}
-	tables, err := s.clusterTables()
-	if err != nil {
-		return err
-	}
 	shards, err := clusterShards(ctx, s.conn, s.cluster, base, queryIDPrefix(s.database))
 	if err != nil {
 		return err
 	}
 	s.shards = shards
-	s.conn = newRoutedConn(s.conn, tables)
+	s.conn = newRoutedConn(s.conn)
 	s.log.Info("cluster mode", "cluster", s.cluster, "shards", len(shards), "database", s.database)
 	return nil
 }

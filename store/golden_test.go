@@ -152,15 +152,11 @@ func goldenStore(t *testing.T, cluster string, answer func(q string, args []any)
 	s := &Store{conn: c, database: goldenDatabase, cluster: cluster,
 		batchRows: DefaultBatchRows, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if cluster != "" {
-		tables, err := s.clusterTables()
-		if err != nil {
-			t.Fatal(err)
-		}
 		for n := uint32(1); n <= 2; n++ {
 			sc := &goldenConn{answer: answer, log: l, label: fmt.Sprintf("shard %d", n)}
 			s.shards = append(s.shards, &shard{num: n, conn: sc})
 		}
-		s.conn = newRoutedConn(c, tables)
+		s.conn = newRoutedConn(c)
 	}
 	return s, l
 }
@@ -231,52 +227,6 @@ func firstDifference(want, got string) string {
 		}
 	}
 	return "(same lines)"
-}
-
-// goldenMigrationFile names the golden file of one migration in a mode:
-// migrate_single_0001_init.sql, migrate_cluster_schema_migrations.sql.
-func goldenMigrationFile(mode, migration string) string {
-	return "migrate_" + mode + "_" + strings.TrimSuffix(filepath.Base(migration), ".sql") + ".sql"
-}
-
-// TestGoldenMigrationsRenderAsRecorded renders schema_migrations and every
-// migration for a single server and for a cluster (ON CLUSTER, Replicated
-// _local tables and their Distributed tables) and compares each with its
-// golden file; a golden file without a migration fails too.
-func TestGoldenMigrationsRenderAsRecorded(t *testing.T) {
-	written := map[string]bool{}
-	for _, mode := range goldenModes {
-		stmts, err := SchemaStatements(goldenDatabase, mode.cluster)
-		if err != nil {
-			t.Fatalf("%s: %v", mode.name, err)
-		}
-		var order []string
-		byFile := map[string][]goldenStmt{}
-		for _, st := range stmts {
-			f := goldenMigrationFile(mode.name, st.Migration)
-			if byFile[f] == nil {
-				order = append(order, f)
-			}
-			byFile[f] = append(byFile[f], goldenStmt{call: "Exec", sql: st.SQL})
-		}
-		for _, f := range order {
-			written[f] = true
-			t.Run(f, func(t *testing.T) { checkGolden(t, f, goldenSQL(byFile[f])) })
-		}
-	}
-	old, err := filepath.Glob(filepath.Join(goldenDir, "migrate_*.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range old {
-		if !written[filepath.Base(p)] {
-			if *updateGolden {
-				os.Remove(p)
-				continue
-			}
-			t.Errorf("%s: no migration renders it any more (run with -update to remove it)", p)
-		}
-	}
 }
 
 // goldenAnswer scripts the rows of the statements the store reads before it

@@ -18,6 +18,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // DefaultDSN is the DSN used when Open is given "".
@@ -213,11 +215,11 @@ func databaseExists(ctx context.Context, conn driver.Conn, db string, addr []str
 // schemaCurrent returns nil if every migration of this version is applied,
 // else ErrSchemaBehind; it changes nothing.
 func (s *Store) schemaCurrent(ctx context.Context) error {
-	applied, err := s.appliedMigrations(ctx)
+	applied, err := schema.Applied(ctx, s.conn)
 	if err != nil {
 		return fmt.Errorf("%w: %v (dmarcd migrate creates the tables)", ErrSchemaBehind, err)
 	}
-	list, err := migrations()
+	list, err := schema.Migrations()
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -150,7 +151,7 @@ func TestMigrateTwiceIsNoOp(t *testing.T) {
 	}
 	s2.Close()
 
-	list, err := migrations()
+	list, err := schema.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
