@@ -15,9 +15,9 @@ package store
 //     to, it sees which migrations ran.
 //   - Writes that name a plain table go through the Distributed table with
 //     insert_distributed_sync=1, so they are on their shard when the INSERT
-//     returns. Writes routed by report key (routeKey) go to the local tables
-//     of the shard that sipHash64(key) % shards picks, the same shard the
-//     Distributed table's sharding key picks.
+//     returns. A report's writes take the route of its key (routeOf in
+//     route.go): the local tables of the shard that sipHash64(key) % shards
+//     picks, the same shard the Distributed table's sharding key picks.
 
 import (
 	"context"
@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,68 +117,6 @@ func shardIndex(key string, shards int) int {
 	return int(sipHash64([]byte(key)) % uint64(shards))
 }
 
-// routeKey is the context key of a routed write.
-type routeKey struct{}
-
-// route returns ctx carrying the shard of a report key: the store's queries
-// under it go to that shard's server with the cluster tables named by their
-// local names. On a single server it returns ctx.
-func (s *Store) route(ctx context.Context, key string) context.Context {
-	if len(s.shards) == 0 {
-		return ctx
-	}
-	return context.WithValue(ctx, routeKey{}, s.shards[shardIndex(key, len(s.shards))])
-}
-
-// routedConn is the store's connection in cluster mode: a query under a
-// routed context goes to its shard, with the names of cluster tables
-// rewritten to their local tables (aggregate_records ->
-// aggregate_records_local); any other query goes to the main connection,
-// where the plain names are the Distributed tables.
-type routedConn struct {
-	driver.Conn
-	local *regexp.Regexp // matches the cluster tables' names
-}
-
-func newRoutedConn(conn driver.Conn) routedConn {
-	var names []string
-	for _, t := range schema.Sharded {
-		names = append(names, regexp.QuoteMeta(t.Name))
-	}
-	// \b does not match inside aggregate_records_staging_x ("_" is a word
-	// character), so staging tables keep their names.
-	re := regexp.MustCompile(`\b(` + strings.Join(names, "|") + `)\b`)
-	return routedConn{Conn: conn, local: re}
-}
-
-func (c routedConn) target(ctx context.Context, query string) (driver.Conn, string) {
-	sh, _ := ctx.Value(routeKey{}).(*shard)
-	if sh == nil {
-		return c.Conn, query
-	}
-	return sh.conn, c.local.ReplaceAllString(query, "${1}"+localSuffix)
-}
-
-func (c routedConn) Exec(ctx context.Context, query string, args ...any) error {
-	conn, q := c.target(ctx, query)
-	return conn.Exec(ctx, q, args...)
-}
-
-func (c routedConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
-	conn, q := c.target(ctx, query)
-	return conn.Query(ctx, q, args...)
-}
-
-func (c routedConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
-	conn, q := c.target(ctx, query)
-	return conn.QueryRow(ctx, q, args...)
-}
-
-func (c routedConn) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
-	conn, q := c.target(ctx, query)
-	return conn.PrepareBatch(ctx, q, opts...)
-}
-
 // sipHash64 is ClickHouse's sipHash64 of a String: SipHash-2-4 with a zero
 // key.
 func sipHash64(p []byte) uint64 {
@@ -242,9 +179,8 @@ func clusterSettings(o *clickhouse.Options) {
 	// (docs/cluster.md).
 }
 
-// openCluster connects to the cluster's shards and makes the store's
-// connection route report writes (routedConn). Run after Migrate. On a
-// single server it does nothing.
+// openCluster connects to the cluster's shards, the routes of report
+// writes (routeOf). Run after Migrate. On a single server it does nothing.
 func (s *Store) openCluster(ctx context.Context, base *clickhouse.Options) error {
 	if s.cluster == "" {
 		return nil
@@ -254,19 +190,19 @@ func (s *Store) openCluster(ctx context.Context, base *clickhouse.Options) error
 		return err
 	}
 	s.shards = shards
-	s.conn = newRoutedConn(s.conn)
 	s.log.Info("cluster mode", "cluster", s.cluster, "shards", len(shards), "database", s.database)
 	return nil
 }
 
-// eachShard runs f once per shard with a context routed to it (the first
-// answering replica), or once on a single server.
-func (s *Store) eachShard(ctx context.Context, f func(context.Context) error) error {
+// eachShard runs f once per shard with the shard's route (its first
+// answering replica, its local tables), or once on a single server with
+// plainRoute.
+func (s *Store) eachShard(ctx context.Context, f func(context.Context, route) error) error {
 	if len(s.shards) == 0 {
-		return f(ctx)
+		return f(ctx, s.plainRoute())
 	}
 	for _, sh := range s.shards {
-		if err := f(context.WithValue(ctx, routeKey{}, sh)); err != nil {
+		if err := f(ctx, sh.route()); err != nil {
 			return fmt.Errorf("shard %d: %w", sh.num, err)
 		}
 	}
@@ -310,19 +246,19 @@ func claimTable(key string) string {
 	return fmt.Sprintf("%s%016x", claimPrefix, sipHash64([]byte(key)))
 }
 
-// claim takes the claim of a report key (ctx routed to its shard in cluster
-// mode), waiting while another writer holds it. release drops it.
-func (s *Store) claim(ctx context.Context, key string) (release func(), err error) {
+// claim takes the claim of a report key on rt (in cluster mode the shard
+// of the key), waiting while another writer holds it. release drops it.
+func (s *Store) claim(ctx context.Context, rt route, key string) (release func(), err error) {
 	name := claimTable(key)
 	waited := false
 	readErrors := 0
 	for {
-		err := s.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime, owner String DEFAULT '') ENGINE = Memory")
+		err := rt.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime, owner String DEFAULT '') ENGINE = Memory")
 		if err == nil {
 			// Who holds it, for a waiter on this machine to tell at once
 			// that the holder died (claimOwnerDead). A waiter that reads
 			// the claim before this row judges by age, as before.
-			if err := s.conn.Exec(ctx, "INSERT INTO "+name+" (t, owner) SELECT now(), ?", claimOwner()); err != nil {
+			if err := rt.conn.Exec(ctx, "INSERT INTO "+name+" (t, owner) SELECT now(), ?", claimOwner()); err != nil {
 				s.log.Debug("claim: recording its owner", "claim", name, "err", err)
 			}
 			break
@@ -337,7 +273,7 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 			s.log.Debug("report claimed by another writer; waiting", "report_key", key, "claim", name)
 			waited = true
 		}
-		stale, err := s.claimIsStale(ctx, name)
+		stale, err := s.claimIsStale(ctx, rt, name)
 		if err != nil {
 			// Reading a claim that its holder drops at this moment fails
 			// in ways that vary by version and instant (UNKNOWN_TABLE,
@@ -351,8 +287,8 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 			return nil, fmt.Errorf("report %s: reading claim %s: %w", key, name, err)
 		}
 		readErrors = 0
-		if stale || s.claimOwnerDead(ctx, name) {
-			s.takeOverClaim(ctx, name)
+		if stale || s.claimOwnerDead(ctx, rt, name) {
+			s.takeOverClaim(ctx, rt, name)
 			continue
 		}
 		select {
@@ -364,7 +300,7 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 	// A claim's age starts at its creation (metadata_modification_time);
 	// heartbeats extend it while the write runs.
 	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	beat := func() error { return s.conn.Exec(bctx, "INSERT INTO "+name+" (t) SELECT now()") }
+	beat := func() error { return rt.conn.Exec(bctx, "INSERT INTO "+name+" (t) SELECT now()") }
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -384,14 +320,14 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 	return func() {
 		stop()
 		<-done
-		s.dropClaim(ctx, name)
+		s.dropClaim(ctx, rt, name)
 	}, nil
 }
 
-func (s *Store) dropClaim(ctx context.Context, name string) {
+func (s *Store) dropClaim(ctx context.Context, rt route, name string) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
+	if err := rt.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
 		s.log.Warn("dropping claim", "claim", name, "err", err)
 	}
 }
@@ -400,12 +336,12 @@ func (s *Store) dropClaim(ctx context.Context, name string) {
 // newest heartbeat (a claim that vanished meanwhile is not stale: claim
 // again). A claim just created has no heartbeat yet: its age is the age of
 // its metadata.
-func (s *Store) claimIsStale(ctx context.Context, name string) (bool, error) {
+func (s *Store) claimIsStale(ctx context.Context, rt route, name string) (bool, error) {
 	var created, beat int64
-	err := s.conn.QueryRow(ctx, `SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
+	err := rt.conn.QueryRow(ctx, `SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
 		WHERE database = currentDatabase() AND name = ?`, name).Scan(&created)
 	if err == nil {
-		err = s.conn.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM "+name).Scan(&beat)
+		err = rt.conn.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM "+name).Scan(&beat)
 	}
 	// Dropped meanwhile (system.tables too fails for a table being
 	// dropped, and a read racing the DROP gets TABLE_IS_DROPPED): not
@@ -452,9 +388,9 @@ var claimProcess = func() (p struct {
 // process restarted after a crash resumes in seconds. Anything it cannot
 // judge (another machine, a claim without an owner row, an error, a PID
 // that runs) is not dead: the age rule of claimIsStale decides.
-func (s *Store) claimOwnerDead(ctx context.Context, name string) bool {
+func (s *Store) claimOwnerDead(ctx context.Context, rt route, name string) bool {
 	var owner string
-	err := s.conn.QueryRow(ctx, "SELECT owner FROM "+name+" WHERE owner != '' LIMIT 1").Scan(&owner)
+	err := rt.conn.QueryRow(ctx, "SELECT owner FROM "+name+" WHERE owner != '' LIMIT 1").Scan(&owner)
 	if err != nil {
 		return false
 	}
@@ -487,21 +423,21 @@ const (
 // takeOverClaim moves a stale claim out of the way: RENAME succeeds for one
 // of several waiters, and the loser simply finds the name free or taken
 // again. The renamed table is dropped.
-func (s *Store) takeOverClaim(ctx context.Context, name string) {
+func (s *Store) takeOverClaim(ctx context.Context, rt route, name string) {
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	dead := name + "_stale_" + hex.EncodeToString(rnd[:])
-	if err := s.conn.Exec(ctx, "RENAME TABLE "+name+" TO "+dead); err != nil {
+	if err := rt.conn.Exec(ctx, "RENAME TABLE "+name+" TO "+dead); err != nil {
 		return
 	}
 	s.log.Warn("took over the stale claim of a writer that died", "claim", name)
-	s.dropClaim(ctx, dead)
+	s.dropClaim(ctx, rt, dead)
 }
 
 // dropStaleClaims drops the claims of writers that died (stale ones, and
 // renamed ones). Run at Open, once per shard.
-func (s *Store) dropStaleClaims(ctx context.Context) error {
-	names, err := s.tablesWithPrefix(ctx, claimPrefix)
+func (s *Store) dropStaleClaims(ctx context.Context, rt route) error {
+	names, err := s.tablesWithPrefix(ctx, rt, claimPrefix)
 	if err != nil {
 		return fmt.Errorf("listing claims: %w", err)
 	}
@@ -509,14 +445,14 @@ func (s *Store) dropStaleClaims(ctx context.Context) error {
 		if !identRe.MatchString(n) {
 			continue
 		}
-		stale := strings.Contains(n, "_stale_") || s.claimOwnerDead(ctx, n)
+		stale := strings.Contains(n, "_stale_") || s.claimOwnerDead(ctx, rt, n)
 		if !stale {
-			if stale, err = s.claimIsStale(ctx, n); err != nil {
+			if stale, err = s.claimIsStale(ctx, rt, n); err != nil {
 				return err
 			}
 		}
 		if stale {
-			s.dropClaim(ctx, n)
+			s.dropClaim(ctx, rt, n)
 			s.log.Info("dropped the stale claim of a writer that died", "claim", n)
 		}
 	}

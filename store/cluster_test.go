@@ -342,7 +342,7 @@ func BenchmarkClaim(b *testing.B) {
 	s, _ := open(b, Options{})
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		release, err := s.claim(ctx, fmt.Sprint("bench-", i))
+		release, err := s.claim(ctx, s.plainRoute(), fmt.Sprint("bench-", i))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -447,7 +447,7 @@ func TestClaimReadRacingItsDropIsNotAnError(t *testing.T) {
 			t.Fatalf("after %v only %d claims taken and %d dropped by the other writer, want %d each",
 				time.Since(start).Round(time.Second), claims, drops.Load(), enough)
 		}
-		release, err := s.claim(ctx, key)
+		release, err := s.claim(ctx, s.plainRoute(), key)
 		if err != nil {
 			t.Fatalf("after %d claims: %v", claims, err)
 		}

@@ -156,7 +156,6 @@ func goldenStore(t *testing.T, cluster string, answer func(q string, args []any)
 			sc := &goldenConn{answer: answer, log: l, label: fmt.Sprintf("shard %d", n)}
 			s.shards = append(s.shards, &shard{num: n, conn: sc})
 		}
-		s.conn = newRoutedConn(c)
 	}
 	return s, l
 }
@@ -258,26 +257,25 @@ func goldenAnswer(q string, args []any) [][]any {
 func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 	for _, mode := range goldenModes {
 		t.Run(mode.name, func(t *testing.T) {
+			ctx := context.Background()
 			s, l := goldenStore(t, mode.cluster, goldenAnswer)
-			ctx := s.route(context.Background(), goldenKey)
-			goldenLargeReport(t, s, ctx)
+			goldenLargeReport(t, s, ctx, s.routeOf(goldenKey))
 			checkGolden(t, "write_"+mode.name+"_large_report.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
-			ctx = s.route(context.Background(), goldenKey)
-			if err := s.completeRollup(ctx, goldenDomain, goldenSince, goldenKey, AuthFailKey); err != nil {
+			if err := s.completeRollup(ctx, s.routeOf(goldenKey), goldenDomain, goldenSince, goldenKey, AuthFailKey); err != nil {
 				t.Fatal(err)
 			}
 			checkGolden(t, "write_"+mode.name+"_complete_rollup.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
-			ctx = s.route(context.Background(), goldenKey)
-			release, err := s.claim(ctx, goldenKey)
+			rt := s.routeOf(goldenKey)
+			release, err := s.claim(ctx, rt, goldenKey)
 			if err != nil {
 				t.Fatal(err)
 			}
 			release()
-			s.takeOverClaim(ctx, claimTable(goldenKey))
+			s.takeOverClaim(ctx, rt, claimTable(goldenKey))
 			if err := s.eachShard(context.Background(), s.dropStaleClaims); err != nil {
 				t.Fatal(err)
 			}
@@ -292,31 +290,31 @@ func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 // goldenLargeReport sends the DDL of a large report's commit as
 // writeAggregate does, with stageRollupsOf's selects one at a time (they run
 // concurrently there, in no fixed order).
-func goldenLargeReport(t *testing.T, s *Store, ctx context.Context) {
+func goldenLargeReport(t *testing.T, s *Store, ctx context.Context, r route) {
 	t.Helper()
-	staging, err := s.createStaging(ctx)
+	staging, err := s.createStaging(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.attachStaging(ctx, staging); err != nil {
+	if err := s.attachStaging(ctx, r, staging); err != nil {
 		t.Fatal(err)
 	}
 	for _, rt := range rollupTables {
-		rs, err := s.createRollupStaging(ctx, rt)
+		rs, err := s.createRollupStaging(ctx, r, rt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, sel := range rt.selects {
-			if err := s.fillRollupSelect(ctx, rt, sel, rs, staging, dataKeySQL(""), "1"); err != nil {
+			if err := s.fillRollupSelect(ctx, r, rt, sel, rs, staging, dataKeySQL(""), "1"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.attachRollup(ctx, rt, rs); err != nil {
+		if err := s.attachRollup(ctx, r, rt, rs); err != nil {
 			t.Fatal(err)
 		}
-		s.dropTable(ctx, rs)
+		s.dropTable(ctx, r, rs)
 	}
-	s.dropTable(ctx, staging)
+	s.dropTable(ctx, r, staging)
 }
 
 // TestGoldenMaintenanceStatementsRenderAsRecorded records, on a single
@@ -344,8 +342,8 @@ func TestGoldenMaintenanceStatementsRenderAsRecorded(t *testing.T) {
 				return goldenAnswer(q, []any{"prune_only"})
 			})
 			cutoff := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
-			if err := s.eachShard(ctx, func(ctx context.Context) error {
-				dropped, err := s.prune(ctx, cutoff)
+			if err := s.eachShard(ctx, func(ctx context.Context, rt route) error {
+				dropped, err := s.prune(ctx, rt, cutoff)
 				if err == nil && len(dropped) != 2*len(prunedTables) {
 					err = fmt.Errorf("prune dropped %d partitions, want %d (202001 and 202605 of each table): %v", len(dropped), 2*len(prunedTables), dropped)
 				}

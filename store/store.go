@@ -244,18 +244,10 @@ func (s *Store) Close() error {
 // Database is the name of the store's database.
 func (s *Store) Database() string { return s.database }
 
-// insertOne inserts one row through a batch: query names the columns
-// ("INSERT INTO t (a, b)", which 18.16 requires), values follow in order.
+// insertOne inserts one row through the store's connection (route's
+// insertOne).
 func (s *Store) insertOne(ctx context.Context, query string, values ...any) error {
-	b, err := s.conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return err
-	}
-	if err := b.Append(values...); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
+	return s.plainRoute().insertOne(ctx, query, values...)
 }
 
 // drain reads next to its end, counting records and messages.
