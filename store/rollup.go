@@ -17,7 +17,7 @@ import (
 	"github.com/go-faster/city"
 )
 
-// The rollup (migrations/0007_rollups.sql): aggregate_records summed per
+// The rollup (schema/migrations/0007_rollups.sql): aggregate_records summed per
 // (policy_domain, date_begin, header_from, org_name) (by_source = 0; no
 // per-source rows, by_source = 1, are written: aggregate_sources answers
 // per-source questions, and a rebuild drops any such rows), plus one
@@ -125,7 +125,7 @@ const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// aggregate_sources (migrations/0008_sources.sql): valid records summed
+// aggregate_sources (schema/migrations/0008_sources.sql): valid records summed
 // per (policy_domain, date_begin, header_from, header_from_org, source_ip,
 // sourcesOutcome) (by_source = 1), plus one marker row per report
 // (by_source = 0, report_key set, report_count = 1). Its grain without IP
@@ -154,7 +154,7 @@ const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_beg
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// aggregate_outcomes (migrations/0009_outcomes.sql): valid records summed
+// aggregate_outcomes (schema/migrations/0009_outcomes.sql): valid records summed
 // per (policy_domain, date_begin, header_from, header_from_org,
 // sourcesOutcome) with the sketch of their source IPs (source_ip_state), plus
 // one marker row per report.
@@ -192,7 +192,7 @@ const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', ''
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// aggregate_pair_buckets (migrations/0013_pair_buckets.sql): the messages
+// aggregate_pair_buckets (schema/migrations/0013_pair_buckets.sql): the messages
 // of valid records per UTC day and pair bucket over all policy domains
 // (kind = 1), plus one marker row per report (kind = 0). The bucket is
 // toUInt16(cityHash64(source_ip, header_from)), pairBucket in Go.

@@ -1,6 +1,7 @@
-// Package store keeps DMARC reports in ClickHouse: the schema and its
-// versioned migrations (migrations/), the exactly-once report writer, and the
-// read queries.
+// Package store keeps DMARC reports in ClickHouse: the exactly-once report
+// writer (claims, routing to a cluster's shards, rollups in the same commit)
+// and the read queries. Open applies the schema of store/schema (its
+// versioned migrations) before anything else.
 //
 // It speaks ClickHouse's native protocol (clickhouse-go v2) and runs on
 // ClickHouse 18.16 (Debian's package) as on current releases. Retention
