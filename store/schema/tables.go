@@ -87,6 +87,3 @@ func (n Names) Of(table string) string {
 	}
 	return table
 }
-
-// IsLocal tells whether n names the shard-local tables.
-func (n Names) IsLocal() bool { return n.local }
