@@ -9,9 +9,10 @@ import (
 )
 
 // route is where statements go and how they name the schema's tables
-// there. A report's writes (its claim, existence checks, records, rollups
-// and report row) take the route of its key (routeOf), chosen once per
-// report and passed down; maintenance of each shard's own tables
+// there. An aggregate report's writes (its claim, existence checks,
+// records, rollups and report row) take the route of its key (routeOf),
+// chosen once per report and passed down; a failure or TLS report's claim
+// does too, and its rows go through the store's connection. Maintenance of each shard's own tables
 // (eachShard) takes each shard's route. On a single server every route is
 // the store's connection with schema.Plain names; in cluster mode a
 // shard's route is its connection with schema.Local names (the shard's
