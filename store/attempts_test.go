@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // openSame opens another store (another instance) on the database of dsn.
@@ -189,11 +191,7 @@ func TestInputAttemptsMigrationRunsAgainWithoutEffect(t *testing.T) {
 	s, _ := open(t, Options{})
 	ctx := context.Background()
 	begin(t, s, "imap", "INBOX/1/1")
-	text, err := migrationFiles.ReadFile("migrations/0014_input_attempts.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts, err := s.render("0014", string(text))
+	stmts, err := s.target().MigrationStatements(schema.Migration{Version: 14, Name: "input_attempts", File: "migrations/0014_input_attempts.sql"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,9 @@ package store
 //     to, it sees which migrations ran.
 //   - Writes that name a plain table go through the Distributed table with
 //     insert_distributed_sync=1, so they are on their shard when the INSERT
-//     returns. Writes routed by report key (routeKey) go to the local tables
-//     of the shard that sipHash64(key) % shards picks, the same shard the
-//     Distributed table's sharding key picks.
+//     returns. A report's writes take the route of its key (routeOf in
+//     route.go): the local tables of the shard that sipHash64(key) % shards
+//     picks, the same shard the Distributed table's sharding key picks.
 
 import (
 	"context"
@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,143 +36,12 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // localSuffix names the shard-local table behind a Distributed table.
-const localSuffix = "_local"
-
-var (
-	clusterCreateRe = regexp.MustCompile("(?is)^\\s*CREATE\\s+TABLE\\s+IF\\s+NOT\\s+EXISTS\\s+([A-Za-z_][A-Za-z0-9_]*)(\\s+ON\\s+CLUSTER\\s+`[^`]*`)(.*)$")
-	clusterAlterRe  = regexp.MustCompile("(?is)^\\s*ALTER\\s+TABLE\\s+([A-Za-z_][A-Za-z0-9_]*)(\\s+ON\\s+CLUSTER\\s+`[^`]*`)(.*)$")
-	replicatedRe    = regexp.MustCompile(`(?is)\bENGINE\s*=\s*Replicated`)
-	columnChangeRe  = regexp.MustCompile(`(?is)^\s*(ADD|DROP|MODIFY|COMMENT|CLEAR)\s+COLUMN\b`)
-	orderByRe       = regexp.MustCompile(`(?is)\bORDER\s+BY\s+(\([^()]*\)|[A-Za-z_][A-Za-z0-9_]*)`)
-	reportKeyColRe  = regexp.MustCompile(`(?m)^\s*report_key\s+String\b`)
-)
-
-// globalEngine renders the engine of a table that every server of the
-// cluster holds in full (schema_migrations): one ZooKeeper path for all
-// shards, one replica per server. Single server: the plain engine.
-func (s *Store) globalEngine(table, name string, args ...string) string {
-	if s.cluster != "" {
-		zk := fmt.Sprintf("'/clickhouse/tables/all/%s/%s'", s.database, table)
-		args = append([]string{zk, "'{shard}_{replica}'"}, args...)
-		name = "Replicated" + name
-	}
-	return name + "(" + strings.Join(args, ", ") + ")"
-}
-
-// clusterTables lists the tables that the migrations create with a
-// Replicated engine in cluster mode, each with its sharding key: each is a
-// <name>_local and a Distributed <name>.
-func (s *Store) clusterTables() (map[string]string, error) {
-	list, err := migrations()
-	if err != nil {
-		return nil, err
-	}
-	tables := map[string]string{}
-	for _, m := range list {
-		text, err := migrationFiles.ReadFile(m.File)
-		if err != nil {
-			return nil, err
-		}
-		stmts, err := s.render(m.File, string(text))
-		if err != nil {
-			return nil, err
-		}
-		for _, q := range stmts {
-			if c := clusterCreateRe.FindStringSubmatch(q); c != nil && replicatedRe.MatchString(c[3]) {
-				tables[c[1]] = shardingKey(c[3])
-			}
-		}
-	}
-	return tables, nil
-}
-
-// clusterize rewrites the rendered statements of a migration for cluster
-// mode. CREATE TABLE name ON CLUSTER ... ENGINE = Replicated... becomes the
-// same table as db.name_local and a Distributed db.name over it. ALTER TABLE
-// name (of such a table) alters name_local (once per shard: Replicated
-// tables replicate their ALTERs); when it changes columns, the Distributed
-// table is dropped and created again with the new columns, because 18.16
-// refuses ALTER ON CLUSTER of a table that is not Replicated when the
-// cluster's shards replicate internally. Names are qualified with the
-// database: ON CLUSTER DDL runs on the other servers in their default
-// database. Other statements pass unchanged.
-func (s *Store) clusterize(stmts []string, tables map[string]string) []string {
-	db := quoteIdent(s.database)
-	distributed := func(name, on, key string) string {
-		return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s ENGINE = Distributed(%s, %s, %s, %s)",
-			db, quoteIdent(name), on, db, quoteIdent(name+localSuffix),
-			s.cluster, s.database, name+localSuffix, key)
-	}
-	var out []string
-	for _, q := range stmts {
-		if c := clusterCreateRe.FindStringSubmatch(q); c != nil && replicatedRe.MatchString(c[3]) {
-			name, on, rest := c[1], c[2], c[3]
-			out = append(out,
-				"CREATE TABLE IF NOT EXISTS "+db+"."+quoteIdent(name+localSuffix)+on+rest,
-				distributed(name, on, shardingKey(rest)))
-			continue
-		}
-		if a := clusterAlterRe.FindStringSubmatch(q); a != nil && tables[a[1]] != "" {
-			name, on, rest := a[1], a[2], a[3]
-			out = append(out, "ALTER TABLE "+db+"."+quoteIdent(name+localSuffix)+on+rest)
-			if columnChangeRe.MatchString(rest) {
-				out = append(out, "DROP TABLE IF EXISTS "+db+"."+quoteIdent(name)+on,
-					distributed(name, on, tables[name]))
-			}
-			continue
-		}
-		out = append(out, q)
-	}
-	return out
-}
-
-// shardingKey is the Distributed sharding key of a table from its CREATE
-// statement: sipHash64(report_key) for the tables of reports (all rows of a
-// report on one shard, the one routeKey picks), else sipHash64 of the
-// sorting key (rows that a ReplacingMergeTree collapses meet on one shard).
-func shardingKey(create string) string {
-	if reportKeyColRe.MatchString(create) {
-		return "sipHash64(report_key)"
-	}
-	if m := orderByRe.FindStringSubmatch(create); m != nil {
-		k := strings.TrimSuffix(strings.TrimPrefix(m[1], "("), ")")
-		if strings.TrimSpace(k) != "" {
-			return "sipHash64(" + k + ")"
-		}
-	}
-	return "rand()"
-}
-
-// createSchemaMigrations creates schema_migrations. In cluster mode the ON
-// CLUSTER DDL waits for every server, so it is skipped when the table is
-// already there: an instance can start while a server is down once the
-// schema is in place.
-func (s *Store) createSchemaMigrations(ctx context.Context) error {
-	if s.cluster != "" {
-		var n uint64
-		err := s.conn.QueryRow(ctx, `SELECT count() FROM system.tables
-			WHERE database = currentDatabase() AND name = 'schema_migrations'`).Scan(&n)
-		if err != nil {
-			return fmt.Errorf("looking for schema_migrations: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-	stmts, err := s.render("schema_migrations", schemaMigrationsTable)
-	if err != nil {
-		return err
-	}
-	for _, q := range stmts {
-		if err := s.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("creating schema_migrations: %w", err)
-		}
-	}
-	return nil
-}
+const localSuffix = schema.LocalSuffix
 
 // shard is one shard of the cluster: a connection to its replicas, the
 // first answering one preferred (reads then see what this store wrote).
@@ -249,68 +117,6 @@ func shardIndex(key string, shards int) int {
 	return int(sipHash64([]byte(key)) % uint64(shards))
 }
 
-// routeKey is the context key of a routed write.
-type routeKey struct{}
-
-// route returns ctx carrying the shard of a report key: the store's queries
-// under it go to that shard's server with the cluster tables named by their
-// local names. On a single server it returns ctx.
-func (s *Store) route(ctx context.Context, key string) context.Context {
-	if len(s.shards) == 0 {
-		return ctx
-	}
-	return context.WithValue(ctx, routeKey{}, s.shards[shardIndex(key, len(s.shards))])
-}
-
-// routedConn is the store's connection in cluster mode: a query under a
-// routed context goes to its shard, with the names of cluster tables
-// rewritten to their local tables (aggregate_records ->
-// aggregate_records_local); any other query goes to the main connection,
-// where the plain names are the Distributed tables.
-type routedConn struct {
-	driver.Conn
-	local *regexp.Regexp // matches the cluster tables' names
-}
-
-func newRoutedConn(conn driver.Conn, tables map[string]string) routedConn {
-	var names []string
-	for t := range tables {
-		names = append(names, regexp.QuoteMeta(t))
-	}
-	// \b does not match inside aggregate_records_staging_x ("_" is a word
-	// character), so staging tables keep their names.
-	re := regexp.MustCompile(`\b(` + strings.Join(names, "|") + `)\b`)
-	return routedConn{Conn: conn, local: re}
-}
-
-func (c routedConn) target(ctx context.Context, query string) (driver.Conn, string) {
-	sh, _ := ctx.Value(routeKey{}).(*shard)
-	if sh == nil {
-		return c.Conn, query
-	}
-	return sh.conn, c.local.ReplaceAllString(query, "${1}"+localSuffix)
-}
-
-func (c routedConn) Exec(ctx context.Context, query string, args ...any) error {
-	conn, q := c.target(ctx, query)
-	return conn.Exec(ctx, q, args...)
-}
-
-func (c routedConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
-	conn, q := c.target(ctx, query)
-	return conn.Query(ctx, q, args...)
-}
-
-func (c routedConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
-	conn, q := c.target(ctx, query)
-	return conn.QueryRow(ctx, q, args...)
-}
-
-func (c routedConn) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
-	conn, q := c.target(ctx, query)
-	return conn.PrepareBatch(ctx, q, opts...)
-}
-
 // sipHash64 is ClickHouse's sipHash64 of a String: SipHash-2-4 with a zero
 // key.
 func sipHash64(p []byte) uint64 {
@@ -373,35 +179,30 @@ func clusterSettings(o *clickhouse.Options) {
 	// (docs/cluster.md).
 }
 
-// openCluster connects to the cluster's shards and makes the store's
-// connection route report writes (routedConn). Run after Migrate. On a
-// single server it does nothing.
+// openCluster connects to the cluster's shards, the routes of report
+// writes (routeOf). Run after Migrate. On a single server it does nothing.
 func (s *Store) openCluster(ctx context.Context, base *clickhouse.Options) error {
 	if s.cluster == "" {
 		return nil
-	}
-	tables, err := s.clusterTables()
-	if err != nil {
-		return err
 	}
 	shards, err := clusterShards(ctx, s.conn, s.cluster, base, queryIDPrefix(s.database))
 	if err != nil {
 		return err
 	}
 	s.shards = shards
-	s.conn = newRoutedConn(s.conn, tables)
 	s.log.Info("cluster mode", "cluster", s.cluster, "shards", len(shards), "database", s.database)
 	return nil
 }
 
-// eachShard runs f once per shard with a context routed to it (the first
-// answering replica), or once on a single server.
-func (s *Store) eachShard(ctx context.Context, f func(context.Context) error) error {
+// eachShard runs f once per shard with the shard's route (its first
+// answering replica, its local tables), or once on a single server with
+// plainRoute.
+func (s *Store) eachShard(ctx context.Context, f func(context.Context, route) error) error {
 	if len(s.shards) == 0 {
-		return f(ctx)
+		return f(ctx, s.plainRoute())
 	}
 	for _, sh := range s.shards {
-		if err := f(context.WithValue(ctx, routeKey{}, sh)); err != nil {
+		if err := f(ctx, sh.route()); err != nil {
 			return fmt.Errorf("shard %d: %w", sh.num, err)
 		}
 	}
@@ -445,19 +246,19 @@ func claimTable(key string) string {
 	return fmt.Sprintf("%s%016x", claimPrefix, sipHash64([]byte(key)))
 }
 
-// claim takes the claim of a report key (ctx routed to its shard in cluster
-// mode), waiting while another writer holds it. release drops it.
-func (s *Store) claim(ctx context.Context, key string) (release func(), err error) {
+// claim takes the claim of a report key on rt (in cluster mode the shard
+// of the key), waiting while another writer holds it. release drops it.
+func (s *Store) claim(ctx context.Context, rt route, key string) (release func(), err error) {
 	name := claimTable(key)
 	waited := false
 	readErrors := 0
 	for {
-		err := s.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime, owner String DEFAULT '') ENGINE = Memory")
+		err := rt.conn.Exec(ctx, "CREATE TABLE "+name+" (t DateTime, owner String DEFAULT '') ENGINE = Memory")
 		if err == nil {
 			// Who holds it, for a waiter on this machine to tell at once
 			// that the holder died (claimOwnerDead). A waiter that reads
 			// the claim before this row judges by age, as before.
-			if err := s.conn.Exec(ctx, "INSERT INTO "+name+" (t, owner) SELECT now(), ?", claimOwner()); err != nil {
+			if err := rt.conn.Exec(ctx, "INSERT INTO "+name+" (t, owner) SELECT now(), ?", claimOwner()); err != nil {
 				s.log.Debug("claim: recording its owner", "claim", name, "err", err)
 			}
 			break
@@ -472,7 +273,7 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 			s.log.Debug("report claimed by another writer; waiting", "report_key", key, "claim", name)
 			waited = true
 		}
-		stale, err := s.claimIsStale(ctx, name)
+		stale, err := s.claimIsStale(ctx, rt, name)
 		if err != nil {
 			// Reading a claim that its holder drops at this moment fails
 			// in ways that vary by version and instant (UNKNOWN_TABLE,
@@ -486,8 +287,8 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 			return nil, fmt.Errorf("report %s: reading claim %s: %w", key, name, err)
 		}
 		readErrors = 0
-		if stale || s.claimOwnerDead(ctx, name) {
-			s.takeOverClaim(ctx, name)
+		if stale || s.claimOwnerDead(ctx, rt, name) {
+			s.takeOverClaim(ctx, rt, name)
 			continue
 		}
 		select {
@@ -499,7 +300,7 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 	// A claim's age starts at its creation (metadata_modification_time);
 	// heartbeats extend it while the write runs.
 	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	beat := func() error { return s.conn.Exec(bctx, "INSERT INTO "+name+" (t) SELECT now()") }
+	beat := func() error { return rt.conn.Exec(bctx, "INSERT INTO "+name+" (t) SELECT now()") }
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -519,14 +320,14 @@ func (s *Store) claim(ctx context.Context, key string) (release func(), err erro
 	return func() {
 		stop()
 		<-done
-		s.dropClaim(ctx, name)
+		s.dropClaim(ctx, rt, name)
 	}, nil
 }
 
-func (s *Store) dropClaim(ctx context.Context, name string) {
+func (s *Store) dropClaim(ctx context.Context, rt route, name string) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
+	if err := rt.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
 		s.log.Warn("dropping claim", "claim", name, "err", err)
 	}
 }
@@ -535,12 +336,12 @@ func (s *Store) dropClaim(ctx context.Context, name string) {
 // newest heartbeat (a claim that vanished meanwhile is not stale: claim
 // again). A claim just created has no heartbeat yet: its age is the age of
 // its metadata.
-func (s *Store) claimIsStale(ctx context.Context, name string) (bool, error) {
+func (s *Store) claimIsStale(ctx context.Context, rt route, name string) (bool, error) {
 	var created, beat int64
-	err := s.conn.QueryRow(ctx, `SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
+	err := rt.conn.QueryRow(ctx, `SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
 		WHERE database = currentDatabase() AND name = ?`, name).Scan(&created)
 	if err == nil {
-		err = s.conn.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM "+name).Scan(&beat)
+		err = rt.conn.QueryRow(ctx, "SELECT toInt64(now()) - toInt64(max(t)) FROM "+name).Scan(&beat)
 	}
 	// Dropped meanwhile (system.tables too fails for a table being
 	// dropped, and a read racing the DROP gets TABLE_IS_DROPPED): not
@@ -587,9 +388,9 @@ var claimProcess = func() (p struct {
 // process restarted after a crash resumes in seconds. Anything it cannot
 // judge (another machine, a claim without an owner row, an error, a PID
 // that runs) is not dead: the age rule of claimIsStale decides.
-func (s *Store) claimOwnerDead(ctx context.Context, name string) bool {
+func (s *Store) claimOwnerDead(ctx context.Context, rt route, name string) bool {
 	var owner string
-	err := s.conn.QueryRow(ctx, "SELECT owner FROM "+name+" WHERE owner != '' LIMIT 1").Scan(&owner)
+	err := rt.conn.QueryRow(ctx, "SELECT owner FROM "+name+" WHERE owner != '' LIMIT 1").Scan(&owner)
 	if err != nil {
 		return false
 	}
@@ -622,21 +423,21 @@ const (
 // takeOverClaim moves a stale claim out of the way: RENAME succeeds for one
 // of several waiters, and the loser simply finds the name free or taken
 // again. The renamed table is dropped.
-func (s *Store) takeOverClaim(ctx context.Context, name string) {
+func (s *Store) takeOverClaim(ctx context.Context, rt route, name string) {
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	dead := name + "_stale_" + hex.EncodeToString(rnd[:])
-	if err := s.conn.Exec(ctx, "RENAME TABLE "+name+" TO "+dead); err != nil {
+	if err := rt.conn.Exec(ctx, "RENAME TABLE "+name+" TO "+dead); err != nil {
 		return
 	}
 	s.log.Warn("took over the stale claim of a writer that died", "claim", name)
-	s.dropClaim(ctx, dead)
+	s.dropClaim(ctx, rt, dead)
 }
 
 // dropStaleClaims drops the claims of writers that died (stale ones, and
 // renamed ones). Run at Open, once per shard.
-func (s *Store) dropStaleClaims(ctx context.Context) error {
-	names, err := s.tablesWithPrefix(ctx, claimPrefix)
+func (s *Store) dropStaleClaims(ctx context.Context, rt route) error {
+	names, err := s.tablesWithPrefix(ctx, rt, claimPrefix)
 	if err != nil {
 		return fmt.Errorf("listing claims: %w", err)
 	}
@@ -644,14 +445,14 @@ func (s *Store) dropStaleClaims(ctx context.Context) error {
 		if !identRe.MatchString(n) {
 			continue
 		}
-		stale := strings.Contains(n, "_stale_") || s.claimOwnerDead(ctx, n)
+		stale := strings.Contains(n, "_stale_") || s.claimOwnerDead(ctx, rt, n)
 		if !stale {
-			if stale, err = s.claimIsStale(ctx, n); err != nil {
+			if stale, err = s.claimIsStale(ctx, rt, n); err != nil {
 				return err
 			}
 		}
 		if stale {
-			s.dropClaim(ctx, n)
+			s.dropClaim(ctx, rt, n)
 			s.log.Info("dropped the stale claim of a writer that died", "claim", n)
 		}
 	}

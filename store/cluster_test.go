@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // openCluster opens a store in database d through server node.
@@ -76,72 +77,17 @@ func TestSipHash64MatchesClickHouse(t *testing.T) {
 	}
 }
 
-func TestClusterizeMakesLocalAndDistributedTables(t *testing.T) {
-	s := &Store{database: "dmarc", cluster: "c"}
-	on := " ON CLUSTER `c`"
-	in := []string{
-		"CREATE TABLE IF NOT EXISTS aggregate_records" + on + " (\n    report_key String,\n    x UInt8\n) ENGINE = ReplicatedMergeTree('/p', '{replica}')\nORDER BY (report_key, x)",
-		"CREATE TABLE IF NOT EXISTS source_attribution" + on + " (\n    ip String\n) ENGINE = ReplicatedReplacingMergeTree('/p', '{replica}', checked_at)\nORDER BY ip",
-		"ALTER TABLE aggregate_records" + on + " ADD COLUMN y UInt8",
-		"ALTER TABLE aggregate_records" + on + " DROP PARTITION ID '202401'",
-		"ALTER TABLE other" + on + " ADD COLUMN y UInt8",
-		"CREATE TABLE IF NOT EXISTS mem" + on + " (x UInt8) ENGINE = Memory",
-	}
-	tables := map[string]string{"aggregate_records": "sipHash64(report_key)", "source_attribution": "sipHash64(ip)"}
-	got := s.clusterize(in, tables)
-	want := []string{
-		"CREATE TABLE IF NOT EXISTS `dmarc`.`aggregate_records_local`" + on + " (\n    report_key String,\n    x UInt8\n) ENGINE = ReplicatedMergeTree('/p', '{replica}')\nORDER BY (report_key, x)",
-		"CREATE TABLE IF NOT EXISTS `dmarc`.`aggregate_records`" + on + " AS `dmarc`.`aggregate_records_local` ENGINE = Distributed(c, dmarc, aggregate_records_local, sipHash64(report_key))",
-		"CREATE TABLE IF NOT EXISTS `dmarc`.`source_attribution_local`" + on + " (\n    ip String\n) ENGINE = ReplicatedReplacingMergeTree('/p', '{replica}', checked_at)\nORDER BY ip",
-		"CREATE TABLE IF NOT EXISTS `dmarc`.`source_attribution`" + on + " AS `dmarc`.`source_attribution_local` ENGINE = Distributed(c, dmarc, source_attribution_local, sipHash64(ip))",
-		"ALTER TABLE `dmarc`.`aggregate_records_local`" + on + " ADD COLUMN y UInt8",
-		"DROP TABLE IF EXISTS `dmarc`.`aggregate_records`" + on,
-		"CREATE TABLE IF NOT EXISTS `dmarc`.`aggregate_records`" + on + " AS `dmarc`.`aggregate_records_local` ENGINE = Distributed(c, dmarc, aggregate_records_local, sipHash64(report_key))",
-		"ALTER TABLE `dmarc`.`aggregate_records_local`" + on + " DROP PARTITION ID '202401'",
-		"ALTER TABLE other" + on + " ADD COLUMN y UInt8",
-		"CREATE TABLE IF NOT EXISTS mem" + on + " (x UInt8) ENGINE = Memory",
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d statements, want %d:\n%s", len(got), len(want), strings.Join(got, "\n---\n"))
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("statement %d:\n got %s\nwant %s", i, got[i], want[i])
-		}
-	}
-}
-
-func TestEveryMigratedTableIsLocalAndDistributedInClusterMode(t *testing.T) {
-	s := &Store{database: "dmarc", cluster: "c"}
-	tables, err := s.clusterTables()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"aggregate_reports", "aggregate_records", "inputs", "failure_reports",
-		"tlsrpt_reports", "tlsrpt_policies", "tlsrpt_failures", "source_attribution", "input_attempts"} {
-		if tables[name] != "sipHash64(report_key)" && tables[name] == "" {
-			t.Errorf("%s is not a cluster table; have %v", name, tables)
-		}
-	}
-	if tables["schema_migrations"] != "" {
-		t.Error("schema_migrations must be one table replicated to every server, not sharded")
-	}
-}
-
 func TestClusterMigrationsCreateReplicatedLocalAndDistributedTables(t *testing.T) {
 	d := testenv.ClickHouseCluster(t, testenv.Shards2)
 	s := openClusterStore(t, d, 1)
-	tables, err := s.clusterTables()
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := migrations()
+	list, err := schema.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for node := 1; node <= 2; node++ {
 		engines := tableEngines(t, nodeConn(t, d, node))
-		for name := range tables {
+		for _, tb := range schema.Sharded {
+			name := tb.Name
 			if e := engines[name+localSuffix]; !strings.HasPrefix(e, "Replicated") {
 				t.Errorf("node %d: %s%s has engine %q, want Replicated*", node, name, localSuffix, e)
 			}
@@ -396,7 +342,7 @@ func BenchmarkClaim(b *testing.B) {
 	s, _ := open(b, Options{})
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		release, err := s.claim(ctx, fmt.Sprint("bench-", i))
+		release, err := s.claim(ctx, s.plainRoute(), fmt.Sprint("bench-", i))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -501,7 +447,7 @@ func TestClaimReadRacingItsDropIsNotAnError(t *testing.T) {
 			t.Fatalf("after %v only %d claims taken and %d dropped by the other writer, want %d each",
 				time.Since(start).Round(time.Second), claims, drops.Load(), enough)
 		}
-		release, err := s.claim(ctx, key)
+		release, err := s.claim(ctx, s.plainRoute(), key)
 		if err != nil {
 			t.Fatalf("after %d claims: %v", claims, err)
 		}

@@ -46,7 +46,7 @@ func (s *Store) writeFailure(ctx context.Context, key string, r *failure.Report,
 	}
 	unlock := s.locks.lock(key)
 	defer unlock()
-	release, err := s.claim(s.route(ctx, key), key) // against other processes (cluster.go)
+	release, err := s.claim(ctx, s.routeOf(key), key) // against other processes (cluster.go)
 	if err != nil {
 		return res, err
 	}

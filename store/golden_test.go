@@ -152,15 +152,10 @@ func goldenStore(t *testing.T, cluster string, answer func(q string, args []any)
 	s := &Store{conn: c, database: goldenDatabase, cluster: cluster,
 		batchRows: DefaultBatchRows, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if cluster != "" {
-		tables, err := s.clusterTables()
-		if err != nil {
-			t.Fatal(err)
-		}
 		for n := uint32(1); n <= 2; n++ {
 			sc := &goldenConn{answer: answer, log: l, label: fmt.Sprintf("shard %d", n)}
 			s.shards = append(s.shards, &shard{num: n, conn: sc})
 		}
-		s.conn = newRoutedConn(c, tables)
 	}
 	return s, l
 }
@@ -233,52 +228,6 @@ func firstDifference(want, got string) string {
 	return "(same lines)"
 }
 
-// goldenMigrationFile names the golden file of one migration in a mode:
-// migrate_single_0001_init.sql, migrate_cluster_schema_migrations.sql.
-func goldenMigrationFile(mode, migration string) string {
-	return "migrate_" + mode + "_" + strings.TrimSuffix(filepath.Base(migration), ".sql") + ".sql"
-}
-
-// TestGoldenMigrationsRenderAsRecorded renders schema_migrations and every
-// migration for a single server and for a cluster (ON CLUSTER, Replicated
-// _local tables and their Distributed tables) and compares each with its
-// golden file; a golden file without a migration fails too.
-func TestGoldenMigrationsRenderAsRecorded(t *testing.T) {
-	written := map[string]bool{}
-	for _, mode := range goldenModes {
-		stmts, err := SchemaStatements(goldenDatabase, mode.cluster)
-		if err != nil {
-			t.Fatalf("%s: %v", mode.name, err)
-		}
-		var order []string
-		byFile := map[string][]goldenStmt{}
-		for _, st := range stmts {
-			f := goldenMigrationFile(mode.name, st.Migration)
-			if byFile[f] == nil {
-				order = append(order, f)
-			}
-			byFile[f] = append(byFile[f], goldenStmt{call: "Exec", sql: st.SQL})
-		}
-		for _, f := range order {
-			written[f] = true
-			t.Run(f, func(t *testing.T) { checkGolden(t, f, goldenSQL(byFile[f])) })
-		}
-	}
-	old, err := filepath.Glob(filepath.Join(goldenDir, "migrate_*.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range old {
-		if !written[filepath.Base(p)] {
-			if *updateGolden {
-				os.Remove(p)
-				continue
-			}
-			t.Errorf("%s: no migration renders it any more (run with -update to remove it)", p)
-		}
-	}
-}
-
 // goldenAnswer scripts the rows of the statements the store reads before it
 // writes: the partitions of a table (one month; several when pruning), the days of a rebuilt month, the claims left by dead writers.
 func goldenAnswer(q string, args []any) [][]any {
@@ -308,26 +257,25 @@ func goldenAnswer(q string, args []any) [][]any {
 func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 	for _, mode := range goldenModes {
 		t.Run(mode.name, func(t *testing.T) {
+			ctx := context.Background()
 			s, l := goldenStore(t, mode.cluster, goldenAnswer)
-			ctx := s.route(context.Background(), goldenKey)
-			goldenLargeReport(t, s, ctx)
+			goldenLargeReport(t, s, ctx, s.routeOf(goldenKey))
 			checkGolden(t, "write_"+mode.name+"_large_report.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
-			ctx = s.route(context.Background(), goldenKey)
-			if err := s.completeRollup(ctx, goldenDomain, goldenSince, goldenKey, AuthFailKey); err != nil {
+			if err := s.completeRollup(ctx, s.routeOf(goldenKey), goldenDomain, goldenSince, goldenKey, AuthFailKey); err != nil {
 				t.Fatal(err)
 			}
 			checkGolden(t, "write_"+mode.name+"_complete_rollup.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
-			ctx = s.route(context.Background(), goldenKey)
-			release, err := s.claim(ctx, goldenKey)
+			rt := s.routeOf(goldenKey)
+			release, err := s.claim(ctx, rt, goldenKey)
 			if err != nil {
 				t.Fatal(err)
 			}
 			release()
-			s.takeOverClaim(ctx, claimTable(goldenKey))
+			s.takeOverClaim(ctx, rt, claimTable(goldenKey))
 			if err := s.eachShard(context.Background(), s.dropStaleClaims); err != nil {
 				t.Fatal(err)
 			}
@@ -342,31 +290,31 @@ func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 // goldenLargeReport sends the DDL of a large report's commit as
 // writeAggregate does, with stageRollupsOf's selects one at a time (they run
 // concurrently there, in no fixed order).
-func goldenLargeReport(t *testing.T, s *Store, ctx context.Context) {
+func goldenLargeReport(t *testing.T, s *Store, ctx context.Context, r route) {
 	t.Helper()
-	staging, err := s.createStaging(ctx)
+	staging, err := s.createStaging(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.attachStaging(ctx, staging); err != nil {
+	if err := s.attachStaging(ctx, r, staging); err != nil {
 		t.Fatal(err)
 	}
 	for _, rt := range rollupTables {
-		rs, err := s.createRollupStaging(ctx, rt)
+		rs, err := s.createRollupStaging(ctx, r, rt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, sel := range rt.selects {
-			if err := s.fillRollupSelect(ctx, rt, sel, rs, staging, dataKeySQL(""), "1"); err != nil {
+			if err := s.fillRollupSelect(ctx, r, rt, sel, rs, staging, dataKeySQL(""), "1"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.attachRollup(ctx, rt, rs); err != nil {
+		if err := s.attachRollup(ctx, r, rt, rs); err != nil {
 			t.Fatal(err)
 		}
-		s.dropTable(ctx, rs)
+		s.dropTable(ctx, r, rs)
 	}
-	s.dropTable(ctx, staging)
+	s.dropTable(ctx, r, staging)
 }
 
 // TestGoldenMaintenanceStatementsRenderAsRecorded records, on a single
@@ -394,8 +342,8 @@ func TestGoldenMaintenanceStatementsRenderAsRecorded(t *testing.T) {
 				return goldenAnswer(q, []any{"prune_only"})
 			})
 			cutoff := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
-			if err := s.eachShard(ctx, func(ctx context.Context) error {
-				dropped, err := s.prune(ctx, cutoff)
+			if err := s.eachShard(ctx, func(ctx context.Context, rt route) error {
+				dropped, err := s.prune(ctx, rt, cutoff)
 				if err == nil && len(dropped) != 2*len(prunedTables) {
 					err = fmt.Errorf("prune dropped %d partitions, want %d (202001 and 202605 of each table): %v", len(dropped), 2*len(prunedTables), dropped)
 				}

@@ -50,12 +50,12 @@ const inflightWait = 30 * time.Second
 
 // waitForOrphanedWrites waits until no write of an earlier process on this
 // database is running on the server (this process has sent none yet).
-func (s *Store) waitForOrphanedWrites(ctx context.Context) error {
+func (s *Store) waitForOrphanedWrites(ctx context.Context, rt route) error {
 	prefix := queryIDPrefix(s.database)
 	deadline := time.Now().Add(inflightWait)
 	for {
 		var n uint64
-		err := s.conn.QueryRow(ctx, `SELECT count() FROM system.processes
+		err := rt.conn.QueryRow(ctx, `SELECT count() FROM system.processes
 			WHERE substring(query_id, 1, length(?)) = ?`, prefix, prefix).Scan(&n)
 		if err != nil {
 			return fmt.Errorf("store: looking for writes still running: %w", err)

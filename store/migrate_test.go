@@ -3,76 +3,13 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/store/schema"
 )
-
-func TestMigrationsRenderForSingleServerAndCluster(t *testing.T) {
-	list, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) == 0 || list[0].Version != 1 || list[0].Name != "init" {
-		t.Fatalf("migrations = %+v, want 0001_init first", list)
-	}
-	for _, cluster := range []string{"", "dmarc_cluster"} {
-		s := &Store{database: "dmarc", cluster: cluster}
-		for _, m := range list {
-			text, err := migrationFiles.ReadFile(m.File)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stmts, err := s.render(m.File, string(text))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, q := range stmts {
-				if strings.Contains(q, "--") || strings.HasSuffix(q, ";") {
-					t.Errorf("statement keeps a comment or its ';': %q", q)
-				}
-				for _, banned := range []string{"LowCardinality", "Map(", "DateTime64", "TTL", "IPv4", "IPv6"} {
-					if strings.Contains(q, banned) {
-						t.Errorf("%s uses %s, which ClickHouse 18.16 lacks", m.File, banned)
-					}
-				}
-				// ALTER ... ADD COLUMN cannot say IF NOT EXISTS on 18.16:
-				// Migrate treats "column already exists" as applied.
-				alter := addColumn.MatchString(q)
-				if !alter && !strings.Contains(q, "IF NOT EXISTS") {
-					t.Errorf("%s: statement is not idempotent: %.60q", m.File, q)
-				}
-				onCluster := strings.Contains(q, "ON CLUSTER `dmarc_cluster`")
-				replicated := strings.Contains(q, "ENGINE = Replicated") || alter
-				if cluster == "" && (onCluster || strings.Contains(q, "ENGINE = Replicated")) || cluster != "" && (!onCluster || !replicated) {
-					t.Errorf("cluster %q: statement %.80q", cluster, q)
-				}
-			}
-		}
-	}
-}
-
-func TestEngineRendersReplicatedFormInClusterMode(t *testing.T) {
-	s := &Store{database: "dmarc"}
-	if got := s.engine("aggregate_reports", "ReplacingMergeTree", "ingested_at"); got != "ReplacingMergeTree(ingested_at)" {
-		t.Errorf("single server: %s", got)
-	}
-	s.cluster = "c"
-	want := "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/dmarc/aggregate_reports', '{replica}', ingested_at)"
-	if got := s.engine("aggregate_reports", "ReplacingMergeTree", "ingested_at"); got != want {
-		t.Errorf("cluster:\n got %s\nwant %s", got, want)
-	}
-}
-
-func TestSplitStatements(t *testing.T) {
-	got := splitStatements("-- a comment;\nCREATE TABLE a (x UInt8);\n\n-- b\nCREATE TABLE b\n(y String);\nSELECT 1")
-	want := []string{"CREATE TABLE a (x UInt8)", "CREATE TABLE b\n(y String)", "SELECT 1"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
 
 // TestAddColumnRunTwiceCountsAsApplied: a process that dies after a
 // migration's ALTER ... ADD COLUMN but before recording it, or two processes
@@ -82,19 +19,18 @@ func TestSplitStatements(t *testing.T) {
 func TestAddColumnRunTwiceCountsAsApplied(t *testing.T) {
 	st, _ := open(t, Options{})
 	ctx := context.Background()
-	list, err := migrations()
+	list, err := schema.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, m := range list {
-		text, _ := migrationFiles.ReadFile(m.File)
-		stmts, err := st.render(m.File, string(text))
+		stmts, err := st.target().MigrationStatements(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, q := range stmts {
-			if !addColumn.MatchString(q) {
+			if !schema.AddsColumn(q) {
 				continue
 			}
 			n++
@@ -103,7 +39,7 @@ func TestAddColumnRunTwiceCountsAsApplied(t *testing.T) {
 				t.Errorf("%s: ALTER ran twice without an error: %.80q", m.File, q)
 				continue
 			}
-			if !alreadyApplied(q, err) {
+			if !schema.ErrorIsApplied(q, err) {
 				t.Errorf("%s: the second run's error is not taken as applied: %v", m.File, err)
 			}
 		}
@@ -112,7 +48,7 @@ func TestAddColumnRunTwiceCountsAsApplied(t *testing.T) {
 		t.Fatal("no migration adds columns: this test checks nothing")
 	}
 	bad := "ALTER TABLE aggregate_reports ADD COLUMN zz_new String"
-	if err := st.conn.Exec(ctx, "ALTER TABLE no_such_table ADD COLUMN x String"); err == nil || alreadyApplied(bad, err) {
+	if err := st.conn.Exec(ctx, "ALTER TABLE no_such_table ADD COLUMN x String"); err == nil || schema.ErrorIsApplied(bad, err) {
 		t.Errorf("an ALTER of a missing table is taken as applied: %v", err)
 	}
 	if err := st.Migrate(ctx); err != nil {
@@ -131,42 +67,42 @@ func (c *ddlTimeoutConn) Exec(ctx context.Context, q string, args ...any) error 
 	c.execs++
 	if c.fails > 0 {
 		c.fails--
-		return &clickhouse.Exception{Code: errCodeTimeoutExceeded, Message: "Watching task /clickhouse/task_queue/ddl/query-0000000096 is executing longer than distributed_ddl_task_timeout (=180) seconds. There are 1 unfinished hosts (1 of them are currently active), they are going to execute the query in background"}
+		return &clickhouse.Exception{Code: schema.ErrCodeTimeoutExceeded, Message: "Watching task /clickhouse/task_queue/ddl/query-0000000096 is executing longer than distributed_ddl_task_timeout (=180) seconds. There are 1 unfinished hosts (1 of them are currently active), they are going to execute the query in background"}
 	}
 	return c.Conn.Exec(ctx, q, args...)
 }
 
 // TestMigrationStatementRunsAgainAfterADDLTimeout: a statement whose
 // distributed DDL timed out runs again (it is idempotent), up to
-// ddlAttempts times; other errors are not retried.
+// schema.DDLAttempts times; other errors are not retried.
 func TestMigrationStatementRunsAgainAfterADDLTimeout(t *testing.T) {
 	s, _ := open(t, Options{})
 	real := s.conn
 	defer func() { s.conn = real }()
 	q := "CREATE TABLE IF NOT EXISTS ddl_retry (x UInt8) ENGINE = Memory"
 
-	c := &ddlTimeoutConn{Conn: real, fails: ddlAttempts - 1}
+	c := &ddlTimeoutConn{Conn: real, fails: schema.DDLAttempts - 1}
 	s.conn = c
-	if err := s.execMigration(context.Background(), q); err != nil {
-		t.Fatalf("after %d timeouts: %v", ddlAttempts-1, err)
+	if err := s.runner().Exec(context.Background(), q); err != nil {
+		t.Fatalf("after %d timeouts: %v", schema.DDLAttempts-1, err)
 	}
-	if c.execs != ddlAttempts {
-		t.Errorf("%d runs, want %d", c.execs, ddlAttempts)
+	if c.execs != schema.DDLAttempts {
+		t.Errorf("%d runs, want %d", c.execs, schema.DDLAttempts)
 	}
 	if n := queryUint(t, s, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'ddl_retry'"); n != 1 {
 		t.Errorf("table created %d times, want 1", n)
 	}
 
-	c = &ddlTimeoutConn{Conn: real, fails: ddlAttempts}
+	c = &ddlTimeoutConn{Conn: real, fails: schema.DDLAttempts}
 	s.conn = c
-	err := s.execMigration(context.Background(), q)
+	err := s.runner().Exec(context.Background(), q)
 	var ex *clickhouse.Exception
-	if !errors.As(err, &ex) || ex.Code != errCodeTimeoutExceeded || c.execs != ddlAttempts {
-		t.Errorf("after %d timeouts: %v in %d runs, want the timeout after %d", ddlAttempts, err, c.execs, ddlAttempts)
+	if !errors.As(err, &ex) || ex.Code != schema.ErrCodeTimeoutExceeded || c.execs != schema.DDLAttempts {
+		t.Errorf("after %d timeouts: %v in %d runs, want the timeout after %d", schema.DDLAttempts, err, c.execs, schema.DDLAttempts)
 	}
 
 	s.conn = real
-	if err := s.execMigration(context.Background(), "CREATE TABLE ddl_retry (x UInt8) ENGINE = Memory"); err == nil {
+	if err := s.runner().Exec(context.Background(), "CREATE TABLE ddl_retry (x UInt8) ENGINE = Memory"); err == nil {
 		t.Error("a statement that fails otherwise succeeded")
 	}
 }

@@ -33,8 +33,8 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []s
 	// In cluster mode each shard drops its own local tables' partitions
 	// (on the replica it reaches; replication drops them on the others):
 	// the plain names are Distributed tables, which have no parts.
-	err = s.eachShard(ctx, func(ctx context.Context) error {
-		d, err := s.prune(ctx, cutoff)
+	err = s.eachShard(ctx, func(ctx context.Context, rt route) error {
+		d, err := s.prune(ctx, rt, cutoff)
 		dropped = append(dropped, d...)
 		return err
 	})
@@ -43,13 +43,9 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (dropped []s
 	return dropped, err
 }
 
-func (s *Store) prune(ctx context.Context, cutoff time.Time) (dropped []string, err error) {
+func (s *Store) prune(ctx context.Context, rt route, cutoff time.Time) (dropped []string, err error) {
 	for _, table := range prunedTables {
-		partsOf := table
-		if len(s.shards) > 0 {
-			partsOf = table + localSuffix
-		}
-		ids, err := s.partitions(ctx, partsOf)
+		ids, err := s.partitions(ctx, rt, rt.table(table))
 		if err != nil {
 			return dropped, err
 		}
@@ -62,8 +58,8 @@ func (s *Store) prune(ctx context.Context, cutoff time.Time) (dropped []string, 
 			if monthEnd.After(cutoff) {
 				continue
 			}
-			q := fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s'", table, id) // the local table in cluster mode
-			if err := s.conn.Exec(ctx, q); err != nil {
+			q := fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s'", rt.table(table), id) // the local table in cluster mode
+			if err := rt.conn.Exec(ctx, q); err != nil {
 				return dropped, fmt.Errorf("store: prune: dropping partition %s of %s: %w", id, table, err)
 			}
 			s.log.Info("dropped partition", "table", table, "partition", id, "cutoff", cutoff)
@@ -73,9 +69,10 @@ func (s *Store) prune(ctx context.Context, cutoff time.Time) (dropped []string, 
 	return dropped, nil
 }
 
-// partitions lists the partition IDs of a table that hold active parts.
-func (s *Store) partitions(ctx context.Context, table string) ([]string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT DISTINCT partition_id FROM system.parts
+// partitions lists the partition IDs of a table on rt that hold active
+// parts (table as rt names it).
+func (s *Store) partitions(ctx context.Context, rt route, table string) ([]string, error) {
+	rows, err := rt.conn.Query(ctx, `SELECT DISTINCT partition_id FROM system.parts
 		WHERE database = currentDatabase() AND table = ? AND active ORDER BY partition_id`, table)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing partitions of %s: %w", table, err)

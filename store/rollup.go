@@ -17,7 +17,7 @@ import (
 	"github.com/go-faster/city"
 )
 
-// The rollup (migrations/0007_rollups.sql): aggregate_records summed per
+// The rollup (schema/migrations/0007_rollups.sql): aggregate_records summed per
 // (policy_domain, date_begin, header_from, org_name) (by_source = 0; no
 // per-source rows, by_source = 1, are written: aggregate_sources answers
 // per-source questions, and a rebuild drops any such rows), plus one
@@ -63,9 +63,13 @@ func dataKeyOf(meta InputMeta) string {
 // dataKeySQL is dataKey as an SQL string literal (empty or 'auth:fail').
 func dataKeySQL(dataKey string) string { return "'" + dataKey + "'" }
 
-// rebuildDataKey is the data rows' report_key when the records are summed
-// again (RebuildRollup): from the auth_result of each record's report row.
-const rebuildDataKey = `if(` + readinessFailedAuth + `, '` + AuthFailKey + `', '')`
+// rebuildDataKey is the data rows' report_key when the records on rt are
+// summed again (RebuildRollup): from the auth_result of each record's
+// report row there (readinessFailedAuth's condition, on rt's table).
+func rebuildDataKey(rt route) string {
+	failedAuth := `report_key IN (SELECT report_key FROM ` + rt.table("aggregate_reports") + ` WHERE auth_result = 'fail')`
+	return `if(` + failedAuth + `, '` + AuthFailKey + `', '')`
+}
 
 // rollupOrderBy is the sorting key of aggregate_rollup; staging tables must
 // have the same one for ATTACH PARTITION FROM.
@@ -121,7 +125,7 @@ const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// aggregate_sources (migrations/0008_sources.sql): valid records summed
+// aggregate_sources (schema/migrations/0008_sources.sql): valid records summed
 // per (policy_domain, date_begin, header_from, header_from_org, source_ip,
 // sourcesOutcome) (by_source = 1), plus one marker row per report
 // (by_source = 0, report_key set, report_count = 1). Its grain without IP
@@ -150,7 +154,7 @@ const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_beg
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// aggregate_outcomes (migrations/0009_outcomes.sql): valid records summed
+// aggregate_outcomes (schema/migrations/0009_outcomes.sql): valid records summed
 // per (policy_domain, date_begin, header_from, header_from_org,
 // sourcesOutcome) with the sketch of their source IPs (source_ip_state), plus
 // one marker row per report.
@@ -188,7 +192,7 @@ const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', ''
 FROM %[1]s WHERE %[2]s
 GROUP BY report_key`
 
-// aggregate_pair_buckets (migrations/0013_pair_buckets.sql): the messages
+// aggregate_pair_buckets (schema/migrations/0013_pair_buckets.sql): the messages
 // of valid records per UTC day and pair bucket over all policy domains
 // (kind = 1), plus one marker row per report (kind = 0). The bucket is
 // toUInt16(cityHash64(source_ip, header_from)), pairBucket in Go.
@@ -332,21 +336,21 @@ func (r *rollupSumsRow) add(cols *recordColumns, i int) {
 // buffer that was just inserted) and inserts them in each rollup table with
 // the report's marker row, one INSERT (one block: atomic) per table, in
 // the order of rollupTables.
-func (s *Store) sendRollup(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+func (s *Store) sendRollup(ctx context.Context, rt route, rep *reportFields, cols *recordColumns) error {
 	groups := sourceGroupsOf(cols)
-	if err := s.sendSources(ctx, rep, cols, groups); err != nil {
+	if err := s.sendSources(ctx, rt, rep, cols, groups); err != nil {
 		return err
 	}
 	failpoint(sourcesTable.after)
-	if err := s.sendOutcomes(ctx, rep, cols, groups); err != nil {
+	if err := s.sendOutcomes(ctx, rt, rep, cols, groups); err != nil {
 		return err
 	}
 	failpoint(outcomesTable.after)
-	if err := s.sendPairBuckets(ctx, rep, cols, groups); err != nil {
+	if err := s.sendPairBuckets(ctx, rt, rep, cols, groups); err != nil {
 		return err
 	}
 	failpoint(pairBucketsTable.after)
-	return s.sendRollupSums(ctx, rep, cols)
+	return s.sendRollupSums(ctx, rt, rep, cols)
 }
 
 // outcomeKey encodes the columns of record i that aggregate_sources and
@@ -406,9 +410,9 @@ func sourceGroupsOf(cols *recordColumns) []sourceGroup {
 // sendSources inserts the report's aggregate_sources rows (one per source
 // group) and marker, as sourcesDataSelect and sourcesMarkerSelect would sum
 // them.
-func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
+func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
 	t := sourcesTable
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.columns+")")
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+t.columns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -442,7 +446,7 @@ func (s *Store) sendSources(ctx context.Context, rep *reportFields, cols *record
 // from the IP (source_ip_state, source_ipsMap.ip_hash DEFAULT); merges sum
 // the rows of an outcome into one with all its IPs. The outcome's sums ride
 // on its first row, the others carry 0.
-func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
+func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
 	t := outcomesTable
 	type sum struct{ records, messages uint64 }
 	sums := map[string]*sum{}
@@ -453,7 +457,7 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 		sums[g.outcome].records += g.records
 		sums[g.outcome].messages += g.messages
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+outcomesSentColumns+")")
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+outcomesSentColumns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -488,7 +492,7 @@ func (s *Store) sendOutcomes(ctx context.Context, rep *reportFields, cols *recor
 // bucket of its valid records) and marker, as pairBucketsDataSelect and
 // pairBucketsMarkerSelect would sum them. It sums the source groups (one
 // IP and one From domain each), not the records.
-func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
+func (s *Store) sendPairBuckets(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
 	t := pairBucketsTable
 	var sums orderedSums[uint16, struct{ records, messages uint64 }]
 	for _, g := range groups {
@@ -496,7 +500,7 @@ func (s *Store) sendPairBuckets(ctx context.Context, rep *reportFields, cols *re
 		r.records += g.records
 		r.messages += g.messages
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.columns+")")
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+t.columns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -540,7 +544,7 @@ func (o *orderedSums[K, V]) at(k K) *V {
 }
 
 // sendRollupSums inserts the report's aggregate_rollup rows and marker.
-func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *recordColumns) error {
+func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields, cols *recordColumns) error {
 	var sums orderedSums[rollupKey, rollupSumsRow]
 	for i := range cols.len() {
 		sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
@@ -562,7 +566,7 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 			r.messages += cols.messageCount[i]
 		}
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO aggregate_rollup ("+rollupColumnList+")")
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table("aggregate_rollup")+" ("+rollupColumnList+")")
 	if err != nil {
 		return fmt.Errorf("inserting rollup: %w", err)
 	}
@@ -590,26 +594,26 @@ func (s *Store) sendRollupSums(ctx context.Context, rep *reportFields, cols *rec
 	return nil
 }
 
-// createRollupStaging creates an empty table like t.
-func (s *Store) createRollupStaging(ctx context.Context, t rollupTable) (string, error) {
+// createRollupStaging creates an empty table like t on rt.
+func (s *Store) createRollupStaging(ctx context.Context, rt route, t rollupTable) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := rollupStagingPrefix + hex.EncodeToString(rnd[:])
 	q := fmt.Sprintf("CREATE TABLE %s AS %s ENGINE = SummingMergeTree(%s) PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
-		name, t.name, t.sums, t.orderBy)
-	if err := s.conn.Exec(ctx, q); err != nil {
+		name, rt.table(t.name), t.sums, t.orderBy)
+	if err := rt.conn.Exec(ctx, q); err != nil {
 		return "", fmt.Errorf("creating %s staging table: %w", t.name, err)
 	}
 	return name, nil
 }
 
-// fillRollupStaging sums the records of table matching where (with args)
-// into staging, a staging table of t: data rows, then one marker per report.
-// dataKey is the SQL expression of the data rows' report_key
-// (dataKeySQL, or rebuildDataKey).
-func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, table, dataKey, where string, args ...any) error {
+// fillRollupStaging sums the records of table (as rt names it) matching
+// where (with args) into staging, a staging table of t: data rows, then one
+// marker per report. dataKey is the SQL expression of the data rows'
+// report_key (dataKeySQL, or rebuildDataKey).
+func (s *Store) fillRollupStaging(ctx context.Context, rt route, t rollupTable, staging, table, dataKey, where string, args ...any) error {
 	for _, sel := range t.selects {
-		if err := s.fillRollupSelect(ctx, t, sel, staging, table, dataKey, where, args...); err != nil {
+		if err := s.fillRollupSelect(ctx, rt, t, sel, staging, table, dataKey, where, args...); err != nil {
 			return err
 		}
 	}
@@ -617,28 +621,28 @@ func (s *Store) fillRollupStaging(ctx context.Context, t rollupTable, staging, t
 }
 
 // fillRollupSelect runs one of t's selects into staging.
-func (s *Store) fillRollupSelect(ctx context.Context, t rollupTable, sel, staging, table, dataKey, where string, args ...any) error {
+func (s *Store) fillRollupSelect(ctx context.Context, rt route, t rollupTable, sel, staging, table, dataKey, where string, args ...any) error {
 	sel = strings.ReplaceAll(sel, "{data_key}", dataKey)
-	q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, table, where)
-	if err := s.conn.Exec(ctx, q, args...); err != nil {
+	q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, rt.table(table), where)
+	if err := rt.conn.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("summing %s into %s: %w", table, staging, err)
 	}
 	return nil
 }
 
 // dropTable drops a staging table, also after ctx was cancelled.
-func (s *Store) dropTable(ctx context.Context, name string) {
+func (s *Store) dropTable(ctx context.Context, rt route, name string) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
+	if err := rt.conn.Exec(dctx, "DROP TABLE IF EXISTS "+name); err != nil {
 		s.log.Warn("dropping staging table", "table", name, "err", err)
 	}
 }
 
 // attachRollup attaches the one partition of a staging table of t to t:
 // all its rows appear at once.
-func (s *Store) attachRollup(ctx context.Context, t rollupTable, staging string) error {
-	return s.attachPartition(ctx, t.name, staging)
+func (s *Store) attachRollup(ctx context.Context, rt route, t rollupTable, staging string) error {
+	return s.attachPartition(ctx, rt, t.name, staging)
 }
 
 // stagedRollup is a staging table filled for a rollup table.
@@ -653,12 +657,12 @@ type stagedRollup struct {
 // spends most of its time sorting and writing its rows, one thread each, so
 // a server with several cores does them side by side. On error it drops
 // what it created.
-func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging, dataKey string) ([]stagedRollup, error) {
+func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging, dataKey string) ([]stagedRollup, error) {
 	var l []stagedRollup
 	for _, t := range rollupTables {
-		rs, err := s.createRollupStaging(ctx, t)
+		rs, err := s.createRollupStaging(ctx, rt, t)
 		if err != nil {
-			s.dropStagedRollups(ctx, l)
+			s.dropStagedRollups(ctx, rt, l)
 			return nil, err
 		}
 		l = append(l, stagedRollup{t, rs})
@@ -670,7 +674,7 @@ func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging, dataKey stri
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.fillRollupSelect(ctx, x.t, sel, x.staging, recordsStaging, dataKeySQL(dataKey), "1"); err != nil {
+				if err := s.fillRollupSelect(ctx, rt, x.t, sel, x.staging, recordsStaging, dataKeySQL(dataKey), "1"); err != nil {
 					select {
 					case errs <- err:
 					default:
@@ -682,23 +686,23 @@ func (s *Store) stageRollupsOf(ctx context.Context, recordsStaging, dataKey stri
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		s.dropStagedRollups(ctx, l)
+		s.dropStagedRollups(ctx, rt, l)
 		return nil, err
 	}
 	return l, nil
 }
 
-func (s *Store) dropStagedRollups(ctx context.Context, l []stagedRollup) {
+func (s *Store) dropStagedRollups(ctx context.Context, rt route, l []stagedRollup) {
 	for _, x := range l {
-		s.dropTable(ctx, x.staging)
+		s.dropTable(ctx, rt, x.staging)
 	}
 }
 
 // attachRollups attaches staged rollups in order, each followed by its
 // table's failpoint.
-func (s *Store) attachRollups(ctx context.Context, l []stagedRollup) error {
+func (s *Store) attachRollups(ctx context.Context, rt route, l []stagedRollup) error {
 	for _, x := range l {
-		if err := s.attachRollup(ctx, x.t, x.staging); err != nil {
+		if err := s.attachRollup(ctx, rt, x.t, x.staging); err != nil {
 			return err
 		}
 		if x.t.after != "" {
@@ -710,9 +714,9 @@ func (s *Store) attachRollups(ctx context.Context, l []stagedRollup) error {
 
 // hasMarker tells whether table t holds the marker row of a report (the
 // one row of a table's report that counts it: report_count 1).
-func (s *Store) hasMarker(ctx context.Context, t rollupTable, domain string, begin time.Time, key string) (bool, error) {
+func (s *Store) hasMarker(ctx context.Context, rt route, t rollupTable, domain string, begin time.Time, key string) (bool, error) {
 	var n uint64
-	err := s.conn.QueryRow(ctx, `SELECT count() FROM `+t.name+`
+	err := rt.conn.QueryRow(ctx, `SELECT count() FROM `+rt.table(t.name)+`
 		WHERE report_count > 0 AND policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
 		domain, unixSeconds(begin), key).Scan(&n)
 	if err != nil {
@@ -726,12 +730,12 @@ func (s *Store) hasMarker(ctx context.Context, t rollupTable, domain string, beg
 // marker row of the report is missing is summed from the stored records.
 // aggregate_rollup's marker is written last, so once it is there every
 // rollup is.
-func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Time, key, dataKey string) error {
-	if ok, err := s.hasMarker(ctx, rollupTableDef, domain, begin, key); err != nil || ok {
+func (s *Store) completeRollup(ctx context.Context, rt route, domain string, begin time.Time, key, dataKey string) error {
+	if ok, err := s.hasMarker(ctx, rt, rollupTableDef, domain, begin, key); err != nil || ok {
 		return err
 	}
 	for _, t := range rollupTables {
-		ok, err := s.hasMarker(ctx, t, domain, begin, key)
+		ok, err := s.hasMarker(ctx, rt, t, domain, begin, key)
 		if err != nil {
 			return err
 		}
@@ -739,16 +743,16 @@ func (s *Store) completeRollup(ctx context.Context, domain string, begin time.Ti
 			continue
 		}
 		s.log.Info("writing the rollup of stored records", "table", t.name, "report_key", key)
-		rs, err := s.createRollupStaging(ctx, t)
+		rs, err := s.createRollupStaging(ctx, rt, t)
 		if err != nil {
 			return err
 		}
-		err = s.fillRollupStaging(ctx, t, rs, "aggregate_records", dataKeySQL(dataKey),
+		err = s.fillRollupStaging(ctx, rt, t, rs, "aggregate_records", dataKeySQL(dataKey),
 			"policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?", domain, unixSeconds(begin), key)
 		if err == nil {
-			err = s.attachRollup(ctx, t, rs)
+			err = s.attachRollup(ctx, rt, t, rs)
 		}
-		s.dropTable(ctx, rs)
+		s.dropTable(ctx, rt, rs)
 		if err != nil {
 			return err
 		}
@@ -777,7 +781,7 @@ func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 	}
 	// In cluster mode each shard rebuilds its own local tables from its own
 	// records (a report's records and sums live on one shard).
-	return s.eachShard(ctx, func(ctx context.Context) error {
+	return s.eachShard(ctx, func(ctx context.Context, rt route) error {
 		parts := partitions
 		if parts == nil {
 			seen := map[string]bool{}
@@ -786,10 +790,7 @@ func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 				tables = append(tables, t.name)
 			}
 			for _, t := range tables {
-				if len(s.shards) > 0 {
-					t += localSuffix
-				}
-				l, err := s.partitions(ctx, t)
+				l, err := s.partitions(ctx, rt, rt.table(t))
 				if err != nil {
 					return err
 				}
@@ -803,7 +804,7 @@ func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 			slices.Sort(parts)
 		}
 		for _, p := range parts {
-			if err := s.rebuildPartition(ctx, p); err != nil {
+			if err := s.rebuildPartition(ctx, rt, p); err != nil {
 				return fmt.Errorf("store: rollup rebuild: partition %s: %w", p, err)
 			}
 		}
@@ -811,11 +812,11 @@ func (s *Store) RebuildRollup(ctx context.Context, partitions []string) error {
 	})
 }
 
-func (s *Store) rebuildPartition(ctx context.Context, p string) error {
+func (s *Store) rebuildPartition(ctx context.Context, rt route, p string) error {
 	// Day by day: a month of records grouped at once may need more memory
 	// than a query may use.
 	var days []string
-	err := s.eachRow(ctx, "SELECT DISTINCT toString(toDate(date_begin)) AS d FROM aggregate_records WHERE toYYYYMM(date_begin) = "+p+" ORDER BY d",
+	err := rt.eachRow(ctx, "SELECT DISTINCT toString(toDate(date_begin)) AS d FROM "+rt.table("aggregate_records")+" WHERE toYYYYMM(date_begin) = "+p+" ORDER BY d",
 		nil, func(scan func(...any) error) error {
 			var d string
 			err := scan(&d)
@@ -826,37 +827,37 @@ func (s *Store) rebuildPartition(ctx context.Context, p string) error {
 		return fmt.Errorf("listing days: %w", err)
 	}
 	for _, t := range rollupTables {
-		if err := s.rebuildTablePartition(ctx, t, p, days); err != nil {
+		if err := s.rebuildTablePartition(ctx, rt, t, p, days); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p string, days []string) error {
+func (s *Store) rebuildTablePartition(ctx context.Context, rt route, t rollupTable, p string, days []string) error {
 	start := time.Now()
-	rs, err := s.createRollupStaging(ctx, t)
+	rs, err := s.createRollupStaging(ctx, rt, t)
 	if err != nil {
 		return err
 	}
-	defer s.dropTable(ctx, rs)
+	defer s.dropTable(ctx, rt, rs)
 	for _, d := range days {
 		where := fmt.Sprintf("toYYYYMM(date_begin) = %s AND toDate(date_begin) = toDate('%s')", p, d)
-		if err := s.fillRollupStaging(ctx, t, rs, "aggregate_records", rebuildDataKey, where); err != nil {
+		if err := s.fillRollupStaging(ctx, rt, t, rs, "aggregate_records", rebuildDataKey(rt), where); err != nil {
 			return err
 		}
 	}
-	parts, err := s.partitions(ctx, rs)
+	parts, err := s.partitions(ctx, rt, rs)
 	if err != nil {
 		return err
 	}
 	var q string
 	if len(parts) == 0 {
-		q = fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s'", t.name, p)
+		q = fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s'", rt.table(t.name), p)
 	} else {
-		q = fmt.Sprintf("ALTER TABLE %s REPLACE PARTITION ID '%s' FROM %s", t.name, p, rs)
+		q = fmt.Sprintf("ALTER TABLE %s REPLACE PARTITION ID '%s' FROM %s", rt.table(t.name), p, rs)
 	}
-	if err := s.conn.Exec(ctx, q); err != nil {
+	if err := rt.conn.Exec(ctx, q); err != nil {
 		return err
 	}
 	s.log.Info("rebuilt rollup partition", "table", t.name, "partition", p, "took", time.Since(start).Round(time.Millisecond))
@@ -873,19 +874,13 @@ func (s *Store) rebuildTablePartition(ctx context.Context, t rollupTable, p stri
 // the rebuild. In cluster mode every shard is checked.
 func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
 	var gaps []string
-	err := s.eachShard(ctx, func(ctx context.Context) error {
-		local := func(t string) string {
-			if len(s.shards) > 0 {
-				return t + localSuffix
-			}
-			return t
-		}
-		records, err := s.partitions(ctx, local("aggregate_records"))
+	err := s.eachShard(ctx, func(ctx context.Context, rt route) error {
+		records, err := s.partitions(ctx, rt, rt.table("aggregate_records"))
 		if err != nil {
 			return err
 		}
 		for _, t := range rollupTables {
-			have, err := s.partitions(ctx, local(t.name))
+			have, err := s.partitions(ctx, rt, rt.table(t.name))
 			if err != nil {
 				return err
 			}
@@ -898,7 +893,7 @@ func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
 		// Stale IP arrays: the sketch is exact up to 65,536 IPs and within
 		// about 2 % beyond, and a 32-bit hash collision costs an array one
 		// IP; a row from before the migration holds one IP.
-		return s.eachRow(ctx, `SELECT DISTINCT toString(toYYYYMM(date_begin)) FROM `+local("aggregate_outcomes")+`
+		return rt.eachRow(ctx, `SELECT DISTINCT toString(toYYYYMM(date_begin)) FROM `+rt.table("aggregate_outcomes")+`
 			WHERE report_count = 0 AND finalizeAggregation(source_ip_state) > length(source_ipsMap.ip_hash) * 1.1 + 1`,
 			nil, func(scan func(...any) error) error {
 				var p string

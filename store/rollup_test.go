@@ -338,7 +338,7 @@ func TestRollupKeepsApartReportsWhoseMailFailedAuthentication(t *testing.T) {
 		if r.failed == 1 {
 			dataKey = AuthFailKey
 		}
-		if err := s.completeRollup(ctx, r.domain, r.begin, r.key, dataKey); err != nil {
+		if err := s.completeRollup(ctx, s.plainRoute(), r.domain, r.begin, r.key, dataKey); err != nil {
 			t.Fatal(err)
 		}
 	}

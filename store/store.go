@@ -1,6 +1,7 @@
-// Package store keeps DMARC reports in ClickHouse: the schema and its
-// versioned migrations (migrations/), the exactly-once report writer, and the
-// read queries.
+// Package store keeps DMARC reports in ClickHouse: the exactly-once report
+// writer (claims, routing to a cluster's shards, rollups in the same commit)
+// and the read queries. Open applies the schema of store/schema (its
+// versioned migrations) before anything else.
 //
 // It speaks ClickHouse's native protocol (clickhouse-go v2) and runs on
 // ClickHouse 18.16 (Debian's package) as on current releases. Retention
@@ -18,6 +19,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // DefaultDSN is the DSN used when Open is given "".
@@ -213,11 +216,11 @@ func databaseExists(ctx context.Context, conn driver.Conn, db string, addr []str
 // schemaCurrent returns nil if every migration of this version is applied,
 // else ErrSchemaBehind; it changes nothing.
 func (s *Store) schemaCurrent(ctx context.Context) error {
-	applied, err := s.appliedMigrations(ctx)
+	applied, err := schema.Applied(ctx, s.conn)
 	if err != nil {
 		return fmt.Errorf("%w: %v (dmarcd migrate creates the tables)", ErrSchemaBehind, err)
 	}
-	list, err := migrations()
+	list, err := schema.Migrations()
 	if err != nil {
 		return err
 	}
@@ -242,18 +245,10 @@ func (s *Store) Close() error {
 // Database is the name of the store's database.
 func (s *Store) Database() string { return s.database }
 
-// insertOne inserts one row through a batch: query names the columns
-// ("INSERT INTO t (a, b)", which 18.16 requires), values follow in order.
+// insertOne inserts one row through the store's connection (route's
+// insertOne).
 func (s *Store) insertOne(ctx context.Context, query string, values ...any) error {
-	b, err := s.conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return err
-	}
-	if err := b.Append(values...); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
+	return s.plainRoute().insertOne(ctx, query, values...)
 }
 
 // drain reads next to its end, counting records and messages.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -150,7 +151,7 @@ func TestMigrateTwiceIsNoOp(t *testing.T) {
 	}
 	s2.Close()
 
-	list, err := migrations()
+	list, err := schema.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestCompletesReportAfterCrashBetweenRecordsAndReportRow(t *testing.T) {
 	ctx := context.Background()
 	h := header("google.com", "crash", "example.com", jan2024)
 	// The first attempt stored the records and died before the report row.
-	if _, err := s.insertRecords(ctx, h, aggregate.Key(h), "", genRows(7, "example.com")); err != nil {
+	if _, err := s.insertRecords(ctx, s.plainRoute(), h, aggregate.Key(h), "", genRows(7, "example.com")); err != nil {
 		t.Fatal(err)
 	}
 	res := write(t, s, h, genRows(7, "example.com"))
@@ -376,7 +377,7 @@ func TestCancelledLargeWriteLeavesNothing(t *testing.T) {
 func TestOpenDropsOrphanedStagingTables(t *testing.T) {
 	s, dsn := open(t, Options{})
 	ctx := context.Background()
-	if _, err := s.createStaging(ctx); err != nil {
+	if _, err := s.createStaging(ctx, s.plainRoute()); err != nil {
 		t.Fatal(err)
 	}
 	if n := stagingTables(t, s); n != 1 {

@@ -42,7 +42,7 @@ func (s *Store) writeTLSRPT(ctx context.Context, r *tlsrpt.Report, meta InputMet
 	res := WriteResult{ReportKey: key, Records: len(r.Policies), Messages: t.successful + t.failed}
 	unlock := s.locks.lock(key)
 	defer unlock()
-	release, err := s.claim(s.route(ctx, key), key) // against other processes (cluster.go)
+	release, err := s.claim(ctx, s.routeOf(key), key) // against other processes (cluster.go)
 	if err != nil {
 		return res, err
 	}

@@ -124,17 +124,17 @@ func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta In
 		return WriteResult{}, errors.New("store: WriteAggregate: nil header or next")
 	}
 	key := aggregate.Key(h)
-	ctx = s.route(ctx, key) // cluster mode: the local tables of the key's shard (cluster.go)
+	rt := s.routeOf(key) // cluster mode: the local tables of the key's shard (route.go)
 	res := WriteResult{ReportKey: key}
 	unlock := s.locks.lock(key)
 	defer unlock()
-	release, err := s.claim(ctx, key) // against other processes (cluster.go)
+	release, err := s.claim(ctx, rt, key) // against other processes (cluster.go)
 	if err != nil {
 		return res, err
 	}
 	defer release()
 
-	exists, err := s.reportExists(ctx, h, key)
+	exists, err := s.reportExists(ctx, rt, h, key)
 	if err != nil {
 		return res, err
 	}
@@ -147,7 +147,7 @@ func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta In
 		return res, nil
 	}
 
-	n, err := s.recordsWithKey(ctx, h, key)
+	n, err := s.recordsWithKey(ctx, rt, h, key)
 	if err != nil {
 		return res, err
 	}
@@ -158,10 +158,10 @@ func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta In
 		s.log.Info("completing report whose records are stored", "report_key", key, "report_id", h.ReportID, "stored_records", n)
 		c, err = drainCounts(next)
 		if err == nil {
-			err = s.completeRollup(ctx, policyDomain(h), h.Begin.UTC(), key, dataKeyOf(meta))
+			err = s.completeRollup(ctx, rt, policyDomain(h), h.Begin.UTC(), key, dataKeyOf(meta))
 		}
 	} else {
-		c, err = s.insertRecords(ctx, h, key, dataKeyOf(meta), next)
+		c, err = s.insertRecords(ctx, rt, h, key, dataKeyOf(meta), next)
 	}
 	res.Records, res.Messages = c.records, c.messages
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta In
 		s.log.Warn("stored records differ from the report's", "report_key", key, "stored_records", n, "records", c.records)
 	}
 	failpoint("after-rollup")
-	if err := s.insertReport(ctx, h, key, meta, c); err != nil {
+	if err := s.insertReport(ctx, rt, h, key, meta, c); err != nil {
 		return res, fmt.Errorf("report %s (%s, %s): writing report row: %w", key, quoteField(h.OrgName), quoteField(h.ReportID), err)
 	}
 	failpoint("after-report")
@@ -209,9 +209,9 @@ func drainCounts(next func() (*Row, error)) (c counts, err error) {
 }
 
 // reportExists tells whether aggregate_reports holds the report.
-func (s *Store) reportExists(ctx context.Context, h *aggregate.Header, key string) (bool, error) {
+func (s *Store) reportExists(ctx context.Context, rt route, h *aggregate.Header, key string) (bool, error) {
 	var n uint64
-	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_reports
+	err := rt.conn.QueryRow(ctx, `SELECT count() FROM `+rt.table("aggregate_reports")+`
 		WHERE policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
 		policyDomain(h), unixSeconds(h.Begin), key).Scan(&n)
 	if err != nil {
@@ -221,9 +221,9 @@ func (s *Store) reportExists(ctx context.Context, h *aggregate.Header, key strin
 }
 
 // recordsWithKey counts the stored records of a report.
-func (s *Store) recordsWithKey(ctx context.Context, h *aggregate.Header, key string) (uint64, error) {
+func (s *Store) recordsWithKey(ctx context.Context, rt route, h *aggregate.Header, key string) (uint64, error) {
 	var n uint64
-	err := s.conn.QueryRow(ctx, `SELECT count() FROM aggregate_records
+	err := rt.conn.QueryRow(ctx, `SELECT count() FROM `+rt.table("aggregate_records")+`
 		WHERE policy_domain = ? AND date_begin = toDateTime(?) AND report_key = ?`,
 		policyDomain(h), unixSeconds(h.Begin), key).Scan(&n)
 	if err != nil {
@@ -235,7 +235,7 @@ func (s *Store) recordsWithKey(ctx context.Context, h *aggregate.Header, key str
 // insertRecords writes all records of a report so that they appear at once:
 // one INSERT when they fit in BatchRows, else a staging table attached in
 // one step.
-func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dataKey string, next func() (*Row, error)) (c counts, err error) {
+func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header, key, dataKey string, next func() (*Row, error)) (c counts, err error) {
 	cols := newRecordColumns(s.batchRows)
 	rep := &reportFields{key: key, id: h.ReportID, org: h.OrgName, domain: policyDomain(h),
 		begin: h.Begin.UTC(), end: h.End.UTC(), dataKey: dataKey}
@@ -247,7 +247,7 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dat
 		// Also after a cancelled ctx: leave nothing behind if we can.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if derr := s.conn.Exec(dctx, "DROP TABLE IF EXISTS "+staging); derr != nil {
+		if derr := rt.conn.Exec(dctx, "DROP TABLE IF EXISTS "+staging); derr != nil {
 			s.log.Warn("dropping staging table", "table", staging, "err", derr)
 		}
 	}()
@@ -265,10 +265,10 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dat
 		}
 		if cols.len() == s.batchRows {
 			if w == nil {
-				if staging, err = s.createStaging(ctx); err != nil {
+				if staging, err = s.createStaging(ctx, rt); err != nil {
 					return c, err
 				}
-				w = s.newStagingWriter(ctx, staging)
+				w = s.newStagingWriter(ctx, rt, staging)
 				defer w.close() // before the drop above
 			}
 			if cols, err = w.send(cols); err != nil {
@@ -286,11 +286,11 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dat
 		if cols.len() == 0 {
 			return c, nil
 		}
-		if err := s.sendRecords(ctx, "aggregate_records", cols); err != nil {
+		if err := s.sendRecords(ctx, rt, "aggregate_records", cols); err != nil {
 			return c, err
 		}
 		failpoint("after-records")
-		return c, s.sendRollup(ctx, rep, cols)
+		return c, s.sendRollup(ctx, rt, rep, cols)
 	}
 	if cols.len() > 0 {
 		if _, err := w.send(cols); err != nil {
@@ -302,17 +302,17 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dat
 	}
 	// The rollup is summed from the staged records, then attached after
 	// them (a retry that finds the records but no rollup sums them again).
-	rollups, err := s.stageRollupsOf(ctx, staging, dataKey)
+	rollups, err := s.stageRollupsOf(ctx, rt, staging, dataKey)
 	if err != nil {
 		return c, err
 	}
-	defer s.dropStagedRollups(ctx, rollups)
+	defer s.dropStagedRollups(ctx, rt, rollups)
 	failpoint("after-staging")
-	if err := s.attachStaging(ctx, staging); err != nil {
+	if err := s.attachStaging(ctx, rt, staging); err != nil {
 		return c, err
 	}
 	failpoint("after-records")
-	return c, s.attachRollups(ctx, rollups)
+	return c, s.attachRollups(ctx, rt, rollups)
 }
 
 // stagingSenders is how many batches are sent to a staging table at once:
@@ -320,10 +320,10 @@ func (s *Store) insertRecords(ctx context.Context, h *aggregate.Header, key, dat
 // holds 1+stagingSenders buffers of BatchRows records.
 const stagingSenders = 2
 
-// stagingWriter sends full record buffers to a staging table from
+// stagingWriter sends full record buffers to a staging table on rt from
 // stagingSenders goroutines, each on its own connection.
 type stagingWriter struct {
-	s      *Store
+	rt     route
 	table  string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -335,8 +335,8 @@ type stagingWriter struct {
 	err    error
 }
 
-func (s *Store) newStagingWriter(ctx context.Context, table string) *stagingWriter {
-	w := &stagingWriter{s: s, table: table,
+func (s *Store) newStagingWriter(ctx context.Context, rt route, table string) *stagingWriter {
+	w := &stagingWriter{rt: rt, table: table,
 		work: make(chan *recordColumns),
 		free: make(chan *recordColumns, stagingSenders+1)}
 	w.ctx, w.cancel = context.WithCancel(ctx)
@@ -370,7 +370,7 @@ func (w *stagingWriter) run() {
 		if w.failed() == nil {
 			var err error
 			if b == nil {
-				b, err = w.s.conn.PrepareBatch(w.ctx, "INSERT INTO "+w.table+" ("+recordColumnList+")")
+				b, err = w.rt.conn.PrepareBatch(w.ctx, "INSERT INTO "+w.table+" ("+recordColumnList+")")
 			}
 			if err == nil {
 				err = appendColumns(b, cols.columns())
@@ -428,19 +428,19 @@ func (w *stagingWriter) close() error {
 const stagingPrefix = "aggregate_records_staging_"
 
 // createStaging creates an empty table with aggregate_records' structure,
-// partition key and sorting key, local to this server.
-func (s *Store) createStaging(ctx context.Context) (string, error) {
+// partition key and sorting key, local to rt's server.
+func (s *Store) createStaging(ctx context.Context, rt route) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := stagingPrefix + hex.EncodeToString(rnd[:])
-	q := fmt.Sprintf("CREATE TABLE %s AS aggregate_records ENGINE = MergeTree() PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
-		name, recordsOrderBy)
-	if err := s.conn.Exec(ctx, q); err != nil {
+	q := fmt.Sprintf("CREATE TABLE %s AS %s ENGINE = MergeTree() PARTITION BY toYYYYMM(date_begin) ORDER BY %s",
+		name, rt.table("aggregate_records"), recordsOrderBy)
+	if err := rt.conn.Exec(ctx, q); err != nil {
 		return "", fmt.Errorf("creating staging table: %w", err)
 	}
 	// Its parts are merged once, in aggregate_records after the attach, not
 	// also here. Only an optimisation: go on if the server refuses.
-	if err := s.conn.Exec(ctx, "SYSTEM STOP MERGES "+name); err != nil {
+	if err := rt.conn.Exec(ctx, "SYSTEM STOP MERGES "+name); err != nil {
 		s.log.Debug("stopping merges of staging table", "table", name, "err", err)
 	}
 	return name, nil
@@ -449,32 +449,33 @@ func (s *Store) createStaging(ctx context.Context) (string, error) {
 // attachStaging moves the staging table's partitions (one: the report's
 // month) into aggregate_records. Each ATTACH makes all parts of a partition
 // visible at once.
-func (s *Store) attachStaging(ctx context.Context, staging string) error {
-	return s.attachPartition(ctx, "aggregate_records", staging)
+func (s *Store) attachStaging(ctx context.Context, rt route, staging string) error {
+	return s.attachPartition(ctx, rt, "aggregate_records", staging)
 }
 
-// attachPartition attaches the one partition of a staging table to table:
-// all its rows appear at once. Staged rows carry the report's date_begin,
-// so one partition; attaching several would not be atomic.
-func (s *Store) attachPartition(ctx context.Context, table, staging string) error {
-	parts, err := s.partitions(ctx, staging)
+// attachPartition attaches the one partition of a staging table to table
+// (as rt names it): all its rows appear at once. Staged rows carry the
+// report's date_begin, so one partition; attaching several would not be
+// atomic.
+func (s *Store) attachPartition(ctx context.Context, rt route, table, staging string) error {
+	parts, err := s.partitions(ctx, rt, staging)
 	if err != nil {
 		return err
 	}
 	if len(parts) != 1 {
 		return fmt.Errorf("%s staging table %s holds %d partitions, want 1", table, staging, len(parts))
 	}
-	q := fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID '%s' FROM %s", table, parts[0], staging)
-	if err := s.conn.Exec(ctx, q); err != nil {
+	q := fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID '%s' FROM %s", rt.table(table), parts[0], staging)
+	if err := rt.conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("attaching %s partition %s from %s: %w", table, parts[0], staging, err)
 	}
 	return nil
 }
 
-// tablesWithPrefix lists the tables of the store's database whose names
-// start with prefix.
-func (s *Store) tablesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT name FROM system.tables
+// tablesWithPrefix lists the tables of the store's database on rt's server
+// whose names start with prefix.
+func (s *Store) tablesWithPrefix(ctx context.Context, rt route, prefix string) ([]string, error) {
+	rows, err := rt.conn.Query(ctx, `SELECT name FROM system.tables
 		WHERE database = currentDatabase() AND startsWith(name, ?)`, prefix)
 	if err != nil {
 		return nil, err
@@ -493,8 +494,8 @@ func (s *Store) tablesWithPrefix(ctx context.Context, prefix string) ([]string, 
 
 // dropOrphanedStaging drops staging tables of writers that died. Run at
 // Open, before this process writes.
-func (s *Store) dropOrphanedStaging(ctx context.Context) error {
-	names, err := s.tablesWithPrefix(ctx, stagingPrefix)
+func (s *Store) dropOrphanedStaging(ctx context.Context, rt route) error {
+	names, err := s.tablesWithPrefix(ctx, rt, stagingPrefix)
 	if err != nil {
 		return fmt.Errorf("listing staging tables: %w", err)
 	}
@@ -502,7 +503,7 @@ func (s *Store) dropOrphanedStaging(ctx context.Context) error {
 		if !identRe.MatchString(n) {
 			continue
 		}
-		if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+n); err != nil {
+		if err := rt.conn.Exec(ctx, "DROP TABLE IF EXISTS "+n); err != nil {
 			return fmt.Errorf("dropping orphaned staging table %s: %w", n, err)
 		}
 		s.log.Info("dropped orphaned staging table", "table", n)
@@ -511,12 +512,12 @@ func (s *Store) dropOrphanedStaging(ctx context.Context) error {
 }
 
 // insertReport writes the report row.
-func (s *Store) insertReport(ctx context.Context, h *aggregate.Header, key string, meta InputMeta, c counts) error {
+func (s *Store) insertReport(ctx context.Context, rt route, h *aggregate.Header, key string, meta InputMeta, c counts) error {
 	errs := h.Errors
 	if errs == nil {
 		errs = []string{}
 	}
-	return s.insertOne(ctx, `INSERT INTO aggregate_reports (report_key, org_name, org_email,
+	return rt.insertOne(ctx, `INSERT INTO `+rt.table("aggregate_reports")+` (report_key, org_name, org_email,
 		extra_contact_info, report_id, policy_domain, date_begin, date_end,
 		adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
 		schema, version, errors, generator, record_count, message_count, invalid_records,
@@ -742,9 +743,10 @@ func b2u(b bool) uint8 {
 	return 0
 }
 
-// sendRecords sends the buffered records to table in one INSERT (one block).
-func (s *Store) sendRecords(ctx context.Context, table string, cols *recordColumns) error {
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+recordColumnList+")")
+// sendRecords sends the buffered records to table (as rt names it) in one
+// INSERT (one block).
+func (s *Store) sendRecords(ctx context.Context, rt route, table string, cols *recordColumns) error {
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(table)+" ("+recordColumnList+")")
 	if err != nil {
 		return fmt.Errorf("inserting records into %s: %w", table, err)
 	}

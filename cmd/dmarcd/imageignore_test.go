@@ -68,7 +68,7 @@ func TestImageBuildsLeaveOutTheDemoAndSecrets(t *testing.T) {
 				t.Errorf("%s lets %s into the image", name, p)
 			}
 		}
-		for _, p := range []string{"go.mod", "go.sum", "cmd/dmarcd/main.go", "store/migrations/0001_init.sql", "internal/product/readiness/senders.yaml", "deploy/Containerfile"} {
+		for _, p := range []string{"go.mod", "go.sum", "cmd/dmarcd/main.go", "store/schema/migrations/0001_init.sql", "internal/product/readiness/senders.yaml", "deploy/Containerfile"} {
 			if ignored(pats, p) {
 				t.Errorf("%s leaves out %s, which the build needs", name, p)
 			}

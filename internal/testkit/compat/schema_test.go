@@ -19,6 +19,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/store"
+	"github.com/dmarcd/dmarcd/store/schema"
 )
 
 // migrate26 applies every single-server schema statement to the engine's
@@ -27,7 +28,7 @@ import (
 // errors are returned.
 func migrate26(t *testing.T, e *testenv.Engine, again bool) []error {
 	t.Helper()
-	stmts, err := store.SchemaStatements(e.Database(), "")
+	stmts, err := schema.Target{Database: e.Database()}.Statements()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func migrate26(t *testing.T, e *testenv.Engine, again bool) []error {
 		err := e.Exec(s.SQL)
 		switch {
 		case err == nil:
-		case again && store.MigrationErrorIsApplied(s.SQL, err):
+		case again && schema.ErrorIsApplied(s.SQL, err):
 			applied = append(applied, err)
 		default:
 			t.Fatalf("%s, statement %d on %s: %v\n%s", s.Migration, i+1, e.Version(), err, s.SQL)
@@ -104,7 +105,7 @@ func TestEveryMigrationAppliesOn26AndAgainAsANoOp(t *testing.T) {
 
 func TestEveryClusterStatementParsesOn26(t *testing.T) {
 	e := testenv.CHDB(t)
-	stmts, err := store.SchemaStatements("dmarc", "dmarc_cluster")
+	stmts, err := schema.Target{Database: "dmarc", Cluster: "dmarc_cluster"}.Statements()
 	if err != nil {
 		t.Fatal(err)
 	}

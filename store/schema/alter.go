@@ -1,4 +1,4 @@
-package store
+package schema
 
 import (
 	"errors"
@@ -71,3 +71,12 @@ func columnExists(ex *clickhouse.Exception) bool {
 // errorName finds the error's name that ClickHouse 20.x and later append to
 // a message: "... (DUPLICATE_COLUMN)", maybe followed by " (version ...)".
 var errorName = regexp.MustCompile(`\(([A-Z][A-Z0-9_]+)\)(?:\s*\(version [^)]*\))?\s*$`)
+
+// ErrorIsApplied tells whether err, from running the migration statement
+// q, means that q's effect is already there (Migrate then goes on): an ADD
+// COLUMN whose column exists, on any supported version.
+func ErrorIsApplied(q string, err error) bool { return alreadyApplied(q, err) }
+
+// AddsColumn tells whether q is an ALTER TABLE ... ADD COLUMN, the one kind
+// of migration statement that cannot say IF NOT EXISTS on 18.16.
+func AddsColumn(q string) bool { return addColumn.MatchString(q) }

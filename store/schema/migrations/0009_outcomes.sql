@@ -30,10 +30,10 @@
 -- `dmarcd rollup rebuild` recomputes it with the other rollups, and until
 -- then `dmarcd migrate` names the months of records it lacks.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has, times DateTime('UTC').
-CREATE TABLE IF NOT EXISTS aggregate_outcomes{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "aggregate_outcomes"}}{{.OnCluster}} (
     policy_domain        String,
     date_begin           DateTime('UTC'),
     header_from          String,
@@ -56,8 +56,9 @@ CREATE TABLE IF NOT EXISTS aggregate_outcomes{{.OnCluster}} (
     message_count        UInt64,
     source_ip            String,
     source_ip_state      AggregateFunction(uniq, String) DEFAULT arrayReduce('uniqState', arrayFilter(x -> x != '', [source_ip]))
-) ENGINE = {{engine "aggregate_outcomes" "SummingMergeTree" "(report_count, record_count, message_count, source_ip_state)"}}
+) ENGINE = {{.Engine "aggregate_outcomes" "SummingMergeTree" "(report_count, record_count, message_count, source_ip_state)"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (policy_domain, date_begin, header_from, header_from_org, dmarc_pass,
     dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict, override_types,
     dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results, report_key);
+{{.Distributed "aggregate_outcomes"}}

@@ -14,10 +14,11 @@
 -- (e.g. ['_spf.example.com', 'amazonses.com']). known_source: the known
 -- source's name ("Amazon SES"), "" for none; known_authorised 1 when the
 -- operator marked it authorised: true.
-ALTER TABLE source_attribution{{.OnCluster}}
+ALTER TABLE {{.Local "source_attribution"}}{{.OnCluster}}
     ADD COLUMN country          String,
     ADD COLUMN asn              UInt32,
     ADD COLUMN as_org           String,
     ADD COLUMN spf_includes     Array(String),
     ADD COLUMN known_source     String,
     ADD COLUMN known_authorised UInt8;
+{{.Redistributed "source_attribution"}}

@@ -3,8 +3,8 @@
 -- the dashboards' annotations ("DMARC record of example.com changed:
 -- p=none → p=quarantine").
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has, times DateTime('UTC').
 
 -- One row per (domain, kind) the first time it is read and then only when
@@ -27,7 +27,7 @@
 -- Plain MergeTree, not partitioned (a handful of rows per domain and
 -- year): no merge drops a row and `dmarcd prune` leaves it alone, so the
 -- last stored value of every record is always there to compare with.
-CREATE TABLE IF NOT EXISTS dns_records{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "dns_records"}}{{.OnCluster}} (
     domain      String,
     kind        String,
     name        String,
@@ -40,5 +40,6 @@ CREATE TABLE IF NOT EXISTS dns_records{{.OnCluster}} (
     warnings    UInt32,
     checked_at  DateTime('UTC'),
     checked_ns  UInt64
-) ENGINE = {{engine "dns_records" "MergeTree"}}
+) ENGINE = {{.Engine "dns_records" "MergeTree"}}
 ORDER BY (domain, kind, checked_at);
+{{.Distributed "dns_records"}}

@@ -1,8 +1,12 @@
 -- 0001_init: aggregate reports, their records, and the log of inputs.
 --
--- Rendered with text/template (see store/migrate.go): .OnCluster is "" or
--- " ON CLUSTER name", and the engine function names a plain engine, or its
--- Replicated form in cluster mode. Statements end with ";" at the end of a line.
+-- Rendered with text/template (store/schema/render.go) from the same text for
+-- a single server and for a cluster: .Local "t" names the table that holds
+-- the rows (t itself, or a cluster's Replicated `db`.`t_local`), .OnCluster
+-- is "" or " ON CLUSTER `name`", .Engine "t" ... is a plain engine or its
+-- Replicated form, and .Distributed "t" after a CREATE (.Redistributed "t"
+-- after an ALTER of columns) is nothing, or the cluster's Distributed table
+-- t over the t_local tables. Statements end with ";" at the end of a line.
 --
 -- Runs on ClickHouse 18.16 and current releases: no LowCardinality, Map,
 -- DateTime64, TTL, IPv4/IPv6. Times are DateTime('UTC'), so toYYYYMM (the
@@ -16,7 +20,7 @@
 -- a report row means the report's records are all there. ReplacingMergeTree
 -- collapses a report written twice by two racing processes; in one process the
 -- writer never writes a report row twice.
-CREATE TABLE IF NOT EXISTS aggregate_reports{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "aggregate_reports"}}{{.OnCluster}} (
     report_key          String,
     org_name            String,
     org_email           String,
@@ -45,13 +49,14 @@ CREATE TABLE IF NOT EXISTS aggregate_reports{{.OnCluster}} (
     input_name          String,
     input_sha256        String,
     ingested_at         DateTime('UTC')
-) ENGINE = {{engine "aggregate_reports" "ReplacingMergeTree" "ingested_at"}}
+) ENGINE = {{.Engine "aggregate_reports" "ReplacingMergeTree" "ingested_at"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (policy_domain, date_begin, report_key);
+{{.Distributed "aggregate_reports"}}
 
 -- One row per record. Plain MergeTree: merges never drop a row, and the
 -- sorting key is unique per record anyway (report_key, record_index).
-CREATE TABLE IF NOT EXISTS aggregate_records{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "aggregate_records"}}{{.OnCluster}} (
     report_key            String,
     report_id             String,
     record_index          UInt32,
@@ -84,12 +89,13 @@ CREATE TABLE IF NOT EXISTS aggregate_records{{.OnCluster}} (
     spf_aligned_strict    UInt8,
     dmarc_pass            UInt8,
     record_error          String
-) ENGINE = {{engine "aggregate_records" "MergeTree"}}
+) ENGINE = {{.Engine "aggregate_records" "MergeTree"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY {{.RecordsOrderBy}};
+{{.Distributed "aggregate_records"}}
 
 -- One row per input (a message, an object, a file) and what became of it.
-CREATE TABLE IF NOT EXISTS inputs{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "inputs"}}{{.OnCluster}} (
     time         DateTime('UTC'),
     source       String,
     name         String,
@@ -100,6 +106,7 @@ CREATE TABLE IF NOT EXISTS inputs{{.OnCluster}} (
     reason_code  String,
     reason       String,
     report_keys  Array(String)
-) ENGINE = {{engine "inputs" "MergeTree"}}
+) ENGINE = {{.Engine "inputs" "MergeTree"}}
 PARTITION BY toYYYYMM(time)
 ORDER BY (time, sha256);
+{{.Distributed "inputs"}}

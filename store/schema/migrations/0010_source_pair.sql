@@ -15,10 +15,11 @@
 -- same values, more slowly) until a merge or `dmarcd rollup rebuild`
 -- rewrites them.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster),
+-- Same conventions as 0001_init: rendered with text/template (.Local, .Redistributed),
 -- statements end with ";" at the end of a line, only what ClickHouse 18.16
 -- has (no ADD COLUMN IF NOT EXISTS: an ADD COLUMN that finds its column is
--- an earlier run's, store/migrate_alter.go).
+-- an earlier run's, store/schema/alter.go).
 
-ALTER TABLE aggregate_sources{{.OnCluster}}
+ALTER TABLE {{.Local "aggregate_sources"}}{{.OnCluster}}
     ADD COLUMN source_pair UInt64 DEFAULT cityHash64(source_ip, header_from);
+{{.Redistributed "aggregate_sources"}}

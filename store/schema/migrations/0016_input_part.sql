@@ -7,15 +7,18 @@
 -- and archive member, with their file names ('' for a bare file). Rows
 -- written before hold the innermost file name in input_name and '' here.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster),
+-- Same conventions as 0001_init: rendered with text/template (.Local, .Redistributed),
 -- statements end with ";" at the end of a line, only what ClickHouse 18.16
 -- has (no ADD COLUMN IF NOT EXISTS: one ALTER a table).
 
-ALTER TABLE aggregate_reports{{.OnCluster}}
+ALTER TABLE {{.Local "aggregate_reports"}}{{.OnCluster}}
     ADD COLUMN input_part String DEFAULT '';
+{{.Redistributed "aggregate_reports"}}
 
-ALTER TABLE failure_reports{{.OnCluster}}
+ALTER TABLE {{.Local "failure_reports"}}{{.OnCluster}}
     ADD COLUMN input_part String DEFAULT '';
+{{.Redistributed "failure_reports"}}
 
-ALTER TABLE tlsrpt_reports{{.OnCluster}}
+ALTER TABLE {{.Local "tlsrpt_reports"}}{{.OnCluster}}
     ADD COLUMN input_part String DEFAULT '';
+{{.Redistributed "tlsrpt_reports"}}

@@ -1,8 +1,8 @@
 -- 0002_failure_tlsrpt: DMARC failure reports (RFC 6591, RFC 9991) and SMTP
 -- TLS reports (RFC 8460).
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has, times DateTime('UTC').
 
 -- One row per failure report, written in one INSERT (see store/failure.go):
@@ -20,7 +20,7 @@
 -- domain whose mail failed. The alignment flags are recomputed by dmarcd
 -- (store/failure.go, failureAlignment), not copied from Identity-Alignment,
 -- whose meaning changed between RFC 7489 and RFC 9991.
-CREATE TABLE IF NOT EXISTS failure_reports{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "failure_reports"}}{{.OnCluster}} (
     report_key                 String,
     policy_domain              String,
     reporter                   String,
@@ -72,15 +72,16 @@ CREATE TABLE IF NOT EXISTS failure_reports{{.OnCluster}} (
     input_name                 String,
     input_sha256               String,
     ingested_at                DateTime('UTC')
-) ENGINE = {{engine "failure_reports" "ReplacingMergeTree" "ingested_at"}}
+) ENGINE = {{.Engine "failure_reports" "ReplacingMergeTree" "ingested_at"}}
 PARTITION BY toYYYYMM(arrival_date)
 ORDER BY (policy_domain, arrival_date, report_key);
+{{.Distributed "failure_reports"}}
 
 -- One row per TLS report, written after all its policies and failure details
 -- (see store/tlsrpt.go): a report row means its child rows are all there.
 -- ReplacingMergeTree collapses a report written twice by two racing
 -- processes.
-CREATE TABLE IF NOT EXISTS tlsrpt_reports{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "tlsrpt_reports"}}{{.OnCluster}} (
     report_key           String,
     organization_name    String,
     contact_info         String,
@@ -95,13 +96,14 @@ CREATE TABLE IF NOT EXISTS tlsrpt_reports{{.OnCluster}} (
     input_name           String,
     input_sha256         String,
     ingested_at          DateTime('UTC')
-) ENGINE = {{engine "tlsrpt_reports" "ReplacingMergeTree" "ingested_at"}}
+) ENGINE = {{.Engine "tlsrpt_reports" "ReplacingMergeTree" "ingested_at"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (date_begin, report_key);
+{{.Distributed "tlsrpt_reports"}}
 
 -- One row per policy of a TLS report. Plain MergeTree, sorting key unique per
 -- policy (report_key, policy_index): merges never drop a row.
-CREATE TABLE IF NOT EXISTS tlsrpt_policies{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "tlsrpt_policies"}}{{.OnCluster}} (
     report_key           String,
     report_id            String,
     organization_name    String,
@@ -114,13 +116,14 @@ CREATE TABLE IF NOT EXISTS tlsrpt_policies{{.OnCluster}} (
     mx_hosts             Array(String),
     successful_sessions  UInt64,
     failed_sessions      UInt64
-) ENGINE = {{engine "tlsrpt_policies" "MergeTree"}}
+) ENGINE = {{.Engine "tlsrpt_policies" "MergeTree"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (policy_domain, date_begin, report_key, policy_index);
+{{.Distributed "tlsrpt_policies"}}
 
 -- One row per failure detail of a policy. Plain MergeTree, sorting key unique
 -- per detail (report_key, policy_index, failure_index).
-CREATE TABLE IF NOT EXISTS tlsrpt_failures{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "tlsrpt_failures"}}{{.OnCluster}} (
     report_key              String,
     report_id               String,
     organization_name       String,
@@ -138,6 +141,7 @@ CREATE TABLE IF NOT EXISTS tlsrpt_failures{{.OnCluster}} (
     failed_session_count    UInt64,
     additional_information  String,
     failure_reason_code     String
-) ENGINE = {{engine "tlsrpt_failures" "MergeTree"}}
+) ENGINE = {{.Engine "tlsrpt_failures" "MergeTree"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (policy_domain, date_begin, report_key, policy_index, failure_index);
+{{.Distributed "tlsrpt_failures"}}

@@ -12,17 +12,18 @@
 -- Sorted, and in cluster mode sharded (sipHash64(source, input_id)), by the
 -- input: the rows of one input are read with one range of one shard.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has (no TTL, no LowCardinality: Prune drops
 -- old months), times DateTime('UTC').
-CREATE TABLE IF NOT EXISTS input_attempts{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "input_attempts"}}{{.OnCluster}} (
     time      DateTime('UTC'),
     source    String,
     input_id  String,
     instance  String,
     attempt   String,
     event     String
-) ENGINE = {{engine "input_attempts" "MergeTree"}}
+) ENGINE = {{.Engine "input_attempts" "MergeTree"}}
 PARTITION BY toYYYYMM(time)
 ORDER BY (source, input_id);
+{{.Distributed "input_attempts"}}

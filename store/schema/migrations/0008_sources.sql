@@ -27,11 +27,11 @@
 -- join them to the per-source rows by outcome, instead of evaluating the
 -- class's array expressions on millions of rows (readiness.json).
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has (arrays in a sorting key are fine there),
 -- times DateTime('UTC').
-CREATE TABLE IF NOT EXISTS aggregate_sources{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "aggregate_sources"}}{{.OnCluster}} (
     by_source            UInt8,
     policy_domain        String,
     date_begin           DateTime('UTC'),
@@ -56,8 +56,9 @@ CREATE TABLE IF NOT EXISTS aggregate_sources{{.OnCluster}} (
     message_count        UInt64,
     outcome              UInt64 DEFAULT cityHash64(header_from_org, dmarc_pass, override_types,
                              dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results)
-) ENGINE = {{engine "aggregate_sources" "SummingMergeTree" "(report_count, record_count, message_count)"}}
+) ENGINE = {{.Engine "aggregate_sources" "SummingMergeTree" "(report_count, record_count, message_count)"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (by_source, policy_domain, date_begin, header_from, source_ip, header_from_org, dmarc_pass,
     dkim_aligned_relaxed, dkim_aligned_strict, spf_aligned_relaxed, spf_aligned_strict, override_types,
     dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results, report_key);
+{{.Distributed "aggregate_sources"}}

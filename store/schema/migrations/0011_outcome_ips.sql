@@ -22,12 +22,13 @@
 -- daemon's log) names the months where the sketch counts more sources than
 -- the arrays hold.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster),
+-- Same conventions as 0001_init: rendered with text/template (.Local, .Redistributed),
 -- statements end with ";" at the end of a line, only what ClickHouse 18.16
--- has (no ADD COLUMN IF NOT EXISTS, store/migrate_alter.go).
+-- has (no ADD COLUMN IF NOT EXISTS, store/schema/alter.go).
 
-ALTER TABLE aggregate_outcomes{{.OnCluster}}
+ALTER TABLE {{.Local "aggregate_outcomes"}}{{.OnCluster}}
     ADD COLUMN source_ipsMap.ip_hash Array(UInt32)
         DEFAULT if(source_ip = '', emptyArrayUInt32(), [toUInt32(cityHash64(source_ip))]),
     ADD COLUMN source_ipsMap.records Array(UInt64)
         DEFAULT if(source_ip = '', emptyArrayUInt64(), [toUInt64(1)]);
+{{.Redistributed "aggregate_outcomes"}}

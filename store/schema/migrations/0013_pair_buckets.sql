@@ -25,10 +25,10 @@
 -- rebuild` (store/rollup.go). A day's midnight falls in the month of the
 -- day, so a report's data rows and marker share its partition.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has, times DateTime('UTC').
-CREATE TABLE IF NOT EXISTS aggregate_pair_buckets{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "aggregate_pair_buckets"}}{{.OnCluster}} (
     kind          UInt8,
     date_begin    DateTime('UTC'),
     bucket        UInt16,
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS aggregate_pair_buckets{{.OnCluster}} (
     report_count  UInt64,
     record_count  UInt64,
     message_count UInt64
-) ENGINE = {{engine "aggregate_pair_buckets" "SummingMergeTree" "(report_count, record_count, message_count)"}}
+) ENGINE = {{.Engine "aggregate_pair_buckets" "SummingMergeTree" "(report_count, record_count, message_count)"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (kind, date_begin, bucket, policy_domain, report_key);
+{{.Distributed "aggregate_pair_buckets"}}

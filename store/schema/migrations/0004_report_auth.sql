@@ -8,19 +8,22 @@
 -- failure). auth_detail says why, e.g. "dkim=pass d=google.com s=20230601".
 -- Reports stored before this migration read as 'unverified'.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster),
+-- Same conventions as 0001_init: rendered with text/template (.Local, .Redistributed),
 -- statements end with ";" at the end of a line, only what ClickHouse 18.16
 -- has. 18.16 has no ADD COLUMN IF NOT EXISTS: each table gets both columns
 -- in one ALTER, which applies whole or not at all.
 
-ALTER TABLE aggregate_reports{{.OnCluster}}
+ALTER TABLE {{.Local "aggregate_reports"}}{{.OnCluster}}
     ADD COLUMN auth_result String DEFAULT 'unverified',
     ADD COLUMN auth_detail String DEFAULT '';
+{{.Redistributed "aggregate_reports"}}
 
-ALTER TABLE failure_reports{{.OnCluster}}
+ALTER TABLE {{.Local "failure_reports"}}{{.OnCluster}}
     ADD COLUMN auth_result String DEFAULT 'unverified',
     ADD COLUMN auth_detail String DEFAULT '';
+{{.Redistributed "failure_reports"}}
 
-ALTER TABLE tlsrpt_reports{{.OnCluster}}
+ALTER TABLE {{.Local "tlsrpt_reports"}}{{.OnCluster}}
     ADD COLUMN auth_result String DEFAULT 'unverified',
     ADD COLUMN auth_detail String DEFAULT '';
+{{.Redistributed "tlsrpt_reports"}}

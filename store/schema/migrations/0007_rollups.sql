@@ -7,8 +7,8 @@
 -- Read one grain at a time (WHERE by_source = 0, or = 1): each sums to the
 -- records.
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster,
--- engine), statements end with ";" at the end of a line, only types and
+-- Same conventions as 0001_init: rendered with text/template (.Local,
+-- .Engine, .Distributed), statements end with ";" at the end of a line, only types and
 -- features ClickHouse 18.16 has, times DateTime('UTC').
 --
 -- Written by the writer itself as part of a report's commit (store/write.go,
@@ -35,7 +35,7 @@
 -- messages with a strict DKIM or SPF alignment. The names differ from the
 -- aliases queries give their sums (messages, pass, ...): in ClickHouse an
 -- alias named like a column replaces it in the other expressions.
-CREATE TABLE IF NOT EXISTS aggregate_rollup{{.OnCluster}} (
+CREATE TABLE IF NOT EXISTS {{.Local "aggregate_rollup"}}{{.OnCluster}} (
     by_source             UInt8,
     policy_domain         String,
     date_begin            DateTime('UTC'),
@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS aggregate_rollup{{.OnCluster}} (
     spf_strict_messages   UInt64,
     strict_pass_messages  UInt64,
     invalid_records       UInt64
-) ENGINE = {{engine "aggregate_rollup" "SummingMergeTree" "(report_count, record_count, message_count, pass_messages, dkim_relaxed_messages, dkim_strict_messages, spf_relaxed_messages, spf_strict_messages, strict_pass_messages, invalid_records)"}}
+) ENGINE = {{.Engine "aggregate_rollup" "SummingMergeTree" "(report_count, record_count, message_count, pass_messages, dkim_relaxed_messages, dkim_strict_messages, spf_relaxed_messages, spf_strict_messages, strict_pass_messages, invalid_records)"}}
 PARTITION BY toYYYYMM(date_begin)
 ORDER BY (by_source, policy_domain, date_begin, header_from, source_ip, org_name, report_key);
+{{.Distributed "aggregate_rollup"}}

@@ -7,9 +7,10 @@
 -- Rows stored before this migration read as '' (their arrival_date is the
 -- Arrival-Date, or 1970-01-01 when there was none).
 --
--- Same conventions as 0001_init: rendered with text/template (.OnCluster),
+-- Same conventions as 0001_init: rendered with text/template (.Local, .Redistributed),
 -- statements end with ";" at the end of a line, only what ClickHouse 18.16
 -- has (no ADD COLUMN IF NOT EXISTS: one column, one ALTER).
 
-ALTER TABLE failure_reports{{.OnCluster}}
+ALTER TABLE {{.Local "failure_reports"}}{{.OnCluster}}
     ADD COLUMN arrival_date_source String DEFAULT '';
+{{.Redistributed "failure_reports"}}
