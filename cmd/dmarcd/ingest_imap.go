@@ -13,6 +13,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 )
 
 // Environment of `dmarcd ingest imap://...`: the secret never comes from
@@ -151,12 +152,12 @@ func imapConfigFromURL(raw string, getenv func(string) string) (ingest.IMAPConfi
 		if ic.Password == "" {
 			return ic, fmt.Errorf("no password: set %s or %s (a file holding it)", envIMAPPassword, envIMAPPasswordFile)
 		}
-	case ingest.OAuthXOAUTH2, ingest.OAuthOAUTHBEARER:
+	case oauth.XOAUTH2, oauth.OAUTHBEARER:
 		f := getenv(envIMAPTokenFile)
 		if f == "" {
 			return ic, fmt.Errorf("auth=%s: no token: set %s to a file holding the access token", auth, envIMAPTokenFile)
 		}
-		ic.OAuth = &ingest.OAuthConfig{Mechanism: auth, TokenFile: f}
+		ic.OAuth = &oauth.Config{Mechanism: auth, TokenFile: f}
 	default:
 		return ic, fmt.Errorf("imap URL: auth=%q: want password, xoauth2 or oauthbearer", auth)
 	}
