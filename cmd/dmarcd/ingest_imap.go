@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 )
@@ -50,7 +51,7 @@ func runIngestIMAP(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.C
 		fmt.Fprintf(e.stderr, "dmarcd ingest: %v\n%s\n", err, ingestIMAPUsage)
 		return exitUsage
 	}
-	ic.MaxMessageBytes = int64(cfg.Limits.MaxMessageBytes)
+	ic.MaxMessageBytes = wire.MaxMessageBytes(cfg)
 	ic.Attempts = ingest.AttemptLogOf(p) // a mail that killed earlier runs is set aside unread
 	log := e.logger(cfg)
 	// Each mail gets its line on stdout: the source's per-mail log lines
