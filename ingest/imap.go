@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 	"github.com/dmarcd/dmarcd/parse"
 )
 
@@ -63,7 +64,7 @@ type IMAPConfig struct {
 	Username, Password string
 	// OAuth, when set, logs in with an OAuth 2.0 access token (SASL XOAUTH2
 	// or OAUTHBEARER) instead of Password.
-	OAuth *OAuthConfig
+	OAuth *oauth.Config
 	// Mailbox is where reports arrive; default INBOX. In it and in the
 	// folders below, a "/" is replaced by the server's hierarchy delimiter,
 	// and the personal namespace prefix (e.g. "INBOX.") is put in front when
@@ -130,7 +131,7 @@ type IMAPSource struct {
 	p       *Pipeline
 	log     *slog.Logger
 	newMail chan struct{} // a unilateral EXISTS arrived
-	tokens  *oauthTokens  // when cfg.OAuth is set
+	tokens  *oauth.Tokens // when cfg.OAuth is set
 	guard   *inputGuard
 
 	mu    sync.Mutex
@@ -187,7 +188,7 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 	s := &IMAPSource{cfg: cfg, p: p, log: log, newMail: make(chan struct{}, 1),
 		ready: errIMAPNotConnected, guard: newInputGuard(cfg.Name, p, log, cfg.Retry, cfg.Attempts, cfg.StoreReady)}
 	if cfg.OAuth != nil {
-		s.tokens = newOAuthTokens(*cfg.OAuth)
+		s.tokens = oauth.NewTokens(*cfg.OAuth)
 	}
 	return s
 }
@@ -580,22 +581,25 @@ func (s *IMAPSource) login(ctx context.Context, cl *imapclient.Client) error {
 	if s.cfg.Username == "" {
 		return fmt.Errorf("%w: oauth needs the username of the mailbox", errIMAPConfig)
 	}
-	tok, fresh, err := s.tokens.token(ctx)
+	tok, fresh, err := s.tokens.Token(ctx)
 	if err != nil {
-		if errors.Is(err, errOAuthRejected) {
+		if errors.Is(err, oauth.ErrConfig) {
+			return fmt.Errorf("%w: %w", errIMAPConfig, err)
+		}
+		if errors.Is(err, oauth.ErrRejected) {
 			return fmt.Errorf("%w: the authorization server refused a token for %q: %v; fix the oauth settings (not retrying)",
 				ErrIMAPAuth, s.cfg.Username, err)
 		}
 		return err
 	}
-	sc, challenge := s.cfg.OAuth.saslClient(s.cfg.Username, tok, s.cfg.Address)
-	mech := "AUTHENTICATE " + strings.ToUpper(s.cfg.OAuth.mechanism())
+	sc, challenge := s.cfg.OAuth.SASLClient(s.cfg.Username, tok, s.cfg.Address)
+	mech := "AUTHENTICATE " + strings.ToUpper(s.cfg.OAuth.SASLMechanism())
 	if err := cl.Authenticate(sc); err != nil {
 		err = s.loginError(err, mech, challenge())
 		if errors.Is(err, ErrIMAPAuth) && !fresh {
 			// The server may have revoked a token we cached: try once
 			// more with a new one before giving up.
-			s.tokens.forget()
+			s.tokens.Forget()
 			return fmt.Errorf("login: %s: the server refused a cached access token; getting a new one: %v", mech, err)
 		}
 		return err

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
@@ -97,7 +98,7 @@ func newOAuthServer(t *testing.T, user string) *oauthServer {
 			}
 			b, _ := base64.RawURLEncoding.DecodeString(parts[1])
 			if json.Unmarshal(b, &claims) != nil || claims.Iss != "dmarcd@project.iam.gserviceaccount.com" ||
-				claims.Sub != s.user+"@example.com" || claims.Scope != ingest.DefaultGoogleMailScope {
+				claims.Sub != s.user+"@example.com" || claims.Scope != oauth.DefaultGoogleMailScope {
 				fail("invalid_grant")
 				return
 			}
@@ -151,7 +152,7 @@ func writeFile(t *testing.T, name, data string) string {
 	return p
 }
 
-func oauthSource(addr, user string, oc *ingest.OAuthConfig) *ingest.IMAPSource {
+func oauthSource(addr, user string, oc *oauth.Config) *ingest.IMAPSource {
 	return ingest.NewIMAPSource(ingest.IMAPConfig{Name: "oauth", Address: addr, TLS: ingest.IMAPTLSNone,
 		Username: user, OAuth: oc, PollInterval: time.Second},
 		ingest.New(failingStore{}, ingest.Options{Source: "imap"}), testLogger())
@@ -170,23 +171,23 @@ func TestIMAPOAuthLogsInWithAGoodToken(t *testing.T) {
 	as.grant("file-token-1")
 	as.grant("file-token-2")
 	tokenFile := writeFile(t, "token", "file-token-1\n")
-	refresh := func(mech string) *ingest.OAuthConfig {
-		return &ingest.OAuthConfig{Mechanism: mech, TokenURL: as.URL + "/token", ClientID: "dmarcd",
+	refresh := func(mech string) *oauth.Config {
+		return &oauth.Config{Mechanism: mech, TokenURL: as.URL + "/token", ClientID: "dmarcd",
 			ClientSecret: "client-secret", RefreshToken: "refresh-1", Scopes: []string{"imap"}}
 	}
 	for _, tc := range []struct {
 		name string
-		oc   *ingest.OAuthConfig
+		oc   *oauth.Config
 	}{
-		{"xoauth2_token_file", &ingest.OAuthConfig{Mechanism: ingest.OAuthXOAUTH2, TokenFile: tokenFile}},
-		{"oauthbearer_token_file", &ingest.OAuthConfig{Mechanism: ingest.OAuthOAUTHBEARER, TokenFile: tokenFile}},
-		{"xoauth2_refresh_token", refresh(ingest.OAuthXOAUTH2)},
-		{"oauthbearer_refresh_token_file", &ingest.OAuthConfig{Mechanism: ingest.OAuthOAUTHBEARER,
+		{"xoauth2_token_file", &oauth.Config{Mechanism: oauth.XOAUTH2, TokenFile: tokenFile}},
+		{"oauthbearer_token_file", &oauth.Config{Mechanism: oauth.OAUTHBEARER, TokenFile: tokenFile}},
+		{"xoauth2_refresh_token", refresh(oauth.XOAUTH2)},
+		{"oauthbearer_refresh_token_file", &oauth.Config{Mechanism: oauth.OAUTHBEARER,
 			TokenURL: as.URL + "/token", ClientID: "dmarcd", ClientSecretFile: writeFile(t, "secret", "client-secret\n"),
 			RefreshTokenFile: writeFile(t, "refresh", "refresh-1\n")}},
-		{"oauthbearer_service_account", &ingest.OAuthConfig{Mechanism: ingest.OAuthOAUTHBEARER,
+		{"oauthbearer_service_account", &oauth.Config{Mechanism: oauth.OAUTHBEARER,
 			ServiceAccountFile: serviceAccountFile(t, as.URL+"/token"), Subject: "dmarc@example.com"}},
-		{"xoauth2_client_credentials", &ingest.OAuthConfig{TokenURL: as.URL + "/token", ClientID: "dmarcd",
+		{"xoauth2_client_credentials", &oauth.Config{TokenURL: as.URL + "/token", ClientID: "dmarcd",
 			ClientSecret: "client-secret", ClientCredentials: true, Scopes: []string{"https://outlook.office365.com/.default"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,7 +220,7 @@ func TestIMAPOAuthLogsInWithAGoodToken(t *testing.T) {
 	}
 
 	t.Run("refused_refresh_token", func(t *testing.T) {
-		oc := refresh(ingest.OAuthXOAUTH2)
+		oc := refresh(oauth.XOAUTH2)
 		oc.RefreshToken = "revoked"
 		before := as.introspections.Load()
 		err := oauthSource(d.Addr, d.User, oc).Once(context.Background(), nil)
@@ -238,12 +239,12 @@ func TestIMAPOAuthLogsInWithAGoodToken(t *testing.T) {
 // has a Dovecot of its own, as Dovecot delays the next login from an
 // address after a failed one.
 func TestIMAPOAuthRejectedTokenStopsRun(t *testing.T) {
-	for _, mech := range []string{ingest.OAuthXOAUTH2, ingest.OAuthOAUTHBEARER} {
+	for _, mech := range []string{oauth.XOAUTH2, oauth.OAUTHBEARER} {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
 			as := newOAuthServer(t, "dmarc")
 			d := testenv.StartDovecot(t, testenv.DovecotOptions{OAuth2IntrospectionURL: as.URL + "/introspect"})
-			src := oauthSource(d.Addr, d.User, &ingest.OAuthConfig{Mechanism: mech,
+			src := oauthSource(d.Addr, d.User, &oauth.Config{Mechanism: mech,
 				TokenFile: writeFile(t, "token", "not-a-token")})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -271,7 +272,7 @@ func TestIMAPOAuthRevokedCachedTokenIsRenewed(t *testing.T) {
 	t.Parallel()
 	as := newOAuthServer(t, "dmarc")
 	d := testenv.StartDovecot(t, testenv.DovecotOptions{OAuth2IntrospectionURL: as.URL + "/introspect"})
-	src := oauthSource(d.Addr, d.User, &ingest.OAuthConfig{TokenURL: as.URL + "/token", ClientID: "dmarcd",
+	src := oauthSource(d.Addr, d.User, &oauth.Config{TokenURL: as.URL + "/token", ClientID: "dmarcd",
 		ClientSecret: "client-secret", RefreshToken: "refresh-1"})
 	if err := src.Once(context.Background(), nil); err != nil {
 		t.Fatalf("first Once: %v", err)
@@ -297,7 +298,7 @@ func TestIMAPOAuthRevokedCachedTokenIsRenewed(t *testing.T) {
 // ingests the mail. (Dovecot delays each login after a failed one by about
 // 4.5 s, so the endpoint fails once only.)
 func TestIMAPOAuthTokenCheckDownIsRetried(t *testing.T) {
-	for _, mech := range []string{ingest.OAuthXOAUTH2, ingest.OAuthOAUTHBEARER} {
+	for _, mech := range []string{oauth.XOAUTH2, oauth.OAUTHBEARER} {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
 			as := newOAuthServer(t, "dmarc")
@@ -307,7 +308,7 @@ func TestIMAPOAuthTokenCheckDownIsRetried(t *testing.T) {
 			as.grant("good")
 			logs := &logRecorder{}
 			src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: "oauth", Address: d.Addr, TLS: ingest.IMAPTLSNone,
-				Username: d.User, OAuth: &ingest.OAuthConfig{Mechanism: mech, TokenFile: writeFile(t, "token", "good")}},
+				Username: d.User, OAuth: &oauth.Config{Mechanism: mech, TokenFile: writeFile(t, "token", "good")}},
 				ingest.New(failingStore{}, ingest.Options{Source: "imap"}), slog.New(logs))
 
 			as.down.Store(1)
@@ -378,29 +379,4 @@ func (l *logRecorder) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
-}
-
-// TestOAuthConfigValidate: one way to get tokens, with what it needs.
-func TestOAuthConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		oc   ingest.OAuthConfig
-		want string // "" for valid
-	}{
-		{ingest.OAuthConfig{TokenFile: "/run/token"}, ""},
-		{ingest.OAuthConfig{Mechanism: "OAUTHBEARER", TokenFile: "/run/token"}, ""},
-		{ingest.OAuthConfig{TokenURL: "https://t", ClientID: "c", RefreshTokenFile: "/r"}, ""},
-		{ingest.OAuthConfig{TokenURL: "https://t", ClientID: "c", ClientSecret: "s", ClientCredentials: true}, ""},
-		{ingest.OAuthConfig{ServiceAccountFile: "/sa.json", Subject: "dmarc@example.com"}, ""},
-		{ingest.OAuthConfig{}, "no token source"},
-		{ingest.OAuthConfig{Mechanism: "plain", TokenFile: "/t"}, `mechanism "plain"`},
-		{ingest.OAuthConfig{TokenFile: "/t", RefreshToken: "r", TokenURL: "https://t", ClientID: "c"}, "token_file, refresh_token are all set"},
-		{ingest.OAuthConfig{RefreshToken: "r"}, "refresh_token needs token_url"},
-		{ingest.OAuthConfig{TokenURL: "https://t", ClientID: "c", ClientCredentials: true}, "needs client_secret"},
-		{ingest.OAuthConfig{ServiceAccountFile: "/sa.json"}, "needs subject"},
-	} {
-		err := tc.oc.Validate()
-		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: Validate() = %v, want %q", tc.oc, err, tc.want)
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -23,8 +24,9 @@ func openStore(ctx context.Context, e *env, readOnly bool) (*store.Store, config
 		fmt.Fprintln(e.stderr, "dmarcd:", err)
 		return nil, cfg, exitUsage
 	}
-	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster,
-		BatchRows: cfg.ClickHouse.BatchRows, ReadOnly: readOnly})
+	opts := wire.StoreOptions(cfg, e.logger(cfg))
+	opts.ReadOnly = readOnly
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, opts)
 	if err != nil {
 		fmt.Fprintln(e.stderr, storeError(e, cfg, err))
 		return nil, cfg, exitFail

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/internal/app/daemon"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/store"
@@ -85,7 +86,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 func checkStore(ctx context.Context, e *env, cfg config.Config) (*store.Store, string) {
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := store.Open(octx, cfg.ClickHouse.DSN, store.Options{Logger: e.logger(cfg), Cluster: cfg.ClickHouse.Cluster, ReadOnly: true})
+	st, err := store.Open(octx, cfg.ClickHouse.DSN, wire.ReadStoreOptions(cfg, e.logger(cfg)))
 	if err != nil {
 		return nil, strings.TrimPrefix(strings.ReplaceAll(storeError(e, cfg, err), "\n ", ";"), "dmarcd: ")
 	}

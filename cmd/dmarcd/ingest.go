@@ -14,22 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/internal/app/daemon"
-	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
-	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
 )
-
-func limitsFrom(c config.Config) (extract.Limits, aggregate.Limits) {
-	l := daemon.LimitsFrom(c)
-	return l.Extract, l.Aggregate
-}
 
 func runIngest(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "ingest")
@@ -64,7 +57,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 	}
 	log := e.logger(cfg)
 	var st ingest.Store
-	s, err := store.Open(ctx, cfg.ClickHouse.DSN, store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows})
+	s, err := store.Open(ctx, cfg.ClickHouse.DSN, wire.StoreOptions(cfg, log))
 	if err != nil {
 		// Keep going: every input is still parsed, and those that hold a
 		// report end "error" (retry later) rather than vanish.
@@ -79,7 +72,6 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "dmarcd:", err)
 		return exitUsage
 	}
-	xl, al := limitsFrom(cfg)
 	if len(cfg.OwnedDomains) == 0 {
 		log.Warn("owned_domains is empty: reports for every policy domain are stored; anyone can send reports to a published rua address, so list your domains (dmarcd serve requires them, or [\"*\"])")
 	}
@@ -91,9 +83,8 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 			}
 		}()
 	}
-	p := ingest.New(st, ingest.Options{Source: *source, Extract: xl, Aggregate: al, TLSRPT: daemon.LimitsFrom(cfg).TLSRPT, MaxHashAhead: daemon.LimitsFrom(cfg).HashAhead,
-		OwnedDomains: cfg.Owned(), Logger: log, Observer: m, Verifier: daemon.ReportVerifier(cfg, log),
-		Privacy: ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies}})
+	p := ingest.New(st, wire.PipelineOptions(cfg, wire.Pipeline{Source: *source, Key: key,
+		Verifier: wire.ReportVerifier(cfg, log), Observer: wire.Observer(m), Logger: log}))
 
 	// Mailbox and bucket URLs are sources of their own: their mails and
 	// objects are acknowledged (moved) after commit, as the daemon does.
@@ -103,7 +94,7 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		return runIngestS3(ctx, e, p, cfg, u, *asJSON)
 	}
 	rep := newReporter(e, *asJSON)
-	walkErr := walkPaths(ctx, fs.Args(), xl.MaxMessageBytes, rep, func(in ingest.Input) ingest.Outcome {
+	walkErr := walkPaths(ctx, fs.Args(), wire.LimitsFrom(cfg).Extract.MaxMessageBytes, rep, func(in ingest.Input) ingest.Outcome {
 		return processInput(ctx, p, in)
 	})
 	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {

@@ -12,7 +12,9 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 )
 
 // Environment of `dmarcd ingest imap://...`: the secret never comes from
@@ -49,7 +51,7 @@ func runIngestIMAP(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.C
 		fmt.Fprintf(e.stderr, "dmarcd ingest: %v\n%s\n", err, ingestIMAPUsage)
 		return exitUsage
 	}
-	ic.MaxMessageBytes = int64(cfg.Limits.MaxMessageBytes)
+	ic.MaxMessageBytes = wire.MaxMessageBytes(cfg)
 	ic.Attempts = ingest.AttemptLogOf(p) // a mail that killed earlier runs is set aside unread
 	log := e.logger(cfg)
 	// Each mail gets its line on stdout: the source's per-mail log lines
@@ -151,12 +153,12 @@ func imapConfigFromURL(raw string, getenv func(string) string) (ingest.IMAPConfi
 		if ic.Password == "" {
 			return ic, fmt.Errorf("no password: set %s or %s (a file holding it)", envIMAPPassword, envIMAPPasswordFile)
 		}
-	case ingest.OAuthXOAUTH2, ingest.OAuthOAUTHBEARER:
+	case oauth.XOAUTH2, oauth.OAUTHBEARER:
 		f := getenv(envIMAPTokenFile)
 		if f == "" {
 			return ic, fmt.Errorf("auth=%s: no token: set %s to a file holding the access token", auth, envIMAPTokenFile)
 		}
-		ic.OAuth = &ingest.OAuthConfig{Mechanism: auth, TokenFile: f}
+		ic.OAuth = &oauth.Config{Mechanism: auth, TokenFile: f}
 	default:
 		return ic, fmt.Errorf("imap URL: auth=%q: want password, xoauth2 or oauthbearer", auth)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
@@ -217,7 +218,7 @@ func TestIMAPConfigFromURL(t *testing.T) {
 	}
 	envs["DMARCD_IMAP_TOKEN_FILE"] = "/run/token"
 	got, err := imapConfigFromURL("imaps://u@mail.example.com/?auth=oauthbearer", getenv)
-	if err != nil || got.OAuth == nil || got.OAuth.Mechanism != ingest.OAuthOAUTHBEARER || got.OAuth.TokenFile != "/run/token" {
+	if err != nil || got.OAuth == nil || got.OAuth.Mechanism != oauth.OAUTHBEARER || got.OAuth.TokenFile != "/run/token" {
 		t.Errorf("auth=oauthbearer: %+v, %v", got.OAuth, err)
 	}
 }

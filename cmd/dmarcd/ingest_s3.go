@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
@@ -32,7 +33,7 @@ func runIngestS3(ctx context.Context, e *env, p *ingest.Pipeline, cfg config.Con
 		fmt.Fprintln(e.stderr, "dmarcd ingest:", err)
 		return exitUsage
 	}
-	sc.MaxObjectBytes = int64(cfg.Limits.MaxMessageBytes)
+	sc.MaxObjectBytes = wire.MaxMessageBytes(cfg)
 	sc.Attempts = ingest.AttemptLogOf(p) // an object that killed earlier runs is set aside unread
 	src, err := ingest.NewS3Source(sc, p, e.logger(cfg))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 	"github.com/dmarcd/dmarcd/parse/extract"
@@ -162,7 +163,8 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "dmarcd:", err)
 		return exitUsage
 	}
-	xl, al := limitsFrom(cfg)
+	lim := wire.LimitsFrom(cfg)
+	xl, al := lim.Extract, lim.Aggregate
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	var cw *csv.Writer

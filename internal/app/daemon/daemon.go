@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // Source is what the daemon supervises: Run works until ctx is done and
@@ -130,7 +130,7 @@ func Check(cfg config.Config) error {
 		ps = append(ps, err.(config.Problems)...)
 	}
 	for _, sc := range cfg.Sources {
-		if _, err := buildSource(sc, nil, nil, nil); err != nil {
+		if _, err := buildSource(cfg, sc, nil, nil, nil); err != nil {
 			ps = append(ps, config.Problem{Key: "sources[" + sc.Name + "].type", Msg: err.Error()})
 		}
 	}
@@ -306,7 +306,7 @@ func (d *Daemon) startSources(cfg config.Config) error {
 			key = k
 		}
 		if !verifierBuilt {
-			verifier, verifierBuilt = ReportVerifier(cfg, d.log), true
+			verifier, verifierBuilt = wire.ReportVerifier(cfg, d.log), true
 		}
 		p := d.pipeline(cfg, label, key, verifier)
 		r := &running{cfg: sc, done: make(chan struct{})}
@@ -444,35 +444,8 @@ func (d *Daemon) snapshot() map[string]*running {
 
 // pipeline builds the pipeline of one source.
 func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *ingest.Verifier) *ingest.Pipeline {
-	lim := LimitsFrom(cfg)
-	return ingest.New(d.store, ingest.Options{
-		Source:       label,
-		Extract:      lim.Extract,
-		Aggregate:    lim.Aggregate,
-		TLSRPT:       lim.TLSRPT,
-		MaxHashAhead: lim.HashAhead,
-		OwnedDomains: cfg.Owned(),
-		Privacy:      ingest.Privacy{Key: key, RedactSubjects: cfg.Privacy.RedactSubjects, KeepBodies: cfg.Privacy.KeepBodies},
-		Observer:     d.metrics,
-		Verifier:     verifier,
-		Logger:       d.log.With("source", label),
-	})
-}
-
-// ReportVerifier returns the authenticator of report mails that
-// report_auth configures, nil when it is disabled or has no resolver
-// (reports are then stored "unverified"; ingestion goes on).
-func ReportVerifier(cfg config.Config, log *slog.Logger) *ingest.Verifier {
-	ra := cfg.ReportAuth
-	if !ra.Enabled {
-		return nil
-	}
-	v, err := ingest.NewDNSVerifier(ra.Resolver, time.Duration(ra.DNSTimeout))
-	if err != nil {
-		log.Warn("report_auth: no DNS resolver; reports are stored unverified", "err", err)
-		return nil
-	}
-	return v
+	return ingest.New(d.store, wire.PipelineOptions(cfg, wire.Pipeline{Source: label, Key: key, Verifier: verifier,
+		Observer: wire.Observer(d.metrics), Logger: d.log.With("source", label)}))
 }
 
 // upCollector exports dmarcd_source_up from the sources' readiness at each
@@ -492,9 +465,4 @@ func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, label)
 	}
-}
-
-// storeOptions are the store.Options of cfg.
-func storeOptions(cfg config.Config, log *slog.Logger) store.Options {
-	return store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows}
 }

@@ -6,21 +6,19 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
 // newSource builds the source of sc for cfg: buildSource with what the
-// daemon adds to an s3 source, its object size limit
-// (limits.max_message_bytes: a larger object is set aside unread) and its
-// metrics (dmarcd_s3_*{source="s3:NAME"}).
+// daemon adds: an imap source's backlog gauge and store probe, an s3
+// source's metrics (dmarcd_s3_*{source="s3:NAME"}).
 func (d *Daemon) newSource(cfg config.Config, sc config.Source, p *ingest.Pipeline, onConnErr func()) (Source, error) {
 	var ex s3Extras
 	if sc.Type == config.SourceIMAP {
 		ex.imapBacklog = d.metrics.IMAPBacklog(sc.Label())
-		ex.maxObjectBytes = int64(cfg.Limits.MaxMessageBytes) // not downloaded when larger (RFC822.SIZE)
 		if d.ping != nil {
 			ex.storeReady = d.ping.ping // mails left after store errors are retried once it answers
 		}
@@ -30,55 +28,50 @@ func (d *Daemon) newSource(cfg config.Config, sc config.Source, p *ingest.Pipeli
 		if err != nil {
 			return nil, err
 		}
-		ex = s3Extras{maxObjectBytes: int64(cfg.Limits.MaxMessageBytes), observer: m.Observer(sc.Label())}
+		ex = s3Extras{observer: m.Observer(sc.Label())}
 	}
-	return buildSourceWith(sc, p, d.log, onConnErr, ex)
+	return buildSourceWith(cfg, sc, p, d.log, onConnErr, ex)
 }
 
-// s3Extras are the settings of an s3 source that come from outside its
-// configuration entry.
+// s3Extras are the settings of a source that come from the running daemon
+// rather than from the configuration.
 type s3Extras struct {
-	maxObjectBytes int64
-	observer       ingest.S3Observer
-	imapBacklog    func(int) // an imap source's backlog gauge
-	storeReady     func(context.Context) error
+	observer    ingest.S3Observer
+	imapBacklog func(int) // an imap source's backlog gauge
+	storeReady  func(context.Context) error
 }
 
-// buildSource makes the source of one configuration entry. With a nil
-// pipeline (Check) it only tells whether this build can make it.
-func buildSource(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnErr func()) (Source, error) {
-	return buildSourceWith(sc, p, log, onConnErr, s3Extras{})
+// buildSource makes the source of one configuration entry of cfg. With a
+// nil pipeline (Check) it only tells whether this build can make it.
+func buildSource(cfg config.Config, sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnErr func()) (Source, error) {
+	return buildSourceWith(cfg, sc, p, log, onConnErr, s3Extras{})
 }
 
-func buildSourceWith(sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnErr func(), ex s3Extras) (Source, error) {
+// buildSourceWith makes the source of sc from its options (wire) and ex.
+func buildSourceWith(cfg config.Config, sc config.Source, p *ingest.Pipeline, log *slog.Logger, onConnErr func(), ex s3Extras) (Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	label := sc.Label()
 	switch sc.Type {
 	case config.SourceSpool:
-		return ingest.NewSpoolSource(ingest.SpoolConfig{Name: label, Path: sc.Path,
-			PollInterval: time.Duration(sc.PollInterval), Settle: time.Duration(sc.Settle),
-			Attempts: ingest.AttemptLogOf(p)}, p, log), nil
+		c := wire.SpoolConfig(sc)
+		c.Attempts = ingest.AttemptLogOf(p)
+		return ingest.NewSpoolSource(c, p, log), nil
 	case config.SourceIMAP:
 		st := &connState{err: errNotConnected}
 		log = slog.New(&connWatch{Handler: log.Handler(), st: st, onErr: onConnErr})
-		src := ingest.NewIMAPSource(ingest.IMAPConfig{Name: label, Address: sc.Address, TLS: sc.TLS,
-			CAFile: sc.CAFile, InsecureSkipVerify: sc.InsecureSkipVerify, Username: sc.Username,
-			Password: sc.Password, OAuth: sc.OAuth, Mailbox: sc.Mailbox, ProcessedMailbox: sc.ProcessedMailbox,
-			InvalidMailbox: sc.InvalidMailbox, PollInterval: time.Duration(sc.PollInterval),
-			MaxMessageBytes: ex.maxObjectBytes, Backlog: ex.imapBacklog, Concurrency: sc.Concurrency,
-			Shared: sc.Shared, StoreReady: ex.storeReady, Attempts: ingest.AttemptLogOf(p)}, p, log)
+		c := wire.IMAPConfig(cfg, sc) // a mail over max_message_bytes is not downloaded (RFC822.SIZE)
+		c.Backlog, c.StoreReady, c.Attempts = ex.imapBacklog, ex.storeReady, ingest.AttemptLogOf(p)
+		src := ingest.NewIMAPSource(c, p, log)
 		return &imapSource{IMAPSource: src, name: label, st: st}, nil
 	case config.SourceS3:
 		if p == nil {
 			return nil, nil // NewS3Source needs the pipeline's store for mode leave
 		}
-		src, err := ingest.NewS3Source(ingest.S3Config{Name: label, Bucket: sc.Bucket, Prefix: sc.Prefix,
-			Region: sc.Region, Endpoint: sc.Endpoint, PathStyle: sc.PathStyle, Mode: sc.Mode,
-			ProcessedPrefix: sc.ProcessedPrefix, InvalidPrefix: sc.InvalidPrefix,
-			PollInterval: time.Duration(sc.PollInterval), MaxObjectBytes: ex.maxObjectBytes,
-			Shared: sc.Shared, Observer: ex.observer, Attempts: ingest.AttemptLogOf(p)}, p, log)
+		c := wire.S3Config(cfg, sc) // an object over max_message_bytes is set aside unread
+		c.Observer, c.Attempts = ex.observer, ingest.AttemptLogOf(p)
+		src, err := ingest.NewS3Source(c, p, log)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/failure"
@@ -38,7 +39,7 @@ type lazyStore struct {
 }
 
 func newLazyStore(cfg config.Config, log *slog.Logger) *lazyStore {
-	return &lazyStore{dsn: cfg.ClickHouse.DSN, opts: storeOptions(cfg, log), log: log}
+	return &lazyStore{dsn: cfg.ClickHouse.DSN, opts: wire.StoreOptions(cfg, log), log: log}
 }
 
 func (l *lazyStore) get(ctx context.Context) (*store.Store, error) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 )
 
 // Source types.
@@ -62,11 +62,11 @@ type Source struct {
 	// different ones (docs/cluster.md).
 	Shared bool `yaml:"shared"`
 	// OAuth logs in with an OAuth 2.0 token instead of the password; its
-	// keys are ingest.OAuthConfig's (mechanism, token_file, token_url,
+	// keys are oauth.Config's (mechanism, token_file, token_url,
 	// client_id, client_secret, client_secret_file, refresh_token,
 	// refresh_token_file, scopes, client_credentials,
 	// service_account_file, subject).
-	OAuth *ingest.OAuthConfig `yaml:"oauth"`
+	OAuth *oauth.Config `yaml:"oauth"`
 
 	// spool
 	Path   string   `yaml:"path"`   // the folder files are dropped into

@@ -9,9 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
-
-	"github.com/dmarcd/dmarcd/parse/failure"
-	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 )
 
 // TestForgedDomainsCannotPushAnOwnedDomainOut: 60 forged policy domains
@@ -21,9 +18,9 @@ import (
 func TestForgedDomainsCannotPushAnOwnedDomainOut(t *testing.T) {
 	m := New("test", []string{"example.com"})
 	for i := range 60 {
-		m.TLSRPTStored(&tlsrpt.Report{Policies: []tlsrpt.Policy{{Domain: fmt.Sprintf("forged%02d.example.net", i), Successful: 1 << 40}}})
+		m.TLSRPTStored([]TLSPolicy{{Domain: fmt.Sprintf("forged%02d.example.net", i), Successful: 1 << 40}})
 	}
-	m.TLSRPTStored(&tlsrpt.Report{Policies: []tlsrpt.Policy{{Domain: "example.com", Successful: 7}, {Domain: "mail.example.com", Successful: 3}}})
+	m.TLSRPTStored([]TLSPolicy{{Domain: "example.com", Successful: 7}, {Domain: "mail.example.com", Successful: 3}})
 	if v := testutil.ToFloat64(m.tlsOK.WithLabelValues("example.com")); v != 10 {
 		t.Errorf("example.com successful sessions %v, want 10 (its subdomain included)", v)
 	}
@@ -81,7 +78,7 @@ func TestALabelValueFromAReportIsShortAndPrintable(t *testing.T) {
 // series, and the whole scrape stays small.
 func TestAHostileFailureReportDomainKeepsTheScrapeSmall(t *testing.T) {
 	m := New("test", nil)
-	m.FailureStored(&failure.Report{AuthFailure: []string{"dmarc"}, Original: failure.Original{FromDomain: strings.Repeat("a", 8<<20) + ".example"}})
+	m.FailureStored(strings.Repeat("a", 8<<20)+".example", []string{"dmarc"})
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

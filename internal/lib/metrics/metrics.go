@@ -17,10 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/parse"
-	"github.com/dmarcd/dmarcd/parse/failure"
-	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 )
 
 // MaxDomains bounds the policy_domain label when no owned domains are
@@ -28,8 +25,9 @@ import (
 // seen get their own series, later ones count as "other".
 const MaxDomains = 50
 
-// Metrics is the set of collectors of one process. It implements
-// ingest.Observer.
+// Metrics is the set of collectors of one process. Its methods take plain
+// values; the composition root (internal/app/wire.Observer) turns what the
+// pipeline tells into them.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -112,7 +110,14 @@ func New(version string, ownedDomains []string) *Metrics {
 	return m
 }
 
-var _ ingest.SourceObserver = (*Metrics)(nil)
+// The status label values of dmarcd_inputs_total and dmarcd_reports_total:
+// the fate of an input, the words of ingest.Status.
+const (
+	Stored    = "stored"
+	Duplicate = "duplicate"
+	Invalid   = "invalid"
+	Error     = "error"
+)
 
 // Report kinds and input kinds, the kind label of the input counters.
 var (
@@ -124,7 +129,7 @@ var (
 	errorCodes = []string{string(parse.StoreUnavailable), string(parse.InputUnreadable), "other"}
 )
 
-// Source implements ingest.SourceObserver: it declares, at zero, the series
+// Source declares, at zero, the series
 // of source that are known up front, so that rate() and increase() see
 // the first input of a source after a restart. For dmarcd_inputs_total,
 // per kind: stored and duplicate without a code, stored with
@@ -143,19 +148,19 @@ func (m *Metrics) Source(source string) {
 	for _, kind := range inputKinds {
 		m.inputSeconds.WithLabelValues(source, kind)
 		for _, c := range invalidCodes {
-			m.inputs.WithLabelValues(source, kind, string(ingest.Invalid), c)
+			m.inputs.WithLabelValues(source, kind, Invalid, c)
 		}
 		for _, c := range errorCodes {
-			m.inputs.WithLabelValues(source, kind, string(ingest.Error), c)
+			m.inputs.WithLabelValues(source, kind, Error, c)
 		}
 		if kind == "none" {
 			continue
 		}
-		m.inputs.WithLabelValues(source, kind, string(ingest.Stored), "")
-		m.inputs.WithLabelValues(source, kind, string(ingest.Stored), string(parse.InvalidValue))
-		m.inputs.WithLabelValues(source, kind, string(ingest.Duplicate), "")
-		m.reports.WithLabelValues(source, kind, string(ingest.Stored))
-		m.reports.WithLabelValues(source, kind, string(ingest.Duplicate))
+		m.inputs.WithLabelValues(source, kind, Stored, "")
+		m.inputs.WithLabelValues(source, kind, Stored, string(parse.InvalidValue))
+		m.inputs.WithLabelValues(source, kind, Duplicate, "")
+		m.reports.WithLabelValues(source, kind, Stored)
+		m.reports.WithLabelValues(source, kind, Duplicate)
 		m.records.WithLabelValues(source, kind)
 		m.messages.WithLabelValues(source, kind)
 	}
@@ -195,24 +200,35 @@ func sortedKeys(set map[string]bool) []string {
 	return keys
 }
 
-// Input implements ingest.Observer.
-func (m *Metrics) Input(source string, o ingest.Outcome, took time.Duration) {
-	code := o.ReasonCode
+// Input is what became of one input: the labels and counts of
+// dmarcd_inputs_total and the counters it feeds.
+type Input struct {
+	Kind       string // aggregate | failure | tlsrpt | none
+	Status     string // Stored, Duplicate, Invalid or Error
+	ReasonCode string // a parse.Code, or ""; any other counts as "other"
+	Reports    int    // reports found in the input
+	Records    int    // records (TLS policies) newly stored
+	Messages   uint64 // messages (TLS sessions) those records count
+}
+
+// Input counts one input of source that took took.
+func (m *Metrics) Input(source string, in Input, took time.Duration) {
+	code := in.ReasonCode
 	if !knownCode(code) {
 		code = "other"
 	}
-	m.inputs.WithLabelValues(source, o.Kind, string(o.Status), code).Inc()
-	m.inputSeconds.WithLabelValues(source, o.Kind).Observe(took.Seconds())
-	switch o.Status {
-	case ingest.Stored, ingest.Duplicate:
+	m.inputs.WithLabelValues(source, in.Kind, in.Status, code).Inc()
+	m.inputSeconds.WithLabelValues(source, in.Kind).Observe(took.Seconds())
+	switch in.Status {
+	case Stored, Duplicate:
 		m.lastSuccess.WithLabelValues(source).SetToCurrentTime()
-		m.reports.WithLabelValues(source, o.Kind, string(o.Status)).Add(float64(o.Reports))
-		if o.Status == ingest.Stored {
+		m.reports.WithLabelValues(source, in.Kind, in.Status).Add(float64(in.Reports))
+		if in.Status == Stored {
 			// An input whose reports were partly duplicates counts all of
-			// them here: Outcome does not split them, and re-delivery of one
-			// report inside a new mail is rare.
-			m.records.WithLabelValues(source, o.Kind).Add(float64(o.Records))
-			m.messages.WithLabelValues(source, o.Kind).Add(float64(o.Messages))
+			// them here: the outcome of an input does not split them, and
+			// re-delivery of one report inside a new mail is rare.
+			m.records.WithLabelValues(source, in.Kind).Add(float64(in.Records))
+			m.messages.WithLabelValues(source, in.Kind).Add(float64(in.Messages))
 		}
 	}
 }
@@ -223,30 +239,45 @@ func (m *Metrics) IMAPBacklog(source string) func(n int) {
 	return func(n int) { g.Set(float64(n)) }
 }
 
-// Stage implements ingest.Observer.
+// Stage observes the time one report of kind spent in stage ("parse" or
+// "store").
 func (m *Metrics) Stage(kind, stage string, took time.Duration) {
 	m.stageSeconds.WithLabelValues(kind, stage).Observe(took.Seconds())
 }
 
-// FailureStored implements ingest.Observer.
-func (m *Metrics) FailureStored(r *failure.Report) {
-	domain := r.Original.FromDomain
-	if len(r.ReportedDomain) > 0 && domain == "" {
-		domain = r.ReportedDomain[0]
-	}
+// FailureStored counts a failure report stored now for the policy domain
+// domain, once per Auth-Failure value (RFC 6591 §3.2.2; "none" when it has
+// none).
+func (m *Metrics) FailureStored(domain string, authFailure []string) {
 	d := m.domain(domain)
-	if len(r.AuthFailure) == 0 {
+	if len(authFailure) == 0 {
 		m.failures.WithLabelValues(d, "none").Inc()
 		return
 	}
-	for _, af := range r.AuthFailure {
+	for _, af := range authFailure {
 		m.failures.WithLabelValues(d, closed(af, authFailures)).Inc()
 	}
 }
 
-// TLSRPTStored implements ingest.Observer.
-func (m *Metrics) TLSRPTStored(r *tlsrpt.Report) {
-	for _, p := range r.Policies {
+// TLSPolicy is what one policy of an SMTP TLS report (RFC 8460 §4.4)
+// counts.
+type TLSPolicy struct {
+	Domain     string // the policy domain
+	Successful uint64 // total-successful-session-count
+	Failed     uint64 // total-failure-session-count
+	Failures   []TLSFailure
+}
+
+// TLSFailure is one failure-details entry of a TLS policy.
+type TLSFailure struct {
+	ResultType     string // result-type (RFC 8460 §4.3)
+	FailedSessions uint64 // failed-session-count
+}
+
+// TLSRPTStored counts the sessions of the policies of a TLS report stored
+// now.
+func (m *Metrics) TLSRPTStored(policies []TLSPolicy) {
+	for _, p := range policies {
 		d := m.domain(p.Domain)
 		m.tlsOK.WithLabelValues(d).Add(float64(p.Successful))
 		for _, f := range p.Failures {

@@ -6,17 +6,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/dmarcd/dmarcd/ingest"
-	"github.com/dmarcd/dmarcd/parse/failure"
-	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 )
 
 func TestInputCountsByStatusAndBoundedReasonCode(t *testing.T) {
 	m := New("test", nil)
-	m.Input("imap", ingest.Outcome{Kind: "aggregate", Status: ingest.Stored, Reports: 1, Records: 20, Messages: 3047}, 10*time.Millisecond)
-	m.Input("imap", ingest.Outcome{Kind: "none", Status: ingest.Invalid, ReasonCode: "not_a_report"}, time.Millisecond)
-	m.Input("imap", ingest.Outcome{Kind: "none", Status: ingest.Invalid, ReasonCode: "made_up_code"}, time.Millisecond)
+	m.Input("imap", Input{Kind: "aggregate", Status: Stored, Reports: 1, Records: 20, Messages: 3047}, 10*time.Millisecond)
+	m.Input("imap", Input{Kind: "none", Status: Invalid, ReasonCode: "not_a_report"}, time.Millisecond)
+	m.Input("imap", Input{Kind: "none", Status: Invalid, ReasonCode: "made_up_code"}, time.Millisecond)
 	if v := testutil.ToFloat64(m.inputs.WithLabelValues("imap", "aggregate", "stored", "")); v != 1 {
 		t.Errorf("stored inputs %v", v)
 	}
@@ -33,16 +29,16 @@ func TestInputCountsByStatusAndBoundedReasonCode(t *testing.T) {
 
 func TestFailureAndTLSCountersHaveBoundedLabels(t *testing.T) {
 	m := New("test", []string{"example.com"})
-	m.FailureStored(&failure.Report{AuthFailure: []string{"dmarc"}, Original: failure.Original{FromDomain: "news.example.com"}})
-	m.FailureStored(&failure.Report{AuthFailure: []string{"weird"}, ReportedDomain: []string{"spoofed.example.net"}})
+	m.FailureStored("news.example.com", []string{"dmarc"})
+	m.FailureStored("spoofed.example.net", []string{"weird"})
 	if v := testutil.ToFloat64(m.failures.WithLabelValues("example.com", "dmarc")); v != 1 {
 		t.Errorf("subdomain failure counted under its owned domain: %v", v)
 	}
 	if v := testutil.ToFloat64(m.failures.WithLabelValues("other", "other")); v != 1 {
 		t.Errorf("foreign domain and unknown auth failure must be other/other: %v", v)
 	}
-	m.TLSRPTStored(&tlsrpt.Report{Policies: []tlsrpt.Policy{{Domain: "example.com", Successful: 10, Failed: 7,
-		Failures: []tlsrpt.Failure{{ResultType: "certificate-expired", FailedSessions: 4}, {ResultType: "bad https response code: 404", FailedSessions: 2}}}}})
+	m.TLSRPTStored([]TLSPolicy{{Domain: "example.com", Successful: 10, Failed: 7,
+		Failures: []TLSFailure{{ResultType: "certificate-expired", FailedSessions: 4}, {ResultType: "bad https response code: 404", FailedSessions: 2}}}})
 	for _, c := range []struct {
 		rt   string
 		want float64
@@ -56,7 +52,7 @@ func TestFailureAndTLSCountersHaveBoundedLabels(t *testing.T) {
 func TestUnownedDomainsAreCapped(t *testing.T) {
 	m := New("test", nil)
 	for i := 0; i < MaxDomains+10; i++ {
-		m.FailureStored(&failure.Report{AuthFailure: []string{"spf"}, Original: failure.Original{FromDomain: strings.Repeat("a", i+1) + ".example"}})
+		m.FailureStored(strings.Repeat("a", i+1)+".example", []string{"spf"})
 	}
 	if n := testutil.CollectAndCount(m.failures); n != MaxDomains+1 {
 		t.Errorf("%d series, want %d domains plus other", n, MaxDomains+1)

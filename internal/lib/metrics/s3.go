@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/dmarcd/dmarcd/ingest"
 )
 
 // S3 is the collector of the S3 sources' own metrics, one series per source
@@ -82,13 +80,13 @@ func (m *Metrics) S3() (*S3, error) {
 	return nil, fmt.Errorf("registering the S3 metrics: %w", err)
 }
 
-// Observer returns the ingest.S3Observer (an ingest.S3ErrorObserver) of the
-// source labelled source, its series set to zero if new. Several
+// Observer returns the counters of the source labelled source (they
+// implement ingest.S3ErrorObserver), its series set to zero if new. Several
 // observers of one label (a source rebuilt by a reload) share their series;
 // series are never deleted, as a deleted child would orphan the counters a
 // restarted source of the same label still holds.
-func (s *S3) Observer(source string) ingest.S3Observer {
-	o := &s3Observer{listed: s.listed.WithLabelValues(source), fetched: s.fetched.WithLabelValues(source),
+func (s *S3) Observer(source string) *S3Source {
+	o := &S3Source{listed: s.listed.WithLabelValues(source), fetched: s.fetched.WithLabelValues(source),
 		backlog: s.backlog.WithLabelValues(source), errors: s.errors.WithLabelValues(source)}
 	o.listed.Add(0)
 	o.fetched.Add(0)
@@ -96,15 +94,20 @@ func (s *S3) Observer(source string) ingest.S3Observer {
 	return o
 }
 
-// s3Observer is one source's view of S3.
-type s3Observer struct {
+// S3Source is one S3 source's series.
+type S3Source struct {
 	listed, fetched, errors prometheus.Counter
 	backlog                 prometheus.Gauge
 }
 
-var _ ingest.S3ErrorObserver = (*s3Observer)(nil)
+// Listed counts n objects returned by a listing.
+func (o *S3Source) Listed(n int) { o.listed.Add(float64(n)) }
 
-func (o *s3Observer) Listed(n int)  { o.listed.Add(float64(n)) }
-func (o *s3Observer) Fetched()      { o.fetched.Inc() }
-func (o *s3Observer) Backlog(n int) { o.backlog.Set(float64(n)) }
-func (o *s3Observer) Error()        { o.errors.Inc() }
+// Fetched counts one object downloaded.
+func (o *S3Source) Fetched() { o.fetched.Inc() }
+
+// Backlog sets the objects pending at the last count.
+func (o *S3Source) Backlog(n int) { o.backlog.Set(float64(n)) }
+
+// Error counts a pass that failed on an S3 error.
+func (o *S3Source) Error() { o.errors.Inc() }

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/dmarcd/dmarcd/ingest"
 )
 
 // TestS3CollectorRegisteredOncePerRegistrySharedAcrossReloads: a second
@@ -29,7 +27,7 @@ func TestS3CollectorRegisteredOncePerRegistrySharedAcrossReloads(t *testing.T) {
 	first.Listed(7)
 	first.Fetched()
 	first.Backlog(6)
-	first.(ingest.S3ErrorObserver).Error()
+	first.Error()
 	again := b.Observer("s3:ses") // the source after a reload
 	again.Listed(3)
 	again.Backlog(0)

@@ -1,4 +1,11 @@
-package ingest
+// Package oauth holds the OAuth 2.0 settings of an IMAP source and gets
+// its access tokens: from a file that other tooling keeps fresh, or by the
+// refresh-token (RFC 6749 §6), client-credentials (RFC 6749 §4.4) or Google
+// service-account flows; and the SASL clients that present them (XOAUTH2,
+// OAUTHBEARER of RFC 7628). It imports nothing of the pipeline: the
+// configuration (internal/lib/config) and the IMAP source (ingest) both use
+// it.
+package oauth
 
 import (
 	"context"
@@ -18,17 +25,17 @@ import (
 	"golang.org/x/oauth2/google"
 )
 
-// SASL mechanisms of OAuthConfig.Mechanism.
+// SASL mechanisms of Config.Mechanism.
 const (
-	OAuthXOAUTH2     = "xoauth2"     // Google's and Microsoft's XOAUTH2
-	OAuthOAUTHBEARER = "oauthbearer" // RFC 7628
+	XOAUTH2     = "xoauth2"     // Google's and Microsoft's XOAUTH2
+	OAUTHBEARER = "oauthbearer" // RFC 7628
 )
 
 // DefaultGoogleMailScope is the scope asked for a Google service account
-// when OAuthConfig.Scopes is empty: full IMAP access to the mailbox.
+// when Config.Scopes is empty: full IMAP access to the mailbox.
 const DefaultGoogleMailScope = "https://mail.google.com/"
 
-// OAuthConfig makes an IMAP source log in with an OAuth 2.0 access token
+// Config makes an IMAP source log in with an OAuth 2.0 access token
 // (SASL XOAUTH2 or OAUTHBEARER, RFC 7628) instead of a password. Exactly one
 // way of getting tokens is configured:
 //
@@ -46,8 +53,8 @@ const DefaultGoogleMailScope = "https://mail.google.com/"
 //     user; Scopes default to https://mail.google.com/.
 //
 // Access tokens are cached until shortly before they expire.
-type OAuthConfig struct {
-	Mechanism string `yaml:"mechanism"` // OAuthXOAUTH2 (default) or OAuthOAUTHBEARER
+type Config struct {
+	Mechanism string `yaml:"mechanism"` // XOAUTH2 (default) or OAUTHBEARER
 
 	TokenFile string `yaml:"token_file"`
 
@@ -67,13 +74,13 @@ type OAuthConfig struct {
 
 // Validate reports what is wrong in the configuration, every problem in
 // one error, naming the yaml keys; nil when it is usable. It reads no file.
-func (c *OAuthConfig) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch strings.ToLower(c.Mechanism) {
-	case "", OAuthXOAUTH2, OAuthOAUTHBEARER:
+	case "", XOAUTH2, OAUTHBEARER:
 	default:
-		bad("mechanism %q: want %q or %q", c.Mechanism, OAuthXOAUTH2, OAuthOAUTHBEARER)
+		bad("mechanism %q: want %q or %q", c.Mechanism, XOAUTH2, OAUTHBEARER)
 	}
 	var flows []string
 	if c.TokenFile != "" {
@@ -118,20 +125,36 @@ func (c *OAuthConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *OAuthConfig) mechanism() string {
+// SASLMechanism returns the SASL mechanism, lower case: XOAUTH2 when unset.
+func (c *Config) SASLMechanism() string {
 	if m := strings.ToLower(c.Mechanism); m != "" {
 		return m
 	}
-	return OAuthXOAUTH2
+	return XOAUTH2
 }
 
-// errOAuthRejected marks a token request the authorization server refused
-// for good (invalid_grant, invalid_client...): like a rejected password.
-var errOAuthRejected = errors.New("oauth: token request rejected")
+// ErrRejected marks a token request the authorization server refused for
+// good (invalid_grant, invalid_client...): like a rejected password.
+var ErrRejected = errors.New("oauth: token request rejected")
 
-// oauthTokens gets access tokens for an OAuthConfig.
-type oauthTokens struct {
-	cfg     OAuthConfig
+// ErrConfig marks a setting that cannot work (Validate fails, a secret
+// file is unreadable or empty, a service-account key does not parse):
+// retrying cannot help until the configuration changes.
+var ErrConfig = errors.New("oauth: bad configuration")
+
+// configError is an ErrConfig with its own message.
+type configError struct{ msg string }
+
+func (e *configError) Error() string        { return e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+func configErr(format string, args ...any) error {
+	return &configError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Tokens gets access tokens for a Config. It is safe for concurrent use.
+type Tokens struct {
+	cfg     Config
 	mu      sync.Mutex
 	ts      oauth2.TokenSource // nil for a token file, or until first used
 	refresh string             // latest refresh token (servers may rotate it)
@@ -139,16 +162,18 @@ type oauthTokens struct {
 	last    string             // the last access token returned
 }
 
-func newOAuthTokens(cfg OAuthConfig) *oauthTokens { return &oauthTokens{cfg: cfg} }
+// NewTokens returns the token getter of cfg; nothing is read or asked
+// before the first Token.
+func NewTokens(cfg Config) *Tokens { return &Tokens{cfg: cfg} }
 
-// token returns an access token: read from the token file, or from the
+// Token returns an access token: read from the token file, or from the
 // token source, which refreshes it when it is about to expire. fresh is
 // false when the token was cached from an earlier login: a server that
 // rejects it may accept a new one. ctx bounds a token request (the oauth2
 // library's own context has no deadline).
-func (o *oauthTokens) token(ctx context.Context) (tok string, fresh bool, err error) {
+func (o *Tokens) Token(ctx context.Context) (tok string, fresh bool, err error) {
 	if err := o.cfg.Validate(); err != nil {
-		return "", false, fmt.Errorf("%w: oauth: %v", errIMAPConfig, err)
+		return "", false, configErr("oauth: %v", err)
 	}
 	if o.cfg.TokenFile != "" {
 		tok, err := readTokenFile(o.cfg.TokenFile)
@@ -191,9 +216,9 @@ func (o *oauthTokens) token(ctx context.Context) (tok string, fresh bool, err er
 	return r.tok.AccessToken, fresh, nil
 }
 
-// forget drops the cached access token: the next token call asks the
+// Forget drops the cached access token: the next token call asks the
 // authorization server for a new one.
-func (o *oauthTokens) forget() {
+func (o *Tokens) Forget() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ts = nil
@@ -208,10 +233,10 @@ func tokenError(err error) error {
 		switch re.ErrorCode {
 		case "invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope",
 			"unsupported_grant_type", "invalid_request", "access_denied":
-			return fmt.Errorf("%w: %v", errOAuthRejected, err)
+			return fmt.Errorf("%w: %v", ErrRejected, err)
 		}
 		if re.ErrorCode == "" && (re.Response.StatusCode == 400 || re.Response.StatusCode == 401) {
-			return fmt.Errorf("%w: %v", errOAuthRejected, err)
+			return fmt.Errorf("%w: %v", ErrRejected, err)
 		}
 	}
 	return fmt.Errorf("oauth: getting an access token: %w", err)
@@ -220,7 +245,7 @@ func tokenError(err error) error {
 // source builds the token source of the refresh-token, client-credentials
 // or service-account flow. The requests it makes are not bound to a
 // connection's context: a token outlives it.
-func (o *oauthTokens) source() (oauth2.TokenSource, error) {
+func (o *Tokens) source() (oauth2.TokenSource, error) {
 	c := &o.cfg
 	ctx := context.Background()
 	secret := c.ClientSecret
@@ -235,7 +260,7 @@ func (o *oauthTokens) source() (oauth2.TokenSource, error) {
 	case c.ServiceAccountFile != "":
 		b, err := os.ReadFile(c.ServiceAccountFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: oauth service_account_file: %v", errIMAPConfig, err)
+			return nil, configErr("oauth service_account_file: %v", err)
 		}
 		scopes := c.Scopes
 		if len(scopes) == 0 {
@@ -243,7 +268,7 @@ func (o *oauthTokens) source() (oauth2.TokenSource, error) {
 		}
 		jc, err := google.JWTConfigFromJSON(b, scopes...)
 		if err != nil {
-			return nil, fmt.Errorf("%w: oauth service_account_file %s: %v", errIMAPConfig, c.ServiceAccountFile, err)
+			return nil, configErr("oauth service_account_file %s: %v", c.ServiceAccountFile, err)
 		}
 		jc.Subject = c.Subject
 		if c.TokenURL != "" {
@@ -274,11 +299,11 @@ func (o *oauthTokens) source() (oauth2.TokenSource, error) {
 func readSecretFile(path, key string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("%w: oauth %s: %v", errIMAPConfig, key, err)
+		return "", configErr("oauth %s: %v", key, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return "", fmt.Errorf("%w: oauth %s %s is empty", errIMAPConfig, key, path)
+		return "", configErr("oauth %s %s is empty", key, path)
 	}
 	return s, nil
 }
@@ -343,10 +368,11 @@ func (c *oauthBearerClient) Next(challenge []byte) ([]byte, error) {
 	return []byte{0x01}, nil
 }
 
-// saslClient returns the SASL client logging user in with token, and a
-// function returning the server's error challenge (JSON) if it sent one.
-func (c *OAuthConfig) saslClient(user, token, address string) (sasl.Client, func() []byte) {
-	if c.mechanism() == OAuthOAUTHBEARER {
+// SASLClient returns the SASL client logging user in with token to the
+// server at address (host:port), and a function returning the server's
+// error challenge (JSON) if it sent one.
+func (c *Config) SASLClient(user, token, address string) (sasl.Client, func() []byte) {
+	if c.SASLMechanism() == OAUTHBEARER {
 		host, port, _ := net.SplitHostPort(address)
 		p, _ := strconv.Atoi(port)
 		cl := &oauthBearerClient{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{

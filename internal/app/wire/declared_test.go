@@ -1,4 +1,4 @@
-package metrics
+package wire
 
 import (
 	"strings"
@@ -7,11 +7,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 )
 
 // series returns the label sets (name{k="v",...}, labels in order) of
 // every series in the registry, with their values.
-func series(t *testing.T, m *Metrics) map[string]float64 {
+func series(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	t.Helper()
 	mfs, err := m.Registry.Gather()
 	if err != nil {
@@ -49,8 +50,8 @@ func value(mt *dto.Metric) float64 {
 // after a restart. The last success gauge is not (0 would be a success in
 // 1970), and nothing is declared for a domain that is not owned.
 func TestCountersExistBeforeTheFirstInput(t *testing.T) {
-	m := New("test", []string{"example.com"})
-	ingest.New(nil, ingest.Options{Source: "s3:main", Observer: m})
+	m := metrics.New("test", []string{"example.com"})
+	ingest.New(nil, ingest.Options{Source: "s3:main", Observer: Observer(m)})
 	got := series(t, m)
 	for _, want := range []string{
 		"dmarcd_inputs_total{kind=aggregate,reason_code=,source=s3:main,status=stored}",
@@ -92,7 +93,7 @@ func TestCountersExistBeforeTheFirstInput(t *testing.T) {
 	t.Logf("%d dmarcd_inputs_total series declared for one source, %d series in all", n, len(got))
 
 	// Declaring again (a reload rebuilding the pipeline) adds nothing.
-	ingest.New(nil, ingest.Options{Source: "s3:main", Observer: m})
+	ingest.New(nil, ingest.Options{Source: "s3:main", Observer: Observer(m)})
 	if again := series(t, m); len(again) != len(got) {
 		t.Errorf("%d series after a second pipeline of the same source, want %d", len(again), len(got))
 	}

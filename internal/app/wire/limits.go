@@ -1,4 +1,4 @@
-package daemon
+package wire
 
 import (
 	"github.com/dmarcd/dmarcd/internal/lib/config"
@@ -8,8 +8,8 @@ import (
 )
 
 // Limits are the parsers' bounds built from the configuration's limits
-// section: one place for `dmarcd ingest`, `dmarcd parse` and the daemon's
-// sources. A key left at 0 keeps the parser's own default.
+// section, for `dmarcd ingest`, `dmarcd parse` and the daemon's sources. A
+// key left at 0 keeps the parser's own default.
 type Limits struct {
 	Extract   extract.Limits
 	Aggregate aggregate.Limits
