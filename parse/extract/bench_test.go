@@ -54,13 +54,23 @@ func benchExtract(b *testing.B, input []byte, payloads int) {
 
 // extractAll reads every payload of r to its end.
 func extractAll(r io.Reader) (n int64, payloads int, err error) {
-	err = Walk(r, DefaultLimits(), func(p *Payload) error {
+	x := NewReader(r, DefaultLimits())
+	defer x.Close()
+	for {
+		p, err := x.Next()
+		if err == io.EOF {
+			return n, payloads, nil
+		}
+		if err != nil {
+			return n, payloads, err
+		}
 		payloads++
 		k, err := io.Copy(io.Discard, p.R)
 		n += k
-		return err
-	})
-	return n, payloads, err
+		if err != nil {
+			return n, payloads, err
+		}
+	}
 }
 
 // BenchmarkExtractBigGzip streams a 64 MiB report out of its gzip stream
