@@ -172,13 +172,12 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		_ = cw.Write(csvHeader)
 	}
 	t := &parseTally{}
-	err = ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
+	for in, err := range ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes) {
+		if err != nil {
+			fmt.Fprintln(e.stderr, "dmarcd parse:", err)
+			return exitFail
+		}
 		t.input(e, out, cw, in, xl, al)
-		return nil
-	})
-	if err != nil {
-		fmt.Fprintln(e.stderr, "dmarcd parse:", err)
-		return exitFail
 	}
 	if t.failed || (t.skipped && t.printed == 0) {
 		return exitFail
