@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,60 +27,75 @@ var errMboxTooLarge = parse.Errorf(parse.TooLarge, "mbox message larger than the
 // FileInputs expands command-line paths into inputs, in a stable order: a
 // file is one input (or, when it is an mbox, one input per message); a
 // directory is walked recursively (Maildir folders included: each message file
-// is an input); "-" is standard input. fn is called for each; its error stops
-// the walk.
-func FileInputs(ctx context.Context, paths []string, maxMessage int64, fn func(Input) error) error {
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if p == "-" {
-			if err := fn(Input{Name: "-", Open: func() (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil }}); err != nil {
-				return err
-			}
-			continue
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if !st.IsDir() {
-			if err := fileInput(p, maxMessage, fn); err != nil {
-				return err
-			}
-			continue
-		}
-		var files []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type().IsRegular() {
-				files = append(files, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		sort.Strings(files)
-		for _, f := range files {
+// is an input); "-" is standard input. The sequence yields each input with a
+// nil error; a path that cannot be read (or ctx done) yields the zero Input
+// with the error and ends it. An mbox is split as the loop goes: message N+1
+// is not read before message N is processed.
+func FileInputs(ctx context.Context, paths []string, maxMessage int64) iter.Seq2[Input, error] {
+	return func(yield func(Input, error) bool) {
+		for _, p := range paths {
 			if err := ctx.Err(); err != nil {
-				return err
+				yield(Input{}, err)
+				return
 			}
-			if err := fileInput(f, maxMessage, fn); err != nil {
-				return err
+			if p == "-" {
+				if !yield(Input{Name: "-", Open: func() (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil }}, nil) {
+					return
+				}
+				continue
+			}
+			files, err := pathFiles(p)
+			if err != nil {
+				yield(Input{}, err)
+				return
+			}
+			for _, f := range files {
+				if err := ctx.Err(); err != nil {
+					yield(Input{}, err)
+					return
+				}
+				if !fileInputs(f, maxMessage, yield) {
+					return
+				}
 			}
 		}
 	}
-	return nil
 }
 
-func fileInput(path string, maxMessage int64, fn func(Input) error) error {
-	if isMbox(path) {
-		return mboxInputs(path, maxMessage, fn)
+// pathFiles returns the regular files at p: p itself when it is not a
+// directory, else every regular file under it, sorted.
+func pathFiles(p string) ([]string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
 	}
-	return fn(Input{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }})
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// fileInputs yields the inputs of one file: the file, or each message of an
+// mbox. It returns false once yield did (the sequence ends).
+func fileInputs(path string, maxMessage int64, yield func(Input, error) bool) bool {
+	if isMbox(path) {
+		return mboxInputs(path, maxMessage, yield)
+	}
+	return yield(Input{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }}, nil)
 }
 
 // isMbox reports whether the file starts with an mbox "From " separator line
@@ -101,38 +117,42 @@ func isMbox(path string) bool {
 }
 
 // mboxInputs splits an mbox (mboxrd/mboxo: ">From " lines unquoted once) into
-// messages, each held in memory up to maxMessage bytes.
-func mboxInputs(path string, maxMessage int64, fn func(Input) error) error {
+// messages, each held in memory up to maxMessage bytes, and yields each as
+// soon as it is read. A read error is yielded after the messages before it.
+// It returns false once the sequence ended (yield returned false, or an
+// error was yielded).
+func mboxInputs(path string, maxMessage int64, yield func(Input, error) bool) bool {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		yield(Input{}, err)
+		return false
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
 	var msg bytes.Buffer
 	n, tooLarge := 0, false
-	emit := func() error {
+	emit := func() bool {
 		if n == 0 {
-			return nil
+			return true
 		}
 		data := append([]byte(nil), msg.Bytes()...)
 		big := tooLarge
 		msg.Reset()
 		tooLarge = false
-		return fn(Input{Name: fmt.Sprintf("%s#%d", path, n), Open: func() (io.ReadCloser, error) {
+		return yield(Input{Name: fmt.Sprintf("%s#%d", path, n), Open: func() (io.ReadCloser, error) {
 			if big {
 				return nil, errMboxTooLarge
 			}
 			return memInput{bytes.NewReader(data)}, nil
-		}})
+		}}, nil)
 	}
 	prevBlank := true
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
 			if prevBlank && bytes.HasPrefix(line, []byte("From ")) {
-				if err := emit(); err != nil {
-					return err
+				if !emit() {
+					return false
 				}
 				n++
 			} else if n > 0 {
@@ -152,7 +172,8 @@ func mboxInputs(path string, maxMessage int64, fn func(Input) error) error {
 			break
 		}
 		if err != nil {
-			return err
+			yield(Input{}, err)
+			return false
 		}
 	}
 	return emit()

@@ -14,19 +14,18 @@ import (
 func collect(t *testing.T, paths ...string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
-	err := FileInputs(context.Background(), paths, 1<<20, func(in Input) error {
+	for in, err := range FileInputs(context.Background(), paths, 1<<20) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		rc, err := in.Open()
 		if err != nil {
 			got[in.Name] = "ERR " + err.Error()
-			return nil
+			continue
 		}
-		defer rc.Close()
 		b, _ := io.ReadAll(rc)
+		rc.Close()
 		got[in.Name] = string(b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return got
 }
@@ -66,15 +65,55 @@ func TestFileInputsMboxMessageOverLimitIsTooLarge(t *testing.T) {
 	dir := t.TempDir()
 	mbox := filepath.Join(dir, "big.mbox")
 	os.WriteFile(mbox, []byte("From a@b Mon Jan  1 00:00:00 2024\nSubject: big\n\n"+strings.Repeat("x", 100)+"\n"), 0o644)
-	err := FileInputs(context.Background(), []string{mbox}, 50, func(in Input) error {
+	for in, err := range FileInputs(context.Background(), []string{mbox}, 50) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		_, err := in.Open()
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("open: %v, want too large", err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	}
+}
+
+func TestFileInputsEndsAtAPathThatCannotBeReadWithItsError(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.xml")
+	os.WriteFile(file, []byte("<feedback/>"), 0o644)
+	var names []string
+	var errs []error
+	for in, err := range FileInputs(context.Background(), []string{file, filepath.Join(dir, "missing"), file}, 1<<20) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		names = append(names, in.Name)
+	}
+	if !slices.Equal(names, []string{file}) || len(errs) != 1 || !os.IsNotExist(errs[0]) {
+		t.Fatalf("inputs %q, errors %v; want the file before the missing path, then its error alone", names, errs)
+	}
+}
+
+func TestFileInputsStopsReadingAnMboxWhenTheLoopEnds(t *testing.T) {
+	dir := t.TempDir()
+	mbox := filepath.Join(dir, "reports.mbox")
+	var b strings.Builder
+	for i := range 3 {
+		b.WriteString("From a@b Mon Jan  1 00:00:00 2024\nSubject: " + string(rune('1'+i)) + "\n\nbody\n\n")
+	}
+	os.WriteFile(mbox, []byte(b.String()), 0o644)
+	var names []string
+	for in, err := range FileInputs(context.Background(), []string{mbox, mbox}, 1<<20) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, in.Name)
+		if len(names) == 2 {
+			break
+		}
+	}
+	if want := []string{mbox + "#1", mbox + "#2"}; !slices.Equal(names, want) {
+		t.Fatalf("inputs %q, want %q", names, want)
 	}
 }
 

@@ -1082,39 +1082,49 @@ func (s *IMAPSource) process(ctx context.Context, c *conn, uid imap.UID, size in
 	if size <= s.p.maxHashAhead() {
 		// A first read hashes the mail, so that its report rows carry the
 		// hash (Pipeline.ProcessHashed); memory stays flat.
-		err = s.fetchBody(c, uid, func(body io.Reader) error {
-			found = true
-			var herr error
-			ahead, herr = s.p.HashAhead(body)
-			return herr
-		})
-		if err != nil || !found {
+		body, err := s.openBody(c, uid)
+		if err != nil || body == nil {
 			return out, false, err
 		}
-		found = false
+		var herr error
+		ahead, herr = s.p.HashAhead(body.r)
+		if err := body.Close(); err != nil {
+			return out, false, err
+		}
+		if herr != nil {
+			return out, false, fmt.Errorf("UID FETCH %d: reading the mail: %w", uid, herr)
+		}
 	}
-	err = s.fetchBody(c, uid, func(body io.Reader) error {
-		found = true
-		out = s.p.ProcessHashed(ctx, name, ahead, body)
-		return nil
-	})
-	return out, found && err == nil, err
+	body, err := s.openBody(c, uid)
+	if err != nil || body == nil {
+		return out, false, err
+	}
+	out = s.p.ProcessHashed(ctx, name, ahead, body.r)
+	if err := body.Close(); err != nil {
+		return out, false, err
+	}
+	return out, true, nil
 }
 
-// fetchBody fetches the body of the mail (BODY.PEEK[]) and streams it to fn;
-// fn is not called when the mail is gone (expunged by another client). The
-// error is the FETCH's or fn's: an error of the FETCH, once fn returned,
-// means the mail was not read whole, whatever fn made of it.
-func (s *IMAPSource) fetchBody(c *conn, uid imap.UID, fn func(io.Reader) error) error {
+// mailBody is the body of one mail as its UID FETCH streams it: read r,
+// then Close.
+type mailBody struct {
+	uid imap.UID
+	cmd *imapclient.FetchCommand
+	r   io.Reader
+}
+
+// openBody fetches the body of the mail (BODY.PEEK[]) for the caller to
+// read; nil when the mail is gone (expunged by another client).
+func (s *IMAPSource) openBody(c *conn, uid imap.UID) (*mailBody, error) {
 	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	defer cmd.Close()
 	msg := cmd.Next()
 	if msg == nil {
 		if err := cmd.Close(); err != nil && !expungeIssued(err) {
-			return fmt.Errorf("UID FETCH %d: %w", uid, err)
+			return nil, fmt.Errorf("UID FETCH %d: %w", uid, err)
 		}
-		return nil
+		return nil, nil
 	}
 	var body io.Reader
 	for item := msg.Next(); item != nil; item = msg.Next() {
@@ -1126,13 +1136,14 @@ func (s *IMAPSource) fetchBody(c *conn, uid imap.UID, fn func(io.Reader) error) 
 	if body == nil {
 		body = strings.NewReader("")
 	}
-	ferr := fn(body)
-	// Close reads what is left of the response.
-	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("UID FETCH %d: %w", uid, err)
-	}
-	if ferr != nil {
-		return fmt.Errorf("UID FETCH %d: reading the mail: %w", uid, ferr)
+	return &mailBody{uid: uid, cmd: cmd, r: body}, nil
+}
+
+// Close reads what is left of the response. Its error means the mail was
+// not read whole, whatever was made of what was read.
+func (b *mailBody) Close() error {
+	if err := b.cmd.Close(); err != nil {
+		return fmt.Errorf("UID FETCH %d: %w", b.uid, err)
 	}
 	return nil
 }

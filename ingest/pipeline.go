@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -274,15 +273,7 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 		src = io.TeeReader(src, tee)
 	}
 	cr := &countingReader{r: src}
-	var results []payloadResult
-	walkErr := extract.Walk(cr, p.opt.Extract, func(pl *extract.Payload) error {
-		res := p.payload(ctx, in, pl, p.authOf(name, tee, pl))
-		results = append(results, res)
-		if res.status == Error {
-			return errStop
-		}
-		return nil
-	})
+	results, walkErr := p.reports(ctx, name, in, tee, cr)
 	newOutcome := func(walkErr error) Outcome {
 		o := Outcome{Input: name, Kind: "none", ReportIDs: []string{}, ReportKeys: []string{}}
 		o.summarize(results, walkErr)
@@ -321,6 +312,30 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 	return out
 }
 
+// reports pulls the reports of one input from r in order and takes each
+// through parsing, enrichment and the store before the next is looked for.
+// It stops at the first that cannot be handled now (status Error: the
+// input is retried whole) without reading further. walkErr is why the
+// input held no report (extract.Reader.Next's error), nil when it held one.
+func (p *Pipeline) reports(ctx context.Context, name string, in input, tee *mailTee, r io.Reader) (results []payloadResult, walkErr error) {
+	x := extract.NewReader(r, p.opt.Extract)
+	defer x.Close()
+	for {
+		pl, err := x.Next()
+		if err == io.EOF {
+			return results, nil
+		}
+		if err != nil {
+			return results, err
+		}
+		res := p.payload(ctx, in, pl, p.authOf(name, tee, pl))
+		results = append(results, res)
+		if res.status == Error {
+			return results, nil
+		}
+	}
+}
+
 // trailingBytes is how much Process reads past the last report of a stored
 // or duplicate input, for its hash: trailing white space, a mail's epilogue.
 const trailingBytes = 1 << 20
@@ -340,8 +355,6 @@ func finishReading(cr *countingReader, st Status) (partial bool, err error) {
 	}
 	return n > left, nil
 }
-
-var errStop = errors.New("stop: store error")
 
 func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 	var stored, dup, errs int
@@ -389,7 +402,7 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 	switch {
 	case errs > 0:
 		o.Status, o.ReasonCode, o.Reason = Error, string(firstError.code), firstError.reason
-	case walkErr != nil && !errors.Is(walkErr, errStop) && parse.CodeOf(walkErr) == parse.InputUnreadable:
+	case walkErr != nil && parse.CodeOf(walkErr) == parse.InputUnreadable:
 		o.Status, o.ReasonCode, o.Reason = Error, string(parse.InputUnreadable), walkErr.Error()
 	case stored > 0:
 		o.Status = Stored

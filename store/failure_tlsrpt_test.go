@@ -460,19 +460,24 @@ func parseTLSFile(t testing.TB, path string) *tlsrpt.Report {
 		t.Fatal(err)
 	}
 	var reps []*tlsrpt.Report
-	err = extract.Walk(bytes.NewReader(data), extract.Limits{}, func(p *extract.Payload) error {
+	x := extract.NewReader(bytes.NewReader(data), extract.Limits{})
+	defer x.Close()
+	for {
+		p, err := x.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
 		if p.Kind != extract.TLSRPT {
-			return nil
+			continue
 		}
 		r, err := tlsrpt.Parse(p.R, 0)
 		if err != nil {
-			return err
+			t.Fatalf("%s: %v", path, err)
 		}
 		reps = append(reps, r)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	if len(reps) != 1 {
 		t.Fatalf("%s: %d TLS reports, want 1", path, len(reps))

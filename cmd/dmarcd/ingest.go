@@ -123,9 +123,13 @@ func walkPaths(ctx context.Context, paths []string, maxMessage int64, rep *repor
 				continue
 			}
 		}
-		err := ingest.FileInputs(ctx, []string{path}, maxMessage, func(in ingest.Input) error { return rep.add(process(in)) })
-		if err != nil {
-			return err
+		for in, err := range ingest.FileInputs(ctx, []string{path}, maxMessage) {
+			if err != nil {
+				return err
+			}
+			if err := rep.add(process(in)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -173,44 +173,60 @@ func runParse(ctx context.Context, e *env, args []string) int {
 		defer cw.Flush()
 		_ = cw.Write(csvHeader)
 	}
-	failed, skipped, printed := false, false, 0
-	err = ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes, func(in ingest.Input) error {
-		rc, err := in.Open()
+	t := &parseTally{}
+	for in, err := range ingest.FileInputs(ctx, fs.Args(), xl.MaxMessageBytes) {
 		if err != nil {
-			fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(err.Error()))
-			failed = true
-			return nil
+			fmt.Fprintln(e.stderr, "dmarcd parse:", err)
+			return exitFail
 		}
-		defer rc.Close()
-		n := 0
-		werr := extract.Walk(rc, xl, func(pl *extract.Payload) error {
-			if pl.Kind != extract.Aggregate {
-				fmt.Fprintln(e.stderr, notAggregate(in.Name, pl))
-				skipped = true
-				return nil
-			}
-			n++
-			printed++
-			if err := printReport(out, cw, in.Name, pl, al); err != nil {
-				fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(join(pl.Where, err.Error())))
-				failed = true
-			}
-			return nil
-		})
-		if werr != nil && n == 0 {
-			fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(werr.Error()))
-			failed = true
-		}
-		return nil
-	})
-	if err != nil {
-		fmt.Fprintln(e.stderr, "dmarcd parse:", err)
-		return exitFail
+		t.input(e, out, cw, in, xl, al)
 	}
-	if failed || (skipped && printed == 0) {
+	if t.failed || (t.skipped && t.printed == 0) {
 		return exitFail
 	}
 	return exitOK
+}
+
+// parseTally is what dmarcd parse made of its inputs so far.
+type parseTally struct {
+	failed  bool // an input or report could not be read
+	skipped bool // a report of another kind than aggregate was found
+	printed int  // aggregate reports printed
+}
+
+// input prints the aggregate reports of one input, pulled one at a time,
+// and says on stderr what else it held or why it held none.
+func (t *parseTally) input(e *env, out io.Writer, cw *csv.Writer, in ingest.Input, xl extract.Limits, al aggregate.Limits) {
+	rc, err := in.Open()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(err.Error()))
+		t.failed = true
+		return
+	}
+	defer rc.Close()
+	x := extract.NewReader(rc, xl)
+	defer x.Close()
+	for {
+		pl, err := x.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(err.Error()))
+			t.failed = true
+			return
+		}
+		if pl.Kind != extract.Aggregate {
+			fmt.Fprintln(e.stderr, notAggregate(in.Name, pl))
+			t.skipped = true
+			continue
+		}
+		t.printed++
+		if err := printReport(out, cw, in.Name, pl, al); err != nil {
+			fmt.Fprintf(e.stderr, "%s: %s\n", valid.Printable(in.Name), valid.Printable(join(pl.Where, err.Error())))
+			t.failed = true
+		}
+	}
 }
 
 // notAggregate says plainly that parse prints aggregate reports only, what

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"time"
 
@@ -139,8 +140,8 @@ type Payload struct {
 	// Filename is the innermost file name, if any (MIME filename/name
 	// parameter, zip member name, gzip header name).
 	Filename string
-	// R streams the decompressed payload. It is valid only during the
-	// callback. Reads past a limit return a *parse.Error with code
+	// R streams the decompressed payload. It is valid until the next call
+	// of Reader.Next or Reader.Close. Reads past a limit return a *parse.Error with code
 	// DecompressionLimit (or TooLarge for the input itself); a corrupt or
 	// truncated container yields BadArchive or Truncated.
 	R io.Reader
@@ -166,17 +167,71 @@ type MailInfo struct {
 // sniffLen is how much of a stream is looked at to decide what it is.
 const sniffLen = 64 << 10
 
-// Walk sniffs r and calls fn for every payload found, in order. fn's error
-// aborts the walk and is returned as is.
-//
-// When nothing was found Walk returns a *parse.Error: NotAReport with the
-// reason ("email has no report attachment (parts: text/html)", "empty input",
+// Reader yields the payloads of one input in order, as a walk of the input
+// finds them: the caller pulls the next payload when it is done with the
+// last, and the walk waits meanwhile (it reads the input no further than
+// the payload handed out). Memory stays flat as in the walk itself. A
+// Reader is for one goroutine; Close it when done.
+type Reader struct {
+	next func() (*Payload, bool)
+	stop func()
+	end  error // how the walk ended: nil, or the reason nothing was found
+	err  error // what Next returns once the walk has ended
+}
+
+// errClosed ends a walk whose Reader was closed, and is what Next returns
+// after Close.
+var errClosed = errors.New("extract: Reader closed")
+
+// NewReader returns a Reader of the payloads in r, every container opened
+// within lim. Nothing is read before the first Next.
+func NewReader(r io.Reader, lim Limits) *Reader {
+	x := &Reader{}
+	x.next, x.stop = iter.Pull(func(yield func(*Payload) bool) {
+		x.end = walk(r, lim, yield)
+	})
+	return x
+}
+
+// Next returns the next payload. Its R is valid until the next call of
+// Next or Close. After the last payload Next returns io.EOF; when the input
+// held none, it returns a *parse.Error instead: NotAReport with the reason
+// ("email has no report attachment (parts: text/html)", "empty input",
 // "bytes are neither email, XML, JSON, gzip nor zip"), or the error of a
 // corrupt candidate: BadArchive, Truncated, DecompressionLimit, TooLarge,
-// MIMESyntax. A corrupt candidate beside a good one does not prevent the good
-// one from being delivered, and its error is then not returned.
-func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
-	w := &walker{lim: lim.withDefaults(), fn: fn}
+// MIMESyntax. A corrupt candidate beside a good one does not prevent the
+// good one from being delivered, and its error is then not returned. Once
+// the walk has ended every call returns the same error.
+func (x *Reader) Next() (*Payload, error) {
+	if x.err != nil {
+		return nil, x.err
+	}
+	if p, ok := x.next(); ok {
+		return p, nil
+	}
+	x.err = x.end
+	if x.err == nil {
+		x.err = io.EOF
+	}
+	return nil, x.err
+}
+
+// Close ends the walk: the rest of the input is not read, and what the walk
+// opened (a zip member) is closed. Next then returns an error. Close always
+// returns nil; calling it again does nothing.
+func (x *Reader) Close() error {
+	x.stop()
+	if x.err == nil {
+		x.err = errClosed
+	}
+	return nil
+}
+
+// walk sniffs r and yields every payload found, in order, until yield
+// returns false (then it returns errClosed). Its error is that of
+// Reader.Next, nil when a payload was found.
+func walk(r io.Reader, lim Limits, yield func(*Payload) bool) error {
+	w := &walker{lim: lim.withDefaults(), yield: yield}
 	if observeWalk != nil {
 		defer observeWalk(w)
 	}
@@ -187,12 +242,7 @@ func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
 	in := &inputReader{r: r, max: max(w.lim.MaxMessageBytes, w.lim.MaxTotalBytes)}
 	w.in = in
 	br := bufio.NewReaderSize(in, sniffLen)
-	err := w.sniff(br, node{top: true})
-	var ab *abortError
-	if errors.As(err, &ab) {
-		return ab.err
-	}
-	if err != nil {
+	if err := w.sniff(br, node{top: true}); err != nil {
 		return err
 	}
 	if w.found > 0 {
@@ -210,14 +260,14 @@ func Walk(r io.Reader, lim Limits, fn func(*Payload) error) error {
 	return parse.Errorf(parse.NotAReport, "no report found")
 }
 
-// observeWalk, when set (by tests), sees each walker when its Walk ends: the
+// observeWalk, when set (by tests), sees each walker when its walk ends: the
 // work it did (bytes inflated, containers opened, parts read).
 var observeWalk func(*walker)
 
-// walker holds the state of one Walk.
+// walker holds the state of one walk.
 type walker struct {
 	lim         Limits
-	fn          func(*Payload) error
+	yield       func(*Payload) bool
 	in          *inputReader
 	total       int64 // decompressed bytes so far
 	opened      int   // containers opened
@@ -229,11 +279,6 @@ type walker struct {
 	repairs     []string // header repairs made so far (repair.go)
 	moreRepairs int      // repairs past maxInputRepairs
 }
-
-// abortError carries fn's error up through the walk.
-type abortError struct{ err error }
-
-func (e *abortError) Error() string { return e.err.Error() }
 
 // node describes where a stream sits in the input.
 type node struct {
@@ -350,18 +395,19 @@ func (w *walker) stop(err error) {
 	w.fail(err)
 }
 
-// deliver hands one payload to fn.
+// deliver hands one payload to the Reader; errClosed when it was closed.
 func (w *walker) deliver(k Kind, r io.Reader, n node) error {
 	w.found++
 	p := &Payload{Kind: k, Where: n.where, Filename: n.filename, R: r, Mail: n.mail, Repairs: w.repairNotes()}
-	if err := w.fn(p); err != nil {
-		return &abortError{err}
+	if !w.yield(p) {
+		return errClosed
 	}
 	return nil
 }
 
-// sniff decides what br holds and dispatches on it. It returns only errors
-// that end the walk (fn's); a candidate's own trouble is recorded.
+// sniff decides what br holds and dispatches on it. It returns only the
+// error that ends the walk (errClosed); a candidate's own trouble is
+// recorded.
 func (w *walker) sniff(br *bufio.Reader, n node) error {
 	if w.over != nil {
 		return nil

@@ -36,11 +36,31 @@ type got struct {
 	Mail     *MailInfo
 }
 
-// walkAll runs Walk and reads every payload to the end. A read error is kept
+// pullEach pulls every payload of r and hands it to fn; fn's error closes
+// the Reader and is returned, as a caller that stops at a payload's read
+// error does. The Reader's own error (io.EOF aside) is returned as is.
+func pullEach(r io.Reader, lim Limits, fn func(*Payload) error) error {
+	x := NewReader(r, lim)
+	defer x.Close()
+	for {
+		p, err := x.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+}
+
+// walkAll pulls every payload and reads it to the end. A read error is kept
 // in the payload and does not abort the walk.
 func walkAll(data []byte, lim Limits) ([]got, error) {
 	var out []got
-	err := Walk(bytes.NewReader(data), lim, func(p *Payload) error {
+	err := pullEach(bytes.NewReader(data), lim, func(p *Payload) error {
 		b, err := io.ReadAll(p.R)
 		out = append(out, got{p.Kind, p.Where, p.Filename, b, err, p.Mail})
 		return nil
@@ -48,11 +68,10 @@ func walkAll(data []byte, lim Limits) ([]got, error) {
 	return out, err
 }
 
-// walkStrict is walkAll whose callback returns the read error, as the
-// pipeline does.
+// walkStrict is walkAll that stops at a read error, as the pipeline does.
 func walkStrict(data []byte, lim Limits) ([]got, error) {
 	var out []got
-	err := Walk(bytes.NewReader(data), lim, func(p *Payload) error {
+	err := pullEach(bytes.NewReader(data), lim, func(p *Payload) error {
 		b, err := io.ReadAll(p.R)
 		out = append(out, got{p.Kind, p.Where, p.Filename, b, err, p.Mail})
 		return err
@@ -344,7 +363,7 @@ func TestGzipBombStopsAtMemberLimit(t *testing.T) {
 	data := gzipBomb(t, "<feedback>", 2048) // 2 GiB decompressed
 	t.Logf("gzip bomb: %d bytes compressed, 2 GiB decompressed", len(data))
 	var read int64
-	err := Walk(bytes.NewReader(data), smallLimits, func(p *Payload) error {
+	err := pullEach(bytes.NewReader(data), smallLimits, func(p *Payload) error {
 		n, err := io.Copy(io.Discard, p.R)
 		read = n
 		return err
@@ -371,10 +390,10 @@ func TestGzipBombInsideMailStopsAtMemberLimit(t *testing.T) {
 func TestZipBombRefusedByDeclaredSize(t *testing.T) {
 	data := zipBomb(t, "<feedback>", 2048)
 	called := false
-	err := Walk(bytes.NewReader(data), smallLimits, func(p *Payload) error { called = true; return nil })
+	err := pullEach(bytes.NewReader(data), smallLimits, func(p *Payload) error { called = true; return nil })
 	wantCode(t, err, parse.DecompressionLimit)
 	if called {
-		t.Error("callback called for a member declared larger than the limit")
+		t.Error("payload delivered for a member declared larger than the limit")
 	}
 	if !strings.HasPrefix(err.Error(), `zip member "r.xml": more than 1 MiB decompressed`) {
 		t.Errorf("error %q", err)
@@ -707,16 +726,99 @@ func TestInputOverMessageLimit(t *testing.T) {
 	wantCode(t, err, parse.TooLarge)
 }
 
-func TestCallbackErrorAborts(t *testing.T) {
+func TestCloseEndsTheWalkAtThePayloadHandedOut(t *testing.T) {
 	mail := mkmail("reports", "multipart/mixed",
 		mimePart{ctype: "application/gzip", filename: "a.xml.gz", body: gz(t, []byte(report))},
 		mimePart{ctype: "application/gzip", filename: "b.xml.gz", body: gz(t, []byte(report))})
-	stop := errors.New("stop")
-	calls := 0
-	err := Walk(bytes.NewReader(mail), DefaultLimits(), func(*Payload) error { calls++; return stop })
-	if err != stop || calls != 1 {
-		t.Errorf("error %v after %d calls, want the callback's error after 1", err, calls)
+	found := -1
+	observeWalk = func(w *walker) { found = w.found }
+	defer func() { observeWalk = nil }()
+	x := NewReader(bytes.NewReader(mail), DefaultLimits())
+	if p, err := x.Next(); err != nil || p.Filename != "a.xml.gz" {
+		t.Fatalf("first payload %+v, error %v", p, err)
 	}
+	x.Close()
+	if p, err := x.Next(); p != nil || err == nil || err == io.EOF {
+		t.Errorf("after Close: payload %+v, error %v; want none and an error that is not io.EOF", p, err)
+	}
+	if found != 1 {
+		t.Errorf("the walk found %d payloads before it ended, want it ended at the first", found)
+	}
+}
+
+func TestNextAfterTheEndReturnsTheSameError(t *testing.T) {
+	for _, data := range [][]byte{[]byte(report), []byte("plain text")} {
+		x := NewReader(bytes.NewReader(data), DefaultLimits())
+		var first error
+		for first == nil {
+			_, first = x.Next()
+		}
+		if _, again := x.Next(); again != first {
+			t.Errorf("%.10q: Next after the end returned %v, then %v", data, first, again)
+		}
+		x.Close()
+		if _, closed := x.Next(); closed != first {
+			t.Errorf("%.10q: Next after the end and Close returned %v, want %v", data, closed, first)
+		}
+	}
+}
+
+func TestCloseBeforeNextReadsNothing(t *testing.T) {
+	r := &countReader{r: bytes.NewReader([]byte(report))}
+	x := NewReader(r, DefaultLimits())
+	x.Close()
+	if _, err := x.Next(); err == nil || err == io.EOF {
+		t.Errorf("Next after Close: error %v", err)
+	}
+	if r.n != 0 {
+		t.Errorf("read %d bytes of an input closed before its first payload", r.n)
+	}
+}
+
+// TestCloseMidPayloadStopsReadingTheInput closes the Reader of an endless
+// gzip stream while its payload is half read: the walk ends there.
+func TestCloseMidPayloadStopsReadingTheInput(t *testing.T) {
+	pr, pw := io.Pipe()
+	go func() {
+		zw := gzip.NewWriter(pw)
+		zw.Write([]byte("<?xml version=\"1.0\"?>\n<feedback>\n"))
+		rec := []byte(strings.Repeat("<record></record>\n", 1024))
+		for {
+			if _, err := zw.Write(rec); err != nil {
+				return
+			}
+		}
+	}()
+	r := &countReader{r: pr}
+	x := NewReader(r, DefaultLimits())
+	p, err := x.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, p.R, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	read := r.n
+	pr.CloseWithError(errors.New("closed by the test"))
+	if _, err := x.Next(); err == nil || err == io.EOF {
+		t.Errorf("Next after Close: error %v", err)
+	}
+	if r.n != read {
+		t.Errorf("read %d bytes after Close", r.n-read)
+	}
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
 }
 
 func TestUTF16AndBOM(t *testing.T) {
@@ -735,7 +837,7 @@ func TestUTF16AndBOM(t *testing.T) {
 }
 
 // TestGzipStreamsWithFlatMemory pushes 256 MiB of report XML through gzip
-// and checks that Walk does not buffer it.
+// and checks that the Reader does not buffer it.
 func TestGzipStreamsWithFlatMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("streams 256 MiB")
@@ -759,7 +861,7 @@ func TestGzipStreamsWithFlatMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	var n int64
-	err := Walk(pr, DefaultLimits(), func(p *Payload) error {
+	err := pullEach(pr, DefaultLimits(), func(p *Payload) error {
 		var err error
 		n, err = io.Copy(io.Discard, p.R)
 		return err

@@ -12,7 +12,7 @@ import (
 	"github.com/dmarcd/dmarcd/parse"
 )
 
-// FuzzWalk checks that no input panics Walk, that every error is a typed
+// FuzzWalk checks that no input panics the Reader, that every error is a typed
 // *parse.Error and that no payload yields more bytes than the limits allow.
 // The seeds (testdata/fuzz/FuzzWalk, small corpus files when the corpus is
 // there, and hand-made containers) run in go test.
@@ -42,7 +42,7 @@ func FuzzWalk(f *testing.F) {
 		MaxContainers: 16, MaxParts: 32, MaxHeaderFields: 64, MaxHeaderBytes: 16 << 10}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		calls := 0
-		err := Walk(bytes.NewReader(data), lim, func(p *Payload) error {
+		err := pullEach(bytes.NewReader(data), lim, func(p *Payload) error {
 			calls++
 			switch p.Kind {
 			case Aggregate, TLSRPT, Failure:

@@ -15,7 +15,7 @@ import (
 
 type stream = attacktest.Stream
 
-// work is what one Walk did.
+// work is what one walk did.
 type work struct {
 	err             error
 	inflated, input int64
@@ -36,7 +36,7 @@ func walkWork(t *testing.T, r io.Reader, lim Limits) work {
 	var a, b runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&a)
-	wk.err = Walk(r, lim, func(p *Payload) error {
+	wk.err = pullEach(r, lim, func(p *Payload) error {
 		wk.payloads++
 		_, err := io.Copy(io.Discard, p.R)
 		return err

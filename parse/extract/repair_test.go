@@ -82,7 +82,7 @@ func walkRepairs(t *testing.T, data []byte) ([]got, [][]string, error) {
 	t.Helper()
 	var out []got
 	var reps [][]string
-	err := Walk(bytes.NewReader(data), DefaultLimits(), func(p *Payload) error {
+	err := pullEach(bytes.NewReader(data), DefaultLimits(), func(p *Payload) error {
 		b, err := io.ReadAll(p.R)
 		out = append(out, got{p.Kind, p.Where, p.Filename, b, err, p.Mail})
 		reps = append(reps, p.Repairs)
