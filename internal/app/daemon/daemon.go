@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
@@ -288,7 +289,7 @@ func pipelineSettings(c config.Config) any {
 func (d *Daemon) startSources(cfg config.Config) error {
 	var errs []error
 	var key []byte
-	var verifier *ingest.Verifier // one for all sources: they share its DNS cache
+	var verifier *enrich.Verifier // one for all sources: they share its DNS cache
 	verifierBuilt := false
 	for _, sc := range cfg.Sources {
 		label := sc.Label()
@@ -443,7 +444,7 @@ func (d *Daemon) snapshot() map[string]*running {
 }
 
 // pipeline builds the pipeline of one source.
-func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *ingest.Verifier) *ingest.Pipeline {
+func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *enrich.Verifier) *ingest.Pipeline {
 	lim := LimitsFrom(cfg)
 	return ingest.New(d.store, ingest.Options{
 		Source:       label,
@@ -462,12 +463,12 @@ func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier 
 // ReportVerifier returns the authenticator of report mails that
 // report_auth configures, nil when it is disabled or has no resolver
 // (reports are then stored "unverified"; ingestion goes on).
-func ReportVerifier(cfg config.Config, log *slog.Logger) *ingest.Verifier {
+func ReportVerifier(cfg config.Config, log *slog.Logger) *enrich.Verifier {
 	ra := cfg.ReportAuth
 	if !ra.Enabled {
 		return nil
 	}
-	v, err := ingest.NewDNSVerifier(ra.Resolver, time.Duration(ra.DNSTimeout))
+	v, err := dnsVerifier(ra.Resolver, time.Duration(ra.DNSTimeout))
 	if err != nil {
 		log.Warn("report_auth: no DNS resolver; reports are stored unverified", "err", err)
 		return nil
