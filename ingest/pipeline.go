@@ -1,8 +1,9 @@
 // Package ingest moves reports from their sources into the store: it reads an
 // input (a file, a mail from a mailbox or a bucket), finds the reports in it
 // (parse/extract), parses them, enriches them (package enrich: alignment,
-// the authenticity of the report's mail), writes them exactly once (through the Store interface) and says what became of
-// the input, so the source can acknowledge it only after the commit.
+// the authenticity of the report's mail), writes them exactly once (through
+// the Store interface) and says what became of the input, so the source can
+// acknowledge it only after the commit.
 package ingest
 
 import (
