@@ -21,6 +21,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"gopkg.in/yaml.v3"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
@@ -216,7 +217,7 @@ type seeded struct {
 // forged report without DNS.
 type forgedStore struct{ ingest.Store }
 
-func (f forgedStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (f forgedStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	meta.AuthResult, meta.AuthDetail = "fail", "seeded as forged"
 	return f.Store.WriteAggregate(ctx, h, meta, next)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -32,14 +33,14 @@ LIMIT 1000`
 const bigDomain = "big.example"
 
 // sourceRows yields one record per source IP of ips, each with its count.
-func sourceRows(ips []string, counts []uint64) func() (*store.Row, error) {
+func sourceRows(ips []string, counts []uint64) func() (*enrich.Record, error) {
 	i := 0
-	return func() (*store.Row, error) {
+	return func() (*enrich.Record, error) {
 		if i == len(ips) {
 			return nil, io.EOF
 		}
 		pass := i%2 == 0
-		r := &store.Row{
+		r := &enrich.Record{
 			Record: &aggregate.Record{
 				Index: i, SourceIP: ips[i], Count: counts[i], Disposition: "none",
 				EvalDKIM: map[bool]string{true: "pass", false: "fail"}[pass], EvalSPF: "fail",

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -355,7 +356,7 @@ type failingStore struct{ ingest.Store }
 
 var errStoreDown = errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
 
-func (failingStore) WriteAggregate(context.Context, *aggregate.Header, store.InputMeta, func() (*store.Row, error)) (store.WriteResult, error) {
+func (failingStore) WriteAggregate(context.Context, *aggregate.Header, store.InputMeta, func() (*enrich.Record, error)) (store.WriteResult, error) {
 	return store.WriteResult{}, errStoreDown
 }
 
@@ -442,7 +443,7 @@ type switchStore struct {
 	down atomic.Bool
 }
 
-func (s *switchStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (s *switchStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	if s.down.Load() {
 		return store.WriteResult{}, errStoreDown
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store"
@@ -16,7 +17,7 @@ type lenientStore struct {
 	records int
 }
 
-func (s *lenientStore) WriteAggregate(_ context.Context, h *aggregate.Header, _ store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (s *lenientStore) WriteAggregate(_ context.Context, h *aggregate.Header, _ store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	n := 0
 	for {
 		if _, err := next(); err != nil {

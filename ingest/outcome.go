@@ -37,7 +37,7 @@ type Outcome struct {
 	// (invalid, over a limit): SHA256 and Size then cover only the bytes read.
 	ReadPartially bool `json:"read_partially,omitempty"`
 	// Auth is how the mail that carried the stored reports authenticated:
-	// pass, fail or unverified (ingest/auth.go); absent when no report was
+	// pass, fail or unverified (enrich/mailauth.go); absent when no report was
 	// stored.
 	Auth       string `json:"auth,omitempty"`
 	AuthDetail string `json:"auth_detail,omitempty"`

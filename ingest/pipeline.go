@@ -1,8 +1,9 @@
 // Package ingest moves reports from their sources into the store: it reads an
 // input (a file, a mail from a mailbox or a bucket), finds the reports in it
-// (parse/extract), parses them, recomputes alignment (parse/align), writes
-// them exactly once (through the Store interface) and says what became of
-// the input, so the source can acknowledge it only after the commit.
+// (parse/extract), parses them, enriches them (package enrich: alignment,
+// the authenticity of the report's mail), writes them exactly once (through
+// the Store interface) and says what became of the input, so the source can
+// acknowledge it only after the commit.
 package ingest
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
@@ -28,8 +30,8 @@ import (
 
 // Store is what the pipeline needs of the storage stage.
 type Store interface {
-	WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error)
-	WriteFailure(ctx context.Context, key string, r *failure.Report, meta store.InputMeta) (store.WriteResult, error)
+	WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error)
+	WriteFailure(ctx context.Context, key string, r *enrich.FailureReport, meta store.InputMeta) (store.WriteResult, error)
 	WriteTLSRPT(ctx context.Context, r *tlsrpt.Report, meta store.InputMeta) (store.WriteResult, error)
 	LogInput(ctx context.Context, in store.InputRow) error
 }
@@ -105,8 +107,8 @@ type Options struct {
 	Privacy      Privacy
 	Observer     Observer // optional
 	// Verifier authenticates the mail that carried each report on arrival
-	// (ingest/auth.go); nil stores every report as "unverified".
-	Verifier *Verifier
+	// (enrich/mailauth.go); nil stores every report as "unverified".
+	Verifier *enrich.Verifier
 	Logger   *slog.Logger
 	// MaxHashAhead is the largest input hashed before it is parsed, so that
 	// its report rows carry its SHA-256 (see Process); DefaultMaxHashAhead
@@ -155,7 +157,7 @@ type payloadResult struct {
 	key      string
 	records  int
 	messages uint64
-	auth     Auth
+	auth     enrich.Auth
 	// invalidRecords counts the report's records set aside (Record.Invalid),
 	// firstInvalid is the reason of the first of them.
 	invalidRecords int
@@ -265,10 +267,10 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 	in := input{name: name, sha256: ahead.SHA256}
 	h := sha256.New()
 	src := io.TeeReader(r, h)
-	var tee *mailTee
+	var tee *enrich.MailTee
 	if p.opt.Verifier != nil {
 		// The mail is authenticated as it streams past (no copy of it).
-		tee = p.opt.Verifier.tee(ctx, p.opt.Extract.MaxMessageBytes)
+		tee = p.opt.Verifier.Tee(ctx, p.opt.Extract.MaxMessageBytes)
 		defer tee.Close()
 		src = io.TeeReader(src, tee)
 	}
@@ -317,7 +319,7 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 // It stops at the first that cannot be handled now (status Error: the
 // input is retried whole) without reading further. walkErr is why the
 // input held no report (extract.Reader.Next's error), nil when it held one.
-func (p *Pipeline) reports(ctx context.Context, name string, in input, tee *mailTee, r io.Reader) (results []payloadResult, walkErr error) {
+func (p *Pipeline) reports(ctx context.Context, name string, in input, tee *enrich.MailTee, r io.Reader) (results []payloadResult, walkErr error) {
 	x := extract.NewReader(r, p.opt.Extract)
 	defer x.Close()
 	for {
@@ -435,16 +437,16 @@ func (o *Outcome) summarize(results []payloadResult, walkErr error) {
 
 // authOf is the authentication of the mail that carried pl: the input
 // itself when it is a mail (verified once per input).
-func (p *Pipeline) authOf(name string, tee *mailTee, pl *extract.Payload) Auth {
+func (p *Pipeline) authOf(name string, tee *enrich.MailTee, pl *extract.Payload) enrich.Auth {
 	switch {
 	case pl.Mail == nil:
-		return Auth{Result: AuthUnverified, Detail: "bare file: no mail to verify"}
+		return enrich.Auth{Result: enrich.AuthUnverified, Detail: "bare file: no mail to verify"}
 	case tee == nil:
-		return Auth{Result: AuthUnverified, Detail: "not checked (report_auth disabled)"}
+		return enrich.Auth{Result: enrich.AuthUnverified, Detail: "not checked (report_auth disabled)"}
 	}
-	first := tee.res == nil
+	first := !tee.HasResult()
 	a := tee.Result()
-	if first && a.Result == AuthFail {
+	if first && a.Result == enrich.AuthFail {
 		p.log.Warn("report mail failed authentication: its reports are left out of readiness verdicts", "input", name, "auth", a.Detail)
 	}
 	return a
@@ -462,12 +464,12 @@ type input struct {
 const maxPartBytes = 1024
 
 // meta is the InputMeta of a report of pl found in in.
-func (p *Pipeline) meta(in input, pl *extract.Payload, auth Auth) store.InputMeta {
+func (p *Pipeline) meta(in input, pl *extract.Payload, auth enrich.Auth) store.InputMeta {
 	return store.InputMeta{Source: p.opt.Source, InputName: in.name, InputPart: valid.Truncate(pl.Where, maxPartBytes),
 		InputSHA256: in.sha256, AuthResult: auth.Result, AuthDetail: auth.Detail}
 }
 
-func (p *Pipeline) payload(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) payload(ctx context.Context, in input, pl *extract.Payload, auth enrich.Auth) payloadResult {
 	where := pl.Where
 	var res payloadResult
 	switch pl.Kind {
@@ -501,7 +503,7 @@ func prefix(where string) string {
 	return where + ": "
 }
 
-func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload, auth enrich.Auth) payloadResult {
 	res := payloadResult{kind: "aggregate"}
 	clock := newStageClock()
 	dec := aggregate.NewDecoder(pl.R, p.opt.Aggregate)
@@ -518,10 +520,9 @@ func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload,
 		res.reason = fmt.Sprintf("report %s: policy domain %q is not one of the owned domains", hdr.ReportID, hdr.Domain)
 		return res
 	}
-	adkim, aspf := align.ParseMode(hdr.ADKIM.Value), align.ParseMode(hdr.ASPF.Value)
+	enr := enrich.Aggregate(hdr)
 	var parseErr error
-	var dkim, spf []align.Auth
-	next := func() (*store.Row, error) {
+	next := func() (*enrich.Record, error) {
 		var rec *aggregate.Record
 		var err error
 		clock.timeParse(func() { rec, err = dec.Next() })
@@ -531,25 +532,14 @@ func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload,
 			}
 			return nil, err
 		}
-		dkim, spf = dkim[:0], spf[:0]
-		for _, d := range rec.DKIM {
-			dkim = append(dkim, align.Auth{Domain: d.Domain, Result: d.Result})
-		}
-		for _, s := range rec.SPF {
-			spf = append(spf, align.Auth{Domain: s.Domain, Result: s.Result, Scope: s.Scope})
-		}
 		if rec.Invalid != "" {
 			if res.invalidRecords++; res.invalidRecords == 1 {
 				res.firstInvalid = valid.Truncate(valid.Printable(rec.Invalid), 256)
 			}
 		}
-		f := align.Evaluate(rec.HeaderFrom, dkim, spf, adkim, aspf)
-		return &store.Row{Record: rec, HeaderFromOrg: f.HeaderFromOrg,
-			DKIMAlignedRelaxed: f.DKIMAlignedRelaxed, DKIMAlignedStrict: f.DKIMAlignedStrict,
-			SPFAlignedRelaxed: f.SPFAlignedRelaxed, SPFAlignedStrict: f.SPFAlignedStrict,
-			DMARCPass: f.DMARCPass}, nil
+		return enr.Record(rec), nil
 	}
-	res.auth = reporterAuth(auth, hdr.Email)
+	res.auth = enrich.ReporterAuth(auth, hdr.Email)
 	meta := p.meta(in, pl, res.auth)
 	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
 	p.observeStages("aggregate", clock)
@@ -562,7 +552,7 @@ func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload,
 	return stored(res, res.key, wr, err)
 }
 
-func (p *Pipeline) failure(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) failure(ctx context.Context, in input, pl *extract.Payload, auth enrich.Auth) payloadResult {
 	res := payloadResult{kind: "failure", auth: auth}
 	clock := newStageClock()
 	var r *failure.Report
@@ -594,7 +584,7 @@ func (p *Pipeline) failure(ctx context.Context, in input, pl *extract.Payload, a
 	meta := p.meta(in, pl, auth)
 	meta.InputName = failure.RedactAddresses(meta.InputName, p.opt.Privacy.Key)
 	meta.InputPart = failure.RedactAddresses(meta.InputPart, p.opt.Privacy.Key)
-	wr, err := p.store.WriteFailure(ctx, key, r, meta)
+	wr, err := p.store.WriteFailure(ctx, key, enrich.Failure(r), meta)
 	p.observeStages("failure", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
 		p.opt.Observer.FailureStored(r)
@@ -602,7 +592,7 @@ func (p *Pipeline) failure(ctx context.Context, in input, pl *extract.Payload, a
 	return stored(res, key, wr, err)
 }
 
-func (p *Pipeline) tlsrpt(ctx context.Context, in input, pl *extract.Payload, auth Auth) payloadResult {
+func (p *Pipeline) tlsrpt(ctx context.Context, in input, pl *extract.Payload, auth enrich.Auth) payloadResult {
 	res := payloadResult{kind: "tlsrpt", auth: auth}
 	clock := newStageClock()
 	var r *tlsrpt.Report

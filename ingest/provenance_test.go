@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
-	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -36,7 +36,7 @@ func (s *metaStore) keep(m store.InputMeta) {
 	s.metas = append(s.metas, m)
 }
 
-func (s *metaStore) WriteAggregate(_ context.Context, h *aggregate.Header, m store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (s *metaStore) WriteAggregate(_ context.Context, h *aggregate.Header, m store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	res := store.WriteResult{ReportKey: aggregate.Key(h), Status: store.StatusStored}
 	for {
 		r, err := next()
@@ -53,7 +53,7 @@ func (s *metaStore) WriteAggregate(_ context.Context, h *aggregate.Header, m sto
 	return res, nil
 }
 
-func (s *metaStore) WriteFailure(_ context.Context, key string, r *failure.Report, m store.InputMeta) (store.WriteResult, error) {
+func (s *metaStore) WriteFailure(_ context.Context, key string, r *enrich.FailureReport, m store.InputMeta) (store.WriteResult, error) {
 	s.keep(m)
 	return store.WriteResult{ReportKey: key, Status: store.StatusStored, Records: 1, Messages: 1}, nil
 }

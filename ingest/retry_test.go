@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -43,7 +44,7 @@ func newPoisonStore(st ingest.Store) *poisonStore {
 
 var errPoison = errors.New("code: 999, message: the server chokes on this report")
 
-func (s *poisonStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (s *poisonStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	if h.Domain == poisonDomain {
 		s.mu.Lock()
 		s.writes[h.ReportID]++
@@ -86,7 +87,7 @@ type aggStore struct {
 
 func newAggStore() *aggStore { return &aggStore{keys: map[string]bool{}} }
 
-func (s *aggStore) WriteAggregate(_ context.Context, h *aggregate.Header, _ store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (s *aggStore) WriteAggregate(_ context.Context, h *aggregate.Header, _ store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	res := store.WriteResult{ReportKey: aggregate.Key(h), Status: store.StatusStored}
 	for {
 		r, err := next()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
 
@@ -16,7 +17,7 @@ func TestCheckSelectorsComeOnlyFromAuthenticatedReportsAndAreBounded(t *testing.
 	s, _ := open(t, Options{})
 	ctx := context.Background()
 	r := align.Relaxed
-	var forged []*Row
+	var forged []*enrich.Record
 	for i := range 5000 {
 		forged = append(forged, authRow(fmt.Sprintf("198.51.100.%d", i%250), 1000, "example.com", []string{fmt.Sprintf("example.com/f%04d/pass", i)}, nil, nil, r, r))
 	}
@@ -27,7 +28,7 @@ func TestCheckSelectorsComeOnlyFromAuthenticatedReportsAndAreBounded(t *testing.
 			t.Fatal(err)
 		}
 	}
-	var genuine []*Row
+	var genuine []*enrich.Record
 	for i := range 30 {
 		genuine = append(genuine, authRow("192.0.2.1", uint64(100+i), "example.com", []string{fmt.Sprintf("example.com/s%02d/pass", i)}, nil, nil, r, r))
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse/failure"
 )
 
@@ -39,7 +40,7 @@ func TestFailureReportWithoutArrivalDateStoredAtItsDate(t *testing.T) {
 			key string
 			r   *failure.Report
 		}{{open004.key, open004.r}, {undatedKey, &undated}} {
-			res, err := s.WriteFailure(context.Background(), w.key, w.r, InputMeta{Source: "file", InputName: "x.eml", ReceivedAt: at})
+			res, err := s.WriteFailure(context.Background(), w.key, enrich.Failure(w.r), InputMeta{Source: "file", InputName: "x.eml", ReceivedAt: at})
 			if err != nil {
 				t.Fatal(err)
 			}

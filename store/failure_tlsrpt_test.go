@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-message"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/parse/failure"
@@ -67,7 +68,7 @@ func corpusFailures(t testing.TB) []corpusFailure {
 
 func writeFailure(t testing.TB, s *Store, c corpusFailure) WriteResult {
 	t.Helper()
-	res, err := s.WriteFailure(context.Background(), c.key, c.r, InputMeta{Source: "file", InputName: c.path})
+	res, err := s.WriteFailure(context.Background(), c.key, enrich.Failure(c.r), InputMeta{Source: "file", InputName: c.path})
 	if err != nil {
 		t.Fatalf("WriteFailure(%s): %v", c.path, err)
 	}
@@ -365,7 +366,7 @@ func TestStoredFailureReportsHoldNoOriginalLocalPart(t *testing.T) {
 		// The input name is the caller's (a spool file may be named after
 		// the report's subject, with an address in it): a neutral one here.
 		m := InputMeta{Source: "file", InputName: fmt.Sprintf("forensic-%d.eml", i)}
-		if _, err := s.WriteFailure(context.Background(), c.key, c.r, m); err != nil {
+		if _, err := s.WriteFailure(context.Background(), c.key, enrich.Failure(c.r), m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -667,66 +668,6 @@ func TestEmptyTLSReportStoresReportRowOnly(t *testing.T) {
 	}
 }
 
-func TestFailureAlignmentRecomputedFromAuthenticationResults(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		r    failure.Report
-		want failureAlign
-	}{
-		{"dkim pass for the DKIM-Domain, relaxed only", failure.Report{
-			DKIMDomain:            "mail.example.com",
-			AuthenticationResults: []string{"mx.example.net; dkim=pass (2048-bit key) header.d=mail.example.com header.s=s1"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{dkimRelaxed: true}},
-		{"dkim fail", failure.Report{
-			DKIMDomain:            "example.com",
-			AuthenticationResults: []string{"mx.example.net; dkim=fail header.d=example.com"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{}},
-		{"dkim pass for another domain than DKIM-Domain", failure.Report{
-			DKIMDomain:            "example.com",
-			AuthenticationResults: []string{"mx.example.net; dkim=fail header.d=example.com; dkim=pass header.d=esp.example"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{}},
-		{"dkim pass without DKIM-Domain, header.i only", failure.Report{
-			AuthenticationResults: []string{"dkim=pass header.i=@Example.COM"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{dkimRelaxed: true, dkimStrict: true}},
-		{"no Authentication-Results: nothing established", failure.Report{
-			DKIMDomain:       "example.com",
-			OriginalMailFrom: "TOKEN@example.com",
-			Original:         failure.Original{FromDomain: "example.com"},
-		}, failureAlign{}},
-		{"spf pass for the mail-from domain, strict", failure.Report{
-			OriginalMailFrom:      "TOKEN@example.com",
-			AuthenticationResults: []string{"mx.example.net; spf=pass (sender is permitted) smtp.mailfrom=TOKEN@example.com; dmarc=fail header.from=example.com"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{spfRelaxed: true, spfStrict: true}},
-		{"spf pass in a comment does not count", failure.Report{
-			OriginalMailFrom:      "TOKEN@bounce.example.com",
-			AuthenticationResults: []string{"mx.example.net; spf=softfail (spf=pass smtp.mailfrom=x@bounce.example.com) smtp.mailfrom=TOKEN@bounce.example.com"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{}},
-		{"spf pass for the mail-from, relaxed", failure.Report{
-			OriginalMailFrom:      "TOKEN@bounce.example.com",
-			AuthenticationResults: []string{"spf=pass smtp.mailfrom=bounce.example.com"},
-			Original:              failure.Original{FromDomain: "example.com"},
-		}, failureAlign{spfRelaxed: true}},
-		{"spf pass unaligned (Netease sample)", failure.Report{
-			OriginalMailFrom:      "bounces+1=163.com@email.entrata.com",
-			DKIMDomain:            "entrata.com",
-			AuthenticationResults: []string{"163.com; dkim=pass header.d=entrata.com; spf=pass smtp.mailfrom=bounces+1=163.com@email.entrata.com"},
-			Original:              failure.Original{FromDomain: "cardinal.com"},
-		}, failureAlign{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := failureAlignment(&tc.r); got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
-
 // Copies of one report written at once by several goroutines are stored
 // once: the per-key lock serializes them.
 func TestConcurrentCopiesOfFailureAndTLSReportsStoredOnce(t *testing.T) {
@@ -743,7 +684,7 @@ func TestConcurrentCopiesOfFailureAndTLSReportsStoredOnce(t *testing.T) {
 	errs := make(chan error, 2*n)
 	for i := 0; i < n; i++ {
 		go func() {
-			res, err := s.WriteFailure(context.Background(), c.key, c.r, meta)
+			res, err := s.WriteFailure(context.Background(), c.key, enrich.Failure(c.r), meta)
 			statuses <- res.Status
 			errs <- err
 		}()

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
@@ -12,7 +13,7 @@ import (
 // authRow builds an enriched row the way ingest does: alignment recomputed
 // from the auth results under the given modes. dkim is "d/selector/result",
 // spf is "domain/result".
-func authRow(ip string, count uint64, from string, dkim, spf, reasons []string, adkim, aspf align.Mode) *Row {
+func authRow(ip string, count uint64, from string, dkim, spf, reasons []string, adkim, aspf align.Mode) *enrich.Record {
 	rec := &aggregate.Record{SourceIP: ip, Count: count, Disposition: "none", HeaderFrom: from}
 	var da, sa []align.Auth
 	for _, d := range dkim {
@@ -29,7 +30,7 @@ func authRow(ip string, count uint64, from string, dkim, spf, reasons []string, 
 		rec.Reasons = append(rec.Reasons, aggregate.Reason{Type: r})
 	}
 	fl := align.Evaluate(from, da, sa, adkim, aspf)
-	return &Row{Record: rec, HeaderFromOrg: fl.HeaderFromOrg,
+	return &enrich.Record{Record: rec, HeaderFromOrg: fl.HeaderFromOrg,
 		DKIMAlignedRelaxed: fl.DKIMAlignedRelaxed, DKIMAlignedStrict: fl.DKIMAlignedStrict,
 		SPFAlignedRelaxed: fl.SPFAlignedRelaxed, SPFAlignedStrict: fl.SPFAlignedStrict, DMARCPass: fl.DMARCPass}
 }
@@ -41,7 +42,7 @@ func TestReadinessClassifiesEachKindOfSource(t *testing.T) {
 	ctx := context.Background()
 	r, rl := align.Relaxed, align.Relaxed
 	const sel = "abcdefgh"
-	rows := []*Row{
+	rows := []*enrich.Record{
 		// SES with a mail. MAIL FROM: aligned; strict SPF would not align.
 		authRow("54.240.0.1", 100, "example.com", []string{"example.com/" + sel + "/pass", "amazonses.com/x/pass"}, []string{"mail.example.com/pass"}, nil, r, rl),
 		// SES for news.example.com signing with the parent: aligned relaxed only.

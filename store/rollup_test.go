@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
@@ -196,10 +197,10 @@ func sourcesTotals(t testing.TB, s *Store, table, grain string) [4]uint64 {
 
 // mixedRows yields n rows of genRows with varied alignment, and every 97th
 // record invalid.
-func mixedRows(n int, domain string) func() (*Row, error) {
+func mixedRows(n int, domain string) func() (*enrich.Record, error) {
 	next := genRows(n, domain)
 	i := 0
-	return func() (*Row, error) {
+	return func() (*enrich.Record, error) {
 		r, err := next()
 		if err != nil {
 			return r, err
@@ -515,10 +516,10 @@ func TestGaugeStoppedPassingCountsSourcesThatLostAlignment(t *testing.T) {
 	s, _ := open(t, Options{})
 	ctx := context.Background()
 	r := align.Relaxed
-	pass := func(ip string, n uint64) *Row {
+	pass := func(ip string, n uint64) *enrich.Record {
 		return authRow(ip, n, "example.com", []string{"example.com/s1/pass"}, []string{"example.com/pass"}, nil, r, r)
 	}
-	fail := func(ip string, n uint64) *Row {
+	fail := func(ip string, n uint64) *enrich.Record {
 		return authRow(ip, n, "example.com", []string{"example.com/s1/fail"}, []string{"amazonses.com/pass"}, nil, r, r)
 	}
 	day := time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC) // the window: this day

@@ -20,6 +20,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/store/schema"
 )
 
@@ -252,7 +253,7 @@ func (s *Store) insertOne(ctx context.Context, query string, values ...any) erro
 }
 
 // drain reads next to its end, counting records and messages.
-func drain(next func() (*Row, error)) (records int, messages uint64, err error) {
+func drain(next func() (*enrich.Record, error)) (records int, messages uint64, err error) {
 	for {
 		r, err := next()
 		if err == io.EOF {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store/schema"
@@ -56,13 +57,13 @@ func header(org, id, domain string, begin time.Time) *aggregate.Header {
 
 // genRows yields n rows; record i has count i%7+1 and source IP 192.0.2.(i%250),
 // and passes DMARC when i is even.
-func genRows(n int, domain string) func() (*Row, error) {
+func genRows(n int, domain string) func() (*enrich.Record, error) {
 	ips := make([]string, 250)
 	for i := range ips {
 		ips[i] = fmt.Sprintf("192.0.2.%d", i)
 	}
 	i := 0
-	return func() (*Row, error) {
+	return func() (*enrich.Record, error) {
 		if i == n {
 			return nil, io.EOF
 		}
@@ -71,7 +72,7 @@ func genRows(n int, domain string) func() (*Row, error) {
 		if pass {
 			evalDKIM = "pass"
 		}
-		r := &Row{
+		r := &enrich.Record{
 			Record: &aggregate.Record{
 				Index:        i,
 				SourceIP:     ips[i%250],
@@ -97,8 +98,8 @@ func genRows(n int, domain string) func() (*Row, error) {
 	}
 }
 
-func rowsOf(rs ...*Row) func() (*Row, error) {
-	return func() (*Row, error) {
+func rowsOf(rs ...*enrich.Record) func() (*enrich.Record, error) {
+	return func() (*enrich.Record, error) {
 		if len(rs) == 0 {
 			return nil, io.EOF
 		}
@@ -128,7 +129,7 @@ func queryUint(t testing.TB, s *Store, q string, args ...any) uint64 {
 
 var meta = InputMeta{Source: "file", InputName: "test.xml", InputSHA256: strings.Repeat("ab", 32)}
 
-func write(t testing.TB, s *Store, h *aggregate.Header, next func() (*Row, error)) WriteResult {
+func write(t testing.TB, s *Store, h *aggregate.Header, next func() (*enrich.Record, error)) WriteResult {
 	t.Helper()
 	res, err := s.WriteAggregate(context.Background(), h, meta, next)
 	if err != nil {
@@ -215,8 +216,8 @@ func TestSameReportIDFromTwoReportersIsTwoReports(t *testing.T) {
 func TestRecordsWithSameSourceIPSurviveMerges(t *testing.T) {
 	s, _ := open(t, Options{})
 	ctx := context.Background()
-	mk := func(from string, count uint64, dkim string) *Row {
-		return &Row{Record: &aggregate.Record{SourceIP: "203.0.113.7", Count: count, Disposition: "none",
+	mk := func(from string, count uint64, dkim string) *enrich.Record {
+		return &enrich.Record{Record: &aggregate.Record{SourceIP: "203.0.113.7", Count: count, Disposition: "none",
 			EvalDKIM: dkim, EvalSPF: "pass", HeaderFrom: from,
 			DKIM: []aggregate.DKIMResult{{Domain: from, Result: dkim}}}, HeaderFromOrg: "example.com", DMARCPass: true}
 	}
@@ -323,7 +324,7 @@ func TestFailedReadStoresNothing(t *testing.T) {
 			gen := genRows(1000, "example.com")
 			i := 0
 			boom := errors.New("truncated report")
-			next := func() (*Row, error) {
+			next := func() (*enrich.Record, error) {
 				if i == n {
 					return nil, boom
 				}
@@ -352,7 +353,7 @@ func TestCancelledLargeWriteLeavesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gen := genRows(1000, "example.com")
 	i := 0
-	next := func() (*Row, error) {
+	next := func() (*enrich.Record, error) {
 		if i == 450 {
 			cancel()
 		}
@@ -457,8 +458,8 @@ func TestPruneDropsOnlyOldPartitions(t *testing.T) {
 func TestSummaryCountsAlignmentPerDomain(t *testing.T) {
 	s, _ := open(t, Options{})
 	recent := time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour)
-	mk := func(ip string, count uint64, dkimR, dkimS, spfR, spfS bool) *Row {
-		return &Row{Record: &aggregate.Record{SourceIP: ip, Count: count, Disposition: "none", HeaderFrom: "example.com"},
+	mk := func(ip string, count uint64, dkimR, dkimS, spfR, spfS bool) *enrich.Record {
+		return &enrich.Record{Record: &aggregate.Record{SourceIP: ip, Count: count, Disposition: "none", HeaderFrom: "example.com"},
 			HeaderFromOrg: "example.com", DKIMAlignedRelaxed: dkimR, DKIMAlignedStrict: dkimS,
 			SPFAlignedRelaxed: spfR, SPFAlignedStrict: spfS, DMARCPass: dkimR || spfR}
 	}
@@ -467,7 +468,7 @@ func TestSummaryCountsAlignmentPerDomain(t *testing.T) {
 		mk("192.0.2.2", 5, false, false, false, false),
 		mk("192.0.2.3", 7, false, false, false, false),
 		mk("192.0.2.2", 1, false, false, false, false),
-		&Row{Record: &aggregate.Record{SourceIP: "", Count: 99, Invalid: `source_ip "": not an IP address`}},
+		&enrich.Record{Record: &aggregate.Record{SourceIP: "", Count: 99, Invalid: `source_ip "": not an IP address`}},
 	))
 	write(t, s, header("google.com", "s2", "example.org", recent), rowsOf(mk("198.51.100.1", 3, false, false, true, true)))
 	write(t, s, header("google.com", "s0", "example.com", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)), rowsOf(mk("192.0.2.9", 1000, false, false, false, false)))

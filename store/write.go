@@ -13,21 +13,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 )
-
-// Row is one enriched record: the record as parsed plus what dmarcd
-// computed (organizational domain of header_from, alignment in both modes,
-// the DMARC verdict).
-type Row struct {
-	*aggregate.Record
-	HeaderFromOrg      string
-	DKIMAlignedRelaxed bool
-	DKIMAlignedStrict  bool
-	SPFAlignedRelaxed  bool
-	SPFAlignedStrict   bool
-	DMARCPass          bool
-}
 
 // InputMeta says where a report came from.
 type InputMeta struct {
@@ -37,7 +25,7 @@ type InputMeta struct {
 	InputSHA256 string // of the whole input's bytes, hex; "" when not known before its rows were written
 	// AuthResult is how the mail that carried the report authenticated on
 	// arrival: "pass", "fail" or "unverified" ("" is "unverified");
-	// AuthDetail says why (ingest/auth.go).
+	// AuthDetail says why (enrich/mailauth.go).
 	AuthResult string
 	AuthDetail string
 	// ReceivedAt is when the input reached dmarcd: the arrival date of a
@@ -111,7 +99,7 @@ type WriteResult struct {
 // An error caused by the report itself, which every retry would meet again
 // (ClickHouse refused one of its values: see refused.go), carries
 // parse.StoreRefused; any other error is the store's and worth a retry.
-func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*Row, error)) (WriteResult, error) {
+func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*enrich.Record, error)) (WriteResult, error) {
 	if h != nil {
 		failpointReport(h.ReportID)
 	}
@@ -119,7 +107,7 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 	return res, refused(err)
 }
 
-func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*Row, error)) (WriteResult, error) {
+func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*enrich.Record, error)) (WriteResult, error) {
 	if h == nil || next == nil {
 		return WriteResult{}, errors.New("store: WriteAggregate: nil header or next")
 	}
@@ -188,7 +176,7 @@ type counts struct {
 
 // drainCounts reads next to its end, counting records, messages and
 // invalid records.
-func drainCounts(next func() (*Row, error)) (c counts, err error) {
+func drainCounts(next func() (*enrich.Record, error)) (c counts, err error) {
 	for {
 		r, err := next()
 		if err == io.EOF {
@@ -235,7 +223,7 @@ func (s *Store) recordsWithKey(ctx context.Context, rt route, h *aggregate.Heade
 // insertRecords writes all records of a report so that they appear at once:
 // one INSERT when they fit in BatchRows, else a staging table attached in
 // one step.
-func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header, key, dataKey string, next func() (*Row, error)) (c counts, err error) {
+func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header, key, dataKey string, next func() (*enrich.Record, error)) (c counts, err error) {
 	cols := newRecordColumns(s.batchRows)
 	rep := &reportFields{key: key, id: h.ReportID, org: h.OrgName, domain: policyDomain(h),
 		begin: h.Begin.UTC(), end: h.End.UTC(), dataKey: dataKey}
@@ -680,8 +668,8 @@ func (c *recordColumns) reset() {
 }
 
 // add appends one record. It copies what it keeps, so the producer may reuse
-// its Row and slices after next returns.
-func (c *recordColumns) add(rep *reportFields, index uint32, r *Row) {
+// its Record and slices after next returns.
+func (c *recordColumns) add(rep *reportFields, index uint32, r *enrich.Record) {
 	c.reportKey = append(c.reportKey, rep.key)
 	c.reportID = append(c.reportID, rep.id)
 	c.recordIndex = append(c.recordIndex, index)

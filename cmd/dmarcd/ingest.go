@@ -13,12 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
-	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
@@ -241,7 +241,7 @@ func humanLine(o ingest.Outcome) string {
 			}
 			s += ")"
 		}
-		if o.Auth == ingest.AuthFail {
+		if o.Auth == enrich.AuthFail {
 			s += "; mail failed authentication (" + valid.Printable(o.AuthDetail) + "): left out of readiness"
 		}
 		return s
@@ -254,7 +254,7 @@ func humanLine(o ingest.Outcome) string {
 // at start, so inputs end "error" and can be retried.
 type unavailableStore struct{ err error }
 
-func (u unavailableStore) WriteAggregate(_ context.Context, _ *aggregate.Header, _ store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (u unavailableStore) WriteAggregate(_ context.Context, _ *aggregate.Header, _ store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	for { // read to the end so a broken report is still reported invalid
 		if _, err := next(); err != nil {
 			break
@@ -263,7 +263,7 @@ func (u unavailableStore) WriteAggregate(_ context.Context, _ *aggregate.Header,
 	return store.WriteResult{}, fmt.Errorf("clickhouse unavailable: %w", u.err)
 }
 
-func (u unavailableStore) WriteFailure(context.Context, string, *failure.Report, store.InputMeta) (store.WriteResult, error) {
+func (u unavailableStore) WriteFailure(context.Context, string, *enrich.FailureReport, store.InputMeta) (store.WriteResult, error) {
 	return store.WriteResult{}, fmt.Errorf("clickhouse unavailable: %w", u.err)
 }
 

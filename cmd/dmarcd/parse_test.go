@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 )
@@ -122,7 +123,7 @@ func TestParseCSVDefusesFormulasAndEscapes(t *testing.T) {
 func TestHumanLineEscapesControlCharacters(t *testing.T) {
 	for _, o := range []ingest.Outcome{
 		{Input: "x\x1b]0;pwned\x07.xml", Status: ingest.Invalid, ReasonCode: "xml_syntax", Reason: "report-id \x1b[2J"},
-		{Input: "ok.xml", Status: ingest.Stored, Reason: "record 2: \u202eevil", Auth: ingest.AuthFail, AuthDetail: "dkim \x9b31m"},
+		{Input: "ok.xml", Status: ingest.Stored, Reason: "record 2: \u202eevil", Auth: enrich.AuthFail, AuthDetail: "dkim \x9b31m"},
 	} {
 		line := humanLine(o)
 		if strings.ContainsAny(line, "\x1b\x07\u202e\u009b") {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
@@ -94,7 +95,7 @@ func writeDays(t *testing.T, s *store.Store, domain string, p policy, n int, rec
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	for day := 1; day <= n; day++ {
 		h, adkim, aspf := p.header("google.com", fmt.Sprintf("%s-%d", domain, day), domain, today.AddDate(0, 0, -day))
-		var rows []*store.Row
+		var rows []*enrich.Record
 		for i, r := range recs {
 			ar := &aggregate.Record{Index: i, SourceIP: r.ip, Count: r.count, Disposition: "none", HeaderFrom: r.from}
 			var da, sa []align.Auth
@@ -112,11 +113,11 @@ func writeDays(t *testing.T, s *store.Store, domain string, p policy, n int, rec
 				ar.Reasons = append(ar.Reasons, aggregate.Reason{Type: x})
 			}
 			fl := align.Evaluate(r.from, da, sa, adkim, aspf)
-			rows = append(rows, &store.Row{Record: ar, HeaderFromOrg: fl.HeaderFromOrg,
+			rows = append(rows, &enrich.Record{Record: ar, HeaderFromOrg: fl.HeaderFromOrg,
 				DKIMAlignedRelaxed: fl.DKIMAlignedRelaxed, DKIMAlignedStrict: fl.DKIMAlignedStrict,
 				SPFAlignedRelaxed: fl.SPFAlignedRelaxed, SPFAlignedStrict: fl.SPFAlignedStrict, DMARCPass: fl.DMARCPass})
 		}
-		next := func() (*store.Row, error) {
+		next := func() (*enrich.Record, error) {
 			if len(rows) == 0 {
 				return nil, io.EOF
 			}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
@@ -288,7 +289,7 @@ func pipelineSettings(c config.Config) any {
 func (d *Daemon) startSources(cfg config.Config) error {
 	var errs []error
 	var key []byte
-	var verifier *ingest.Verifier // one for all sources: they share its DNS cache
+	var verifier *enrich.Verifier // one for all sources: they share its DNS cache
 	verifierBuilt := false
 	for _, sc := range cfg.Sources {
 		label := sc.Label()
@@ -443,7 +444,7 @@ func (d *Daemon) snapshot() map[string]*running {
 }
 
 // pipeline builds the pipeline of one source.
-func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *ingest.Verifier) *ingest.Pipeline {
+func (d *Daemon) pipeline(cfg config.Config, label string, key []byte, verifier *enrich.Verifier) *ingest.Pipeline {
 	return ingest.New(d.store, wire.PipelineOptions(cfg, wire.Pipeline{Source: label, Key: key, Verifier: verifier,
 		Observer: wire.Observer(d.metrics), Logger: d.log.With("source", label)}))
 }

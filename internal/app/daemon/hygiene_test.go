@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
@@ -41,14 +42,14 @@ func writeSelectors(t *testing.T, st *store.Store, id, auth string, sels []strin
 	h := &aggregate.Header{Schema: aggregate.SchemaRFC7489, Version: "1.0", OrgName: "reporter.example", Email: "noreply@reporter.example",
 		ReportID: id, Begin: begin, End: begin.Add(24*time.Hour - time.Second), Domain: "example.com"}
 	i := 0
-	_, err := st.WriteAggregate(context.Background(), h, store.InputMeta{Source: "file", InputName: id, AuthResult: auth}, func() (*store.Row, error) {
+	_, err := st.WriteAggregate(context.Background(), h, store.InputMeta{Source: "file", InputName: id, AuthResult: auth}, func() (*enrich.Record, error) {
 		if i == len(sels) {
 			return nil, io.EOF
 		}
 		rec := &aggregate.Record{SourceIP: "192.0.2.1", Count: count + uint64(i), Disposition: "none", HeaderFrom: "example.com",
 			DKIM: []aggregate.DKIMResult{{Domain: "example.com", Selector: sels[i], Result: "pass"}}}
 		i++
-		return &store.Row{Record: rec, HeaderFromOrg: "example.com"}, nil
+		return &enrich.Record{Record: rec, HeaderFromOrg: "example.com"}, nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
@@ -322,8 +323,8 @@ func TestPeriodicAttributionAttributesNewIPs(t *testing.T) {
 	begin := time.Now().UTC().AddDate(0, 0, -2).Truncate(24 * time.Hour)
 	h := &aggregate.Header{Schema: aggregate.SchemaRFC7489, Version: "1.0", OrgName: "google.com", Email: "noreply@google.com",
 		ReportID: "r1", Begin: begin, End: begin.Add(24*time.Hour - time.Second), Domain: "example.com"}
-	rows := []*store.Row{{Record: &aggregate.Record{SourceIP: "192.0.2.1", Count: 3, Disposition: "none", EvalDKIM: "fail", EvalSPF: "pass", HeaderFrom: "example.com"}, HeaderFromOrg: "example.com"}}
-	_, err := st.WriteAggregate(context.Background(), h, store.InputMeta{Source: "file", InputName: "t.xml"}, func() (*store.Row, error) {
+	rows := []*enrich.Record{{Record: &aggregate.Record{SourceIP: "192.0.2.1", Count: 3, Disposition: "none", EvalDKIM: "fail", EvalSPF: "pass", HeaderFrom: "example.com"}, HeaderFromOrg: "example.com"}}
+	_, err := st.WriteAggregate(context.Background(), h, store.InputMeta{Source: "file", InputName: "t.xml"}, func() (*enrich.Record, error) {
 		if len(rows) == 0 {
 			return nil, io.EOF
 		}

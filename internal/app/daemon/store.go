@@ -10,10 +10,10 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
-	"github.com/dmarcd/dmarcd/parse/failure"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 	"github.com/dmarcd/dmarcd/store"
 )
@@ -83,7 +83,7 @@ func (l *lazyStore) close() {
 }
 
 // WriteAggregate implements ingest.Store.
-func (l *lazyStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (l *lazyStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	st, err := l.get(ctx)
 	if err != nil {
 		for { // read to the end so a broken report is still reported invalid
@@ -97,7 +97,7 @@ func (l *lazyStore) WriteAggregate(ctx context.Context, h *aggregate.Header, met
 }
 
 // WriteFailure implements ingest.Store.
-func (l *lazyStore) WriteFailure(ctx context.Context, key string, r *failure.Report, meta store.InputMeta) (store.WriteResult, error) {
+func (l *lazyStore) WriteFailure(ctx context.Context, key string, r *enrich.FailureReport, meta store.InputMeta) (store.WriteResult, error) {
 	st, err := l.get(ctx)
 	if err != nil {
 		return store.WriteResult{}, err

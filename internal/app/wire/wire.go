@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/store"
@@ -37,7 +38,7 @@ func ReadStoreOptions(cfg config.Config, log *slog.Logger) store.Options {
 type Pipeline struct {
 	Source   string           // the source label stored with every input ("file", "imap:reports")
 	Key      []byte           // the privacy key (config.Config.PrivacyKey)
-	Verifier *ingest.Verifier // ReportVerifier, shared by the pipelines of a process
+	Verifier *enrich.Verifier // ReportVerifier, shared by the pipelines of a process
 	Observer ingest.Observer  // Observer of the process's metrics; nil: none
 	Logger   *slog.Logger
 }
@@ -62,12 +63,12 @@ func PipelineOptions(cfg config.Config, p Pipeline) ingest.Options {
 // ReportVerifier returns the authenticator of report mails that
 // report_auth configures, nil when it is disabled or has no resolver
 // (reports are then stored "unverified"; ingestion goes on).
-func ReportVerifier(cfg config.Config, log *slog.Logger) *ingest.Verifier {
+func ReportVerifier(cfg config.Config, log *slog.Logger) *enrich.Verifier {
 	ra := cfg.ReportAuth
 	if !ra.Enabled {
 		return nil
 	}
-	v, err := ingest.NewDNSVerifier(ra.Resolver, time.Duration(ra.DNSTimeout))
+	v, err := dnsVerifier(ra.Resolver, time.Duration(ra.DNSTimeout))
 	if err != nil {
 		log.Warn("report_auth: no DNS resolver; reports are stored unverified", "err", err)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -89,12 +90,12 @@ func TestRunAttributesStoredIPsOnce(t *testing.T) {
 	begin := time.Date(2024, 1, 10, 0, 0, 0, 0, time.UTC)
 	h := &aggregate.Header{Schema: aggregate.SchemaRFC7489, Version: "1.0", OrgName: "google.com", Email: "x@google.com",
 		ReportID: "r1", Begin: begin, End: begin.Add(24*time.Hour - time.Second), Domain: "example.com"}
-	recs := []*store.Row{
+	recs := []*enrich.Record{
 		{Record: &aggregate.Record{SourceIP: "54.240.0.1", Count: 10, Disposition: "none", HeaderFrom: "example.com"}},
 		{Record: &aggregate.Record{SourceIP: "203.0.113.9", Count: 2, Disposition: "none", HeaderFrom: "example.com"}},
 	}
 	i := 0
-	next := func() (*store.Row, error) {
+	next := func() (*enrich.Record, error) {
 		if i == len(recs) {
 			return nil, io.EOF
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -269,12 +270,12 @@ func storeRecords(t *testing.T, st *store.Store, ips ...string) {
 	h := &aggregate.Header{Schema: aggregate.SchemaRFC7489, Version: "1.0", OrgName: "google.com", Email: "x@google.com",
 		ReportID: "r-" + strings.Join(ips, ","), Begin: begin, End: begin.Add(24*time.Hour - time.Second), Domain: "example.com"}
 	i := 0
-	next := func() (*store.Row, error) {
+	next := func() (*enrich.Record, error) {
 		if i == len(ips) {
 			return nil, io.EOF
 		}
 		i++
-		return &store.Row{Record: &aggregate.Record{Index: i - 1, SourceIP: ips[i-1], Count: uint64(10 * i), Disposition: "none", HeaderFrom: "example.com"}}, nil
+		return &enrich.Record{Record: &aggregate.Record{Index: i - 1, SourceIP: ips[i-1], Count: uint64(10 * i), Disposition: "none", HeaderFrom: "example.com"}}, nil
 	}
 	if _, err := st.WriteAggregate(context.Background(), h, store.InputMeta{}, next); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
@@ -193,7 +194,7 @@ var seedDomains = []string{"example.com", "example.org"}
 // authentication on arrival (auth_result 'fail').
 type forgedStore struct{ ingest.Store }
 
-func (f forgedStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (f forgedStore) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	meta.AuthResult, meta.AuthDetail = "fail", "seeded as forged"
 	return f.Store.WriteAggregate(ctx, h, meta, next)
 }

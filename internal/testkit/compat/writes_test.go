@@ -44,6 +44,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -60,7 +61,7 @@ const writesBatchRows = 40
 // store.AuthFailKey).
 type writesForged struct{ ingest.Store }
 
-func (f writesForged) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*store.Row, error)) (store.WriteResult, error) {
+func (f writesForged) WriteAggregate(ctx context.Context, h *aggregate.Header, meta store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	meta.AuthResult, meta.AuthDetail = "fail", "replayed as forged"
 	return f.Store.WriteAggregate(ctx, h, meta, next)
 }

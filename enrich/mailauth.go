@@ -1,4 +1,4 @@
-package ingest
+package enrich
 
 // Authentication of report mails on arrival (docs/readiness.md, "Trusting
 // the reports"). Anyone can mail a report to a published rua address; the
@@ -25,7 +25,6 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
 
-	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
 
@@ -59,10 +58,11 @@ type Auth struct {
 // DefaultAuthTimeout bounds one DNS lookup of a verification.
 const DefaultAuthTimeout = 2 * time.Second
 
-// LookupTXT returns the TXT strings of name. A name that does not exist is
-// an error wrapping dnscheck.ErrNXDomain (or a *net.DNSError with
-// IsNotFound); a name without TXT records is no records and no error; any
-// other error is taken for a temporary failure.
+// LookupTXT returns the TXT strings of name: the DNS behind a Verifier. A
+// name that does not exist is an error that is or wraps a *net.DNSError with
+// IsNotFound (as net.Resolver.LookupTXT and dnscheck.Resolver.LookupTXT
+// return); a name without TXT records is no records and no error; any other
+// error is taken for a temporary failure.
 type LookupTXT func(ctx context.Context, name string) ([]string, error)
 
 // Limits of one verification.
@@ -117,20 +117,6 @@ func NewVerifier(lookup LookupTXT, timeout time.Duration) *Verifier {
 		timeout = DefaultAuthTimeout
 	}
 	return &Verifier{lookup: lookup, timeout: timeout, now: time.Now, cache: map[string]txtEntry{}}
-}
-
-// NewDNSVerifier returns a Verifier asking the recursive resolver server
-// (host:port, or a host for port 53; "" for the first nameserver of
-// /etc/resolv.conf).
-func NewDNSVerifier(server string, timeout time.Duration) (*Verifier, error) {
-	if timeout <= 0 {
-		timeout = DefaultAuthTimeout
-	}
-	r, err := dnscheck.NewResolver(server, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return NewVerifier(r.TXT, timeout), nil
 }
 
 // Verify reads a whole message (RFC 5322) from r and authenticates it.
@@ -488,7 +474,7 @@ func classifyDNS(name string, err error) error {
 		return nil
 	}
 	var de *net.DNSError
-	if errors.Is(err, dnscheck.ErrNXDomain) || (errors.As(err, &de) && de.IsNotFound) {
+	if errors.As(err, &de) && de.IsNotFound {
 		return &net.DNSError{Err: "no such domain", Name: name, IsNotFound: true}
 	}
 	timeout := errors.Is(err, context.DeadlineExceeded)
@@ -499,12 +485,12 @@ func classifyDNS(name string, err error) error {
 	return &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true, IsTimeout: timeout}
 }
 
-// mailTee authenticates an input's mail while the pipeline reads it: it
+// MailTee authenticates an input's mail while the pipeline reads it: it
 // is written every byte of the input (an io.TeeReader), decides from the
 // first line whether the input is a mail, and if so streams it to a
-// verification running beside the extraction. The message is never copied:
+// verification running beside the extraction (Verifier.Tee). The message is never copied:
 // the DKIM body hash is computed as the bytes pass.
-type mailTee struct {
+type MailTee struct {
 	v       *Verifier
 	max     int64 // more bytes than this: not verified (extract refuses such a mail too)
 	n       int64
@@ -530,16 +516,18 @@ const (
 // maxFirstLine is how far the first line of a mail may go before its colon.
 const maxFirstLine = 1000
 
-func (v *Verifier) tee(ctx context.Context, max int64) *mailTee {
+// Tee returns a MailTee verifying with v the mail written to it, at most
+// max bytes of it (64 MiB when max <= 0). Close it when the input is done.
+func (v *Verifier) Tee(ctx context.Context, max int64) *MailTee {
 	if max <= 0 {
 		max = 64 << 20
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	return &mailTee{v: v, max: max, done: make(chan Auth, 1), ctx: ctx, cancel: cancel}
+	return &MailTee{v: v, max: max, done: make(chan Auth, 1), ctx: ctx, cancel: cancel}
 }
 
 // Write never fails: authentication must not disturb ingestion.
-func (t *mailTee) Write(p []byte) (int, error) {
+func (t *MailTee) Write(p []byte) (int, error) {
 	n := len(p)
 	if t.state == teeUndecided {
 		t.head = append(t.head, p...)
@@ -591,7 +579,7 @@ func looksLikeMailStart(b []byte) int {
 	return 0
 }
 
-func (t *mailTee) start() {
+func (t *MailTee) start() {
 	pr, pw := io.Pipe()
 	t.pw = pw
 	t.started = true
@@ -607,7 +595,7 @@ var errVerified = errors.New("verification done")
 
 // Result ends the input (every byte of a mail has passed when extract
 // delivers a payload from it) and returns the verdict, once computed.
-func (t *mailTee) Result() Auth {
+func (t *MailTee) Result() Auth {
 	if t.res != nil {
 		return *t.res
 	}
@@ -624,8 +612,11 @@ func (t *mailTee) Result() Auth {
 	return a
 }
 
+// HasResult reports whether Result was called.
+func (t *MailTee) HasResult() bool { return t.res != nil }
+
 // Close abandons a verification whose result was not asked for.
-func (t *mailTee) Close() {
+func (t *MailTee) Close() {
 	if t.started {
 		t.cancel()
 		t.pw.CloseWithError(errors.New("verification abandoned"))
@@ -635,12 +626,12 @@ func (t *mailTee) Close() {
 	t.cancel()
 }
 
-// reporterAuth checks an aggregate report against the mail that carried
+// ReporterAuth checks an aggregate report against the mail that carried
 // it: a pass authenticates the From domain, so it stands only when the
 // report's own contact address (report_metadata/email) belongs to the same
 // organization; otherwise anyone with a signing domain could pass for any
 // reporter. Such a report is unverified, not failed.
-func reporterAuth(a Auth, email string) Auth {
+func ReporterAuth(a Auth, email string) Auth {
 	if a.Result != AuthPass {
 		return a
 	}
