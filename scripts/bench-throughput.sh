@@ -24,6 +24,11 @@
 # Parts created are system.part_log's NewPart rows of the run's database.
 # The machine's load average is printed at the start, before each part and
 # at the end (shared machines).
+#
+# BENCH_PARTS (default "small imap large kill") selects the parts.
+# BENCH_DMARCD names a dmarcd binary to measure instead of the tree's (a
+# build of another commit, for before and after in the same hour); the imap
+# part always measures the tree's, which scripts/bench-daemon.sh builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prog=${0##*/}
@@ -36,12 +41,20 @@ mails=${BENCH_IMAP_MAILS:-2000}
 large=${BENCH_LARGE_RECORDS:-1000000}
 kills=${BENCH_KILLS:-3}
 settle_secs=${BENCH_SETTLE:-120}
+bench_parts=${BENCH_PARTS:-small imap large kill}
+for p in $bench_parts; do
+	case $p in small | imap | large | kill) ;; *) die "BENCH_PARTS: no part $p (small imap large kill)" ;; esac
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 command -v clickhouse-client >/dev/null 2>&1 || apt_install clickhouse-client
 [ -x /usr/bin/time ] || apt_install time "GNU time"
-go build -o "$tmp/dmarcd" ./cmd/dmarcd
+if [ -n "${BENCH_DMARCD:-}" ]; then
+	cp "$BENCH_DMARCD" "$tmp/dmarcd"
+else
+	go build -o "$tmp/dmarcd" ./cmd/dmarcd
+fi
 go build -o "$tmp/dmarcd-gen" ./cmd/dmarcd-gen
 tck=$(getconf CLK_TCK)
 
@@ -129,58 +142,65 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 load start
 
 # 1. Small reports from files.
-echo
-load "small reports"
-mkdir -p "$tmp/small"
-# Sizes: Pareto with shape 1.4 from 10, capped at 500 (most reports are
-# small, a few large), mean about 30 records.
-awk -v n="$small" 'BEGIN { srand(1); for (i = 1; i <= n; i++) { r = int(10 / (1 - rand()) ^ (1 / 1.4)); print i, (r > 500 ? 500 : r) } }' >"$tmp/sizes"
-while read -r i r; do
-	"$tmp/dmarcd-gen" -large "$r" -seed "$i" -out "$tmp/small/$(printf %05d "$i").xml"
-done <"$tmp/sizes"
-recs=$(awk '{ s += $2 } END { print s }' "$tmp/sizes")
-use_db bench_small
-dmarcd_run "small reports: dmarcd ingest of $small files, $recs records" "$recs" records ingest --json "$tmp/small"
-stored=$(grep -c '"status":"stored"' "$tmp/out.json" || true)
-read -r newparts merges <<<"$(parts bench_small)"
-awk -v n="$small" -v st="$stored" -v s="$run_secs" -v p="$newparts" -v m="$merges" 'BEGIN {
-	printf "  %.1f reports/s (%d stored); %d parts created (%.0f per 1,000 reports), %d merges\n", n / s, st, p, p * 1000 / n, m }'
-raw_insert bench_small raw_small "$recs"
-rm -rf "$tmp/small"
+part_small() {
+	echo
+	load "small reports"
+	mkdir -p "$tmp/small"
+	# Sizes: Pareto with shape 1.4 from 10, capped at 500 (most reports are
+	# small, a few large), mean about 30 records.
+	awk -v n="$small" 'BEGIN { srand(1); for (i = 1; i <= n; i++) { r = int(10 / (1 - rand()) ^ (1 / 1.4)); print i, (r > 500 ? 500 : r) } }' >"$tmp/sizes"
+	while read -r i r; do
+		"$tmp/dmarcd-gen" -large "$r" -seed "$i" -out "$tmp/small/$(printf %05d "$i").xml"
+	done <"$tmp/sizes"
+	recs=$(awk '{ s += $2 } END { print s }' "$tmp/sizes")
+	use_db bench_small
+	dmarcd_run "small reports: dmarcd ingest of $small files, $recs records" "$recs" records ingest --json "$tmp/small"
+	stored=$(grep -c '"status":"stored"' "$tmp/out.json" || true)
+	read -r newparts merges <<<"$(parts bench_small)"
+	awk -v n="$small" -v st="$stored" -v s="$run_secs" -v p="$newparts" -v m="$merges" 'BEGIN {
+		printf "  %.1f reports/s (%d stored); %d parts created (%.0f per 1,000 reports), %d merges\n", n / s, st, p, p * 1000 / n, m }'
+	raw_insert bench_small raw_small "$recs"
+	rm -rf "$tmp/small"
+}
 
 # 2. IMAP backlog drained by dmarcd serve (scripts/bench-daemon.sh).
-echo
-load "IMAP backlog"
-settle
-c0=$(ch_cpu_ms)
-BENCH_MAILS=$mails scripts/bench-daemon.sh >"$tmp/daemon.out"
-grep -v '^machine:' "$tmp/daemon.out"
-settle
-c1=$(ch_cpu_ms)
-db=$(chq -q "SELECT name FROM system.databases WHERE name LIKE 'bench_daemon_%' ORDER BY name DESC LIMIT 1")
-recs=$(chq -q "SELECT count() FROM $db.aggregate_records")
-read -r newparts merges <<<"$(parts "$db")"
-run_ch_ms=$((c1 - c0))
-run_secs=$(sed -n 's/^serve backlog .*: *\([0-9.]*\) s .*/\1/p' "$tmp/daemon.out")
-awk -v ch="$run_ch_ms" -v p="$newparts" -v m="$merges" -v n="$mails" -v r="$recs" 'BEGIN {
-	printf "  ClickHouse CPU %.1f s (%.0f us per record, %d records); %d parts created (%.0f per 1,000 mails), %d merges\n", ch / 1000, ch * 1000 / r, r, p, p * 1000 / n, m }'
-raw_insert "$db" raw_daemon "$recs"
+part_imap() {
+	echo
+	load "IMAP backlog"
+	settle
+	c0=$(ch_cpu_ms)
+	BENCH_MAILS=$mails scripts/bench-daemon.sh >"$tmp/daemon.out"
+	grep -v '^machine:' "$tmp/daemon.out"
+	settle
+	c1=$(ch_cpu_ms)
+	db=$(chq -q "SELECT name FROM system.databases WHERE name LIKE 'bench_daemon_%' ORDER BY name DESC LIMIT 1")
+	recs=$(chq -q "SELECT count() FROM $db.aggregate_records")
+	read -r newparts merges <<<"$(parts "$db")"
+	run_ch_ms=$((c1 - c0))
+	run_secs=$(sed -n 's/^serve backlog .*: *\([0-9.]*\) s .*/\1/p' "$tmp/daemon.out")
+	awk -v ch="$run_ch_ms" -v p="$newparts" -v m="$merges" -v n="$mails" -v r="$recs" 'BEGIN {
+		printf "  ClickHouse CPU %.1f s (%.0f us per record, %d records); %d parts created (%.0f per 1,000 mails), %d merges\n", ch / 1000, ch * 1000 / r, r, p, p * 1000 / n, m }'
+	raw_insert "$db" raw_daemon "$recs"
+}
 
 # 3. One large report.
-echo
-load "large report"
-"$tmp/dmarcd-gen" -large "$large" -seed 1 -out "$tmp/large.xml"
-use_db bench_large
-dmarcd_run "large report: dmarcd ingest of $large records ($(($(stat -c %s "$tmp/large.xml") / 1000000)) MB XML)" "$large" records ingest --json "$tmp/large.xml"
-rm -f "$tmp/large.xml"
-read -r newparts merges <<<"$(parts bench_large)"
-echo "  $newparts parts created, $merges merges"
-raw_insert bench_large raw_large "$large"
+part_large() {
+	echo
+	load "large report"
+	"$tmp/dmarcd-gen" -large "$large" -seed 1 -out "$tmp/large.xml"
+	use_db bench_large
+	dmarcd_run "large report: dmarcd ingest of $large records ($(($(stat -c %s "$tmp/large.xml") / 1000000)) MB XML)" "$large" records ingest --json "$tmp/large.xml"
+	rm -f "$tmp/large.xml"
+	read -r newparts merges <<<"$(parts bench_large)"
+	echo "  $newparts parts created, $merges merges"
+	raw_insert bench_large raw_large "$large"
+}
 
 # 4. SIGKILL in the middle of a write, then a new process.
-echo
-load "restart after SIGKILL"
-use_db bench_kill
+# kill_restart LABEL RECORDS POINT SEED writes a report of RECORDS records,
+# has `dmarcd ingest` kill itself with SIGKILL at failpoint POINT while
+# storing it, then stores it with a new process and prints the milliseconds
+# from the kill to that commit.
 kill_restart() {
 	local label=$1 records=$2 point=$3 seed=$4 rc=0 t0 t1
 	"$tmp/dmarcd-gen" -large "$records" -seed "$seed" -out "$tmp/kill.xml"
@@ -192,18 +212,27 @@ kill_restart() {
 	grep -q '"status":"stored"' "$tmp/out.json" || { echo "$prog: $label: the restarted process did not store the report:" >&2; cat "$tmp/out.json" "$tmp/err.log" >&2; exit 1; }
 	echo "$((t1 - t0))"
 }
-# A distinct seed for every report: the same seed writes the same report ID.
-seed=1000
-for spec in "1000 after-records" "20000 after-staging"; do
-	read -r records point <<<"$spec"
-	times=""
-	for k in $(seq 1 "$kills"); do
-		seed=$((seed + 1))
-		times="$times $(kill_restart "$records records at $point" "$records" "$point" "$seed")"
-	done
-	echo "$times" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk -v r="$records" -v p="$point" '{ t[NR] = $1 } END {
-		printf "restart after SIGKILL (report of %d records, killed %s): kill to committed report %.2f s median (%.2f-%.2f, %d runs)\n", r, p, t[int((NR + 1) / 2)] / 1000, t[1] / 1000, t[NR] / 1000, NR }'
-done
 
+part_kill() {
+	echo
+	load "restart after SIGKILL"
+	use_db bench_kill
+	# A distinct seed for every report: the same seed writes the same report ID.
+	seed=1000
+	for spec in "1000 after-records" "20000 after-staging"; do
+		read -r records point <<<"$spec"
+		times=""
+		for k in $(seq 1 "$kills"); do
+			seed=$((seed + 1))
+			times="$times $(kill_restart "$records records at $point" "$records" "$point" "$seed")"
+		done
+		echo "$times" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk -v r="$records" -v p="$point" '{ t[NR] = $1 } END {
+			printf "restart after SIGKILL (report of %d records, killed %s): kill to committed report %.2f s median (%.2f-%.2f, %d runs)\n", r, p, t[int((NR + 1) / 2)] / 1000, t[1] / 1000, t[NR] / 1000, NR }'
+	done
+}
+
+for p in $bench_parts; do
+	"part_$p"
+done
 echo
 load end
