@@ -134,7 +134,7 @@ raw_insert() {
 	awk -v ms="$total_ms" -v rows="$total_rows" -v ch=$((c1 - c0)) -v p="$newparts" -v m="$merges" \
 		-v s="$run_secs" -v rch="$run_ch_ms" -v n="$records" 'BEGIN {
 		printf "  raw Native insert of the same rows (%d rows): %.2f s  ClickHouse CPU %.2f s  %d parts created, %d merges\n", rows, ms / 1000, ch / 1000, p, m
-		printf "  ratio dmarcd / raw: wall time %.0fx, ClickHouse CPU per record %.0fx (%.1f vs %.2f us per record)\n",
+		printf "  ratio dmarcd / raw: wall time %.1fx, ClickHouse CPU per record %.1fx (%.1f vs %.2f us per record)\n",
 			s * 1000 / (ms > 0 ? ms : 1), rch / (ch > 0 ? ch : 10), rch * 1000 / n, ch * 1000 / n }'
 }
 
