@@ -104,8 +104,8 @@ dmarcd_run() {
 # (schema_migrations apart) into database DST through Native files, timing
 # only the INSERTs (one clickhouse-client each, in a row; its --time, which
 # leaves out the client's start, slow on a loaded machine), and prints the
-# time, the server's CPU and the parts per table and in all, and the ratios
-# of run_secs and run_ch_ms to them.
+# time of each table and in all, the server's CPU, the parts created, and the
+# ratios of run_secs and run_ch_ms to them.
 raw_insert() {
 	local src=$1 dst=$2 records=$3 t rows ms c0 c1 total_ms=0 total_rows=0 line
 	mkdir -p "$tmp/native"
