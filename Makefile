@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 2m
 DEMO_DIR ?= .demo
 
-.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-hostile bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
+.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-hostile bench-throughput bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
 
 all: build
 
@@ -39,6 +39,7 @@ bench:
 	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
 	scripts/clickhouse.sh run -- scripts/bench-daemon.sh
 	scripts/clickhouse.sh run -- scripts/bench-hostile.sh
+	scripts/clickhouse.sh run -- scripts/bench-throughput.sh
 
 bench-ingest:
 	scripts/clickhouse.sh run -- scripts/bench-ingest.sh
@@ -51,6 +52,12 @@ bench-daemon:
 # with good reports ingested beside them: wall time, CPU and peak RSS each.
 bench-hostile:
 	scripts/clickhouse.sh run -- scripts/bench-hostile.sh
+
+# Issue 19's figures, each beside the raw Native insert of the same rows: 2,000
+# small reports from files, a 2,000-mail IMAP backlog, a 1,000,000-record
+# report, a restart after SIGKILL (sizes: BENCH_* in the script; ~10 minutes).
+bench-throughput:
+	scripts/clickhouse.sh run -- scripts/bench-throughput.sh
 
 # p50/p95 of every dashboard and gauge query on 100,000,000 generated records
 # (about 15 minutes to load; needs ~5 GB of disk). Not part of make bench.

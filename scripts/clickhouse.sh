@@ -56,6 +56,11 @@ write_config() {
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mlock_executable>false</mlock_executable>
+    <!-- system.part_log: every part created and merged (scripts/bench-throughput.sh counts them). -->
+    <part_log>
+        <database>system</database>
+        <table>part_log</table>
+    </part_log>
 </yandex>
 EOF
 	cat >"$dir/users.xml" <<'EOF'
