@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/go-faster/city"
 )
 
@@ -427,9 +428,7 @@ func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, co
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
 	}
-	none := []string{}
-	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
+	if err := appendSourcesMarker(b, rep); err != nil {
 		b.Abort()
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -437,6 +436,14 @@ func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, co
 		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
 	}
 	return nil
+}
+
+// appendSourcesMarker appends the report's marker row of aggregate_sources
+// (sourcesColumnList), as sourcesMarkerSelect makes it.
+func appendSourcesMarker(b driver.Batch, rep *reportFields) error {
+	none := []string{}
+	return b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0))
 }
 
 // sendOutcomes inserts the report's aggregate_outcomes rows and marker.
@@ -476,9 +483,7 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 			return fmt.Errorf("inserting %s: %w", t.name, err)
 		}
 	}
-	none := []string{}
-	if err := b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "", []uint64{}); err != nil {
+	if err := appendOutcomesMarker(b, rep); err != nil {
 		b.Abort()
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -493,14 +498,24 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 // pairBucketsMarkerSelect would sum them. It sums the source groups (one
 // IP and one From domain each), not the records.
 func (s *Store) sendPairBuckets(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
-	t := pairBucketsTable
-	var sums orderedSums[uint16, struct{ records, messages uint64 }]
+	var sums orderedSums[uint16, pairSums]
 	for _, g := range groups {
 		r := sums.at(pairBucket(g.ip, cols.headerFrom[g.first]))
 		r.records += g.records
 		r.messages += g.messages
 	}
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+t.columns+")")
+	return s.insertPairBuckets(ctx, rt, rt.table(pairBucketsTable.name), rep, &sums)
+}
+
+// pairSums are the sums of a pair bucket's data row.
+type pairSums struct{ records, messages uint64 }
+
+// insertPairBuckets inserts the data rows sums and the report's marker
+// into table (aggregate_pair_buckets or a staging table of it) in one
+// INSERT.
+func (s *Store) insertPairBuckets(ctx context.Context, rt route, table string, rep *reportFields, sums *orderedSums[uint16, pairSums]) error {
+	t := pairBucketsTable
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+t.columns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
@@ -547,26 +562,38 @@ func (o *orderedSums[K, V]) at(k K) *V {
 func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields, cols *recordColumns) error {
 	var sums orderedSums[rollupKey, rollupSumsRow]
 	for i := range cols.len() {
-		sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
-		if cols.recordError[i] != "" {
+		addRollupSums(&sums, cols, i)
+	}
+	return s.insertRollupSums(ctx, rt, rt.table("aggregate_rollup"), rep, &sums)
+}
+
+// addRollupSums adds record i of cols to the aggregate_rollup data rows
+// sums: its header_from row (by_source 0) and, as rollupSelectorsSelect,
+// one count per occurrence of a passing DKIM "d=/selector" pair (by_source
+// 2).
+func addRollupSums(sums *orderedSums[rollupKey, rollupSumsRow], cols *recordColumns, i int) {
+	sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
+	if cols.recordError[i] != "" {
+		return
+	}
+	for j, d := range cols.dkimDomains[i] {
+		if j >= len(cols.dkimSelectors[i]) || j >= len(cols.dkimResults[i]) || cols.dkimResults[i][j] != "pass" {
 			continue
 		}
-		// Known selectors: as rollupSelectorsSelect, one count per
-		// occurrence of a passing pair.
-		for j, d := range cols.dkimDomains[i] {
-			if j >= len(cols.dkimSelectors[i]) || j >= len(cols.dkimResults[i]) || cols.dkimResults[i][j] != "pass" {
-				continue
-			}
-			ds := d + "/" + cols.dkimSelectors[i][j]
-			if strings.HasSuffix(ds, "/") {
-				continue
-			}
-			r := sums.at(rollupKey{2, ds, ""})
-			r.records++
-			r.messages += cols.messageCount[i]
+		ds := d + "/" + cols.dkimSelectors[i][j]
+		if strings.HasSuffix(ds, "/") {
+			continue
 		}
+		r := sums.at(rollupKey{2, ds, ""})
+		r.records++
+		r.messages += cols.messageCount[i]
 	}
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table("aggregate_rollup")+" ("+rollupColumnList+")")
+}
+
+// insertRollupSums inserts the data rows sums and the report's marker into
+// table (aggregate_rollup or a staging table of it) in one INSERT.
+func (s *Store) insertRollupSums(ctx context.Context, rt route, table string, rep *reportFields, sums *orderedSums[rollupKey, rollupSumsRow]) error {
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+rollupColumnList+")")
 	if err != nil {
 		return fmt.Errorf("inserting rollup: %w", err)
 	}
@@ -651,13 +678,115 @@ type stagedRollup struct {
 	staging string
 }
 
+// streamSumsKeys bounds the aggregate_rollup data rows that a large report
+// sums in Go as its records stream by (streamSums; its pair buckets are at
+// most 65,536): a report with more header_from values and known selectors
+// has its aggregate_rollup and aggregate_pair_buckets data rows summed by
+// ClickHouse from its staged records, so that the writer's memory stays
+// bounded whatever the report holds.
+const streamSumsKeys = 20000
+
+// streamSums are a large report's data rows of aggregate_rollup and
+// aggregate_pair_buckets, summed from each buffer of records before it is
+// sent to staging: rows that are few whatever the report's size (one per
+// header_from and known selector, and at most 65,536 pair buckets), which
+// ClickHouse would otherwise sum with three more scans of the staged
+// records.
+type streamSums struct {
+	rollup  orderedSums[rollupKey, rollupSumsRow]
+	pairs   orderedSums[uint16, pairSums]
+	tooMany bool // past streamSumsKeys: ClickHouse sums them
+}
+
+// add sums the records of cols.
+func (z *streamSums) add(cols *recordColumns) {
+	if z.tooMany {
+		return
+	}
+	for i := range cols.len() {
+		addRollupSums(&z.rollup, cols, i)
+		if cols.recordError[i] == "" {
+			r := z.pairs.at(pairBucket(cols.sourceIP[i], cols.headerFrom[i]))
+			r.records++
+			r.messages += cols.messageCount[i]
+		}
+	}
+	if len(z.rollup.order) > streamSumsKeys {
+		*z = streamSums{tooMany: true}
+	}
+}
+
+// stagedFill is how one rollup table's staging table of a large report is
+// filled: the INSERT ... SELECTs ClickHouse runs on the staged records,
+// and send, which inserts what the writer summed itself (the marker row,
+// and the data rows it has).
+type stagedFill struct {
+	selects []string
+	send    func(ctx context.Context, staging string) error
+}
+
+// stagedFillOf says how t's staging table is filled for the large report
+// rep with streamed sums z: every marker row is sent from here (the report
+// is known), aggregate_rollup's and aggregate_pair_buckets' data rows too
+// unless z has too many; aggregate_sources' and aggregate_outcomes' data
+// rows (about one per record) are summed by ClickHouse.
+func (s *Store) stagedFillOf(rt route, t rollupTable, rep *reportFields, z *streamSums) stagedFill {
+	data := t.selects[:len(t.selects)-1] // every table's last select is its marker's
+	switch t.name {
+	case sourcesTable.name:
+		return stagedFill{data, func(ctx context.Context, staging string) error {
+			return s.insertMarker(ctx, rt, staging, t.columns, t.name, func(b driver.Batch) error { return appendSourcesMarker(b, rep) })
+		}}
+	case outcomesTable.name:
+		return stagedFill{data, func(ctx context.Context, staging string) error {
+			return s.insertMarker(ctx, rt, staging, outcomesSentColumns, t.name, func(b driver.Batch) error { return appendOutcomesMarker(b, rep) })
+		}}
+	case pairBucketsTable.name:
+		if z.tooMany {
+			return stagedFill{data, func(ctx context.Context, staging string) error {
+				return s.insertPairBuckets(ctx, rt, staging, rep, &orderedSums[uint16, pairSums]{})
+			}}
+		}
+		return stagedFill{nil, func(ctx context.Context, staging string) error {
+			return s.insertPairBuckets(ctx, rt, staging, rep, &z.pairs)
+		}}
+	default: // aggregate_rollup
+		if z.tooMany {
+			return stagedFill{data, func(ctx context.Context, staging string) error {
+				return s.insertRollupSums(ctx, rt, staging, rep, &orderedSums[rollupKey, rollupSumsRow]{})
+			}}
+		}
+		return stagedFill{nil, func(ctx context.Context, staging string) error {
+			return s.insertRollupSums(ctx, rt, staging, rep, &z.rollup)
+		}}
+	}
+}
+
+// insertMarker inserts the one row add appends into table (columns) in one
+// INSERT; name names the rollup table in errors.
+func (s *Store) insertMarker(ctx context.Context, rt route, table, columns, name string, add func(driver.Batch) error) error {
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+	if err != nil {
+		return fmt.Errorf("inserting %s marker: %w", name, err)
+	}
+	if err := add(b); err != nil {
+		b.Abort()
+		return fmt.Errorf("inserting %s marker: %w", name, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %s marker: %w", name, err)
+	}
+	return nil
+}
+
 // stageRollupsOf sums a large report's staged records into a new staging
-// table per rollup table (in commit order, to attach after the records).
+// table per rollup table (in commit order, to attach after the records),
+// with what the writer summed itself as they streamed by (stagedFillOf).
 // The INSERT ... SELECTs run at once, each on a connection of its own: each
 // spends most of its time sorting and writing its rows, one thread each, so
 // a server with several cores does them side by side. On error it drops
 // what it created.
-func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging, dataKey string) ([]stagedRollup, error) {
+func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging string, rep *reportFields, z *streamSums) ([]stagedRollup, error) {
 	var l []stagedRollup
 	for _, t := range rollupTables {
 		rs, err := s.createRollupStaging(ctx, rt, t)
@@ -668,19 +797,26 @@ func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging, da
 		l = append(l, stagedRollup{t, rs})
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 16)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
 	for _, x := range l {
-		for _, sel := range x.t.selects {
+		f := s.stagedFillOf(rt, x.t, rep, z)
+		for _, sel := range f.selects {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.fillRollupSelect(ctx, rt, x.t, sel, x.staging, recordsStaging, dataKeySQL(dataKey), "1"); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
+				if err := s.fillRollupSelect(ctx, rt, x.t, sel, x.staging, recordsStaging, dataKeySQL(rep.dataKey), "1"); err != nil {
+					fail(err)
 				}
 			}()
+		}
+		if err := f.send(ctx, x.staging); err != nil {
+			fail(err)
 		}
 	}
 	wg.Wait()
@@ -908,4 +1044,14 @@ func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
 	})
 	slices.Sort(gaps)
 	return gaps, err
+}
+
+// appendOutcomesMarker appends the report's marker row of
+// aggregate_outcomes (outcomesSentColumns), as outcomesMarkerSelect makes
+// it: the server fills the empty sketch and IP hashes from its empty
+// source_ip.
+func appendOutcomesMarker(b driver.Batch, rep *reportFields) error {
+	none := []string{}
+	return b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "", []uint64{})
 }

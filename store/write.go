@@ -240,6 +240,7 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 		}
 	}()
 	var w *stagingWriter
+	var sums streamSums // a large report's small rollups (rollup.go)
 	for {
 		r, err := next()
 		if err == io.EOF {
@@ -259,6 +260,7 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 				w = s.newStagingWriter(ctx, rt, staging)
 				defer w.close() // before the drop above
 			}
+			sums.add(cols)
 			if cols, err = w.send(cols); err != nil {
 				return c, err
 			}
@@ -281,6 +283,7 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 		return c, s.sendRollup(ctx, rt, rep, cols)
 	}
 	if cols.len() > 0 {
+		sums.add(cols)
 		if _, err := w.send(cols); err != nil {
 			return c, err
 		}
@@ -290,7 +293,7 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 	}
 	// The rollup is summed from the staged records, then attached after
 	// them (a retry that finds the records but no rollup sums them again).
-	rollups, err := s.stageRollupsOf(ctx, rt, staging, dataKey)
+	rollups, err := s.stageRollupsOf(ctx, rt, staging, rep, &sums)
 	if err != nil {
 		return c, err
 	}
