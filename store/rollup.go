@@ -148,6 +148,18 @@ FROM %[1]s WHERE record_error = '' AND %[2]s
 GROUP BY policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, data_key`
 
+// sourcesStagedSelect is sourcesDataSelect for the staged records of one
+// large report: a row per valid record (record_count 1), not summed here.
+// The records of a report are nearly all of distinct sources and
+// outcomes, so a GROUP BY by the 18 columns of the key would cost the
+// server a hash table of about as many rows as records and save almost
+// none; SummingMergeTree sums the few rows of one key when it merges, and
+// every reader sums rows by key (the rows of several reports share keys
+// anyway).
+const sourcesStagedSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_from, header_from_org, source_ip,
+	` + sourcesOutcome + `, {data_key}, toUInt64(0), toUInt64(1), message_count
+FROM %[1]s WHERE record_error = '' AND %[2]s`
+
 const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_begin), '', '', '',
 	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
 	emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(),
@@ -728,13 +740,14 @@ type stagedFill struct {
 // stagedFillOf says how t's staging table is filled for the large report
 // rep with streamed sums z: every marker row is sent from here (the report
 // is known), aggregate_rollup's and aggregate_pair_buckets' data rows too
-// unless z has too many; aggregate_sources' and aggregate_outcomes' data
-// rows (about one per record) are summed by ClickHouse.
+// unless z has too many; aggregate_sources' data rows (about one per
+// record) are copied by ClickHouse from the staged records
+// (sourcesStagedSelect), aggregate_outcomes' summed by it.
 func (s *Store) stagedFillOf(rt route, t rollupTable, rep *reportFields, z *streamSums) stagedFill {
 	data := t.selects[:len(t.selects)-1] // every table's last select is its marker's
 	switch t.name {
 	case sourcesTable.name:
-		return stagedFill{data, func(ctx context.Context, staging string) error {
+		return stagedFill{[]string{sourcesStagedSelect}, func(ctx context.Context, staging string) error {
 			return s.insertMarker(ctx, rt, staging, t.columns, t.name, func(b driver.Batch) error { return appendSourcesMarker(b, rep) })
 		}}
 	case outcomesTable.name:
