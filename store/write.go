@@ -240,7 +240,6 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 		}
 	}()
 	var w *stagingWriter
-	var sums streamSums // a large report's small rollups (rollup.go)
 	for {
 		r, err := next()
 		if err == io.EOF {
@@ -260,7 +259,6 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 				w = s.newStagingWriter(ctx, rt, staging)
 				defer w.close() // before the drop above
 			}
-			sums.add(cols)
 			if cols, err = w.send(cols); err != nil {
 				return c, err
 			}
@@ -283,7 +281,6 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 		return c, s.sendRollup(ctx, rt, rep, cols)
 	}
 	if cols.len() > 0 {
-		sums.add(cols)
 		if _, err := w.send(cols); err != nil {
 			return c, err
 		}
@@ -293,7 +290,7 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 	}
 	// The rollup is summed from the staged records, then attached after
 	// them (a retry that finds the records but no rollup sums them again).
-	rollups, err := s.stageRollupsOf(ctx, rt, staging, rep, &sums)
+	rollups, err := s.stageRollupsOf(ctx, rt, staging, rep, &w.sums)
 	if err != nil {
 		return c, err
 	}
@@ -312,7 +309,8 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 const stagingSenders = 2
 
 // stagingWriter sends full record buffers to a staging table on rt from
-// stagingSenders goroutines, each on its own connection.
+// stagingSenders goroutines, each on its own connection, and sums them into
+// sums (rollup.go) there, off the goroutine that parses.
 type stagingWriter struct {
 	rt     route
 	table  string
@@ -324,6 +322,8 @@ type stagingWriter struct {
 	once   sync.Once
 	mu     sync.Mutex
 	err    error
+	sumsMu sync.Mutex
+	sums   streamSums // complete after close
 }
 
 func (s *Store) newStagingWriter(ctx context.Context, rt route, table string) *stagingWriter {
@@ -373,6 +373,9 @@ func (w *stagingWriter) run() {
 				fail(fmt.Errorf("inserting records into %s: %w", w.table, err))
 			}
 			rows += cols.len()
+			w.sumsMu.Lock()
+			w.sums.add(cols)
+			w.sumsMu.Unlock()
 		}
 		cols.reset()
 		w.free <- cols
