@@ -706,8 +706,28 @@ const streamSumsKeys = 20000
 // records.
 type streamSums struct {
 	rollup  orderedSums[rollupKey, rollupSumsRow]
-	pairs   orderedSums[uint16, pairSums]
+	pairs   *bucketSums
 	tooMany bool // past streamSumsKeys: ClickHouse sums them
+}
+
+// bucketSums are the sums of each pair bucket, indexed by bucket (1 MiB:
+// an index costs a fraction of a map's lookup), and the buckets used in
+// the order of their first use.
+type bucketSums struct {
+	sums [1 << 16]pairSums
+	used []uint16
+}
+
+// ordered returns the used buckets' sums as insertPairBuckets takes them.
+func (b *bucketSums) ordered() *orderedSums[uint16, pairSums] {
+	o := &orderedSums[uint16, pairSums]{}
+	if b == nil {
+		return o
+	}
+	for _, k := range b.used {
+		*o.at(k) = b.sums[k]
+	}
+	return o
 }
 
 // add sums the records of cols.
@@ -715,10 +735,17 @@ func (z *streamSums) add(cols *recordColumns) {
 	if z.tooMany {
 		return
 	}
+	if z.pairs == nil {
+		z.pairs = &bucketSums{}
+	}
 	for i := range cols.len() {
 		addRollupSums(&z.rollup, cols, i)
 		if cols.recordError[i] == "" {
-			r := z.pairs.at(pairBucket(cols.sourceIP[i], cols.headerFrom[i]))
+			k := pairBucket(cols.sourceIP[i], cols.headerFrom[i])
+			r := &z.pairs.sums[k]
+			if *r == (pairSums{}) {
+				z.pairs.used = append(z.pairs.used, k)
+			}
 			r.records++
 			r.messages += cols.messageCount[i]
 		}
@@ -761,7 +788,7 @@ func (s *Store) stagedFillOf(rt route, t rollupTable, rep *reportFields, z *stre
 			}}
 		}
 		return stagedFill{nil, func(ctx context.Context, staging string) error {
-			return s.insertPairBuckets(ctx, rt, staging, rep, &z.pairs)
+			return s.insertPairBuckets(ctx, rt, staging, rep, z.pairs.ordered())
 		}}
 	default: // aggregate_rollup
 		if z.tooMany {
