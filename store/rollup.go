@@ -696,7 +696,7 @@ type stagedRollup struct {
 // has its aggregate_rollup and aggregate_pair_buckets data rows summed by
 // ClickHouse from its staged records, so that the writer's memory stays
 // bounded whatever the report holds.
-const streamSumsKeys = 20000
+var streamSumsKeys = 20000
 
 // streamSums are a large report's data rows of aggregate_rollup and
 // aggregate_pair_buckets, summed from each buffer of records before it is
