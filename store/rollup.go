@@ -30,9 +30,11 @@ import (
 //   - a report of at most BatchRows records: its rows summed here from the
 //     very buffer that was inserted, sent with the marker in one INSERT
 //     (one block);
-//   - a larger one: summed by ClickHouse from the staging table of its
-//     records into a staging rollup table, which is attached after the
-//     records (ATTACH PARTITION ... FROM);
+//   - a larger one: into a staging rollup table per table, attached after
+//     the records (ATTACH PARTITION ... FROM): the rows that are few
+//     (aggregate_rollup's, aggregate_pair_buckets', every marker) summed
+//     here as the records stream to staging (streamSums), the others by
+//     ClickHouse from the staging table of its records (stagedFillOf);
 //   - a retry that finds the records but no marker (the writer died after
 //     the records): summed from the stored records, staged and attached.
 //
