@@ -10,7 +10,9 @@
 // When a server cannot be had, tests fail if the environment variable CI is
 // "true" and skip with the reason otherwise. Under -short (make test-unit)
 // no server is started or used: every test that needs one is skipped, CI or
-// not.
+// not, and a test that starts one of its own outside this package's helpers
+// fails at StartsServer. Binary builds a command once per test binary; Long
+// keeps the long soaks for make test-long.
 package testenv
 
 import (
