@@ -15,8 +15,9 @@ import (
 )
 
 // TestMain runs the tests with testenv's servers. The long exactly-once
-// tests over the corpus and a backlog call t.Parallel; tests that change
-// the package's variables (StoreProbeInterval, the spool's hook) run alone.
+// tests over the corpus and an IMAP backlog call t.Parallel; tests that
+// change the package's variables (StoreProbeInterval, the spool's hook) or
+// the process's environment (the S3 tests' AWS variables) run alone.
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func openStore(t testing.TB) (*store.Store, clickhouse.Conn) {

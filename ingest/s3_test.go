@@ -166,7 +166,6 @@ func (c *counter) Backlog(n int) { c.backlog.Store(int64(n)) }
 // finds exact totals in ClickHouse and every object in exactly one of
 // processed/ and invalid/, invalid ones with their reason in metadata.
 func TestS3CorpusAndGeneratedReportsStoredOnceEachObjectInOnePlace(t *testing.T) {
-	t.Parallel()
 	dir := corpus.Dir(t)
 	entries := corpus.Manifest(t)
 	b := newS3Bucket(t)
@@ -427,7 +426,6 @@ func TestS3OversizedObjectSetAsideUnread(t *testing.T) {
 // objects stay, a second pass re-ingests nothing, and a rewritten object (new
 // ETag) is read again.
 func TestS3LeaveModeSkipsFinishedObjects(t *testing.T) {
-	t.Parallel()
 	b := newS3Bucket(t)
 	p, _, conn, _ := openS3Pipeline(t)
 	files, err := gen.Generate(gen.Options{Domain: "gen.example", Days: 3, Seed: 9, Start: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)})

@@ -116,7 +116,6 @@ func listable(t *testing.T, b *s3Bucket, names []string) []string {
 // object's SHA-256, as its row in the inputs table does, with the
 // report's key among that row's report_keys.
 func TestEveryReportRowLeadsToTheObjectItCameFrom(t *testing.T) {
-	t.Parallel()
 	dir := corpus.Dir(t)
 	b := newS3Bucket(t)
 	p, _, conn, _ := openS3Pipeline(t)
