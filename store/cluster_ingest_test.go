@@ -98,6 +98,7 @@ func ingestAll(t *testing.T, st *store.Store, entries []corpus.Entry, dir string
 // same time, in opposite orders: every total read through the Distributed
 // tables equals the single server's.
 func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
+	t.Parallel()
 	dir := corpus.Dir(t)
 	entries := corpus.Manifest(t)
 	ctx := context.Background()

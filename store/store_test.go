@@ -16,6 +16,10 @@ import (
 	"github.com/dmarcd/dmarcd/store/schema"
 )
 
+// TestMain runs the tests with testenv's servers. The long races of two
+// writers and the cluster tests that spend their time in ClickHouse round
+// trips call t.Parallel; tests that change the package's timing variables
+// (claimPoll, claimStale) or stop a cluster node run alone.
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func quietLogger() *slog.Logger {
