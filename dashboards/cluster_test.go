@@ -21,6 +21,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -407,13 +408,13 @@ func TestClusterDashboardQueriesMatchSingleServer(t *testing.T) {
 	since, until := rangeFrom, rangeTo
 	reads := map[string]func(*store.Store) (any, error){
 		"ReadinessIPs": func(s *store.Store) (any, error) {
-			l, err := s.ReadinessIPs(ctx, since, until)
+			l, err := readiness.ReadIPs(ctx, s, since, until)
 			sort.SliceStable(l, func(i, j int) bool { return fmt.Sprint(l[i]) < fmt.Sprint(l[j]) })
 			return l, err
 		},
-		"ReadinessFailedAuthReports": func(s *store.Store) (any, error) { return s.ReadinessFailedAuthReports(ctx, since, until) },
+		"ReadinessFailedAuthReports": func(s *store.Store) (any, error) { return readiness.ReadFailedAuth(ctx, s, since, until) },
 		"ReadinessSourcesWith(IncludeFailedAuth)": func(s *store.Store) (any, error) {
-			l, err := s.ReadinessSourcesWith(ctx, since, until, store.ReadinessOptions{IncludeFailedAuth: true})
+			l, err := readiness.ReadSources(ctx, s, since, until, readiness.Options{IncludeFailedAuth: true})
 			for i := range l {
 				// topK picks among IPs of equal frequency in an order
 				// that depends on how the shards merge.

@@ -14,6 +14,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/store"
@@ -148,7 +150,7 @@ func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
 	reads := map[string]func(*store.Store) (any, error){
 		"Summary": func(s *store.Store) (any, error) { return s.Summary(ctx, since) },
 		"ReadinessSources": func(s *store.Store) (any, error) {
-			l, err := s.ReadinessSources(ctx, since, until)
+			l, err := readiness.ReadSources(ctx, s, since, until, readiness.Options{})
 			// topK(5)(source_ip) picks among IPs of equal frequency in
 			// an order that depends on how shards merge: compare how
 			// many it names, not which.
@@ -157,11 +159,11 @@ func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
 			}
 			return l, err
 		},
-		"ReadinessPolicies":   func(s *store.Store) (any, error) { return s.ReadinessPolicies(ctx, since, until) },
-		"ReadinessUnverified": func(s *store.Store) (any, error) { return s.ReadinessUnverifiedReasons(ctx, since, until) },
-		"LastReportsByOrg":    func(s *store.Store) (any, error) { return s.LastReportsByOrg(ctx, since) },
-		"LastReportsByDomain": func(s *store.Store) (any, error) { return s.LastReportsByDomain(ctx, since) },
-		"GaugeDomains":        func(s *store.Store) (any, error) { return s.GaugeDomains(ctx, since, until) },
+		"ReadinessPolicies":   func(s *store.Store) (any, error) { return readiness.ReadPolicies(ctx, s, since, until) },
+		"ReadinessUnverified": func(s *store.Store) (any, error) { return readiness.ReadUnverified(ctx, s, since, until) },
+		"LastReportsByOrg":    func(s *store.Store) (any, error) { return gaugedb.ReadLastReportsByOrg(ctx, s, since) },
+		"LastReportsByDomain": func(s *store.Store) (any, error) { return gaugedb.ReadLastReportsByDomain(ctx, s, since) },
+		"GaugeDomains":        func(s *store.Store) (any, error) { return gaugedb.ReadDomains(ctx, s, since, until) },
 	}
 	for name, read := range reads {
 		w, err := read(st)

@@ -419,35 +419,6 @@ func TestGoldenReadQueriesRenderAsRecorded(t *testing.T) {
 		name string
 		run  func(s *Store) error
 	}{
-		{"read_readiness.sql", func(s *Store) error {
-			if _, err := s.ReadinessSourcesWith(ctx, goldenSince, goldenUntil, ReadinessOptions{}); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessSourcesWith(ctx, goldenSince, goldenUntil, ReadinessOptions{IncludeFailedAuth: true}); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessIPs(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessPolicies(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessFailedAuthReports(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			_, err := s.ReadinessUnverifiedReasons(ctx, goldenSince, goldenUntil)
-			return err
-		}},
-		{"read_gauges.sql", func(s *Store) error {
-			if _, err := s.GaugeDomains(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			if _, err := s.LastReportsByOrg(ctx, goldenSince); err != nil {
-				return err
-			}
-			_, err := s.LastReportsByDomain(ctx, goldenSince)
-			return err
-		}},
 		{"read_summary.sql", func(s *Store) error {
 			_, err := s.Summary(ctx, goldenSince)
 			return err

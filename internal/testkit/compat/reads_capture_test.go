@@ -25,6 +25,8 @@ import (
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -333,7 +335,7 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 		"DNSRecords":      func(ctx context.Context, st *store.Store) error { _, err := st.DNSRecords(ctx, d); return err },
 		"DomainTraffic":   func(ctx context.Context, st *store.Store) error { _, _, err := st.DomainTraffic(ctx, d); return err },
 		"GaugeDomains": func(ctx context.Context, st *store.Store) error {
-			_, err := st.GaugeDomains(ctx, month, now)
+			_, err := gaugedb.ReadDomains(ctx, st, month, now)
 			return err
 		},
 		"InputStatuses": func(ctx context.Context, st *store.Store) error {
@@ -341,11 +343,11 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 			return err
 		},
 		"LastReportsByDomain": func(ctx context.Context, st *store.Store) error {
-			_, err := st.LastReportsByDomain(ctx, month)
+			_, err := gaugedb.ReadLastReportsByDomain(ctx, st, month)
 			return err
 		},
 		"LastReportsByOrg": func(ctx context.Context, st *store.Store) error {
-			_, err := st.LastReportsByOrg(ctx, month)
+			_, err := gaugedb.ReadLastReportsByOrg(ctx, st, month)
 			return err
 		},
 		"LatestDNSRecords": func(ctx context.Context, st *store.Store) error { _, err := st.LatestDNSRecords(ctx, d); return err },
@@ -356,27 +358,27 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 			return err
 		},
 		"ReadinessFailedAuthReports": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessFailedAuthReports(ctx, month, now)
+			_, err := readiness.ReadFailedAuth(ctx, st, month, now)
 			return err
 		},
 		"ReadinessIPs": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessIPs(ctx, month, now)
+			_, err := readiness.ReadIPs(ctx, st, month, now)
 			return err
 		},
 		"ReadinessPolicies": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessPolicies(ctx, month, now)
+			_, err := readiness.ReadPolicies(ctx, st, month, now)
 			return err
 		},
 		"ReadinessUnverifiedReasons": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessUnverifiedReasons(ctx, month, now)
+			_, err := readiness.ReadUnverified(ctx, st, month, now)
 			return err
 		},
 		"ReadinessSources": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessSources(ctx, month, now)
+			_, err := readiness.ReadSources(ctx, st, month, now, readiness.Options{})
 			return err
 		},
 		"ReadinessSourcesWith": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessSourcesWith(ctx, month, now, store.ReadinessOptions{IncludeFailedAuth: true})
+			_, err := readiness.ReadSources(ctx, st, month, now, readiness.Options{IncludeFailedAuth: true})
 			return err
 		},
 		"RebuildRollup": func(ctx context.Context, st *store.Store) error { return st.RebuildRollup(ctx, s.months[:1]) },
@@ -440,7 +442,7 @@ func runCommands(t *testing.T, dsn string) {
 // runGauges computes the daemon's gauges once on the store.
 func runGauges(t *testing.T, st *store.Store) {
 	t.Helper()
-	g := gauges.New(st, 0, 0, slog.New(slog.DiscardHandler))
+	g := gauges.New(gauges.Reader{Q: st}, 0, 0, slog.New(slog.DiscardHandler))
 	if err := g.Update(context.Background()); err != nil {
 		t.Fatal(err)
 	}
