@@ -16,6 +16,7 @@ import (
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/store"
@@ -148,7 +149,7 @@ func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
 	// answers through either server as on the single server.
 	since, until := time.Unix(0, 0), time.Now().AddDate(1, 0, 0)
 	reads := map[string]func(*store.Store) (any, error){
-		"Summary": func(s *store.Store) (any, error) { return s.Summary(ctx, since) },
+		"Summary": func(s *store.Store) (any, error) { return summary.Read(ctx, s, since) },
 		"ReadinessSources": func(s *store.Store) (any, error) {
 			l, err := readiness.ReadSources(ctx, s, since, until, readiness.Options{})
 			// topK(5)(source_ip) picks among IPs of equal frequency in

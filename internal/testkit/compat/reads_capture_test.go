@@ -27,6 +27,7 @@ import (
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
 	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -388,7 +389,7 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 		},
 		"RollupGaps":         func(ctx context.Context, st *store.Store) error { _, err := st.RollupGaps(ctx); return err },
 		"SourceAttributions": func(ctx context.Context, st *store.Store) error { _, err := st.SourceAttributions(ctx); return err },
-		"Summary":            func(ctx context.Context, st *store.Store) error { _, err := st.Summary(ctx, month); return err },
+		"Summary":            func(ctx context.Context, st *store.Store) error { _, err := summary.Read(ctx, st, month); return err },
 		"UnattributedIPs":    func(ctx context.Context, st *store.Store) error { _, err := st.UnattributedIPs(ctx, 100); return err },
 	}
 }
