@@ -23,6 +23,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/lib/chsql"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
@@ -231,7 +232,7 @@ func seedDNSRecords(t *testing.T, st *store.Store) time.Time {
 	t.Helper()
 	first := time.Now().UTC().AddDate(0, 0, -10).Truncate(time.Second)
 	change := first.Add(72 * time.Hour)
-	err := st.WriteDNSRecords(context.Background(), []store.DNSRecord{
+	err := checkdb.WriteDNSRecords(context.Background(), st, []checkdb.DNSRecord{
 		{Domain: testDomain, Kind: "dmarc", Name: "_dmarc." + testDomain, Value: "v=DMARC1; p=none", Initial: true, Change: "first seen: v=DMARC1; p=none", CheckedAt: first},
 		{Domain: testDomain, Kind: "spf", Name: testDomain, Value: "v=spf1 -all", Initial: true, Change: "first seen: v=spf1 -all", CheckedAt: first},
 		{Domain: "other.example", Kind: "dmarc", Name: "_dmarc.other.example", Value: "v=DMARC1; p=reject", Previous: "v=DMARC1; p=none", Change: "p=none → p=reject", CheckedAt: change},

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
@@ -324,7 +325,7 @@ func annotateTopIPs(ctx context.Context, s *store.Store, verdicts []readiness.Do
 			ips = append(ips, src.TopIPs...)
 		}
 	}
-	info, err := s.AttributionsOf(ctx, ips)
+	info, err := attrib.AttributionsOf(ctx, s, ips)
 	if err != nil || len(info) == 0 {
 		return
 	}
