@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
 	"github.com/go-faster/city"
 )
 
@@ -23,7 +24,7 @@ import (
 // per-source questions, and a rebuild drops any such rows), plus one
 // marker row per report (report_key set, report_count = 1), plus the known
 // selectors (by_source = 2, rollupSelectorsSelect): one row per report and
-// DKIM "d=/selector" pass, what ReadinessKnownSelectors reads. The writer adds a
+// DKIM "d=/selector" pass, what chsql.KnownSelectors reads. The writer adds a
 // report's rollup as part of its commit, after the records and before the
 // report row, in one atomic step:
 //   - a report of at most BatchRows records: its rows summed here from the
@@ -39,17 +40,10 @@ import (
 // records once. RebuildRollup recomputes whole partitions from the records
 // (for data stored before the rollup existed).
 
-// AuthFailKey is the report_key of the data rows (aggregate_rollup's
-// by_source = 0, aggregate_sources' by_source = 1, aggregate_outcomes)
-// summed from reports whose mail failed authentication on arrival
-// (aggregate_reports.auth_result = 'fail'); the data rows of the other
-// reports have an empty report_key. So the readiness panels and gauges leave out
-// the evidence of likely forged reports, as `dmarcd readiness` does
-// (ReadinessNotFailedAuth), with an empty report_key (or != AuthFailKey),
-// and what reads every report's data counts it with report_count = 0 (the
-// markers have 1) or no condition on report_key at all. A report key is
-// 64 hex digits: this one cannot be one.
-const AuthFailKey = "auth:fail"
+// AuthFailKey is the report_key of the data rows summed from reports whose
+// mail failed authentication on arrival (chsql.AuthFailKey: the readers
+// leave those rows out by it).
+const AuthFailKey = chsql.AuthFailKey
 
 // dataKeyOf is the report_key of the data rows of a report that came in
 // meta: AuthFailKey if its mail failed authentication, else "".
@@ -65,10 +59,9 @@ func dataKeySQL(dataKey string) string { return "'" + dataKey + "'" }
 
 // rebuildDataKey is the data rows' report_key when the records on rt are
 // summed again (RebuildRollup): from the auth_result of each record's
-// report row there (readinessFailedAuth's condition, on rt's table).
+// report row there (chsql.FailedAuthIn on rt's table).
 func rebuildDataKey(rt route) string {
-	failedAuth := `report_key IN (SELECT report_key FROM ` + rt.table("aggregate_reports") + ` WHERE auth_result = 'fail')`
-	return `if(` + failedAuth + `, '` + AuthFailKey + `', '')`
+	return `if(` + chsql.FailedAuthIn(rt.table("aggregate_reports")) + `, '` + AuthFailKey + `', '')`
 }
 
 // rollupOrderBy is the sorting key of aggregate_rollup; staging tables must
@@ -108,9 +101,9 @@ GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), o
 // "d=/selector" that passed in a valid record with a non-empty selector,
 // the pair in header_from, the report in report_key; record_count and
 // message_count count the pair's occurrences and their messages (never 0
-// together, so merges keep the row). ReadinessKnownSelectors reads them.
-// The filter is the very expression ReadinessKnownSelectors used on the
-// records.
+// together, so merges keep the row). chsql.KnownSelectors reads them.
+// The filter is the expression the readiness readers apply to the DKIM
+// arrays of records (the selectors column of internal/product/readiness).
 const rollupSelectorsSelect = `SELECT toUInt8(2), policy_domain, date_begin, ds, '', org_name, report_key,
 	toUInt64(0), toUInt64(count()), sum(message_count),
 	toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -139,7 +140,7 @@ func runSummary(ctx context.Context, e *env, args []string) int {
 	if *all {
 		since = time.Unix(0, 0).UTC()
 	}
-	sum, err := s.Summary(ctx, since)
+	sum, err := summary.Read(ctx, s, since)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "dmarcd summary:", err)
 		return exitFail
@@ -159,7 +160,7 @@ func pct(n, d uint64) string {
 	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(d))
 }
 
-func printSummary(e *env, sum []store.DomainSummary) {
+func printSummary(e *env, sum []summary.DomainSummary) {
 	if len(sum) == 0 {
 		fmt.Fprintln(e.stdout, "no reports in that period")
 		return

@@ -19,7 +19,9 @@ import (
 
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -54,13 +56,13 @@ func openStore(t *testing.T, dsn string) *store.Store {
 	return st
 }
 
-func dnsRows(t *testing.T, st *store.Store, kind string) []store.DNSRecord {
+func dnsRows(t *testing.T, st *store.Store, kind string) []checkdb.DNSRecord {
 	t.Helper()
-	all, err := st.DNSRecords(context.Background(), "example.com")
+	all, err := checkdb.DNSRecords(context.Background(), st, "example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l []store.DNSRecord
+	var l []checkdb.DNSRecord
 	for _, r := range all {
 		if r.Kind == kind {
 			l = append(l, r)
@@ -140,7 +142,7 @@ func TestPeriodicCheckFailsWithoutClickHouse(t *testing.T) {
 }
 
 func TestDescribeChange(t *testing.T) {
-	prev := func(v string) store.DNSRecord { return store.DNSRecord{Name: "n", Value: v} }
+	prev := func(v string) checkdb.DNSRecord { return checkdb.DNSRecord{Name: "n", Value: v} }
 	obs := func(v string) dnscheck.Observation { return dnscheck.Observation{Name: "n", Value: v} }
 	for _, c := range []struct {
 		kind, old, cur string
@@ -283,7 +285,7 @@ func TestDaemonChecksPeriodicallyAndAnnotatesTheChange(t *testing.T) {
 		t.Error("reload with new check.domains kept the old jobs")
 	}
 	waitFor("example.org to be checked", func() bool {
-		l, err := st.LatestDNSRecords(context.Background(), "example.org")
+		l, err := checkdb.LatestDNSRecords(context.Background(), st, "example.org")
 		return err == nil && l["dmarc"].Value == "v=DMARC1; p=reject"
 	})
 
@@ -341,7 +343,7 @@ func TestPeriodicAttributionAttributesNewIPs(t *testing.T) {
 	if got := p.runOnce(context.Background(), jobAttribution, p.attributeOnce); got != runOK {
 		t.Fatalf("status %q, want ok", got)
 	}
-	l, err := st.SourceAttributions(context.Background())
+	l, err := attrib.SourceAttributions(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
