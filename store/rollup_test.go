@@ -106,7 +106,7 @@ func checkRollup(t testing.TB, s *Store) {
 	if r, a := recordTotals(t, s, 0), rollupTotals(t, s, 0); r != a {
 		t.Errorf("rollup (by_source = 0) differs from records:\nrecords %v\nrollup  %v", r, a)
 	}
-	// The per-source grain is no longer written (aggregate_sources has it).
+	// The per-source grain lives in aggregate_sources, not in aggregate_rollup.
 	if n := queryUint(t, s, "SELECT count() FROM aggregate_rollup WHERE by_source = 1"); n != 0 {
 		t.Errorf("%d rollup rows of by_source = 1, want none", n)
 	}
