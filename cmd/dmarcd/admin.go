@@ -44,7 +44,7 @@ func storeError(e *env, cfg config.Config, err error) string {
 		from = "from DMARCD_CLICKHOUSE_DSN"
 	case os.Getenv("DMARCD_CLICKHOUSE_DSN_FILE") != "" || cfg.ClickHouse.DSNFile != "":
 		from = "from the DSN file"
-	case e.configPath == "" || cfg.ClickHouse.DSN == config.DefaultDSN:
+	case e.configPath == "" || cfg.ClickHouse.DSN == store.DefaultDSN:
 		from = "the default"
 	}
 	msg := fmt.Sprintf("dmarcd: ClickHouse at %s (%s): %v", dsn, from, err)
