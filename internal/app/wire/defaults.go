@@ -1,8 +1,6 @@
 package wire
 
 import (
-	"time"
-
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
@@ -20,8 +18,9 @@ const (
 	DefaultListen = "127.0.0.1:9797"
 	// DefaultHTTPMaxConnections is the default of http.max_connections.
 	DefaultHTTPMaxConnections = 256
-	// DefaultShutdownGrace is the default of shutdown_grace.
-	DefaultShutdownGrace = 8 * time.Second
+	// DefaultShutdownGrace is the default of shutdown_grace: the daemon
+	// waits for its sources as long as each lets its input in hand commit.
+	DefaultShutdownGrace = ingest.DefaultGrace
 	// DefaultAttributionMaxIPs is the default of
 	// attribution.max_ips_per_run.
 	DefaultAttributionMaxIPs = 1000
