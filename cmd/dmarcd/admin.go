@@ -124,7 +124,7 @@ func runPrune(ctx context.Context, e *env, args []string) int {
 
 func runSummary(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "summary")
-	days := fs.Int("days", 30, "look at reports that began in the last N days")
+	days := fs.Int("days", defaultDays, "look at reports that began in the last N days")
 	all := fs.Bool("all", false, "every report, whatever its date")
 	asJSON := fs.Bool("json", false, "JSON output")
 	if code, ok := parseFlags(fs, args); !ok {
