@@ -45,7 +45,7 @@ func storeError(e *env, cfg config.Config, err error) string {
 		from = "from DMARCD_CLICKHOUSE_DSN"
 	case os.Getenv("DMARCD_CLICKHOUSE_DSN_FILE") != "" || cfg.ClickHouse.DSNFile != "":
 		from = "from the DSN file"
-	case e.configPath == "" || cfg.ClickHouse.DSN == config.DefaultDSN:
+	case e.configPath == "" || cfg.ClickHouse.DSN == store.DefaultDSN:
 		from = "the default"
 	}
 	msg := fmt.Sprintf("dmarcd: ClickHouse at %s (%s): %v", dsn, from, err)
@@ -125,7 +125,7 @@ func runPrune(ctx context.Context, e *env, args []string) int {
 
 func runSummary(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "summary")
-	days := fs.Int("days", 30, "look at reports that began in the last N days")
+	days := fs.Int("days", defaultDays, "look at reports that began in the last N days")
 	all := fs.Bool("all", false, "every report, whatever its date")
 	asJSON := fs.Bool("json", false, "JSON output")
 	if code, ok := parseFlags(fs, args); !ok {

@@ -17,6 +17,10 @@ import (
 	"github.com/dmarcd/dmarcd/store"
 )
 
+// defaultDays is the window of `dmarcd readiness` and `dmarcd summary`
+// (--days): the reports that began in the last 30 days.
+const defaultDays = 30
+
 // runReadiness is `dmarcd readiness [--days 30] [--json] [--senders FILE]
 // [--include-failed-auth] [DOMAIN...]`: per policy domain, what p=quarantine / p=reject and strict
 // alignment would do to the mail of the window, every source classified, the
@@ -25,7 +29,7 @@ import (
 // --include-failed-auth; how much of the evidence is unverified is shown.
 func runReadiness(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "readiness")
-	days := fs.Int("days", 30, "look at reports that began in the last N days")
+	days := fs.Int("days", defaultDays, "look at reports that began in the last N days")
 	asJSON := fs.Bool("json", false, "JSON output: one array of domain verdicts")
 	sendersFile := fs.String("senders", "", "YAML file of known senders that extends the built-in list (see docs/readiness.md)")
 	includeFailed := fs.Bool("include-failed-auth", false, "count the records of reports whose mail failed authentication (likely forged; left out by default)")

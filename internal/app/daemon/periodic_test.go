@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/product/attrib"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
@@ -36,7 +37,7 @@ const (
 
 func periodicConfig(t *testing.T, srv *dnstest.Server) config.Config {
 	t.Helper()
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.OwnedDomains = []string{"*"}
 	cfg.ClickHouse.DSN = testenv.ClickHouse(t)
 	cfg.HTTP.Listen = ""
