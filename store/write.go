@@ -103,7 +103,13 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 	if h != nil {
 		failpointReport(h.ReportID)
 	}
-	res, err := s.writeAggregate(ctx, h, meta, next)
+	var res WriteResult
+	var err error
+	if s.group != nil {
+		res, err = s.group.writeAggregate(ctx, h, meta, next)
+	} else {
+		res, err = s.writeAggregate(ctx, h, meta, next)
+	}
 	return res, refused(err)
 }
 
@@ -121,6 +127,13 @@ func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta In
 		return res, err
 	}
 	defer release()
+	if s.group != nil {
+		// A group commit on rt either saw this claim or ends before the
+		// report is looked for (group.go).
+		if err := s.waitGroupClaim(ctx, rt); err != nil {
+			return res, fmt.Errorf("report %s: %w", key, err)
+		}
+	}
 
 	exists, err := s.reportExists(ctx, rt, h, key)
 	if err != nil {
