@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -26,10 +27,13 @@ import (
 //
 // One goroutine per route commits its groups one after another. A group is
 // committed when it holds GroupOptions.MaxRecords records or MaxBytes
-// bytes, or else once Window has passed since the previous commit of the
-// route began: a single mail on an idle route is committed at once, and
-// under any load a route creates at most one part per table and partition
-// per Window beyond what the size bounds force.
+// bytes; when no writer is reading a report any more (every writer in
+// WriteAggregate waits for this group, so none can join it); or else once
+// Window has passed since the previous commit of the route began. So a
+// single mail is committed at once, a source with a few concurrent inputs
+// commits them together, and while more inputs are in hand than one
+// window's worth a route creates at most one part per table and
+// partition per Window beyond what the size bounds force.
 //
 // A group's commit (commitGroup):
 //  1. claims the route's group claim (groupClaim: one claim table, taken
@@ -103,6 +107,10 @@ type committer struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	lanes  map[int]*lane // by route: shard index, 0 on a single server
+	// readers counts the writers reading a report's records, which may
+	// join a group yet.
+	readers atomic.Int64
+	inputs  inputLog
 }
 
 // lane is the pending group of one route.
@@ -133,7 +141,10 @@ type groupItem struct {
 
 func newCommitter(s *Store, opt GroupOptions) *committer {
 	c := &committer{s: s, opt: opt.withDefaults(), lanes: map[int]*lane{}}
+	c.inputs.wake = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.runInputs()
 	return c
 }
 
@@ -171,6 +182,13 @@ func (c *committer) writeAggregate(ctx context.Context, h *aggregate.Header, met
 		return s.writeAggregate(ctx, h, meta, next)
 	}
 	it := &groupItem{h: h, meta: meta, key: aggregate.Key(h), done: make(chan struct{})}
+	c.readers.Add(1)
+	reading := true
+	defer func() {
+		if reading {
+			c.doneReading()
+		}
+	}()
 	for {
 		r, err := next()
 		if err == io.EOF {
@@ -190,6 +208,7 @@ func (c *committer) writeAggregate(ctx context.Context, h *aggregate.Header, met
 		return s.writeAggregate(ctx, h, meta, it.replay(io.EOF, nil, next))
 	}
 	l := c.laneOf(it.key)
+	reading = false
 	if !c.submit(l, it) {
 		return s.writeAggregate(ctx, h, meta, it.replay(io.EOF, nil, next))
 	}
@@ -260,17 +279,30 @@ func (c *committer) submit(l *lane, it *groupItem) bool {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		c.doneReading()
 		return false
 	}
 	l.pending = append(l.pending, it)
 	l.records += it.c.records
 	l.bytes += it.bytes
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	c.doneReading()
 	return true
+}
+
+// doneReading counts a writer out of the readers and wakes the lanes:
+// when none reads any more, no report can join a pending group before it
+// commits.
+func (c *committer) doneReading() {
+	c.readers.Add(-1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.lanes {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // run commits l's groups until the committer closes.
@@ -284,7 +316,7 @@ func (c *committer) run(l *lane) {
 		due := l.lastStart.Add(c.opt.Window)
 		full := l.records >= c.opt.MaxRecords || l.bytes >= c.opt.MaxBytes
 		var group []*groupItem
-		if n > 0 && (full || !time.Now().Before(due)) {
+		if n > 0 && (full || !time.Now().Before(due) || c.readers.Load() == 0) {
 			group = l.pending
 			l.pending, l.records, l.bytes = nil, 0, 0
 			l.lastStart = time.Now()
@@ -604,5 +636,103 @@ func (s *Store) waitGroupClaim(ctx context.Context, rt route) error {
 			return ctx.Err()
 		case <-time.After(claimPoll):
 		}
+	}
+}
+
+// inputLog batches the rows of LogInput under group commit: one INSERT
+// into inputs for the inputs that end together (those logged while an
+// INSERT runs, or within inputsLinger of the first), each caller returning
+// once its row is written (a source acknowledges after it).
+type inputLog struct {
+	mu      sync.Mutex
+	closed  bool
+	pending []*inputWait
+	wake    chan struct{}
+}
+
+// inputsLinger is how long a batch of inputs rows waits for more after
+// its first.
+const inputsLinger = 5 * time.Millisecond
+
+type inputWait struct {
+	row  []any
+	done chan error
+}
+
+// logInput queues a row of inputs and waits for its INSERT; ok is false
+// when the committer is closed (the caller inserts the row itself).
+func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error) {
+	w := &inputWait{row: row, done: make(chan error, 1)}
+	l := &c.inputs
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false, nil
+	}
+	l.pending = append(l.pending, w)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-w.done:
+		return true, err
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// runInputs writes the queued rows of inputs until the committer closes.
+func (c *committer) runInputs() {
+	defer c.wg.Done()
+	l := &c.inputs
+	for {
+		select {
+		case <-c.ctx.Done():
+			l.mu.Lock()
+			rest := l.pending
+			l.pending, l.closed = nil, true
+			l.mu.Unlock()
+			c.flushInputs(rest)
+			return
+		case <-l.wake:
+		}
+		// The callers of a group return together and log their inputs
+		// within moments: gather them into one INSERT.
+		select {
+		case <-time.After(inputsLinger):
+		case <-c.ctx.Done():
+		}
+		l.mu.Lock()
+		rows := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		c.flushInputs(rows)
+	}
+}
+
+// flushInputs inserts rows in one INSERT and tells their callers.
+func (c *committer) flushInputs(rows []*inputWait) {
+	if len(rows) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := func() error {
+		b, err := c.s.conn.PrepareBatch(ctx, inputsInsert)
+		if err != nil {
+			return err
+		}
+		for _, w := range rows {
+			if err := b.Append(w.row...); err != nil {
+				b.Abort()
+				return err
+			}
+		}
+		return b.Send()
+	}()
+	for _, w := range rows {
+		w.done <- err
 	}
 }

@@ -126,3 +126,21 @@ func TestGroupCommitLeavesAReportClaimedByAnotherWriterToIt(t *testing.T) {
 	}
 	checkRollup(t, s)
 }
+
+func TestGroupCommitLogsEachOfManyInputsThatEndTogether(t *testing.T) {
+	s, _ := open(t, Options{Group: &GroupOptions{Window: time.Second}})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.LogInput(context.Background(), InputRow{Source: "file", Name: fmt.Sprintf("in%d", i), Status: "stored"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := queryUint(t, s, "SELECT count() FROM inputs"); n != 20 {
+		t.Errorf("%d inputs, want 20", n)
+	}
+}
