@@ -357,7 +357,10 @@ func (c *committer) run(l *lane) {
 // commit commits a group and tells its callers. On failure every report
 // of the group takes the path of one report.
 func (c *committer) commit(l *lane, group []*groupItem) {
-	if err := c.s.commitGroup(c.ctx, l.rt, group); err != nil {
+	start := time.Now()
+	err := c.s.commitGroup(c.ctx, l.rt, group)
+	c.s.log.Debug("group commit", "reports", len(group), "took", time.Since(start).Round(time.Millisecond), "err", err)
+	if err != nil {
 		c.s.log.Warn("group commit failed; writing its reports one by one", "reports", len(group), "err", err)
 		for _, it := range group {
 			it.single = true
