@@ -151,11 +151,14 @@ func newCommitter(s *Store, opt GroupOptions) *committer {
 // close stops the lanes after the commit in flight; reports still pending
 // take the path of one report in their callers.
 func (c *committer) close() {
-	c.cancel()
+	c.mu.Lock()
+	c.cancel() // under mu: laneOf starts no lane after it
+	c.mu.Unlock()
 	c.wg.Wait()
 }
 
-// laneOf is the lane of a report key, started on first use.
+// laneOf is the lane of a report key, started on first use; nil once the
+// committer is closed.
 func (c *committer) laneOf(key string) *lane {
 	i := 0
 	if n := len(c.s.shards); n > 0 {
@@ -163,6 +166,9 @@ func (c *committer) laneOf(key string) *lane {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return nil // closed
+	}
 	l := c.lanes[i]
 	if l == nil {
 		l = &lane{rt: c.s.routeOf(key), wake: make(chan struct{}, 1)}
@@ -189,6 +195,13 @@ func (c *committer) writeAggregate(ctx context.Context, h *aggregate.Header, met
 			c.doneReading()
 		}
 	}()
+	alone := func(err error, r *enrich.Record) (WriteResult, error) {
+		if reading {
+			reading = false
+			c.doneReading() // it joins no group
+		}
+		return s.writeAggregate(ctx, h, meta, it.replay(err, r, next))
+	}
 	for {
 		r, err := next()
 		if err == io.EOF {
@@ -200,14 +213,14 @@ func (c *committer) writeAggregate(ctx context.Context, h *aggregate.Header, met
 			if err == nil && r != nil && r.Record != nil {
 				it.add(r)
 			}
-			return s.writeAggregate(ctx, h, meta, it.replay(err, r, next))
+			return alone(err, r)
 		}
 		it.add(r)
 	}
-	if len(it.recs) == 0 {
-		return s.writeAggregate(ctx, h, meta, it.replay(io.EOF, nil, next))
-	}
 	l := c.laneOf(it.key)
+	if len(it.recs) == 0 || l == nil {
+		return alone(io.EOF, nil)
+	}
 	reading = false
 	if !c.submit(l, it) {
 		return s.writeAggregate(ctx, h, meta, it.replay(io.EOF, nil, next))
