@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/dmarcd/dmarcd/internal/lib/chsql"
 	"github.com/go-faster/city"
 )
@@ -404,11 +405,14 @@ func sourceGroupsOf(cols *recordColumns) []sourceGroup {
 // group) and marker, as sourcesDataSelect and sourcesMarkerSelect would sum
 // them.
 func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
-	t := sourcesTable
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+t.columns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s: %w", t.name, err)
-	}
+	return sendRows(ctx, rt, sourcesTable.name, sourcesTable.columns, sourcesTable.name, func(b driver.Batch) (int, error) {
+		return appendSources(b, rep, cols, groups)
+	})
+}
+
+// appendSources appends what sendSources inserts to b and returns the
+// number of rows.
+func appendSources(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
 	for _, g := range groups {
 		i := g.first
 		if err := b.Append(uint8(1), rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], g.ip,
@@ -416,18 +420,31 @@ func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, co
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
 			rep.dataKey, uint64(0), g.records, g.messages); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting %s: %w", t.name, err)
+			return 0, err
 		}
 	}
 	none := []string{}
 	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
 		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
+		return 0, err
+	}
+	return len(groups) + 1, nil
+}
+
+// sendRows inserts into table (as rt names it) the rows that fill appends,
+// in one INSERT (one block); label names the table in errors.
+func sendRows(ctx context.Context, rt route, table, columns, label string, fill func(driver.Batch) (int, error)) error {
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(table)+" ("+columns+")")
+	if err != nil {
+		return fmt.Errorf("inserting %s: %w", label, err)
+	}
+	n, err := fill(b)
+	if err != nil {
 		b.Abort()
-		return fmt.Errorf("inserting %s: %w", t.name, err)
+		return fmt.Errorf("inserting %s: %w", label, err)
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
+		return fmt.Errorf("inserting %d %s rows: %w", n, label, err)
 	}
 	return nil
 }
@@ -440,7 +457,14 @@ func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, co
 // the rows of an outcome into one with all its IPs. The outcome's sums ride
 // on its first row, the others carry 0.
 func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
-	t := outcomesTable
+	return sendRows(ctx, rt, outcomesTable.name, outcomesSentColumns, outcomesTable.name, func(b driver.Batch) (int, error) {
+		return appendOutcomes(b, rep, cols, groups)
+	})
+}
+
+// appendOutcomes appends what sendOutcomes inserts to b and returns the
+// number of rows.
+func appendOutcomes(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
 	type sum struct{ records, messages uint64 }
 	sums := map[string]*sum{}
 	for _, g := range groups {
@@ -449,10 +473,6 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 		}
 		sums[g.outcome].records += g.records
 		sums[g.outcome].messages += g.messages
-	}
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+outcomesSentColumns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
 	for _, g := range groups {
 		var r sum
@@ -465,20 +485,15 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
 			rep.dataKey, uint64(0), r.records, r.messages, g.ip, []uint64{g.records}); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting %s: %w", t.name, err)
+			return 0, err
 		}
 	}
 	none := []string{}
 	if err := b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
 		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "", []uint64{}); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting %s: %w", t.name, err)
+		return 0, err
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
-	}
-	return nil
+	return len(groups) + 1, nil
 }
 
 // sendPairBuckets inserts the report's aggregate_pair_buckets rows (one per
@@ -486,33 +501,31 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 // pairBucketsMarkerSelect would sum them. It sums the source groups (one
 // IP and one From domain each), not the records.
 func (s *Store) sendPairBuckets(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
-	t := pairBucketsTable
+	return sendRows(ctx, rt, pairBucketsTable.name, pairBucketsTable.columns, pairBucketsTable.name, func(b driver.Batch) (int, error) {
+		return appendPairBuckets(b, rep, cols, groups)
+	})
+}
+
+// appendPairBuckets appends what sendPairBuckets inserts to b and returns
+// the number of rows.
+func appendPairBuckets(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
 	var sums orderedSums[uint16, struct{ records, messages uint64 }]
 	for _, g := range groups {
 		r := sums.at(pairBucket(g.ip, cols.headerFrom[g.first]))
 		r.records += g.records
 		r.messages += g.messages
 	}
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+t.columns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s: %w", t.name, err)
-	}
 	y, m, d := rep.begin.UTC().Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	for _, k := range sums.order {
 		if err := b.Append(uint8(1), day, k, "", rep.dataKey, uint64(0), sums.m[k].records, sums.m[k].messages); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting %s: %w", t.name, err)
+			return 0, err
 		}
 	}
 	if err := b.Append(uint8(0), rep.begin, uint16(0), rep.domain, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting %s: %w", t.name, err)
+		return 0, err
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(sums.order)+1, t.name, err)
-	}
-	return nil
+	return len(sums.order) + 1, nil
 }
 
 // orderedSums maps keys to sums and lists the keys in the order of their
@@ -538,6 +551,14 @@ func (o *orderedSums[K, V]) at(k K) *V {
 
 // sendRollupSums inserts the report's aggregate_rollup rows and marker.
 func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields, cols *recordColumns) error {
+	return sendRows(ctx, rt, "aggregate_rollup", rollupColumnList, "rollup", func(b driver.Batch) (int, error) {
+		return appendRollupSums(b, rep, cols)
+	})
+}
+
+// appendRollupSums appends what sendRollupSums inserts to b and returns the
+// number of rows.
+func appendRollupSums(b driver.Batch, rep *reportFields, cols *recordColumns) (int, error) {
 	var sums orderedSums[rollupKey, rollupSumsRow]
 	for i := range cols.len() {
 		sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
@@ -559,10 +580,6 @@ func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields,
 			r.messages += cols.messageCount[i]
 		}
 	}
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table("aggregate_rollup")+" ("+rollupColumnList+")")
-	if err != nil {
-		return fmt.Errorf("inserting rollup: %w", err)
-	}
 	for _, k := range sums.order {
 		r := sums.m[k]
 		reportKey := rep.dataKey
@@ -572,19 +589,14 @@ func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields,
 		if err := b.Append(k.bySource, rep.domain, rep.begin, k.headerFrom, k.sourceIP, rep.org, reportKey,
 			uint64(0), r.records, r.messages, r.pass, r.dkimRelaxed, r.dkimStrict, r.spfRelaxed, r.spfStrict,
 			r.strictPass, r.invalid); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting rollup: %w", err)
+			return 0, err
 		}
 	}
 	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", rep.org, rep.key,
 		uint64(1), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0)); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting rollup: %w", err)
+		return 0, err
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d rollup rows: %w", len(sums.order)+1, err)
-	}
-	return nil
+	return len(sums.order) + 1, nil
 }
 
 // createRollupStaging creates an empty table like t on rt.
