@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 2m
 DEMO_DIR ?= .demo
 
-.PHONY: all build test test-unit bench bench-ingest bench-daemon bench-hostile bench-throughput bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
+.PHONY: all build test test-unit test-long test-repeat bench bench-ingest bench-daemon bench-hostile bench-throughput bench-queries fuzz demo demo-stop vet fmt dashboard-pictures clean
 
 all: build
 
@@ -17,15 +17,34 @@ build:
 	$(GO) build -o $(BIN)/dmarcd-gen ./cmd/dmarcd-gen
 
 # Every test, integration included, against a real ClickHouse started for the
-# run (18.16), and the ClickHouse 26.x engine (libchdb, scripts/chdb.sh) that
-# internal/testkit/compat checks the schema and the queries on.
+# run (18.16) and shared by every package, and the ClickHouse 26.x engine
+# (libchdb, scripts/chdb.sh) that internal/testkit/compat checks the schema and
+# the queries on. Packages run TESTP at a time (go test -p; 2, the cores of the
+# smallest supported machine). The long soaks are skipped here: make test-long.
+TESTP ?= 2
 test: vet
 	lib=$$(scripts/chdb.sh ensure) && export DMARCD_TEST_CHDB_LIB=$${lib#CHDB_LIB=} && \
-	scripts/clickhouse.sh run -- $(GO) test -count=1 -timeout 30m ./...
+	scripts/clickhouse.sh run -- $(GO) test -count=1 -p $(TESTP) -timeout 30m ./...
 
-# Unit tests only (no server): what a quick edit-test loop wants.
+# The long soaks only (testenv.Long: DMARCD_TEST_LONG=1 runs them; they never
+# skip here): the tests LONG_TESTS names. .ci/run runs this after make test
+# when time allows. internal/testkit/testenv checks that LONG_TESTS names
+# every test that calls testenv.Long.
+LONG_TESTS = ^(TestIngestSurvivesKill9|TestIngestS3SurvivesKill9)$$
+test-long:
+	scripts/clickhouse.sh run -- env DMARCD_TEST_LONG=1 \
+	$(GO) test -count=1 -timeout 30m -run '$(LONG_TESTS)' ./...
+
+# Unit tests only: -short, and DMARCD_TEST_NO_SERVERS=1 makes a test that
+# would start a server (ClickHouse, Dovecot, versitygw, chdb, promtool) fail.
 test-unit:
-	$(GO) test -count=1 -short ./...
+	DMARCD_TEST_NO_SERVERS=1 $(GO) test -count=1 -short ./...
+
+# The tests that once failed on a loaded machine, REPEAT times each in a row
+# (scripts/repeat-flaky.sh): per-run seconds, a summary, stops at a failure.
+REPEAT ?= 20
+test-repeat:
+	scripts/repeat-flaky.sh $(REPEAT)
 
 vet:
 	$(GO) vet ./...

@@ -11,29 +11,9 @@ import (
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
-// promtool returns the path of promtool; scripts/promtool.sh installs
-// Debian's prometheus package when it is missing and we are root. Without
-// it the test fails in CI and is skipped otherwise.
-func promtool(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("promtool"); err == nil {
-		return p
-	}
-	out, err := exec.Command(filepath.Join(testenv.ModuleRoot(), "scripts", "promtool.sh")).Output()
-	if p := strings.TrimSpace(string(out)); err == nil && p != "" {
-		return p
-	}
-	msg := "promtool is missing (install Debian's prometheus package; scripts/promtool.sh does it as root)"
-	if testenv.InCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (skipped: CI is not \"true\")")
-	return ""
-}
-
 func runPromtool(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(promtool(t), args...)
+	cmd := exec.Command(testenv.Promtool(t), args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

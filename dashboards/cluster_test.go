@@ -21,6 +21,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -60,9 +62,9 @@ func clusterInputs(t *testing.T) []input {
 
 // clusterDNSRecords are the DNS records of seedDNSRecords at a fixed time,
 // so that both databases hold the same rows.
-func clusterDNSRecords(first time.Time) []store.DNSRecord {
+func clusterDNSRecords(first time.Time) []checkdb.DNSRecord {
 	change := first.Add(72 * time.Hour)
-	return []store.DNSRecord{
+	return []checkdb.DNSRecord{
 		{Domain: testDomain, Kind: "dmarc", Name: "_dmarc." + testDomain, Value: "v=DMARC1; p=none", Initial: true, Change: "first seen: v=DMARC1; p=none", CheckedAt: first},
 		{Domain: testDomain, Kind: "spf", Name: testDomain, Value: "v=spf1 -all", Initial: true, Change: "first seen: v=spf1 -all", CheckedAt: first},
 		{Domain: "other.example", Kind: "dmarc", Name: "_dmarc.other.example", Value: "v=DMARC1; p=reject", Previous: "v=DMARC1; p=none", Change: "p=none → p=reject", CheckedAt: change},
@@ -277,7 +279,7 @@ func TestClusterDashboardQueriesMatchSingleServer(t *testing.T) {
 	}
 	defer st.Close()
 	ingestInputs(t, st, files)
-	if err := st.WriteDNSRecords(ctx, clusterDNSRecords(dnsFirst)); err != nil {
+	if err := checkdb.WriteDNSRecords(ctx, st, clusterDNSRecords(dnsFirst)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -308,7 +310,7 @@ func TestClusterDashboardQueriesMatchSingleServer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := stores[1].WriteDNSRecords(ctx, clusterDNSRecords(dnsFirst)); err != nil {
+	if err := checkdb.WriteDNSRecords(ctx, stores[1], clusterDNSRecords(dnsFirst)); err != nil {
 		t.Fatal(err)
 	}
 	if t.Failed() {
@@ -407,13 +409,13 @@ func TestClusterDashboardQueriesMatchSingleServer(t *testing.T) {
 	since, until := rangeFrom, rangeTo
 	reads := map[string]func(*store.Store) (any, error){
 		"ReadinessIPs": func(s *store.Store) (any, error) {
-			l, err := s.ReadinessIPs(ctx, since, until)
+			l, err := readiness.ReadIPs(ctx, s, since, until)
 			sort.SliceStable(l, func(i, j int) bool { return fmt.Sprint(l[i]) < fmt.Sprint(l[j]) })
 			return l, err
 		},
-		"ReadinessFailedAuthReports": func(s *store.Store) (any, error) { return s.ReadinessFailedAuthReports(ctx, since, until) },
+		"ReadinessFailedAuthReports": func(s *store.Store) (any, error) { return readiness.ReadFailedAuth(ctx, s, since, until) },
 		"ReadinessSourcesWith(IncludeFailedAuth)": func(s *store.Store) (any, error) {
-			l, err := s.ReadinessSourcesWith(ctx, since, until, store.ReadinessOptions{IncludeFailedAuth: true})
+			l, err := readiness.ReadSources(ctx, s, since, until, readiness.Options{IncludeFailedAuth: true})
 			for i := range l {
 				// topK picks among IPs of equal frequency in an order
 				// that depends on how the shards merge.

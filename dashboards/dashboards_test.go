@@ -23,7 +23,10 @@ import (
 
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -230,7 +233,7 @@ func seedDNSRecords(t *testing.T, st *store.Store) time.Time {
 	t.Helper()
 	first := time.Now().UTC().AddDate(0, 0, -10).Truncate(time.Second)
 	change := first.Add(72 * time.Hour)
-	err := st.WriteDNSRecords(context.Background(), []store.DNSRecord{
+	err := checkdb.WriteDNSRecords(context.Background(), st, []checkdb.DNSRecord{
 		{Domain: testDomain, Kind: "dmarc", Name: "_dmarc." + testDomain, Value: "v=DMARC1; p=none", Initial: true, Change: "first seen: v=DMARC1; p=none", CheckedAt: first},
 		{Domain: testDomain, Kind: "spf", Name: testDomain, Value: "v=spf1 -all", Initial: true, Change: "first seen: v=spf1 -all", CheckedAt: first},
 		{Domain: "other.example", Kind: "dmarc", Name: "_dmarc.other.example", Value: "v=DMARC1; p=reject", Previous: "v=DMARC1; p=none", Change: "p=none → p=reject", CheckedAt: change},
@@ -392,7 +395,7 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 			for _, r := range rows {
 				classes[fmt.Sprint(reflect.Indirect(reflect.ValueOf(r[0])))] = num(r[1])
 			}
-			if sumCol(rows, 1) != msgs || classes[store.ClassAligned] != pass || classes[store.ClassUnauthenticated] == 0 {
+			if sumCol(rows, 1) != msgs || classes[readiness.ClassAligned] != pass || classes[readiness.ClassUnauthenticated] == 0 {
 				t.Errorf("classes %v; want a sum of %v, aligned %v, some unauthenticated", classes, msgs, pass)
 			}
 		}},
@@ -499,18 +502,18 @@ func TestEveryDashboardQueryRunsOnSeededClickHouse(t *testing.T) {
 var recordsQuestions = map[string]string{
 	"sources.json/Sources by IP and From domain": sourcesByIPOfRecords,
 	"readiness.json/Messages by readiness class": `WITH ` + knownSelectors + `
-SELECT ` + store.ReadinessClass + ` AS class, sum(message_count) AS messages, uniq(source_ip) AS source_ips
+SELECT ` + chsql.ClassRule + ` AS class, sum(message_count) AS messages, uniq(source_ip) AS source_ips
 FROM aggregate_records
-WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin) AND ` + chsql.NotFailedAuth + `
 GROUP BY class ORDER BY messages DESC`,
 	"readiness.json/Who would be blocked (not aligned), by sender": `WITH ` + knownSelectors + `
-SELECT header_from, ` + store.ReadinessClass + ` AS class,
+SELECT header_from, ` + chsql.ClassRule + ` AS class,
 arrayStringConcat(arraySort(arrayFilter((d, r) -> r = 'pass', dkim_domains, dkim_results)), ' ') AS dkim_pass,
 arrayStringConcat(arraySort(arrayFilter((d, r, sc) -> r = 'pass' AND (sc = '' OR sc = 'mfrom'), spf_domains, spf_results, spf_scopes)), ' ') AS spf_pass,
 sum(message_count) AS messages, uniq(source_ip) AS source_ips,
 sumIf(message_count, dkim_aligned_strict = 1 OR spf_aligned_strict = 1) AS pass_if_strict
 FROM aggregate_records
-WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin) AND ` + store.ReadinessNotFailedAuth + `
+WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_error = '' AND $__timeFilter(date_begin) AND ` + chsql.NotFailedAuth + `
 GROUP BY header_from, class, dkim_pass, spf_pass
 HAVING class != 'aligned' OR pass_if_strict < messages`,
 	"sources.json/DKIM signatures: domain, selector, result": `SELECT dkim_domain, dkim_selector, dkim_result, sum(message_count) AS messages, uniq(source_ip) AS source_ips
@@ -525,11 +528,10 @@ WHERE policy_domain = decodeURLComponent('${domain:percentencode}') AND record_e
 GROUP BY spf_domain, spf_scope, spf_result`,
 }
 
-// knownSelectors is store.ReadinessKnownSelectors over the dashboard's
-// time range, without the reports whose mail failed authentication, as
-// `dmarcd readiness` reads it; the readiness panels hold this very text.
-var knownSelectors = strings.Replace(store.ReadinessKnownSelectors, "{window}",
-	"$__timeFilter(date_begin) AND "+store.ReadinessNotFailedAuth, 1)
+// knownSelectors is chsql.KnownSelectors over the dashboard's time range,
+// without the reports whose mail failed authentication, as `dmarcd
+// readiness` reads it; the readiness panels hold this very text.
+var knownSelectors = chsql.KnownSelectors(chsql.Text("$__timeFilter(date_begin) AND " + chsql.NotFailedAuth)).SQL
 
 // sameAsRecords checks a panel that reads aggregate_sources (rows got)
 // against ref, the same question asked of the records themselves. Rows are
@@ -615,11 +617,11 @@ func TestReadinessDashboardUsesTheReadinessRules(t *testing.T) {
 			for _, tg := range p.Targets {
 				if strings.Contains(tg.RawSQL, "AS class") {
 					n++
-					if !strings.Contains(norm(tg.RawSQL), norm(store.ReadinessClass)) {
-						t.Errorf("panel %q: class expression differs from store.ReadinessClass", p.Title)
+					if !strings.Contains(norm(tg.RawSQL), norm(chsql.ClassRule)) {
+						t.Errorf("panel %q: class expression differs from chsql.ClassRule", p.Title)
 					}
 					if !strings.Contains(norm(tg.RawSQL), norm(knownSelectors)) {
-						t.Errorf("panel %q: known selectors differ from store.ReadinessKnownSelectors without failed authentication:\n%s", p.Title, knownSelectors)
+						t.Errorf("panel %q: known selectors differ from chsql.KnownSelectors without failed authentication:\n%s", p.Title, knownSelectors)
 					}
 				}
 			}
@@ -628,14 +630,14 @@ func TestReadinessDashboardUsesTheReadinessRules(t *testing.T) {
 			t.Fatal("readiness.json: no panel classifies")
 		}
 		// The evidence `dmarcd readiness` uses: the data rows of reports
-		// whose mail failed authentication (report_key store.AuthFailKey)
+		// whose mail failed authentication (report_key chsql.AuthFailKey)
 		// are left out of every panel.
 		for _, p := range d.Panels {
 			for _, tg := range p.Targets {
 				q := norm(tg.RawSQL)
 				switch {
 				case strings.Contains(q, "FROM aggregate_outcomes") && !strings.Contains(q, "WHERE report_key = ''"),
-					strings.Contains(q, "by_source = 0") && !strings.Contains(q, "report_key != '"+store.AuthFailKey+"'"):
+					strings.Contains(q, "by_source = 0") && !strings.Contains(q, "report_key != '"+chsql.AuthFailKey+"'"):
 					t.Errorf("panel %q counts reports whose mail failed authentication:\n%s", p.Title, tg.RawSQL)
 				}
 			}

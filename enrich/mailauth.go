@@ -26,6 +26,7 @@ import (
 	"github.com/emersion/go-msgauth/dmarc"
 
 	"github.com/dmarcd/dmarcd/parse/align"
+	"github.com/dmarcd/dmarcd/parse/extract"
 )
 
 // Results of the authentication of a report's mail, stored in the
@@ -517,10 +518,10 @@ const (
 const maxFirstLine = 1000
 
 // Tee returns a MailTee verifying with v the mail written to it, at most
-// max bytes of it (64 MiB when max <= 0). Close it when the input is done.
+// max bytes of it (extract.DefaultMaxMessageBytes when max <= 0). Close it when the input is done.
 func (v *Verifier) Tee(ctx context.Context, max int64) *MailTee {
 	if max <= 0 {
-		max = 64 << 20
+		max = extract.DefaultMaxMessageBytes
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	return &MailTee{v: v, max: max, done: make(chan Auth, 1), ctx: ctx, cancel: cancel}

@@ -13,7 +13,6 @@ import (
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/internal/testkit/signedmail"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // TestPipelineStoresAuthResult ingests report mails and a bare file through
@@ -97,16 +96,16 @@ func TestForgedReportIsLeftOutOfReadiness(t *testing.T) {
 	since, until := time.Now().AddDate(0, 0, -10), time.Now().Add(time.Hour)
 	verdict := func(include bool) readiness.Domain {
 		t.Helper()
-		o := store.ReadinessOptions{IncludeFailedAuth: include}
-		rows, err := st.ReadinessSourcesWith(ctx, since, until, o)
+		o := readiness.Options{IncludeFailedAuth: include}
+		rows, err := readiness.ReadSources(ctx, st, since, until, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		failed, err := st.ReadinessFailedAuthReports(ctx, since, until)
+		failed, err := readiness.ReadFailedAuth(ctx, st, since, until)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pols, err := st.ReadinessPolicies(ctx, since, until)
+		pols, err := readiness.ReadPolicies(ctx, st, since, until)
 		if err != nil {
 			t.Fatal(err)
 		}

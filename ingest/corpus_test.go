@@ -14,6 +14,10 @@ import (
 	"github.com/dmarcd/dmarcd/store"
 )
 
+// TestMain runs the tests with testenv's servers. The long exactly-once
+// tests over the corpus and an IMAP backlog call t.Parallel; tests that
+// change the package's variables (StoreProbeInterval, the spool's hook) or
+// the process's environment (the S3 tests' AWS variables) run alone.
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func openStore(t testing.TB) (*store.Store, clickhouse.Conn) {
@@ -74,6 +78,7 @@ func processFile(t *testing.T, p *ingest.Pipeline, path, name string) ingest.Out
 // sum; every malformed file ends invalid with a reason; the tables hold each
 // distinct report once, also after a second full ingest and OPTIMIZE FINAL.
 func TestCorpusStoredExactlyOnce(t *testing.T) {
+	t.Parallel()
 	dir := corpus.Dir(t)
 	entries := corpus.Manifest(t)
 	st, conn := openStore(t)

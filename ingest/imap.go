@@ -99,7 +99,7 @@ type IMAPConfig struct {
 	// the next step of the retry backoff.
 	StoreReady func(context.Context) error
 	// Grace is how long Run lets the mail in hand commit and be moved after
-	// its context is done, before it closes the connection; default 8s.
+	// its context is done, before it closes the connection; default DefaultGrace.
 	// Mails not begun stay in the mailbox for the next start.
 	Grace time.Duration
 	// Retry says how mails that end `error` are retried and when they are
@@ -173,7 +173,7 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 		cfg.PollInterval = DefaultIMAPPollInterval
 	}
 	if cfg.Grace <= 0 {
-		cfg.Grace = DefaultIMAPGrace
+		cfg.Grace = DefaultGrace
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultIMAPConcurrency
@@ -193,8 +193,9 @@ func NewIMAPSource(cfg IMAPConfig, p *Pipeline, log *slog.Logger) *IMAPSource {
 	return s
 }
 
-// DefaultIMAPGrace is the default of IMAPConfig.Grace.
-const DefaultIMAPGrace = 8 * time.Second
+// DefaultGrace is the default of IMAPConfig.Grace and SpoolConfig.Grace:
+// how long a source lets the input in hand commit after it is told to stop.
+const DefaultGrace = 8 * time.Second
 
 // graceContext returns a context that ends d after ctx does (or when cancel
 // is called): work in hand may finish, within a bound.

@@ -163,6 +163,7 @@ func testLogger() *slog.Logger {
 // totals. The same mails delivered again are all duplicates and change
 // nothing.
 func TestIMAPBacklogIsIngestedExactlyOnce(t *testing.T) {
+	t.Parallel()
 	addr, user, pass := testenv.Dovecot(t)
 	corpus := corpusMails(t)
 	failureAndTLS := corpusMails(t, "forensic", "smtp_tls")

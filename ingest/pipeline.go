@@ -168,7 +168,7 @@ type payloadResult struct {
 
 // DefaultMaxHashAhead is Options.MaxHashAhead when zero: 64 MiB, the
 // largest mail extract reads by default (MaxMessageBytes).
-const DefaultMaxHashAhead = 64 << 20
+const DefaultMaxHashAhead = extract.DefaultMaxMessageBytes
 
 // Hashed is the SHA-256 (hex) and size of a whole input, computed before it
 // is parsed; the zero value when unknown.

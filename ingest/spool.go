@@ -28,7 +28,6 @@ const (
 const (
 	DefaultSpoolPollInterval = 10 * time.Second
 	DefaultSpoolSettle       = 2 * time.Second
-	DefaultSpoolGrace        = 8 * time.Second
 )
 
 // Timing of SpoolSource.Run after inputs that met an error while the store
@@ -63,7 +62,7 @@ type SpoolConfig struct {
 	// time stayed the same for Settle); default 2s.
 	Settle time.Duration
 	// Grace is how long the file in hand may still take to commit after
-	// Run's ctx is done; default 8s. Then its processing is cancelled and
+	// Run's ctx is done; default DefaultGrace. Then its processing is cancelled and
 	// the file stays for the next start.
 	Grace time.Duration
 	// StoreReady, when set, tells whether the store answers; else the
@@ -136,7 +135,7 @@ func NewSpoolSource(cfg SpoolConfig, p *Pipeline, log *slog.Logger) *SpoolSource
 		cfg.Settle = DefaultSpoolSettle
 	}
 	if cfg.Grace <= 0 {
-		cfg.Grace = DefaultSpoolGrace
+		cfg.Grace = DefaultGrace
 	}
 	if cfg.Name == "" {
 		cfg.Name = "spool:" + cfg.Path

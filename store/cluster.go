@@ -249,7 +249,12 @@ func claimTable(key string) string {
 // claim takes the claim of a report key on rt (in cluster mode the shard
 // of the key), waiting while another writer holds it. release drops it.
 func (s *Store) claim(ctx context.Context, rt route, key string) (release func(), err error) {
-	name := claimTable(key)
+	return s.claimNamed(ctx, rt, claimTable(key), "report "+key)
+}
+
+// claimNamed takes the claim table name on rt, waiting while another
+// writer holds it; what names the claimed thing in errors and logs.
+func (s *Store) claimNamed(ctx context.Context, rt route, name, what string) (release func(), err error) {
 	waited := false
 	readErrors := 0
 	for {
@@ -267,10 +272,10 @@ func (s *Store) claim(ctx context.Context, rt route, key string) (release func()
 		// it runs at this moment ("... is creating or attaching right now").
 		var ex *clickhouse.Exception
 		if !errors.As(err, &ex) || ex.Code != errCodeTableExists && !strings.Contains(ex.Message, "right now") {
-			return nil, fmt.Errorf("report %s: claiming it (%s): %w", key, name, err)
+			return nil, fmt.Errorf("%s: claiming it (%s): %w", what, name, err)
 		}
 		if !waited {
-			s.log.Debug("report claimed by another writer; waiting", "report_key", key, "claim", name)
+			s.log.Debug("claimed by another writer; waiting", "what", what, "claim", name)
 			waited = true
 		}
 		stale, err := s.claimIsStale(ctx, rt, name)
@@ -284,7 +289,7 @@ func (s *Store) claim(ctx context.Context, rt route, key string) (release func()
 				time.Sleep(claimPoll)
 				continue
 			}
-			return nil, fmt.Errorf("report %s: reading claim %s: %w", key, name, err)
+			return nil, fmt.Errorf("%s: reading claim %s: %w", what, name, err)
 		}
 		readErrors = 0
 		if stale || s.claimOwnerDead(ctx, rt, name) {

@@ -14,6 +14,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/internal/testkit/corpus"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/store"
@@ -98,6 +101,7 @@ func ingestAll(t *testing.T, st *store.Store, entries []corpus.Entry, dir string
 // same time, in opposite orders: every total read through the Distributed
 // tables equals the single server's.
 func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
+	t.Parallel()
 	dir := corpus.Dir(t)
 	entries := corpus.Manifest(t)
 	ctx := context.Background()
@@ -146,9 +150,9 @@ func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
 	// answers through either server as on the single server.
 	since, until := time.Unix(0, 0), time.Now().AddDate(1, 0, 0)
 	reads := map[string]func(*store.Store) (any, error){
-		"Summary": func(s *store.Store) (any, error) { return s.Summary(ctx, since) },
+		"Summary": func(s *store.Store) (any, error) { return summary.Read(ctx, s, since) },
 		"ReadinessSources": func(s *store.Store) (any, error) {
-			l, err := s.ReadinessSources(ctx, since, until)
+			l, err := readiness.ReadSources(ctx, s, since, until, readiness.Options{})
 			// topK(5)(source_ip) picks among IPs of equal frequency in
 			// an order that depends on how shards merge: compare how
 			// many it names, not which.
@@ -157,11 +161,11 @@ func TestClusterCorpusThroughTwoInstancesMatchesSingleServer(t *testing.T) {
 			}
 			return l, err
 		},
-		"ReadinessPolicies":   func(s *store.Store) (any, error) { return s.ReadinessPolicies(ctx, since, until) },
-		"ReadinessUnverified": func(s *store.Store) (any, error) { return s.ReadinessUnverifiedReasons(ctx, since, until) },
-		"LastReportsByOrg":    func(s *store.Store) (any, error) { return s.LastReportsByOrg(ctx, since) },
-		"LastReportsByDomain": func(s *store.Store) (any, error) { return s.LastReportsByDomain(ctx, since) },
-		"GaugeDomains":        func(s *store.Store) (any, error) { return s.GaugeDomains(ctx, since, until) },
+		"ReadinessPolicies":   func(s *store.Store) (any, error) { return readiness.ReadPolicies(ctx, s, since, until) },
+		"ReadinessUnverified": func(s *store.Store) (any, error) { return readiness.ReadUnverified(ctx, s, since, until) },
+		"LastReportsByOrg":    func(s *store.Store) (any, error) { return gaugedb.ReadLastReportsByOrg(ctx, s, since) },
+		"LastReportsByDomain": func(s *store.Store) (any, error) { return gaugedb.ReadLastReportsByDomain(ctx, s, since) },
+		"GaugeDomains":        func(s *store.Store) (any, error) { return gaugedb.ReadDomains(ctx, s, since, until) },
 	}
 	for name, read := range reads {
 		w, err := read(st)

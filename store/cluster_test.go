@@ -152,6 +152,7 @@ func localCount(t testing.TB, conn driver.Conn, table, key string) uint64 {
 }
 
 func TestClusterWritesEachReportToTheShardOfItsKey(t *testing.T) {
+	t.Parallel()
 	d := testenv.ClickHouseCluster(t, testenv.Shards2)
 	ctx := context.Background()
 	a, err := Open(ctx, d.DSN(1), Options{Logger: quietLogger(), Cluster: d.Name, BatchRows: 100})
@@ -269,6 +270,7 @@ func raceCopies(t *testing.T, a, b *Store, rounds int) {
 }
 
 func TestTwoInstancesWritingCopiesAtOnceStoreEachReportOnce(t *testing.T) {
+	t.Parallel()
 	a, dsn := open(t, Options{BatchRows: 100})
 	b, err := Open(context.Background(), dsn, Options{Logger: quietLogger(), BatchRows: 100})
 	if err != nil {
@@ -279,6 +281,7 @@ func TestTwoInstancesWritingCopiesAtOnceStoreEachReportOnce(t *testing.T) {
 }
 
 func TestTwoClusterInstancesWritingCopiesAtOnceStoreEachReportOnce(t *testing.T) {
+	t.Parallel()
 	d := testenv.ClickHouseCluster(t, testenv.Shards2)
 	var st []*Store
 	for node := 1; node <= 2; node++ {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
 	"github.com/dmarcd/dmarcd/parse/align"
 	"github.com/dmarcd/dmarcd/parse/tlsrpt"
 )
@@ -36,11 +37,11 @@ func TestGaugeDomainsCountsOneWindowPerDomain(t *testing.T) {
 	write(t, s, header("google.com", "r0", "example.com", jan2024.AddDate(0, 0, -1)), rowsOf(
 		authRow("192.0.2.1", 1000, "example.com", nil, nil, nil, r, r)))
 
-	got, err := s.GaugeDomains(ctx, jan2024, jan2024.AddDate(0, 0, 1))
+	got, err := gaugedb.ReadDomains(ctx, s, jan2024, jan2024.AddDate(0, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []DomainGauges{
+	want := []gaugedb.DomainGauges{
 		{Domain: "example.com", Messages: 180, DMARCPass: 140, Failing: 40, StrictPass: 100, Unauthenticated: 5},
 		{Domain: "example.org", Messages: 7, Failing: 7, Unauthenticated: 7},
 	}
@@ -54,7 +55,7 @@ func TestGaugeDomainsCountsOneWindowPerDomain(t *testing.T) {
 	}
 
 	// Reporter organisations and domains: latest report end, by volume.
-	orgs, err := s.LastReportsByOrg(ctx, jan2024.AddDate(0, 0, -7))
+	orgs, err := gaugedb.ReadLastReportsByOrg(ctx, s, jan2024.AddDate(0, 0, -7))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestGaugeDomainsCountsOneWindowPerDomain(t *testing.T) {
 		orgs[1].Name != "yahoo.com" || !orgs[1].End.Equal(wantEnd.Add(time.Hour)) {
 		t.Errorf("LastReportsByOrg: got %+v", orgs)
 	}
-	doms, err := s.LastReportsByDomain(ctx, jan2024.AddDate(0, 0, -7))
+	doms, err := gaugedb.ReadLastReportsByDomain(ctx, s, jan2024.AddDate(0, 0, -7))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestGaugeDomainsCountsTLSAndFailureReports(t *testing.T) {
 		writeFailure(t, s, c)
 		keys[c.key] = true
 	}
-	got, err := s.GaugeDomains(ctx, time.Unix(0, 0), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
+	got, err := gaugedb.ReadDomains(ctx, s, time.Unix(0, 0), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}

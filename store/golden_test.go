@@ -2,9 +2,9 @@ package store
 
 // Golden tests of the SQL the store renders: every migration for a single
 // server and for a cluster, and the statements built at run time (staging
-// and rollup DDL, the rollup's INSERT ... SELECTs, rebuild, prune, claims,
-// and the read queries with their {window} substitutions), each from fixed
-// inputs. No server: migrations render from their templates, and the rest
+// and rollup DDL, the rollup's INSERT ... SELECTs, rebuild, prune and
+// claims), each from fixed inputs (the readers' queries have golden files
+// of their own packages, internal/product/*). No server: migrations render from their templates, and the rest
 // is recorded by goldenConn, a connection that answers every statement with
 // scripted rows. Run `go test ./store/ -run Golden -update` to rewrite
 // testdata/golden/ after an intended change, and review the diff.
@@ -356,62 +356,6 @@ func TestGoldenMaintenanceStatementsRenderAsRecorded(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkGolden(t, "maintenance_"+mode.name+"_prune.sql", goldenSQL(l.stmts))
-		})
-	}
-}
-
-// TestGoldenReadQueriesRenderAsRecorded records the read queries with
-// their {window} substitutions and parameters for a fixed window: the
-// readiness queries (failed-auth reports left out and kept), the gauges,
-// the last reports and the summary. Cluster mode sends the same SQL to the
-// Distributed tables, so a single server's is recorded.
-func TestGoldenReadQueriesRenderAsRecorded(t *testing.T) {
-	ctx := context.Background()
-	reads := []struct {
-		name string
-		run  func(s *Store) error
-	}{
-		{"read_readiness.sql", func(s *Store) error {
-			if _, err := s.ReadinessSourcesWith(ctx, goldenSince, goldenUntil, ReadinessOptions{}); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessSourcesWith(ctx, goldenSince, goldenUntil, ReadinessOptions{IncludeFailedAuth: true}); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessIPs(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessPolicies(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			if _, err := s.ReadinessFailedAuthReports(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			_, err := s.ReadinessUnverifiedReasons(ctx, goldenSince, goldenUntil)
-			return err
-		}},
-		{"read_gauges.sql", func(s *Store) error {
-			if _, err := s.GaugeDomains(ctx, goldenSince, goldenUntil); err != nil {
-				return err
-			}
-			if _, err := s.LastReportsByOrg(ctx, goldenSince); err != nil {
-				return err
-			}
-			_, err := s.LastReportsByDomain(ctx, goldenSince)
-			return err
-		}},
-		{"read_summary.sql", func(s *Store) error {
-			_, err := s.Summary(ctx, goldenSince)
-			return err
-		}},
-	}
-	for _, r := range reads {
-		t.Run(r.name, func(t *testing.T) {
-			s, l := goldenStore(t, "", nil)
-			if err := r.run(s); err != nil {
-				t.Fatal(err)
-			}
-			checkGolden(t, r.name, goldenSQL(l.stmts))
 		})
 	}
 }

@@ -21,6 +21,10 @@ type InputRow struct {
 	ReportKeys []string
 }
 
+// inputsInsert is the INSERT of rows of the inputs table.
+const inputsInsert = `INSERT INTO inputs (time, source, name, sha256, size, kind, status,
+		reason_code, reason, report_keys)`
+
 // LogInput appends a row to the inputs table.
 func (s *Store) LogInput(ctx context.Context, in InputRow) error {
 	t := in.Time
@@ -31,9 +35,15 @@ func (s *Store) LogInput(ctx context.Context, in InputRow) error {
 	if keys == nil {
 		keys = []string{}
 	}
-	err := s.insertOne(ctx, `INSERT INTO inputs (time, source, name, sha256, size, kind, status,
-		reason_code, reason, report_keys)`,
-		t.UTC(), in.Source, in.Name, in.SHA256, in.Size, in.Kind, in.Status, in.ReasonCode, in.Reason, keys)
+	row := []any{t.UTC(), in.Source, in.Name, in.SHA256, in.Size, in.Kind, in.Status, in.ReasonCode, in.Reason, keys}
+	var err error
+	batched := false
+	if s.group != nil {
+		batched, err = s.group.logInput(ctx, row) // with the inputs that end together (group.go)
+	}
+	if !batched {
+		err = s.insertOne(ctx, inputsInsert, row...)
+	}
 	if err != nil {
 		return fmt.Errorf("logging input %s %s: %w", in.Source, in.Name, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
@@ -62,9 +63,9 @@ func TestReadinessClassifiesEachKindOfSource(t *testing.T) {
 		authRow("203.0.113.10", 2, "example.com", nil, []string{"spoof.example/none"}, nil, r, rl),
 	}
 	want := map[string]string{
-		"54.240.0.1": ClassAligned, "54.240.0.2": ClassAligned, "198.2.128.1": ClassMisaligned,
-		"54.240.0.3": ClassMisaligned, "128.32.0.1": ClassForwarded, "128.32.0.2": ClassForwarded,
-		"203.0.113.9": ClassUnauthenticated, "203.0.113.10": ClassUnauthenticated,
+		"54.240.0.1": readiness.ClassAligned, "54.240.0.2": readiness.ClassAligned, "198.2.128.1": readiness.ClassMisaligned,
+		"54.240.0.3": readiness.ClassMisaligned, "128.32.0.1": readiness.ClassForwarded, "128.32.0.2": readiness.ClassForwarded,
+		"203.0.113.9": readiness.ClassUnauthenticated, "203.0.113.10": readiness.ClassUnauthenticated,
 	}
 	h := header("google.com", "r1", "example.com", jan2024)
 	h.SP = aggregate.Opt{Value: "none", Set: true}
@@ -74,7 +75,7 @@ func TestReadinessClassifiesEachKindOfSource(t *testing.T) {
 		authRow("192.0.2.1", 1000, "example.com", nil, nil, nil, r, rl)))
 
 	since, until := jan2024.AddDate(0, 0, -1), jan2024.AddDate(0, 0, 1)
-	ips, err := s.ReadinessIPs(ctx, since, until)
+	ips, err := readiness.ReadIPs(ctx, s, since, until)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +88,14 @@ func TestReadinessClassifiesEachKindOfSource(t *testing.T) {
 		}
 	}
 
-	srcs, err := s.ReadinessSources(ctx, since, until)
+	srcs, err := readiness.ReadSources(ctx, s, since, until, readiness.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ses, news *ReadinessSource
+	var ses, news *readiness.SourceRow
 	for i := range srcs {
 		x := &srcs[i]
-		if x.Class == ClassAligned && x.HeaderFrom == "example.com" {
+		if x.Class == readiness.ClassAligned && x.HeaderFrom == "example.com" {
 			ses = x
 		}
 		if x.HeaderFrom == "news.example.com" {
@@ -118,7 +119,7 @@ func TestReadinessClassifiesEachKindOfSource(t *testing.T) {
 		t.Errorf("news pass columns rr %d sr %d rs %d ss %d, want 40 40 40 0", news.PassRR, news.PassSR, news.PassRS, news.PassSS)
 	}
 
-	pols, err := s.ReadinessPolicies(ctx, since, until)
+	pols, err := readiness.ReadPolicies(ctx, s, since, until)
 	if err != nil {
 		t.Fatal(err)
 	}

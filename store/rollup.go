@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
 	"github.com/go-faster/city"
 )
 
@@ -24,7 +25,7 @@ import (
 // per-source questions, and a rebuild drops any such rows), plus one
 // marker row per report (report_key set, report_count = 1), plus the known
 // selectors (by_source = 2, rollupSelectorsSelect): one row per report and
-// DKIM "d=/selector" pass, what ReadinessKnownSelectors reads. The writer adds a
+// DKIM "d=/selector" pass, what chsql.KnownSelectors reads. The writer adds a
 // report's rollup as part of its commit, after the records and before the
 // report row, in one atomic step:
 //   - a report of at most BatchRows records: its rows summed here from the
@@ -42,17 +43,10 @@ import (
 // records once. RebuildRollup recomputes whole partitions from the records
 // (for data stored before the rollup existed).
 
-// AuthFailKey is the report_key of the data rows (aggregate_rollup's
-// by_source = 0, aggregate_sources' by_source = 1, aggregate_outcomes)
-// summed from reports whose mail failed authentication on arrival
-// (aggregate_reports.auth_result = 'fail'); the data rows of the other
-// reports have an empty report_key. So the readiness panels and gauges leave out
-// the evidence of likely forged reports, as `dmarcd readiness` does
-// (ReadinessNotFailedAuth), with an empty report_key (or != AuthFailKey),
-// and what reads every report's data counts it with report_count = 0 (the
-// markers have 1) or no condition on report_key at all. A report key is
-// 64 hex digits: this one cannot be one.
-const AuthFailKey = "auth:fail"
+// AuthFailKey is the report_key of the data rows summed from reports whose
+// mail failed authentication on arrival (chsql.AuthFailKey: the readers
+// leave those rows out by it).
+const AuthFailKey = chsql.AuthFailKey
 
 // dataKeyOf is the report_key of the data rows of a report that came in
 // meta: AuthFailKey if its mail failed authentication, else "".
@@ -68,10 +62,9 @@ func dataKeySQL(dataKey string) string { return "'" + dataKey + "'" }
 
 // rebuildDataKey is the data rows' report_key when the records on rt are
 // summed again (RebuildRollup): from the auth_result of each record's
-// report row there (readinessFailedAuth's condition, on rt's table).
+// report row there (chsql.FailedAuthIn on rt's table).
 func rebuildDataKey(rt route) string {
-	failedAuth := `report_key IN (SELECT report_key FROM ` + rt.table("aggregate_reports") + ` WHERE auth_result = 'fail')`
-	return `if(` + failedAuth + `, '` + AuthFailKey + `', '')`
+	return `if(` + chsql.FailedAuthIn(rt.table("aggregate_reports")) + `, '` + AuthFailKey + `', '')`
 }
 
 // rollupOrderBy is the sorting key of aggregate_rollup; staging tables must
@@ -111,9 +104,9 @@ GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), o
 // "d=/selector" that passed in a valid record with a non-empty selector,
 // the pair in header_from, the report in report_key; record_count and
 // message_count count the pair's occurrences and their messages (never 0
-// together, so merges keep the row). ReadinessKnownSelectors reads them.
-// The filter is the very expression ReadinessKnownSelectors used on the
-// records.
+// together, so merges keep the row). chsql.KnownSelectors reads them.
+// The filter is the expression the readiness readers apply to the DKIM
+// arrays of records (the selectors column of internal/product/readiness).
 const rollupSelectorsSelect = `SELECT toUInt8(2), policy_domain, date_begin, ds, '', org_name, report_key,
 	toUInt64(0), toUInt64(count()), sum(message_count),
 	toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
@@ -426,11 +419,14 @@ func sourceGroupsOf(cols *recordColumns) []sourceGroup {
 // group) and marker, as sourcesDataSelect and sourcesMarkerSelect would sum
 // them.
 func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
-	t := sourcesTable
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+t.columns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s: %w", t.name, err)
-	}
+	return sendRows(ctx, rt, sourcesTable.name, sourcesTable.columns, sourcesTable.name, func(b driver.Batch) (int, error) {
+		return appendSources(b, rep, cols, groups)
+	})
+}
+
+// appendSources appends what sendSources inserts to b and returns the
+// number of rows.
+func appendSources(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
 	for _, g := range groups {
 		i := g.first
 		if err := b.Append(uint8(1), rep.domain, rep.begin, cols.headerFrom[i], cols.headerFromOrg[i], g.ip,
@@ -438,16 +434,34 @@ func (s *Store) sendSources(ctx context.Context, rt route, rep *reportFields, co
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
 			rep.dataKey, uint64(0), g.records, g.messages); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting %s: %w", t.name, err)
+			return 0, err
 		}
 	}
 	if err := appendSourcesMarker(b, rep); err != nil {
+		return 0, err
+	}
+	return len(groups) + 1, nil
+}
+
+// sendRows inserts into table (as rt names it) the rows that fill appends,
+// in one INSERT (one block); label names the table in errors.
+func sendRows(ctx context.Context, rt route, table, columns, label string, fill func(driver.Batch) (int, error)) error {
+	return sendRowsTo(ctx, rt, rt.table(table), columns, label, fill)
+}
+
+// sendRowsTo is sendRows into a table named as is (a staging table).
+func sendRowsTo(ctx context.Context, rt route, table, columns, label string, fill func(driver.Batch) (int, error)) error {
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+	if err != nil {
+		return fmt.Errorf("inserting %s: %w", label, err)
+	}
+	n, err := fill(b)
+	if err != nil {
 		b.Abort()
-		return fmt.Errorf("inserting %s: %w", t.name, err)
+		return fmt.Errorf("inserting %s: %w", label, err)
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
+		return fmt.Errorf("inserting %d %s rows: %w", n, label, err)
 	}
 	return nil
 }
@@ -468,7 +482,14 @@ func appendSourcesMarker(b driver.Batch, rep *reportFields) error {
 // the rows of an outcome into one with all its IPs. The outcome's sums ride
 // on its first row, the others carry 0.
 func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
-	t := outcomesTable
+	return sendRows(ctx, rt, outcomesTable.name, outcomesSentColumns, outcomesTable.name, func(b driver.Batch) (int, error) {
+		return appendOutcomes(b, rep, cols, groups)
+	})
+}
+
+// appendOutcomes appends what sendOutcomes inserts to b and returns the
+// number of rows.
+func appendOutcomes(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
 	type sum struct{ records, messages uint64 }
 	sums := map[string]*sum{}
 	for _, g := range groups {
@@ -477,10 +498,6 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 		}
 		sums[g.outcome].records += g.records
 		sums[g.outcome].messages += g.messages
-	}
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(t.name)+" ("+outcomesSentColumns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s: %w", t.name, err)
 	}
 	for _, g := range groups {
 		var r sum
@@ -493,18 +510,13 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 			cols.overrideTypes[i], cols.dkimDomains[i], cols.dkimSelectors[i], cols.dkimResults[i],
 			cols.spfDomains[i], cols.spfScopes[i], cols.spfResults[i],
 			rep.dataKey, uint64(0), r.records, r.messages, g.ip, []uint64{g.records}); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting %s: %w", t.name, err)
+			return 0, err
 		}
 	}
 	if err := appendOutcomesMarker(b, rep); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting %s: %w", t.name, err)
+		return 0, err
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(groups)+1, t.name, err)
-	}
-	return nil
+	return len(groups) + 1, nil
 }
 
 // sendPairBuckets inserts the report's aggregate_pair_buckets rows (one per
@@ -512,43 +524,40 @@ func (s *Store) sendOutcomes(ctx context.Context, rt route, rep *reportFields, c
 // pairBucketsMarkerSelect would sum them. It sums the source groups (one
 // IP and one From domain each), not the records.
 func (s *Store) sendPairBuckets(ctx context.Context, rt route, rep *reportFields, cols *recordColumns, groups []sourceGroup) error {
+	return sendRows(ctx, rt, pairBucketsTable.name, pairBucketsTable.columns, pairBucketsTable.name, func(b driver.Batch) (int, error) {
+		return appendPairBuckets(b, rep, cols, groups)
+	})
+}
+
+// appendPairBuckets appends what sendPairBuckets inserts to b and returns
+// the number of rows.
+func appendPairBuckets(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
 	var sums orderedSums[uint16, pairSums]
 	for _, g := range groups {
 		r := sums.at(pairBucket(g.ip, cols.headerFrom[g.first]))
 		r.records += g.records
 		r.messages += g.messages
 	}
-	return s.insertPairBuckets(ctx, rt, rt.table(pairBucketsTable.name), rep, &sums)
+	return appendPairBucketSums(b, rep, &sums)
 }
 
 // pairSums are the sums of a pair bucket's data row.
 type pairSums struct{ records, messages uint64 }
 
-// insertPairBuckets inserts the data rows sums and the report's marker
-// into table (aggregate_pair_buckets or a staging table of it) in one
-// INSERT.
-func (s *Store) insertPairBuckets(ctx context.Context, rt route, table string, rep *reportFields, sums *orderedSums[uint16, pairSums]) error {
-	t := pairBucketsTable
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+t.columns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s: %w", t.name, err)
-	}
+// appendPairBucketSums appends the data rows sums and the report's marker
+// of aggregate_pair_buckets to b and returns the number of rows.
+func appendPairBucketSums(b driver.Batch, rep *reportFields, sums *orderedSums[uint16, pairSums]) (int, error) {
 	y, m, d := rep.begin.UTC().Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	for _, k := range sums.order {
 		if err := b.Append(uint8(1), day, k, "", rep.dataKey, uint64(0), sums.m[k].records, sums.m[k].messages); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting %s: %w", t.name, err)
+			return 0, err
 		}
 	}
 	if err := b.Append(uint8(0), rep.begin, uint16(0), rep.domain, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting %s: %w", t.name, err)
+		return 0, err
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d %s rows: %w", len(sums.order)+1, t.name, err)
-	}
-	return nil
+	return len(sums.order) + 1, nil
 }
 
 // orderedSums maps keys to sums and lists the keys in the order of their
@@ -574,11 +583,19 @@ func (o *orderedSums[K, V]) at(k K) *V {
 
 // sendRollupSums inserts the report's aggregate_rollup rows and marker.
 func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields, cols *recordColumns) error {
+	return sendRows(ctx, rt, "aggregate_rollup", rollupColumnList, "rollup", func(b driver.Batch) (int, error) {
+		return appendRollupSums(b, rep, cols)
+	})
+}
+
+// appendRollupSums appends what sendRollupSums inserts to b and returns the
+// number of rows.
+func appendRollupSums(b driver.Batch, rep *reportFields, cols *recordColumns) (int, error) {
 	var sums orderedSums[rollupKey, rollupSumsRow]
 	for i := range cols.len() {
 		addRollupSums(&sums, cols, i)
 	}
-	return s.insertRollupSums(ctx, rt, rt.table("aggregate_rollup"), rep, &sums)
+	return appendRollupSumRows(b, rep, &sums)
 }
 
 // addRollupSums adds record i of cols to the aggregate_rollup data rows
@@ -604,13 +621,9 @@ func addRollupSums(sums *orderedSums[rollupKey, rollupSumsRow], cols *recordColu
 	}
 }
 
-// insertRollupSums inserts the data rows sums and the report's marker into
-// table (aggregate_rollup or a staging table of it) in one INSERT.
-func (s *Store) insertRollupSums(ctx context.Context, rt route, table string, rep *reportFields, sums *orderedSums[rollupKey, rollupSumsRow]) error {
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+rollupColumnList+")")
-	if err != nil {
-		return fmt.Errorf("inserting rollup: %w", err)
-	}
+// appendRollupSumRows appends the data rows sums and the report's marker
+// of aggregate_rollup to b and returns the number of rows.
+func appendRollupSumRows(b driver.Batch, rep *reportFields, sums *orderedSums[rollupKey, rollupSumsRow]) (int, error) {
 	for _, k := range sums.order {
 		r := sums.m[k]
 		reportKey := rep.dataKey
@@ -620,19 +633,14 @@ func (s *Store) insertRollupSums(ctx context.Context, rt route, table string, re
 		if err := b.Append(k.bySource, rep.domain, rep.begin, k.headerFrom, k.sourceIP, rep.org, reportKey,
 			uint64(0), r.records, r.messages, r.pass, r.dkimRelaxed, r.dkimStrict, r.spfRelaxed, r.spfStrict,
 			r.strictPass, r.invalid); err != nil {
-			b.Abort()
-			return fmt.Errorf("inserting rollup: %w", err)
+			return 0, err
 		}
 	}
 	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", rep.org, rep.key,
 		uint64(1), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0)); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting rollup: %w", err)
+		return 0, err
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %d rollup rows: %w", len(sums.order)+1, err)
-	}
-	return nil
+	return len(sums.order) + 1, nil
 }
 
 // createRollupStaging creates an empty table like t on rt.
@@ -720,7 +728,7 @@ type bucketSums struct {
 	used []uint16
 }
 
-// ordered returns the used buckets' sums as insertPairBuckets takes them.
+// ordered returns the used buckets' sums as appendPairBucketSums takes them.
 func (b *bucketSums) ordered() *orderedSums[uint16, pairSums] {
 	o := &orderedSums[uint16, pairSums]{}
 	if b == nil {
@@ -777,48 +785,39 @@ func (s *Store) stagedFillOf(rt route, t rollupTable, rep *reportFields, z *stre
 	switch t.name {
 	case sourcesTable.name:
 		return stagedFill{[]string{sourcesStagedSelect}, func(ctx context.Context, staging string) error {
-			return s.insertMarker(ctx, rt, staging, t.columns, t.name, func(b driver.Batch) error { return appendSourcesMarker(b, rep) })
+			return sendRowsTo(ctx, rt, staging, t.columns, t.name+" marker", func(b driver.Batch) (int, error) {
+				return 1, appendSourcesMarker(b, rep)
+			})
 		}}
 	case outcomesTable.name:
 		return stagedFill{data, func(ctx context.Context, staging string) error {
-			return s.insertMarker(ctx, rt, staging, outcomesSentColumns, t.name, func(b driver.Batch) error { return appendOutcomesMarker(b, rep) })
+			return sendRowsTo(ctx, rt, staging, outcomesSentColumns, t.name+" marker", func(b driver.Batch) (int, error) {
+				return 1, appendOutcomesMarker(b, rep)
+			})
 		}}
 	case pairBucketsTable.name:
+		sums := z.pairs.ordered()
+		selects := []string(nil)
 		if z.tooMany {
-			return stagedFill{data, func(ctx context.Context, staging string) error {
-				return s.insertPairBuckets(ctx, rt, staging, rep, &orderedSums[uint16, pairSums]{})
-			}}
+			sums, selects = &orderedSums[uint16, pairSums]{}, data
 		}
-		return stagedFill{nil, func(ctx context.Context, staging string) error {
-			return s.insertPairBuckets(ctx, rt, staging, rep, z.pairs.ordered())
+		return stagedFill{selects, func(ctx context.Context, staging string) error {
+			return sendRowsTo(ctx, rt, staging, t.columns, t.name, func(b driver.Batch) (int, error) {
+				return appendPairBucketSums(b, rep, sums)
+			})
 		}}
 	default: // aggregate_rollup
+		sums := &z.rollup
+		selects := []string(nil)
 		if z.tooMany {
-			return stagedFill{data, func(ctx context.Context, staging string) error {
-				return s.insertRollupSums(ctx, rt, staging, rep, &orderedSums[rollupKey, rollupSumsRow]{})
-			}}
+			sums, selects = &orderedSums[rollupKey, rollupSumsRow]{}, data
 		}
-		return stagedFill{nil, func(ctx context.Context, staging string) error {
-			return s.insertRollupSums(ctx, rt, staging, rep, &z.rollup)
+		return stagedFill{selects, func(ctx context.Context, staging string) error {
+			return sendRowsTo(ctx, rt, staging, rollupColumnList, "rollup", func(b driver.Batch) (int, error) {
+				return appendRollupSumRows(b, rep, sums)
+			})
 		}}
 	}
-}
-
-// insertMarker inserts the one row add appends into table (columns) in one
-// INSERT; name names the rollup table in errors.
-func (s *Store) insertMarker(ctx context.Context, rt route, table, columns, name string, add func(driver.Batch) error) error {
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
-	if err != nil {
-		return fmt.Errorf("inserting %s marker: %w", name, err)
-	}
-	if err := add(b); err != nil {
-		b.Abort()
-		return fmt.Errorf("inserting %s marker: %w", name, err)
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("inserting %s marker: %w", name, err)
-	}
-	return nil
 }
 
 // stageRollupsOf sums a large report's staged records into a new staging

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
@@ -104,7 +106,7 @@ func checkRollup(t testing.TB, s *Store) {
 	if r, a := recordTotals(t, s, 0), rollupTotals(t, s, 0); r != a {
 		t.Errorf("rollup (by_source = 0) differs from records:\nrecords %v\nrollup  %v", r, a)
 	}
-	// The per-source grain is no longer written (aggregate_sources has it).
+	// The per-source grain lives in aggregate_sources, not in aggregate_rollup.
 	if n := queryUint(t, s, "SELECT count() FROM aggregate_rollup WHERE by_source = 1"); n != 0 {
 		t.Errorf("%d rollup rows of by_source = 1, want none", n)
 	}
@@ -303,8 +305,8 @@ func TestRollupKeepsApartReportsWhoseMailFailedAuthentication(t *testing.T) {
 	}
 	checkRollup(t, s)
 	records := [2]uint64{
-		queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records WHERE record_error = '' AND "+ReadinessNotFailedAuth),
-		queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records WHERE record_error = '' AND "+readinessFailedAuth),
+		queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records WHERE record_error = '' AND "+chsql.NotFailedAuth),
+		queryUint(t, s, "SELECT sum(message_count) FROM aggregate_records WHERE record_error = '' AND "+chsql.FailedAuth),
 	}
 	if records[0] == 0 || records[1] == 0 {
 		t.Fatalf("messages of reports whose mail passed or failed: %v, want both", records)
@@ -553,7 +555,7 @@ func TestGaugeStoppedPassingCountsSourcesThatLostAlignment(t *testing.T) {
 	// Earlier than the 7 days before: ignored.
 	write(t, s, header("google.com", "long-ago", "example.com", day.AddDate(0, 0, -9)), rowsOf(pass("203.0.113.5", 100)))
 
-	got, err := s.GaugeDomains(ctx, day, day.AddDate(0, 0, 1))
+	got, err := gaugedb.ReadDomains(ctx, s, day, day.AddDate(0, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,15 +563,15 @@ func TestGaugeStoppedPassingCountsSourcesThatLostAlignment(t *testing.T) {
 		t.Fatalf("got %+v, want example.com with 1 source and 30 messages that stopped passing", got)
 	}
 	// The week before: nothing stopped passing then.
-	got, err = s.GaugeDomains(ctx, day.AddDate(0, 0, -1), day)
+	got, err = gaugedb.ReadDomains(ctx, s, day.AddDate(0, 0, -1), day)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].StoppedPassingSources != 0 {
 		t.Fatalf("day before: got %+v, want no source that stopped passing", got)
 	}
-	// Windows longer than StoppedPassingMaxDays leave it at 0.
-	got, err = s.GaugeDomains(ctx, day.AddDate(0, 0, -29), day.AddDate(0, 0, 1))
+	// Windows longer than gaugedb.StoppedPassingMaxDays leave it at 0.
+	got, err = gaugedb.ReadDomains(ctx, s, day.AddDate(0, 0, -29), day.AddDate(0, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,12 @@ type Options struct {
 	// are left to the next writer. Read-only commands use it: a read with
 	// a mistyped DSN creates nothing.
 	ReadOnly bool
+	// Group, when set, commits small reports that arrive together in one
+	// group (see group.go, docs/schema.md "Group commit"): WriteAggregate
+	// of a report of at most BatchRows records returns once its group
+	// committed. dmarcd's writers set it; nil writes each report on its
+	// own.
+	Group *GroupOptions
 }
 
 // Store is a ClickHouse database holding DMARC reports. It is safe for
@@ -74,8 +80,9 @@ type Store struct {
 
 	migrateMu sync.Mutex
 	locks     keyLocks
-	shards    []*shard  // cluster mode: the cluster's shards (see route)
-	attempts  *attempts // the inputs in hand (attempts.go)
+	shards    []*shard   // cluster mode: the cluster's shards (see route)
+	attempts  *attempts  // the inputs in hand (attempts.go)
+	group     *committer // Options.Group (group.go); nil: off
 }
 
 // ErrBadDSN is returned by Open for a DSN it cannot use.
@@ -198,6 +205,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if opts.Group != nil {
+		s.group = newCommitter(s, *opts.Group)
+	}
 	return s, nil
 }
 
@@ -236,6 +246,9 @@ func (s *Store) schemaCurrent(ctx context.Context) error {
 // Close ends the attempts still in hand (EndAttempt) and closes the
 // connections.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	if s.attempts != nil {
 		s.closeAttempts()
 	}

@@ -11,11 +11,16 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
 	"github.com/dmarcd/dmarcd/store/schema"
 )
 
+// TestMain runs the tests with testenv's servers. The long races of two
+// writers and the cluster tests that spend their time in ClickHouse round
+// trips call t.Parallel; tests that change the package's timing variables
+// (claimPoll, claimStale) or stop a cluster node run alone.
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func quietLogger() *slog.Logger {
@@ -473,13 +478,13 @@ func TestSummaryCountsAlignmentPerDomain(t *testing.T) {
 	write(t, s, header("google.com", "s2", "example.org", recent), rowsOf(mk("198.51.100.1", 3, false, false, true, true)))
 	write(t, s, header("google.com", "s0", "example.com", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)), rowsOf(mk("192.0.2.9", 1000, false, false, false, false)))
 
-	got, err := s.Summary(context.Background(), recent.Add(-24*time.Hour))
+	got, err := summary.Read(context.Background(), s, recent.Add(-24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []DomainSummary{
+	want := []summary.DomainSummary{
 		{Domain: "example.com", Messages: 23, DMARCPass: 10, DKIMRelaxed: 10, DKIMStrict: 10, SPFRelaxed: 10, SPFStrict: 0,
-			WouldQuarantineOrReject: 13, TopFailing: []SourceCount{{"192.0.2.3", 7}, {"192.0.2.2", 6}}},
+			WouldQuarantineOrReject: 13, TopFailing: []summary.SourceCount{{SourceIP: "192.0.2.3", Messages: 7}, {SourceIP: "192.0.2.2", Messages: 6}}},
 		{Domain: "example.org", Messages: 3, DMARCPass: 3, SPFRelaxed: 3, SPFStrict: 3},
 	}
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {

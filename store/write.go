@@ -103,7 +103,13 @@ func (s *Store) WriteAggregate(ctx context.Context, h *aggregate.Header, meta In
 	if h != nil {
 		failpointReport(h.ReportID)
 	}
-	res, err := s.writeAggregate(ctx, h, meta, next)
+	var res WriteResult
+	var err error
+	if s.group != nil {
+		res, err = s.group.writeAggregate(ctx, h, meta, next)
+	} else {
+		res, err = s.writeAggregate(ctx, h, meta, next)
+	}
 	return res, refused(err)
 }
 
@@ -121,6 +127,13 @@ func (s *Store) writeAggregate(ctx context.Context, h *aggregate.Header, meta In
 		return res, err
 	}
 	defer release()
+	if s.group != nil {
+		// A group commit on rt either saw this claim or ends before the
+		// report is looked for (group.go).
+		if err := s.waitGroupClaim(ctx, rt); err != nil {
+			return res, fmt.Errorf("report %s: %w", key, err)
+		}
+	}
 
 	exists, err := s.reportExists(ctx, rt, h, key)
 	if err != nil {
@@ -507,19 +520,29 @@ func (s *Store) dropOrphanedStaging(ctx context.Context, rt route) error {
 
 // insertReport writes the report row.
 func (s *Store) insertReport(ctx context.Context, rt route, h *aggregate.Header, key string, meta InputMeta, c counts) error {
+	return rt.insertOne(ctx, reportRowInsert(rt), reportRow(h, key, meta, c)...)
+}
+
+// reportRowInsert is the INSERT of report rows on rt; reportRow gives a
+// row's values in its order.
+func reportRowInsert(rt route) string {
+	return `INSERT INTO ` + rt.table("aggregate_reports") + ` (report_key, org_name, org_email,
+		extra_contact_info, report_id, policy_domain, date_begin, date_end,
+		adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
+		schema, version, errors, generator, record_count, message_count, invalid_records,
+		source, input_name, input_sha256, ingested_at, auth_result, auth_detail, input_part)`
+}
+
+// reportRow is the values of a report's row in aggregate_reports.
+func reportRow(h *aggregate.Header, key string, meta InputMeta, c counts) []any {
 	errs := h.Errors
 	if errs == nil {
 		errs = []string{}
 	}
-	return rt.insertOne(ctx, `INSERT INTO `+rt.table("aggregate_reports")+` (report_key, org_name, org_email,
-		extra_contact_info, report_id, policy_domain, date_begin, date_end,
-		adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
-		schema, version, errors, generator, record_count, message_count, invalid_records,
-		source, input_name, input_sha256, ingested_at, auth_result, auth_detail, input_part)`,
-		key, h.OrgName, h.Email, h.ExtraContactInfo, h.ReportID, policyDomain(h), h.Begin.UTC(), h.End.UTC(),
+	return []any{key, h.OrgName, h.Email, h.ExtraContactInfo, h.ReportID, policyDomain(h), h.Begin.UTC(), h.End.UTC(),
 		opt(h.ADKIM), opt(h.ASPF), opt(h.P), opt(h.SP), opt(h.NP), opt(h.Pct), opt(h.Fo), opt(h.Testing), opt(h.DiscoveryMethod),
 		h.Schema, h.Version, errs, h.Generator, uint64(c.records), c.messages, c.invalid,
-		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail, meta.InputPart)
+		meta.Source, meta.InputName, meta.InputSHA256, time.Now().UTC(), meta.authResult(), meta.AuthDetail, meta.InputPart}
 }
 
 func opt(o aggregate.Opt) *string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -44,7 +45,7 @@ func storeError(e *env, cfg config.Config, err error) string {
 		from = "from DMARCD_CLICKHOUSE_DSN"
 	case os.Getenv("DMARCD_CLICKHOUSE_DSN_FILE") != "" || cfg.ClickHouse.DSNFile != "":
 		from = "from the DSN file"
-	case e.configPath == "" || cfg.ClickHouse.DSN == config.DefaultDSN:
+	case e.configPath == "" || cfg.ClickHouse.DSN == store.DefaultDSN:
 		from = "the default"
 	}
 	msg := fmt.Sprintf("dmarcd: ClickHouse at %s (%s): %v", dsn, from, err)
@@ -124,7 +125,7 @@ func runPrune(ctx context.Context, e *env, args []string) int {
 
 func runSummary(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "summary")
-	days := fs.Int("days", 30, "look at reports that began in the last N days")
+	days := fs.Int("days", defaultDays, "look at reports that began in the last N days")
 	all := fs.Bool("all", false, "every report, whatever its date")
 	asJSON := fs.Bool("json", false, "JSON output")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -139,7 +140,7 @@ func runSummary(ctx context.Context, e *env, args []string) int {
 	if *all {
 		since = time.Unix(0, 0).UTC()
 	}
-	sum, err := s.Summary(ctx, since)
+	sum, err := summary.Read(ctx, s, since)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "dmarcd summary:", err)
 		return exitFail
@@ -159,7 +160,7 @@ func pct(n, d uint64) string {
 	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(d))
 }
 
-func printSummary(e *env, sum []store.DomainSummary) {
+func printSummary(e *env, sum []summary.DomainSummary) {
 	if len(sum) == 0 {
 		fmt.Fprintln(e.stdout, "no reports in that period")
 		return

@@ -56,8 +56,9 @@ func listKeys(t *testing.T, c *s3.Client, bucket, prefix string) []string {
 // SIGKILL at random moments, at least 20 times during one run over more than
 // 150 objects, then runs it to completion: ClickHouse holds every generated
 // report exactly once and every object is in exactly one of processed/ and
-// invalid/.
+// invalid/. A long soak: it runs in make test-long.
 func TestIngestS3SurvivesKill9(t *testing.T) {
+	testenv.Long(t)
 	bin := buildDmarcd(t)
 	dsn := testenv.ClickHouse(t)
 	endpoint, access, secret := testenv.S3(t)

@@ -20,17 +20,17 @@ import (
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
 
+// TestMain runs the tests with testenv's servers. Tests that mostly wait
+// (on outages, restarts, daemons polling) call t.Parallel and run beside
+// each other after the rest; the kill tests and the tests of two instances
+// sharing a source run alone. The long kill soaks run in make test-long.
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// buildDmarcd compiles the command once per test into a temporary folder.
+// buildDmarcd returns the command built once for the test binary
+// (testenv.Binary); tests run it and never change it.
 func buildDmarcd(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dmarcd")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.Binary(t, "./cmd/dmarcd")
 }
 
 func conn(t *testing.T, dsn string) clickhouse.Conn {
@@ -101,8 +101,10 @@ func runJSON(t *testing.T, bin, dsn string, args ...string) ([]outcome, int) {
 }
 
 // TestIngestSurvivesKill9 kills `dmarcd ingest` with SIGKILL at random
-// moments, reruns it, and finds every generated report exactly once.
+// moments, reruns it, and finds every generated report exactly once. A long
+// soak: it runs in make test-long.
 func TestIngestSurvivesKill9(t *testing.T) {
+	testenv.Long(t)
 	bin := buildDmarcd(t)
 	dsn := testenv.ClickHouse(t)
 	dir := t.TempDir()

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
@@ -65,7 +66,7 @@ type env struct {
 	configPath     string
 }
 
-func (e *env) config() (config.Config, error) { return config.Load(e.configPath) }
+func (e *env) config() (config.Config, error) { return wire.LoadConfig(e.configPath) }
 
 func (e *env) logger(c config.Config) *slog.Logger {
 	var lvl slog.Level

@@ -11,10 +11,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/parse/valid"
 	"github.com/dmarcd/dmarcd/store"
 )
+
+// defaultDays is the window of `dmarcd readiness` and `dmarcd summary`
+// (--days): the reports that began in the last 30 days.
+const defaultDays = 30
 
 // runReadiness is `dmarcd readiness [--days 30] [--json] [--senders FILE]
 // [--include-failed-auth] [DOMAIN...]`: per policy domain, what p=quarantine / p=reject and strict
@@ -24,7 +29,7 @@ import (
 // --include-failed-auth; how much of the evidence is unverified is shown.
 func runReadiness(ctx context.Context, e *env, args []string) int {
 	fs := subFlags(e, "readiness")
-	days := fs.Int("days", 30, "look at reports that began in the last N days")
+	days := fs.Int("days", defaultDays, "look at reports that began in the last N days")
 	asJSON := fs.Bool("json", false, "JSON output: one array of domain verdicts")
 	sendersFile := fs.String("senders", "", "YAML file of known senders that extends the built-in list (see docs/readiness.md)")
 	includeFailed := fs.Bool("include-failed-auth", false, "count the records of reports whose mail failed authentication (likely forged; left out by default)")
@@ -55,7 +60,7 @@ func runReadiness(ctx context.Context, e *env, args []string) int {
 	defer s.Close()
 	until := time.Now().UTC().Add(time.Hour)
 	since := until.Add(-time.Hour).AddDate(0, 0, -*days)
-	verdicts, err := readinessVerdicts(ctx, s, since, until, senders, want, store.ReadinessOptions{IncludeFailedAuth: *includeFailed})
+	verdicts, err := readinessVerdicts(ctx, s, since, until, senders, want, readiness.Options{IncludeFailedAuth: *includeFailed})
 	if err != nil {
 		fmt.Fprintln(e.stderr, "dmarcd readiness:", err)
 		return exitFail
@@ -85,26 +90,26 @@ func runReadiness(ctx context.Context, e *env, args []string) int {
 
 // readinessVerdicts reads the window and evaluates it; want limits the
 // policy domains (none: all).
-func readinessVerdicts(ctx context.Context, s *store.Store, since, until time.Time, senders *readiness.Senders, want []string, o store.ReadinessOptions) ([]readiness.Domain, error) {
-	rows, err := s.ReadinessSourcesWith(ctx, since, until, o)
+func readinessVerdicts(ctx context.Context, s *store.Store, since, until time.Time, senders *readiness.Senders, want []string, o readiness.Options) ([]readiness.Domain, error) {
+	rows, err := readiness.ReadSources(ctx, s, since, until, o)
 	if err != nil {
 		return nil, err
 	}
-	failed, err := s.ReadinessFailedAuthReports(ctx, since, until)
+	failed, err := readiness.ReadFailedAuth(ctx, s, since, until)
 	if err != nil {
 		return nil, err
 	}
-	unverified, err := s.ReadinessUnverifiedReasons(ctx, since, until)
+	unverified, err := readiness.ReadUnverified(ctx, s, since, until)
 	if err != nil {
 		return nil, err
 	}
-	pols, err := s.ReadinessPolicies(ctx, since, until)
+	pols, err := readiness.ReadPolicies(ctx, s, since, until)
 	if err != nil {
 		return nil, err
 	}
 	if len(want) > 0 {
-		rows = slices.DeleteFunc(rows, func(r store.ReadinessSource) bool { return !slices.Contains(want, r.PolicyDomain) })
-		failed = slices.DeleteFunc(failed, func(r store.ReadinessFailedAuth) bool { return !slices.Contains(want, r.PolicyDomain) })
+		rows = slices.DeleteFunc(rows, func(r readiness.SourceRow) bool { return !slices.Contains(want, r.PolicyDomain) })
+		failed = slices.DeleteFunc(failed, func(r readiness.FailedAuthRow) bool { return !slices.Contains(want, r.PolicyDomain) })
 	}
 	return readiness.EvaluateTrust(rows, pols, senders, readiness.Trust{FailedAuth: failed, Included: o.IncludeFailedAuth, Unverified: unverified}), nil
 }
@@ -200,7 +205,7 @@ func printSources(w io.Writer, d readiness.Domain) {
 	var noise, noiseMsgs, noiseIPs uint64
 	for _, s := range d.Sources {
 		class := s.Class
-		if s.Class == store.ClassMisaligned && !s.Legitimate {
+		if s.Class == readiness.ClassMisaligned && !s.Legitimate {
 			noise, noiseMsgs, noiseIPs = noise+1, noiseMsgs+s.Messages, noiseIPs+s.SourceIPs
 			if noise > 3 {
 				continue
@@ -324,7 +329,7 @@ func annotateTopIPs(ctx context.Context, s *store.Store, verdicts []readiness.Do
 			ips = append(ips, src.TopIPs...)
 		}
 	}
-	info, err := s.AttributionsOf(ctx, ips)
+	info, err := attrib.AttributionsOf(ctx, s, ips)
 	if err != nil || len(info) == 0 {
 		return
 	}

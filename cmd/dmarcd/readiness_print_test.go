@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // printedDomains are verdicts with every part the terminal output has: two
@@ -16,29 +15,29 @@ import (
 func printedDomains(t *testing.T) []readiness.Domain {
 	t.Helper()
 	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + ".example.com"
-	rows := []store.ReadinessSource{
-		{HeaderFrom: "example.com", Class: store.ClassAligned, Messages: 1363, SourceIPs: 10, Days: 14,
+	rows := []readiness.SourceRow{
+		{HeaderFrom: "example.com", Class: readiness.ClassAligned, Messages: 1363, SourceIPs: 10, Days: 14,
 			DKIMPass: []string{"amazonses.com", "example.com"}, SPFPass: []string{"mail.example.com"}, TopIPs: []string{"54.240.53.71", "2600:1f18::1"}},
-		{HeaderFrom: "example.com", Class: store.ClassMisaligned, Messages: 192, SourceIPs: 3, Days: 14,
+		{HeaderFrom: "example.com", Class: readiness.ClassMisaligned, Messages: 192, SourceIPs: 3, Days: 14,
 			DKIMPass: []string{"esp-mailer.net"}, SPFPass: []string{"bounces.esp-mailer.net"}},
-		{HeaderFrom: "news.example.com", Class: store.ClassAligned, Messages: 191, SourceIPs: 6, Days: 2,
+		{HeaderFrom: "news.example.com", Class: readiness.ClassAligned, Messages: 191, SourceIPs: 6, Days: 2,
 			DKIMPass: []string{"news.example.com"}, SPFPass: []string{"mail.news.example.com"}},
-		{HeaderFrom: "news.example.com", Class: store.ClassMisaligned, Messages: 40, SourceIPs: 2, Days: 3,
+		{HeaderFrom: "news.example.com", Class: readiness.ClassMisaligned, Messages: 40, SourceIPs: 2, Days: 3,
 			DKIMPass: []string{"newsletter-tool.example"}},
-		{HeaderFrom: long, Class: store.ClassUnauthenticated, Messages: 9, SourceIPs: 9, Days: 1},
+		{HeaderFrom: long, Class: readiness.ClassUnauthenticated, Messages: 9, SourceIPs: 9, Days: 1},
 	}
 	for i, d := range []string{"spam1.example", "spam2.example", "spam3.example", "spam4.example", "spam5.example"} {
-		rows = append(rows, store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassMisaligned, Messages: uint64(i + 1), SourceIPs: 1, Days: 1, DKIMPass: []string{d}})
+		rows = append(rows, readiness.SourceRow{HeaderFrom: "example.com", Class: readiness.ClassMisaligned, Messages: uint64(i + 1), SourceIPs: 1, Days: 1, DKIMPass: []string{d}})
 	}
 	for i := range rows {
 		rows[i].PolicyDomain = "example.com"
 		rows[i].Unverified = rows[i].Messages / 2
 	}
 	p, sp := "none", "none"
-	return readiness.EvaluateTrust(rows, []store.Policy{{Domain: "example.com", P: &p, SP: &sp}}, nil, readiness.Trust{
-		Unverified: []store.ReadinessUnverified{
-			{PolicyDomain: "example.com", Reason: store.UnverifiedUnsigned, Reports: 40, Messages: 800},
-			{PolicyDomain: "example.com", Reason: store.UnverifiedNoMail, Reports: 3, Messages: 100},
+	return readiness.EvaluateTrust(rows, []readiness.PublishedPolicy{{Domain: "example.com", P: &p, SP: &sp}}, nil, readiness.Trust{
+		Unverified: []readiness.UnverifiedRow{
+			{PolicyDomain: "example.com", Reason: readiness.UnverifiedUnsigned, Reports: 40, Messages: 800},
+			{PolicyDomain: "example.com", Reason: readiness.UnverifiedNoMail, Reports: 3, Messages: 100},
 		}})
 }
 

@@ -348,7 +348,7 @@ func TestReadinessOnGeneratedSet(t *testing.T) {
 	if d.Unverified == 0 || why != d.Unverified {
 		t.Errorf("%d unverified messages, %d explained: %+v", d.Unverified, why, d.UnverifiedWhy)
 	}
-	if len(d.UnverifiedWhy) != 2 || d.UnverifiedWhy[0].Reason != store.UnverifiedDisabled || d.UnverifiedWhy[1].Reason != store.UnverifiedNoMail {
+	if len(d.UnverifiedWhy) != 2 || d.UnverifiedWhy[0].Reason != readiness.UnverifiedDisabled || d.UnverifiedWhy[1].Reason != readiness.UnverifiedNoMail {
 		t.Errorf("unverified: %+v; want the mails unchecked (report_auth disabled in this test), then the bare files", d.UnverifiedWhy)
 	}
 	// The terminal table names the same things.

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/dmarcd/dmarcd/internal/app/daemon"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 )
@@ -113,7 +114,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 // loadServeConfig loads and checks the configuration, returning every
 // problem found.
 func loadServeConfig(path string) (config.Config, []string) {
-	cfg, err := config.Load(path)
+	cfg, err := wire.LoadConfig(path)
 	if err == nil {
 		err = daemon.Check(cfg)
 	}

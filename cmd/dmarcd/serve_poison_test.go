@@ -18,6 +18,7 @@ import (
 // death the killer is set aside unread as retries_exhausted: the process
 // stays up and the mailbox ends empty, instead of dying on it forever.
 func TestServeSetsAsideAMailThatKillsTheProcess(t *testing.T) {
+	t.Parallel()
 	bin := buildDmarcd(t)
 	dsn := testenv.ClickHouse(t)
 	addr, user, pass := testenv.Dovecot(t)

@@ -103,6 +103,7 @@ func s3MetricValue(metrics, series string) float64 {
 //   - a second daemon with a wrong secret key answers /readyz 503 naming its
 //     source and moves nothing.
 func TestServeS3(t *testing.T) {
+	t.Parallel()
 	bin := buildDmarcd(t)
 	dsn := testenv.ClickHouse(t)
 	entries := corpus.Manifest(t)

@@ -116,9 +116,9 @@ sources:
 		appendAll(t, addr, user, pass, "INBOX", rest[:n])
 		rest = rest[n:]
 	}
-	waitFor(t, "the INBOX to empty", 90*time.Second, func() bool {
+	waitDraining(t, "the INBOX to empty", 2*time.Minute, func() (int, bool) {
 		n, err := imapCounts(addr, user, pass, "INBOX")
-		return err == nil && n["INBOX"] == 0
+		return n["INBOX"], err == nil
 	})
 	t.Logf("%d mails (%d appended while running) ingested by two instances in %v", len(mails),
 		len(mails)-backlog, time.Since(start).Round(time.Millisecond))

@@ -228,6 +228,7 @@ sources:
 // once (ClickHouse totals are the generator's), /metrics counts them by
 // source, SIGHUP adds a second spool folder, SIGTERM exits 0 within 10s.
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	bin := buildDmarcd(t)
 	dsn := testenv.ClickHouse(t)
 	imapAddr, user, pass := testenv.Dovecot(t)
@@ -345,6 +346,7 @@ func TestServeReadyzFollowsClickHouse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ClickHouse server")
 	}
+	t.Parallel()
 	bin := buildDmarcd(t)
 	chDir := t.TempDir()
 	chAddr := startClickHouse(t, chDir)
@@ -409,6 +411,7 @@ func clickhouseScript(t *testing.T) string {
 // native address.
 func startClickHouse(t *testing.T, dir string) string {
 	t.Helper()
+	testenv.StartsServer(t, "a ClickHouse server")
 	cmd := exec.Command("bash", clickhouseScript(t), "start", dir)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("CLICKHOUSE_OWNER_PID=%d", os.Getpid()))
 	out, err := cmd.Output()

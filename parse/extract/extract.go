@@ -84,10 +84,15 @@ type Limits struct {
 // before MaxRatio applies.
 const ratioAllowance = 16 << 20
 
+// DefaultMaxMessageBytes is the default of Limits.MaxMessageBytes (64 MiB):
+// the largest mail read whole, which the pipeline's hashing and the report
+// verifier take as their default bound too.
+const DefaultMaxMessageBytes = 64 << 20
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxMessageBytes:    64 << 20,
+		MaxMessageBytes:    DefaultMaxMessageBytes,
 		MaxMemberBytes:     1 << 30,
 		MaxTotalBytes:      2 << 30,
 		MaxZipMembers:      64,

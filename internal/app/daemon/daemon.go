@@ -175,7 +175,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	// Report-time gauges: computed from ClickHouse over complete report
 	// windows, registered once (a reload does not change them).
-	g := gauges.New(d.store, time.Duration(cfg.Gauges.Interval), cfg.Gauges.LagDays, d.log)
+	g := gauges.New(gauges.Reader{Q: d.store}, time.Duration(cfg.Gauges.Interval), cfg.Gauges.LagDays, d.log)
 	g.SetDomains(d.metrics.Domains()) // owned domains only: forged ones cannot push them out
 	if err := d.metrics.Registry.Register(g); err != nil {
 		d.log.Warn("gauges not registered", "err", err)

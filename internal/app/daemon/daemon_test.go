@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 )
@@ -29,7 +30,7 @@ func readyz(t *testing.T, d *Daemon) (int, string) {
 func TestReloadRestartsOnlyChangedSources(t *testing.T) {
 	t.Setenv("DMARCD_PRIVACY_KEY", "00112233445566778899aabbccddeeff")
 	dir := t.TempDir()
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.OwnedDomains = []string{"*"}
 	cfg.ClickHouse.DSN = testenv.ClickHouse(t)
 	cfg.HTTP.Listen = ""

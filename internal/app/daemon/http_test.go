@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
@@ -112,7 +113,7 @@ func TestATrickledWebhookBodyIsCutOffAfterTheReadTimeout(t *testing.T) {
 // body sent to /healthz or /metrics gets 413 too, unread; an
 // unauthenticated 2 MiB request gets 401 before its body is read.
 func TestAWebhookBodyOverTheLimitGets413AndOtherPathsTakeNoBody(t *testing.T) {
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.OwnedDomains = []string{"*"}
 	cfg.HTTP.WebhookSecret = testHookSecret
 	d, err := New(cfg, Options{})
@@ -174,7 +175,7 @@ func TestAWebhookBodyOverTheLimitGets413AndOtherPathsTakeNoBody(t *testing.T) {
 // default), and the goroutines that served them are gone.
 func TestIdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout(t *testing.T) {
 	const idle = 200 * time.Millisecond
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.OwnedDomains = []string{"*"}
 	d, err := New(cfg, Options{})
 	if err != nil {
@@ -226,7 +227,7 @@ func TestIdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout(t *testing.T) {
 // served (its request gets no answer for as long as it is watched, 500 ms)
 // until one of the four closes; then it is.
 func TestConnectionsBeyondMaxConnectionsWaitUntilOneCloses(t *testing.T) {
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.OwnedDomains = []string{"*"}
 	d, err := New(cfg, Options{})
 	if err != nil {
@@ -408,7 +409,7 @@ func TestDaemonWebhookOnVersitygwAuthenticatesAndCoalescesEvents(t *testing.T) {
 		return err == nil
 	}
 
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.ClickHouse.DSN = dsn
 	cfg.OwnedDomains = []string{"*"}
 	cfg.HTTP.Listen = ""

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dmarcd/dmarcd/enrich"
-	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -22,7 +22,7 @@ import (
 // TestTheDaemonRefusesToStartWithoutOwnedDomains: an empty owned_domains
 // (the default) is refused with the key and the reason; ["*"] is accepted.
 func TestTheDaemonRefusesToStartWithoutOwnedDomains(t *testing.T) {
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	_, err := New(cfg, Options{})
 	if err == nil || !strings.Contains(err.Error(), "config owned_domains:") || !strings.Contains(err.Error(), "anyone can send reports") {
 		t.Fatalf("New without owned_domains: %v, want a refusal naming owned_domains and why", err)

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/netutil"
 
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
@@ -34,7 +35,7 @@ const (
 )
 
 // httpLimits are the bounds of the listener; zero values take the defaults
-// above and config.DefaultHTTPMaxConnections.
+// above and wire.DefaultHTTPMaxConnections.
 type httpLimits struct {
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -60,7 +61,7 @@ func (l httpLimits) withDefaults() httpLimits {
 		l.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
 	if l.MaxConnections <= 0 {
-		l.MaxConnections = config.DefaultHTTPMaxConnections
+		l.MaxConnections = wire.DefaultHTTPMaxConnections
 	}
 	return l
 }

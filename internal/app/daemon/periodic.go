@@ -11,10 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/product/attrib"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
-	"github.com/dmarcd/dmarcd/store"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 )
 
 // The daemon's periodic jobs, off the ingest path: each runs at start and
@@ -237,7 +238,7 @@ func (p *periodic) checkOnce(ctx context.Context) (string, error) {
 	if len(domains) == 0 {
 		// owned_domains: ["*"]: the stored policy domains, of which anyone
 		// can forge any number: a bounded few per run.
-		if domains, err = st.RecentPolicyDomains(ctx, p.now().Add(-checkDomainsLookback)); err != nil {
+		if domains, err = checkdb.RecentPolicyDomains(ctx, st, p.now().Add(-checkDomainsLookback)); err != nil {
 			return runError, err
 		}
 		if len(domains) > maxCheckDomains {
@@ -271,19 +272,19 @@ func (p *periodic) checkOnce(ctx context.Context) (string, error) {
 // checkDomain runs dmarcd check on domain and stores the records whose name
 // or value differs from the last stored row (all of them the first time).
 // It returns the records it could not read.
-func (p *periodic) checkDomain(ctx context.Context, st *store.Store, r *dnscheck.Resolver, domain string) ([]string, error) {
+func (p *periodic) checkDomain(ctx context.Context, st checkdb.DB, r *dnscheck.Resolver, domain string) ([]string, error) {
 	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
 	opts := dnscheck.Options{Resolver: r}
 	if err := CheckInputs(ctx, st, domain, &opts); err != nil {
 		opts.StoreNote = err.Error()
 	}
 	rep := dnscheck.Check(ctx, domain, opts)
-	latest, err := st.LatestDNSRecords(ctx, domain)
+	latest, err := checkdb.LatestDNSRecords(ctx, st, domain)
 	if err != nil {
 		return nil, err
 	}
 	rows, unreadable := recordChanges(rep, latest, p.now().UTC())
-	if err := st.WriteDNSRecords(ctx, rows); err != nil {
+	if err := checkdb.WriteDNSRecords(ctx, st, rows); err != nil {
 		return unreadable, err
 	}
 	for _, row := range rows {
@@ -302,20 +303,20 @@ func (p *periodic) checkDomain(ctx context.Context, st *store.Store, r *dnscheck
 // stored reports: what `dmarcd check` and the periodic check read. The
 // selectors are those of reports whose mail authenticated, at most
 // o.MaxSelectors (dnscheck.DefaultMaxSelectors) on the most messages
-// (store.CheckSelectorsOf): a forged report cannot choose what is queried.
-func CheckInputs(ctx context.Context, st *store.Store, domain string, o *dnscheck.Options) error {
+// (checkdb.CheckSelectorsOf): a forged report cannot choose what is queried.
+func CheckInputs(ctx context.Context, st chsql.Querier, domain string, o *dnscheck.Options) error {
 	limit := o.MaxSelectors
 	if limit <= 0 {
 		limit = dnscheck.DefaultMaxSelectors
 	}
-	sels, err := st.CheckSelectorsOf(ctx, domain, limit)
+	sels, err := checkdb.CheckSelectorsOf(ctx, st, domain, limit)
 	if err != nil {
 		return err
 	}
 	for _, s := range sels {
 		o.Selectors = append(o.Selectors, dnscheck.Selector{Domain: s.Domain, Selector: s.Selector, Messages: s.Messages, Passed: s.Passed})
 	}
-	m, a, err := st.DomainTraffic(ctx, domain)
+	m, a, err := checkdb.DomainTraffic(ctx, st, domain)
 	if err != nil {
 		return err
 	}
@@ -327,7 +328,7 @@ func CheckInputs(ctx context.Context, st *store.Store, domain string, o *dnschec
 // never stored for (domain, kind), and those whose name or value differs
 // from the latest stored row. Records that could not be read are returned
 // by kind and compared at the next run.
-func recordChanges(rep *dnscheck.Report, latest map[string]store.DNSRecord, now time.Time) (rows []store.DNSRecord, unreadable []string) {
+func recordChanges(rep *dnscheck.Report, latest map[string]checkdb.DNSRecord, now time.Time) (rows []checkdb.DNSRecord, unreadable []string) {
 	seen := map[string]bool{}
 	for _, o := range rep.Records {
 		if seen[o.Kind] {
@@ -342,7 +343,7 @@ func recordChanges(rep *dnscheck.Report, latest map[string]store.DNSRecord, now 
 		if stored && prev.Name == o.Name && prev.Value == o.Value {
 			continue
 		}
-		row := store.DNSRecord{Domain: rep.Domain, Kind: o.Kind, Name: o.Name, Value: o.Value,
+		row := checkdb.DNSRecord{Domain: rep.Domain, Kind: o.Kind, Name: o.Name, Value: o.Value,
 			Previous: prev.Value, Initial: !stored, CheckedAt: now}
 		row.Change = describeChange(o.Kind, prev, o, stored)
 		row.Findings, row.Errors, row.Warnings = findingsOf(rep, o)
@@ -387,7 +388,7 @@ func findingsOf(rep *dnscheck.Report, o dnscheck.Observation) (string, uint32, u
 // record o, in words: for DMARC and DKIM records the tags ("p=none →
 // p=quarantine"), for SPF the terms ("~all → -all, added
 // include:amazonses.com").
-func describeChange(kind string, prev store.DNSRecord, o dnscheck.Observation, stored bool) string {
+func describeChange(kind string, prev checkdb.DNSRecord, o dnscheck.Observation, stored bool) string {
 	check, _, _ := strings.Cut(kind, ":")
 	switch {
 	case !stored && o.Value == "":

@@ -18,8 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/internal/lib/config"
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 	"github.com/dmarcd/dmarcd/internal/testkit/dnstest"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -34,7 +37,7 @@ const (
 
 func periodicConfig(t *testing.T, srv *dnstest.Server) config.Config {
 	t.Helper()
-	cfg := config.Default()
+	cfg := wire.DefaultConfig()
 	cfg.OwnedDomains = []string{"*"}
 	cfg.ClickHouse.DSN = testenv.ClickHouse(t)
 	cfg.HTTP.Listen = ""
@@ -54,13 +57,13 @@ func openStore(t *testing.T, dsn string) *store.Store {
 	return st
 }
 
-func dnsRows(t *testing.T, st *store.Store, kind string) []store.DNSRecord {
+func dnsRows(t *testing.T, st *store.Store, kind string) []checkdb.DNSRecord {
 	t.Helper()
-	all, err := st.DNSRecords(context.Background(), "example.com")
+	all, err := checkdb.DNSRecords(context.Background(), st, "example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l []store.DNSRecord
+	var l []checkdb.DNSRecord
 	for _, r := range all {
 		if r.Kind == kind {
 			l = append(l, r)
@@ -140,7 +143,7 @@ func TestPeriodicCheckFailsWithoutClickHouse(t *testing.T) {
 }
 
 func TestDescribeChange(t *testing.T) {
-	prev := func(v string) store.DNSRecord { return store.DNSRecord{Name: "n", Value: v} }
+	prev := func(v string) checkdb.DNSRecord { return checkdb.DNSRecord{Name: "n", Value: v} }
 	obs := func(v string) dnscheck.Observation { return dnscheck.Observation{Name: "n", Value: v} }
 	for _, c := range []struct {
 		kind, old, cur string
@@ -283,7 +286,7 @@ func TestDaemonChecksPeriodicallyAndAnnotatesTheChange(t *testing.T) {
 		t.Error("reload with new check.domains kept the old jobs")
 	}
 	waitFor("example.org to be checked", func() bool {
-		l, err := st.LatestDNSRecords(context.Background(), "example.org")
+		l, err := checkdb.LatestDNSRecords(context.Background(), st, "example.org")
 		return err == nil && l["dmarc"].Value == "v=DMARC1; p=reject"
 	})
 
@@ -341,7 +344,7 @@ func TestPeriodicAttributionAttributesNewIPs(t *testing.T) {
 	if got := p.runOnce(context.Background(), jobAttribution, p.attributeOnce); got != runOK {
 		t.Fatalf("status %q, want ok", got)
 	}
-	l, err := st.SourceAttributions(context.Background())
+	l, err := attrib.SourceAttributions(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}

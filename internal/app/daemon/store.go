@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/internal/app/wire"
@@ -177,31 +178,31 @@ func (p *pinger) close() {
 	}
 }
 
-// GaugeDomains, LastReportsByOrg and LastReportsByDomain make lazyStore a
-// gauges.Querier.
-func (l *lazyStore) GaugeDomains(ctx context.Context, since, until time.Time) ([]store.DomainGauges, error) {
+// Query and QueryRow make lazyStore a chsql.Querier: the readers
+// (gauges.Reader) open the store on first use.
+func (l *lazyStore) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
 	st, err := l.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return st.GaugeDomains(ctx, since, until)
+	return st.Query(ctx, query, args...)
 }
 
-func (l *lazyStore) LastReportsByOrg(ctx context.Context, since time.Time) ([]store.LastReport, error) {
+func (l *lazyStore) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
 	st, err := l.get(ctx)
 	if err != nil {
-		return nil, err
+		return errRow{err}
 	}
-	return st.LastReportsByOrg(ctx, since)
+	return st.QueryRow(ctx, query, args...)
 }
 
-func (l *lazyStore) LastReportsByDomain(ctx context.Context, since time.Time) ([]store.LastReport, error) {
-	st, err := l.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.LastReportsByDomain(ctx, since)
-}
+// errRow is the row of a statement that could not run: every call returns
+// err.
+type errRow struct{ err error }
+
+func (r errRow) Err() error           { return r.err }
+func (r errRow) Scan(...any) error    { return r.err }
+func (r errRow) ScanStruct(any) error { return r.err }
 
 // Ping tells the sources whether the store answers, after an input's
 // error: a store down ends their passes, while an input that fails alone

@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/dmarcd/dmarcd/internal/lib/config"
 )
 
 // TestEveryReadingLimitOfTheConfigReachesItsParser pins the limits section
@@ -31,7 +29,7 @@ func TestEveryReadingLimitOfTheConfigReachesItsParser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DMARCD_CLICKHOUSE_DSN", "")
-	c, err := config.Load(path)
+	c, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +43,7 @@ func TestEveryReadingLimitOfTheConfigReachesItsParser(t *testing.T) {
 			t.Errorf("limit %d: got %d, want %d (all: %v)", i, got[i], want[i], got)
 		}
 	}
-	if d := LimitsFrom(config.Default()); d.Aggregate.MaxTokenBytes != 0 || d.TLSRPT.MaxBytes != 0 {
+	if d := LimitsFrom(DefaultConfig()); d.Aggregate.MaxTokenBytes != 0 || d.TLSRPT.MaxBytes != 0 {
 		t.Errorf("defaults must leave the parsers' own defaults (0), got %+v", d)
 	}
 }

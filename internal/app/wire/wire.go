@@ -22,7 +22,8 @@ import (
 // StoreOptions are the store.Options of cfg for a writer (`dmarcd
 // ingest`, `migrate`, the daemon).
 func StoreOptions(cfg config.Config, log *slog.Logger) store.Options {
-	return store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows}
+	return store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows,
+		Group: &store.GroupOptions{}}
 }
 
 // ReadStoreOptions are the store.Options of cfg for a command that only

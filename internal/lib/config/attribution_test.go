@@ -16,7 +16,7 @@ func TestAttributionFilesFromFileAndEnvironment(t *testing.T) {
 	}
 	t.Setenv("DMARCD_ATTRIBUTION_KNOWN_SOURCES", filepath.Join(dir, "env-known.yaml"))
 	c, err := Load(write(t, "attribution:\n  geoip_country_db: "+filepath.Join(dir, "country.mmdb")+
-		"\n  geoip_asn_db: "+filepath.Join(dir, "asn.mmdb")+"\n  known_sources: "+filepath.Join(dir, "known.yaml")+"\n"))
+		"\n  geoip_asn_db: "+filepath.Join(dir, "asn.mmdb")+"\n  known_sources: "+filepath.Join(dir, "known.yaml")+"\n"), testDefaults)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestAttributionFilesFromFileAndEnvironment(t *testing.T) {
 }
 
 func TestAttributionFilesMustExist(t *testing.T) {
-	_, err := Load(write(t, "attribution:\n  geoip_asn_db: /nonexistent/GeoLite2-ASN.mmdb\n  known_sources: /\n"))
+	_, err := Load(write(t, "attribution:\n  geoip_asn_db: /nonexistent/GeoLite2-ASN.mmdb\n  known_sources: /\n"), testDefaults)
 	if err == nil || !strings.Contains(err.Error(), "attribution.geoip_asn_db") || !strings.Contains(err.Error(), "GeoLite2-ASN.mmdb") ||
 		!strings.Contains(err.Error(), "attribution.known_sources") {
 		t.Errorf("error %v; want one naming attribution.geoip_asn_db and attribution.known_sources", err)

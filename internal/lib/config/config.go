@@ -1,5 +1,7 @@
-// Package config reads dmarcd's YAML configuration file, applies defaults and
-// the environment, and validates it with errors that name the key.
+// Package config reads dmarcd's YAML configuration file over the defaults it
+// is given, applies the environment, and validates it with errors that name
+// the key. It declares no default value itself: each belongs to the
+// component that uses it, and internal/app/wire gathers them (wire.Defaults).
 package config
 
 import (
@@ -18,10 +20,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
-
-// DefaultDSN is the ClickHouse DSN used when neither the file nor the
-// environment names one.
-const DefaultDSN = "clickhouse://127.0.0.1:9000/dmarc"
 
 // Config is the whole configuration. Every key is documented in
 // docs/configuration.md.
@@ -50,14 +48,11 @@ type Config struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
 
-// DefaultShutdownGrace is the default of shutdown_grace.
-const DefaultShutdownGrace = 8 * time.Second
-
 // Gauges configures the report-time gauges the daemon computes from
 // ClickHouse (dmarc_messages, dmarc_pass_ratio, ...).
 type Gauges struct {
-	Interval Duration `yaml:"interval"` // how often; default 5m
-	LagDays  int      `yaml:"lag_days"` // windows end at the UTC midnight this many days back; default 2
+	Interval Duration `yaml:"interval"` // how often; default gauges.DefaultInterval
+	LagDays  int      `yaml:"lag_days"` // windows end at the UTC midnight this many days back; default gauges.DefaultLag
 }
 
 // Check configures the daemon's periodic `dmarcd check`: the DNS records
@@ -74,7 +69,7 @@ type Check struct {
 // IPs (internal/product/attrib: reverse DNS, the SPF term that authorises them).
 type Attribution struct {
 	Interval     Duration `yaml:"interval"`        // 0: off
-	MaxIPsPerRun int      `yaml:"max_ips_per_run"` // most IPs attributed per run, those with the most messages first; default 1000
+	MaxIPsPerRun int      `yaml:"max_ips_per_run"` // most IPs attributed per run, those with the most messages first; default wire.DefaultAttributionMaxIPs
 	// Operator data (internal/product/attrib.Options): MaxMind-format databases
 	// for country and AS (GeoLite2-Country/City, GeoLite2-ASN, or one file
 	// with both), none shipped or downloaded; and a known-sources file
@@ -84,26 +79,20 @@ type Attribution struct {
 	KnownSources   string `yaml:"known_sources"`
 }
 
-// DefaultAttributionMaxIPs is the default of attribution.max_ips_per_run.
-const DefaultAttributionMaxIPs = 1000
-
 // DNS is the resolver of the daemon's periodic check and attribution.
 type DNS struct {
 	Resolver string   `yaml:"resolver"` // host:port (or host, port 53); "": the first nameserver of /etc/resolv.conf
-	Timeout  Duration `yaml:"timeout"`  // per query; default 3s
+	Timeout  Duration `yaml:"timeout"`  // per query; default dnscheck.DefaultTimeout
 }
 
 // ReportAuth configures the authentication of report mails on arrival
 // (DKIM, and the DMARC policy of the From domain; docs/readiness.md,
 // "Trusting the reports").
 type ReportAuth struct {
-	Enabled    bool     `yaml:"enabled"`     // default true; false stores every report "unverified"
-	DNSTimeout Duration `yaml:"dns_timeout"` // per lookup; default 2s
+	Enabled    bool     `yaml:"enabled"`     // default on (wire.Defaults); false stores every report "unverified"
+	DNSTimeout Duration `yaml:"dns_timeout"` // per lookup; default enrich.DefaultAuthTimeout
 	Resolver   string   `yaml:"resolver"`    // host:port (or host, port 53); "": the first nameserver of /etc/resolv.conf
 }
-
-// DefaultReportAuthTimeout is the default of report_auth.dns_timeout.
-const DefaultReportAuthTimeout = 2 * time.Second
 
 // Privacy is what of a failure report reaches the store.
 type Privacy struct {
@@ -157,36 +146,22 @@ type Log struct {
 	Format string `yaml:"format"` // text | json
 }
 
-// Default returns the configuration used without a file.
-func Default() Config {
-	return Config{
-		ClickHouse:  ClickHouse{DSN: DefaultDSN, BatchRows: 5000},
-		Gauges:      Gauges{Interval: Duration(5 * time.Minute), LagDays: 2},
-		ReportAuth:  ReportAuth{Enabled: true, DNSTimeout: Duration(DefaultReportAuthTimeout)},
-		Attribution: Attribution{MaxIPsPerRun: DefaultAttributionMaxIPs},
-		DNS:         DNS{Timeout: Duration(3 * time.Second)},
-		Limits: Limits{
-			MaxMessageBytes: 64 << 20,
-			MaxMemberBytes:  1 << 30,
-			MaxTotalBytes:   2 << 30,
-			MaxZipMembers:   64,
-			MaxDepth:        8,
-			MaxXMLDepth:     64,
-			MaxRecords:      2_000_000,
-		},
-		Log:           Log{Level: "info", Format: "text"},
-		HTTP:          HTTP{Listen: DefaultListen, MaxConnections: DefaultHTTPMaxConnections},
-		ShutdownGrace: Duration(DefaultShutdownGrace),
-	}
+// Defaults are the values of the keys that neither the file nor the
+// environment sets: Config for the keys outside sources, and per source
+// type the keys of a source of that type (its name and type aside).
+// internal/app/wire.Defaults builds them from the components that own them.
+type Defaults struct {
+	Config
+	IMAP, Spool, S3 Source
 }
 
-// Load reads path (if not empty) over the defaults, then the environment
+// Load reads path (if not empty) over the defaults d, then the environment
 // (every key: see EnvName; DMARCD_CLICKHOUSE_DSN wins over
 // clickhouse.dsn_file), reads the secrets named by *_file keys, and
 // validates the result. The error, if any, is Problems: every problem found,
 // each naming its key.
-func Load(path string) (Config, error) {
-	c := Default()
+func Load(path string, d Defaults) (Config, error) {
+	c := d.Config
 	var ps Problems
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -209,7 +184,7 @@ func Load(path string) (Config, error) {
 		}
 	}
 	for i := range c.Sources {
-		c.Sources[i].defaults()
+		c.Sources[i].defaults(d)
 		c.Sources[i].readSecrets(&ps)
 	}
 	c.HTTP.readSecret(&ps)

@@ -10,7 +10,7 @@ import (
 type HTTP struct {
 	Listen string `yaml:"listen"` // host:port; loopback by default
 	// MaxConnections bounds the connections open at once; more wait to be
-	// accepted until one closes. Default 256.
+	// accepted until one closes.
 	MaxConnections int `yaml:"max_connections"`
 	// WebhookSecret is the shared secret an S3 server must send with each
 	// event notification (Authorization: Bearer SECRET, or ?token=SECRET
@@ -20,12 +20,6 @@ type HTTP struct {
 	WebhookSecret     string `yaml:"webhook_secret"`
 	WebhookSecretFile string `yaml:"webhook_secret_file"` // read at start and at each reload
 }
-
-// DefaultListen is the default of http.listen.
-const DefaultListen = "127.0.0.1:9797"
-
-// DefaultHTTPMaxConnections is the default of http.max_connections.
-const DefaultHTTPMaxConnections = 256
 
 // MinWebhookSecret is the shortest http.webhook_secret accepted (16
 // characters; `openssl rand -hex 32` makes a good one).

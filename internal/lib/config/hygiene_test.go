@@ -15,22 +15,22 @@ func TestOwnedDomainsAreDomainsOrOnlyAStar(t *testing.T) {
 		"owned_domains: [\"exa mple.com\"]\n":      "owned_domains[0]",
 		"owned_domains: [example.com, \"a..b\"]\n": "owned_domains[1]",
 	} {
-		if _, err := Load(write(t, body)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := Load(write(t, body), testDefaults); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want one saying %q", body, err, want)
 		}
 	}
-	c, err := Load(write(t, "owned_domains: [\"*\"]\n"))
+	c, err := Load(write(t, "owned_domains: [\"*\"]\n"), testDefaults)
 	if err != nil || !c.AcceptsAllDomains() || c.Owned() != nil || c.RequireOwnedDomains() != nil {
 		t.Errorf(`["*"]: err %v, all %v, owned %v, require %v`, err, c.AcceptsAllDomains(), c.Owned(), c.RequireOwnedDomains())
 	}
-	c, err = Load(write(t, "owned_domains: [Example.COM.]\n"))
+	c, err = Load(write(t, "owned_domains: [Example.COM.]\n"), testDefaults)
 	if err != nil || c.AcceptsAllDomains() || len(c.Owned()) != 1 || c.Owned()[0] != "example.com" {
 		t.Errorf("[Example.COM.]: err %v, owned %v, want [example.com]", err, c.Owned())
 	}
 }
 
 func TestAnEmptyOwnedDomainsIsRefusedForTheDaemonWithTheReason(t *testing.T) {
-	c := Default()
+	c := testDefaults.Config
 	err := c.RequireOwnedDomains()
 	var ps Problems
 	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Key != "owned_domains" ||
@@ -41,7 +41,7 @@ func TestAnEmptyOwnedDomainsIsRefusedForTheDaemonWithTheReason(t *testing.T) {
 
 func TestAnUnparseableDSNIsAProblem(t *testing.T) {
 	t.Setenv("DMARCD_CLICKHOUSE_DSN", "clickhouse://u:secretpw@127.0.0.1:9000/db?dial_timeout=forever")
-	_, err := Load("")
+	_, err := Load("", testDefaults)
 	if err == nil || !strings.Contains(err.Error(), "clickhouse.dsn") || !strings.Contains(err.Error(), "cannot be parsed") {
 		t.Fatalf("error %v, want clickhouse.dsn cannot be parsed", err)
 	}
@@ -62,7 +62,7 @@ func TestWarningsNameInsecureAndPlaintextRemoteConnections(t *testing.T) {
 		{"clickhouse://127.0.0.1:9000,10.0.0.2:9000/dmarc", []string{"to 10.0.0.2,"}},
 		{"clickhouse://ch.example.net:9440/dmarc?secure=true&skip_verify=true", []string{"skip_verify=true"}},
 	} {
-		cfg := Default()
+		cfg := testDefaults.Config
 		cfg.ClickHouse.DSN = c.dsn
 		w := cfg.Warnings()
 		if len(w) != len(c.want) {
@@ -75,7 +75,7 @@ func TestWarningsNameInsecureAndPlaintextRemoteConnections(t *testing.T) {
 			}
 		}
 	}
-	cfg := Default()
+	cfg := testDefaults.Config
 	cfg.Sources = []Source{{Name: "reports", Type: SourceIMAP, InsecureSkipVerify: true}}
 	if w := cfg.Warnings(); len(w) != 1 || !strings.Contains(w[0], "sources[reports].insecure_skip_verify") {
 		t.Errorf("IMAP source without verification: warnings %q", w)
@@ -86,7 +86,7 @@ func TestPrivacyKeyHasNoDefaultWithoutAHome(t *testing.T) {
 	t.Setenv("DMARCD_PRIVACY_KEY", "")
 	t.Setenv("XDG_STATE_HOME", "")
 	t.Setenv("HOME", "")
-	_, err := Default().PrivacyKey()
+	_, err := testDefaults.Config.PrivacyKey()
 	if !errors.Is(err, ErrNoStateDir) {
 		t.Fatalf("no HOME, XDG_STATE_HOME nor key_file: %v, want ErrNoStateDir", err)
 	}
@@ -136,14 +136,14 @@ func TestPrivacyKeyRefusesAPlantedKey(t *testing.T) {
 		cases["file of another user"] = other
 	}
 	for name, p := range cases {
-		c := Default()
+		c := testDefaults.Config
 		c.Privacy.KeyFile = p
 		k, err := c.PrivacyKey()
 		if err == nil || !strings.Contains(err.Error(), "privacy.key_file") || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%s: key %x, error %v; want a refusal naming privacy.key_file", name, k, err)
 		}
 	}
-	c := Default()
+	c := testDefaults.Config
 	c.Privacy.KeyFile = plant(0o750, 0o640)
 	if k, err := c.PrivacyKey(); err != nil || len(k) != 16 {
 		t.Errorf("a key in a folder only we can write: %x, %v", k, err)

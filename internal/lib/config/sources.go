@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dmarcd/dmarcd/internal/lib/oauth"
 )
@@ -19,22 +18,6 @@ const (
 	SourceIMAP  = "imap"
 	SourceSpool = "spool"
 	SourceS3    = "s3"
-)
-
-// Defaults of the source keys.
-const (
-	DefaultIMAPTLS              = "implicit"
-	DefaultIMAPMailbox          = "INBOX"
-	DefaultIMAPProcessedMailbox = "dmarcd/processed"
-	DefaultIMAPInvalidMailbox   = "dmarcd/invalid"
-	DefaultIMAPPollInterval     = time.Minute
-	DefaultIMAPConcurrency      = 4
-	DefaultSpoolPollInterval    = 10 * time.Second
-	DefaultSpoolSettle          = 2 * time.Second
-	DefaultS3Mode               = "move"
-	DefaultS3ProcessedPrefix    = "processed/"
-	DefaultS3InvalidPrefix      = "invalid/"
-	DefaultS3PollInterval       = time.Minute
 )
 
 // Source is one entry of sources: where the daemon reads reports from. Name
@@ -56,7 +39,7 @@ type Source struct {
 	Mailbox            string `yaml:"mailbox"`
 	ProcessedMailbox   string `yaml:"processed_mailbox"`
 	InvalidMailbox     string `yaml:"invalid_mailbox"`
-	Concurrency        int    `yaml:"concurrency"` // mails processed at once; default 4
+	Concurrency        int    `yaml:"concurrency"` // mails processed at once; default ingest.DefaultIMAPConcurrency
 	// Shared (imap, s3): several instances read this source; each pass
 	// begins at a random mail or object, so that they mostly take
 	// different ones (docs/cluster.md).
@@ -112,27 +95,29 @@ func (s Source) Equal(o Source) bool {
 	return reflect.DeepEqual(s, o)
 }
 
-func (s *Source) defaults() {
+// defaults sets the keys of s left unset to those of its type in d. An
+// explicit settle of 0 is kept (a spool that takes files at once).
+func (s *Source) defaults(d Defaults) {
 	switch s.Type {
 	case SourceIMAP:
-		def(&s.TLS, DefaultIMAPTLS)
-		def(&s.Mailbox, DefaultIMAPMailbox)
-		def(&s.ProcessedMailbox, DefaultIMAPProcessedMailbox)
-		def(&s.InvalidMailbox, DefaultIMAPInvalidMailbox)
-		defDuration(&s.PollInterval, DefaultIMAPPollInterval)
+		def(&s.TLS, d.IMAP.TLS)
+		def(&s.Mailbox, d.IMAP.Mailbox)
+		def(&s.ProcessedMailbox, d.IMAP.ProcessedMailbox)
+		def(&s.InvalidMailbox, d.IMAP.InvalidMailbox)
+		defDuration(&s.PollInterval, d.IMAP.PollInterval)
 		if s.Concurrency == 0 {
-			s.Concurrency = DefaultIMAPConcurrency
+			s.Concurrency = d.IMAP.Concurrency
 		}
 	case SourceSpool:
-		defDuration(&s.PollInterval, DefaultSpoolPollInterval)
+		defDuration(&s.PollInterval, d.Spool.PollInterval)
 		if !s.set["settle"] {
-			s.Settle = Duration(DefaultSpoolSettle)
+			s.Settle = d.Spool.Settle
 		}
 	case SourceS3:
-		def(&s.Mode, DefaultS3Mode)
-		def(&s.ProcessedPrefix, DefaultS3ProcessedPrefix)
-		def(&s.InvalidPrefix, DefaultS3InvalidPrefix)
-		defDuration(&s.PollInterval, DefaultS3PollInterval)
+		def(&s.Mode, d.S3.Mode)
+		def(&s.ProcessedPrefix, d.S3.ProcessedPrefix)
+		def(&s.InvalidPrefix, d.S3.InvalidPrefix)
+		defDuration(&s.PollInterval, d.S3.PollInterval)
 	}
 }
 
@@ -142,9 +127,9 @@ func def(v *string, d string) {
 	}
 }
 
-func defDuration(v *Duration, d time.Duration) {
+func defDuration(v *Duration, d Duration) {
 	if *v == 0 {
-		*v = Duration(d)
+		*v = d
 	}
 }
 

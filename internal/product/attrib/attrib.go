@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // DefaultInterval is the minimum time between two IP or SPF lookups.
@@ -141,8 +140,8 @@ func (a *Attributor) walk(ctx context.Context, domain string) (*dnscheck.SPFWalk
 
 // Attribute attributes ip, sending for domains (tried in order; the first
 // whose SPF authorises ip is named).
-func (a *Attributor) Attribute(ctx context.Context, ip netip.Addr, domains []string) (store.SourceAttribution, error) {
-	res := store.SourceAttribution{IP: ip.String()}
+func (a *Attributor) Attribute(ctx context.Context, ip netip.Addr, domains []string) (SourceAttribution, error) {
+	res := SourceAttribution{IP: ip.String()}
 	ptr, ok, err := a.PTR(ctx, ip)
 	if err != nil {
 		return res, fmt.Errorf("reverse DNS of %s: %w", ip, err)
@@ -166,24 +165,24 @@ func (a *Attributor) Attribute(ctx context.Context, ip netip.Addr, domains []str
 // Run attributes up to limit source IPs of the stored records that have no
 // attribution yet and stores the results. An IP whose lookups fail
 // temporarily is left for the next run. It returns how many IPs it stored.
-func Run(ctx context.Context, st *store.Store, r *dnscheck.Resolver, limit int) (int, error) {
-	return RunWith(ctx, st, r, limit, nil)
+func Run(ctx context.Context, db DB, r *dnscheck.Resolver, limit int) (int, error) {
+	return RunWith(ctx, db, r, limit, nil)
 }
 
 // RunWith is Run with an Enrichment (nil: built-in known sources, no
 // GeoIP).
-func RunWith(ctx context.Context, st *store.Store, r *dnscheck.Resolver, limit int, e *Enrichment) (int, error) {
-	ips, err := st.UnattributedIPs(ctx, limit)
+func RunWith(ctx context.Context, db DB, r *dnscheck.Resolver, limit int, e *Enrichment) (int, error) {
+	ips, err := UnattributedIPs(ctx, db, limit)
 	if err != nil {
 		return 0, err
 	}
 	a := New(r, 0).With(e)
-	var out []store.SourceAttribution
+	var out []SourceAttribution
 	for _, u := range ips {
 		ip, err := netip.ParseAddr(u.IP)
 		if err != nil {
 			// Not an IP: store it as checked so it is not asked again.
-			out = append(out, store.SourceAttribution{IP: u.IP, CheckedAt: time.Now().UTC()})
+			out = append(out, SourceAttribution{IP: u.IP, CheckedAt: time.Now().UTC()})
 			continue
 		}
 		res, err := a.Attribute(ctx, ip, u.Domains)
@@ -195,7 +194,7 @@ func RunWith(ctx context.Context, st *store.Store, r *dnscheck.Resolver, limit i
 		}
 		out = append(out, res)
 	}
-	if err := st.WriteAttributions(ctx, out); err != nil {
+	if err := WriteAttributions(ctx, db, out); err != nil {
 		return 0, err
 	}
 	return len(out), ctx.Err()

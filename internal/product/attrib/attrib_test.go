@@ -113,7 +113,7 @@ func TestRunAttributesStoredIPsOnce(t *testing.T) {
 	if n, err := Run(ctx, st, resolver(t, srv), 100); err != nil || n != 0 {
 		t.Errorf("second Run = %d, %v; want 0", n, err)
 	}
-	got, err := st.SourceAttributions(ctx)
+	got, err := SourceAttributions(ctx, st)
 	if err != nil || len(got) != 2 || got[1].IP != "54.240.0.1" || got[1].SPFMechanism != "include:amazonses.com" || !got[1].PTRConfirmed {
 		t.Errorf("stored %+v, %v", got, err)
 	}

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // Options name the operator's attribution data (config attribution.*):
@@ -51,7 +49,7 @@ func (e *Enrichment) Close() error {
 // Apply sets the known source of a from its stored facts (nil e: the
 // built-in senders) and, when e has GeoIP databases, its country and AS.
 // A GeoIP lookup failure leaves those fields as they were.
-func (e *Enrichment) Apply(a *store.SourceAttribution) {
+func (e *Enrichment) Apply(a *SourceAttribution) {
 	k := (*Known)(nil)
 	if e != nil {
 		k = e.Known
@@ -80,13 +78,13 @@ var builtinKnown = sync.OnceValue(func() *Known { return NewKnown(nil) })
 // known-sources file or a GeoIP database changed: call it at start and
 // after a configuration reload). A rewritten row's checked_at is the time
 // of the rewrite. It returns how many rows it rewrote.
-func Refresh(ctx context.Context, st *store.Store, e *Enrichment) (int, error) {
-	all, err := st.SourceAttributions(ctx)
+func Refresh(ctx context.Context, db DB, e *Enrichment) (int, error) {
+	all, err := SourceAttributions(ctx, db)
 	if err != nil {
 		return 0, err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	var changed []store.SourceAttribution
+	var changed []SourceAttribution
 	for _, a := range all {
 		b := a
 		b.SPFIncludes = slices.Clone(a.SPFIncludes)
@@ -109,7 +107,7 @@ func Refresh(ctx context.Context, st *store.Store, e *Enrichment) (int, error) {
 	written := 0
 	for l := changed; len(l) > 0; {
 		n := min(len(l), 10000)
-		if err := st.WriteAttributions(ctx, l[:n]); err != nil {
+		if err := WriteAttributions(ctx, db, l[:n]); err != nil {
 			return written, err
 		}
 		written += n

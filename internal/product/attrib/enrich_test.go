@@ -297,19 +297,19 @@ func TestRunWithStoresGeoAndKnownSourceAndRefreshFollowsTheFile(t *testing.T) {
 	if n, err := RunWith(ctx, st, resolver(t, srv), 100, e); err != nil || n != 3 {
 		t.Fatalf("RunWith = %d, %v; want 3", n, err)
 	}
-	byIP := func() map[string]store.SourceAttribution {
-		l, err := st.SourceAttributions(ctx)
+	byIP := func() map[string]SourceAttribution {
+		l, err := SourceAttributions(ctx, st)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := map[string]store.SourceAttribution{}
+		m := map[string]SourceAttribution{}
 		for _, a := range l {
 			m[a.IP] = a
 		}
 		return m
 	}
 	got := byIP()
-	for ip, w := range map[string]store.SourceAttribution{
+	for ip, w := range map[string]SourceAttribution{
 		"54.240.0.1":  {Country: "US", ASN: 14618, ASOrg: "AMAZON-AES", KnownSource: "Amazon SES", KnownAuthorised: true, SPFIncludes: []string{"amazonses.com"}},
 		"192.0.2.77":  {Country: "DE", KnownSource: "Office relay", KnownAuthorised: true},
 		"203.0.113.9": {Country: "IE"},

@@ -8,7 +8,6 @@ import (
 	"github.com/dmarcd/dmarcd/internal/product/dnscheck"
 	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/parse/align"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // Known matches source IPs against known sources: the built-in senders of
@@ -89,7 +88,7 @@ func (k *Known) Match(ip netip.Addr, ptr string, ptrConfirmed bool, spfIncludes 
 
 // Apply sets a's known source from its stored facts (IP, PTR, SPF
 // includes).
-func (k *Known) Apply(a *store.SourceAttribution) {
+func (k *Known) Apply(a *SourceAttribution) {
 	a.KnownSource, a.KnownAuthorised = "", false
 	ip, err := netip.ParseAddr(a.IP)
 	if err != nil {

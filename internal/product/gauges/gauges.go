@@ -34,7 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
-	"github.com/dmarcd/dmarcd/store"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
 )
 
 // Defaults of New's arguments when zero (or negative).
@@ -94,9 +94,9 @@ func (g *Gauges) SetDomains(l Labeler) {
 // snapshot is the result of one successful Update, plus the health of the
 // last attempt.
 type snapshot struct {
-	domains    map[string][]store.DomainGauges // by window name, domains already bounded
-	orgs       []store.LastReport              // bounded
-	lastDomain []store.LastReport              // bounded
+	domains    map[string][]DomainGauges // by window name, domains already bounded
+	orgs       []LastReport              // bounded
+	lastDomain []LastReport              // bounded
 	windowEnd  time.Time
 	updated    time.Time // last successful update
 	took       time.Duration
@@ -104,12 +104,12 @@ type snapshot struct {
 	errors     uint64
 }
 
-// Querier is what Gauges reads: *store.Store, or the daemon's store that
+// Querier is what Gauges reads: Reader over *store.Store, or the daemon's store that
 // opens on first use.
 type Querier interface {
-	GaugeDomains(ctx context.Context, since, until time.Time) ([]store.DomainGauges, error)
-	LastReportsByOrg(ctx context.Context, since time.Time) ([]store.LastReport, error)
-	LastReportsByDomain(ctx context.Context, since time.Time) ([]store.LastReport, error)
+	GaugeDomains(ctx context.Context, since, until time.Time) ([]DomainGauges, error)
+	LastReportsByOrg(ctx context.Context, since time.Time) ([]LastReport, error)
+	LastReportsByDomain(ctx context.Context, since time.Time) ([]LastReport, error)
 }
 
 // New returns Gauges reading st every interval (DefaultInterval if zero)
@@ -174,8 +174,8 @@ func (g *Gauges) Update(ctx context.Context) error {
 func (g *Gauges) query(ctx context.Context) (snapshot, error) {
 	now := g.now()
 	end := WindowEnd(now, g.lag)
-	s := snapshot{domains: map[string][]store.DomainGauges{}, windowEnd: end, updated: now}
-	raw := map[string][]store.DomainGauges{}
+	s := snapshot{domains: map[string][]DomainGauges{}, windowEnd: end, updated: now}
+	raw := map[string][]DomainGauges{}
 	for _, w := range Windows {
 		l, err := g.st.GaugeDomains(ctx, end.AddDate(0, 0, -w.Days), end)
 		if err != nil {
@@ -204,7 +204,7 @@ func (g *Gauges) query(ctx context.Context) (snapshot, error) {
 // Labeler, the domains of longest (the longest window) are shown to it
 // busiest first (ties and TLS/failure-only domains by name); without one,
 // those MaxLabels domains keep their label and the rest are Other.
-func (g *Gauges) labeler(longest []store.DomainGauges) func(string) string {
+func (g *Gauges) labeler(longest []DomainGauges) func(string) string {
 	g.mu.Lock()
 	l := g.labels
 	g.mu.Unlock()
@@ -228,8 +228,8 @@ func (g *Gauges) labeler(longest []store.DomainGauges) func(string) string {
 }
 
 // byMessages returns l sorted by messages, most first, then by name.
-func byMessages(l []store.DomainGauges) []store.DomainGauges {
-	l = append([]store.DomainGauges(nil), l...)
+func byMessages(l []DomainGauges) []DomainGauges {
+	l = append([]DomainGauges(nil), l...)
 	sort.SliceStable(l, func(i, j int) bool {
 		if l[i].Messages != l[j].Messages {
 			return l[i].Messages > l[j].Messages
@@ -241,10 +241,10 @@ func byMessages(l []store.DomainGauges) []store.DomainGauges {
 
 // labelDomains sums the entries of l by their label (label(domain)), in
 // order of first appearance, Other last.
-func labelDomains(l []store.DomainGauges, label func(string) string) []store.DomainGauges {
-	var out []store.DomainGauges
+func labelDomains(l []DomainGauges, label func(string) string) []DomainGauges {
+	var out []DomainGauges
 	at := map[string]int{}
-	var other store.DomainGauges
+	var other DomainGauges
 	others := false
 	for _, d := range l {
 		name := label(d.Domain)
@@ -257,7 +257,7 @@ func labelDomains(l []store.DomainGauges, label func(string) string) []store.Dom
 		if !ok {
 			i = len(out)
 			at[name] = i
-			out = append(out, store.DomainGauges{Domain: name})
+			out = append(out, DomainGauges{Domain: name})
 		}
 		addGauges(&out[i], d)
 	}
@@ -269,7 +269,7 @@ func labelDomains(l []store.DomainGauges, label func(string) string) []store.Dom
 }
 
 // addGauges adds the figures of d to sum (not its Domain).
-func addGauges(sum *store.DomainGauges, d store.DomainGauges) {
+func addGauges(sum *DomainGauges, d DomainGauges) {
 	sum.Messages += d.Messages
 	sum.DMARCPass += d.DMARCPass
 	sum.Failing += d.Failing
@@ -287,8 +287,8 @@ func addGauges(sum *store.DomainGauges, d store.DomainGauges) {
 // end), sorted again by messages: two org names that share their first
 // metrics.MaxLabelBytes bytes are one series, not a duplicate that would
 // fail the whole scrape.
-func mergeLast(l []store.LastReport, label func(string) string) []store.LastReport {
-	var out []store.LastReport
+func mergeLast(l []LastReport, label func(string) string) []LastReport {
+	var out []LastReport
 	at := map[string]int{}
 	for _, r := range l {
 		name := label(r.Name)
@@ -296,7 +296,7 @@ func mergeLast(l []store.LastReport, label func(string) string) []store.LastRepo
 		if !ok {
 			i = len(out)
 			at[name] = i
-			out = append(out, store.LastReport{Name: name})
+			out = append(out, LastReport{Name: name})
 		}
 		out[i].Messages += r.Messages
 		if r.End.After(out[i].End) {
@@ -314,12 +314,12 @@ func mergeLast(l []store.LastReport, label func(string) string) []store.LastRepo
 
 // boundLast keeps the first MaxLabels entries (sorted by messages, Other
 // last) and folds the rest, and any Other, into Other with the latest end.
-func boundLast(l []store.LastReport) []store.LastReport {
+func boundLast(l []LastReport) []LastReport {
 	if len(l) <= MaxLabels {
 		return l
 	}
-	out := append([]store.LastReport(nil), l[:MaxLabels]...)
-	other := store.LastReport{Name: Other}
+	out := append([]LastReport(nil), l[:MaxLabels]...)
+	other := LastReport{Name: Other}
 	for _, r := range l[MaxLabels:] {
 		other.Messages += r.Messages
 		if r.End.After(other.End) {
@@ -420,7 +420,7 @@ func (g *Gauges) Collect(ch chan<- prometheus.Metric) {
 			gauge(descTLSFailed, float64(d.TLSFailedSessions), d.Domain, w.Name)
 			gauge(descTLSOK, float64(d.TLSSuccessfulSessions), d.Domain, w.Name)
 			gauge(descFailure, float64(d.FailureReports), d.Domain, w.Name)
-			if w.Days <= store.StoppedPassingMaxDays {
+			if w.Days <= gaugedb.StoppedPassingMaxDays {
 				gauge(descStopped, float64(d.StoppedPassingSources), d.Domain, w.Name)
 				gauge(descStoppedMsgs, float64(d.StoppedPassingMessages), d.Domain, w.Name)
 			}

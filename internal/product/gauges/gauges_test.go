@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/store"
@@ -81,7 +82,7 @@ func TestGaugesMatchGeneratedTruthPerWindow(t *testing.T) {
 	start := time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)
 	files := seed(t, st, gen.Options{Domain: "example.com", Days: 14, Seed: 7, Start: start})
 
-	g := New(st, 0, -1, nil)
+	g := New(Reader{Q: st}, 0, -1, nil)
 	now := start.AddDate(0, 0, 16).Add(9 * time.Hour) // 2025-03-19 09:00
 	g.now = func() time.Time { return now }
 	before := values(t, g)
@@ -126,13 +127,13 @@ func TestGaugesMatchGeneratedTruthPerWindow(t *testing.T) {
 		if v := got[fmt.Sprintf("dmarc_would_block_messages{domain=example.com}{policy=reject}{window=%s}", w.Name)]; v != float64(msgs-pass) {
 			t.Errorf("would block (reject) %s: %v, want %d", w.Name, v, msgs-pass)
 		}
-		rs, err := st.ReadinessSources(ctx, since, end)
+		rs, err := readiness.ReadSources(ctx, st, since, end, readiness.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var unauth, strict uint64
 		for _, r := range rs {
-			if r.Class == store.ClassUnauthenticated {
+			if r.Class == readiness.ClassUnauthenticated {
 				unauth += r.Messages
 			}
 			strict += r.PassSS
@@ -175,17 +176,17 @@ func TestGaugesMatchGeneratedTruthPerWindow(t *testing.T) {
 
 // TestBoundDomainsFoldsTheRestIntoOther pins the label bound.
 func TestBoundDomainsFoldsTheRestIntoOther(t *testing.T) {
-	var l []store.DomainGauges
+	var l []DomainGauges
 	for i := 0; i < MaxLabels+5; i++ {
-		l = append(l, store.DomainGauges{Domain: fmt.Sprintf("d%03d.example", i), Messages: uint64(1000 - i), DMARCPass: 1})
+		l = append(l, DomainGauges{Domain: fmt.Sprintf("d%03d.example", i), Messages: uint64(1000 - i), DMARCPass: 1})
 	}
 	out := labelDomains(l, (&Gauges{}).labeler(l))
 	if len(out) != MaxLabels+1 || out[MaxLabels].Domain != Other || out[MaxLabels].DMARCPass != 5 {
 		t.Fatalf("got %d entries, last %+v", len(out), out[len(out)-1])
 	}
-	var lr []store.LastReport
+	var lr []LastReport
 	for i := 0; i < MaxLabels+2; i++ {
-		lr = append(lr, store.LastReport{Name: fmt.Sprint(i), End: time.Unix(int64(i), 0)})
+		lr = append(lr, LastReport{Name: fmt.Sprint(i), End: time.Unix(int64(i), 0)})
 	}
 	b := boundLast(lr)
 	if len(b) != MaxLabels+1 || b[MaxLabels].Name != Other || b[MaxLabels].End.Unix() != MaxLabels+1 {

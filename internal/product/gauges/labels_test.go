@@ -12,25 +12,24 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // fakeStore answers the gauge queries with fixed rows.
 type fakeStore struct {
-	domains []store.DomainGauges
-	orgs    []store.LastReport
+	domains []DomainGauges
+	orgs    []LastReport
 }
 
-func (f fakeStore) GaugeDomains(context.Context, time.Time, time.Time) ([]store.DomainGauges, error) {
+func (f fakeStore) GaugeDomains(context.Context, time.Time, time.Time) ([]DomainGauges, error) {
 	return f.domains, nil
 }
-func (f fakeStore) LastReportsByOrg(context.Context, time.Time) ([]store.LastReport, error) {
+func (f fakeStore) LastReportsByOrg(context.Context, time.Time) ([]LastReport, error) {
 	return f.orgs, nil
 }
-func (f fakeStore) LastReportsByDomain(context.Context, time.Time) ([]store.LastReport, error) {
-	var l []store.LastReport
+func (f fakeStore) LastReportsByDomain(context.Context, time.Time) ([]LastReport, error) {
+	var l []LastReport
 	for _, d := range f.domains {
-		l = append(l, store.LastReport{Name: d.Domain, Messages: d.Messages, End: time.Unix(1, 0)})
+		l = append(l, LastReport{Name: d.Domain, Messages: d.Messages, End: time.Unix(1, 0)})
 	}
 	return l, nil
 }
@@ -41,11 +40,11 @@ func (f fakeStore) LastReportsByDomain(context.Context, time.Time) ([]store.Last
 // alerts went blind. With the daemon's labeler the owned domain keeps its
 // series and its figures; the forged ones are summed into "other".
 func TestForgedDomainsCannotBlindAnOwnedDomainsGauges(t *testing.T) {
-	var rows []store.DomainGauges
+	var rows []DomainGauges
 	for i := range 60 {
-		rows = append(rows, store.DomainGauges{Domain: fmt.Sprintf("forged%02d.example.net", i), Messages: 1 << 40, DMARCPass: 1 << 40})
+		rows = append(rows, DomainGauges{Domain: fmt.Sprintf("forged%02d.example.net", i), Messages: 1 << 40, DMARCPass: 1 << 40})
 	}
-	rows = append(rows, store.DomainGauges{Domain: "example.com", Messages: 100, DMARCPass: 40}, store.DomainGauges{Domain: "news.example.com", Messages: 20, DMARCPass: 20})
+	rows = append(rows, DomainGauges{Domain: "example.com", Messages: 100, DMARCPass: 40}, DomainGauges{Domain: "news.example.com", Messages: 20, DMARCPass: 20})
 	g := New(fakeStore{domains: rows}, 0, 0, nil)
 	g.SetDomains(metrics.NewDomains([]string{"example.com"}))
 	if err := g.Update(context.Background()); err != nil {
@@ -74,7 +73,7 @@ func TestForgedDomainsCannotBlindAnOwnedDomainsGauges(t *testing.T) {
 // short, distinct, valid series, and the scrape stays small.
 func TestAnEightMiBOrgNameKeepsTheScrapeSmall(t *testing.T) {
 	long := strings.Repeat("x", 8<<20)
-	g := New(fakeStore{orgs: []store.LastReport{
+	g := New(fakeStore{orgs: []LastReport{
 		{Name: long + "1", Messages: 9, End: time.Unix(100, 0)},
 		{Name: long + "2", Messages: 8, End: time.Unix(200, 0)},
 		{Name: "bad\xff\xfe", Messages: 7, End: time.Unix(50, 0)},

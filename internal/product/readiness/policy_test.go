@@ -3,33 +3,31 @@ package readiness
 import (
 	"strings"
 	"testing"
-
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // Scenario senders whose class and legitimacy are known by construction.
 var (
-	ownAligned = store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassAligned, Messages: 100, Days: 5,
+	ownAligned = SourceRow{HeaderFrom: "example.com", Class: ClassAligned, Messages: 100, Days: 5,
 		DKIMPass: []string{"example.com"}, SPFPass: []string{"example.com"}, PassRR: 100, PassSR: 100, PassRS: 100, PassSS: 100}
-	ownESP = store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassMisaligned, Messages: 30, Days: 3,
+	ownESP = SourceRow{HeaderFrom: "example.com", Class: ClassMisaligned, Messages: 30, Days: 3,
 		DKIMPass: []string{"esp-mailer.net"}, SPFPass: []string{"bounces.esp-mailer.net"}}
-	ownESPOne = store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassMisaligned, Messages: 1, Days: 2,
+	ownESPOne = SourceRow{HeaderFrom: "example.com", Class: ClassMisaligned, Messages: 1, Days: 2,
 		DKIMPass: []string{"esp-mailer.net"}}
-	spoof = store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassUnauthenticated, Messages: 7, Days: 1}
+	spoof = SourceRow{HeaderFrom: "example.com", Class: ClassUnauthenticated, Messages: 7, Days: 1}
 	// news.example.com exists: its own DKIM key passed.
-	subAligned = store.ReadinessSource{HeaderFrom: "news.example.com", Class: store.ClassAligned, Messages: 50, Days: 5,
+	subAligned = SourceRow{HeaderFrom: "news.example.com", Class: ClassAligned, Messages: 50, Days: 5,
 		DKIMPass: []string{"news.example.com"}, PassRR: 50, PassSR: 50, PassRS: 50, PassSS: 50}
-	subESP = store.ReadinessSource{HeaderFrom: "news.example.com", Class: store.ClassMisaligned, Messages: 20, Days: 3,
+	subESP = SourceRow{HeaderFrom: "news.example.com", Class: ClassMisaligned, Messages: 20, Days: 3,
 		DKIMPass: []string{"esp-mailer.net"}, SPFPass: []string{"bounces.esp-mailer.net"}}
 	// promo.example.com is not shown to exist: np may apply to it.
-	ghostAligned = store.ReadinessSource{HeaderFrom: "promo.example.com", Class: store.ClassAligned, Messages: 40, Days: 5,
+	ghostAligned = SourceRow{HeaderFrom: "promo.example.com", Class: ClassAligned, Messages: 40, Days: 5,
 		DKIMPass: []string{"example.com"}, PassRR: 40, PassRS: 40}
-	ghostESP = store.ReadinessSource{HeaderFrom: "promo.example.com", Class: store.ClassMisaligned, Messages: 10, Days: 3,
+	ghostESP = SourceRow{HeaderFrom: "promo.example.com", Class: ClassMisaligned, Messages: 10, Days: 3,
 		DKIMPass: []string{"esp-mailer.net"}}
 )
 
-func rows(l ...store.ReadinessSource) []store.ReadinessSource {
-	out := make([]store.ReadinessSource, len(l))
+func rows(l ...SourceRow) []SourceRow {
+	out := make([]SourceRow, len(l))
 	for i, r := range l {
 		r.PolicyDomain = "example.com"
 		out[i] = r
@@ -38,8 +36,8 @@ func rows(l ...store.ReadinessSource) []store.ReadinessSource {
 }
 
 // record parses "p=none; sp=none" into a stored policy.
-func record(s string) store.Policy {
-	p := store.Policy{Domain: "example.com"}
+func record(s string) PublishedPolicy {
+	p := PublishedPolicy{Domain: "example.com"}
 	for _, tag := range strings.Split(s, ";") {
 		k, v, _ := strings.Cut(strings.TrimSpace(tag), "=")
 		v2 := v
@@ -68,7 +66,7 @@ func record(s string) store.Policy {
 func TestVerdictFollowsThePolicyThatAppliesToEachMessage(t *testing.T) {
 	for _, c := range []struct {
 		name, policy string
-		rows         []store.ReadinessSource
+		rows         []SourceRow
 		ready        string            // p's
 		scopes       map[string]string // tag → ready
 		subs         map[string]string // header_from → policy it is under
@@ -157,7 +155,7 @@ func TestVerdictFollowsThePolicyThatAppliesToEachMessage(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ds := Evaluate(c.rows, []store.Policy{record(c.policy)}, nil)
+			ds := Evaluate(c.rows, []PublishedPolicy{record(c.policy)}, nil)
 			if len(ds) != 1 {
 				t.Fatalf("%d domains", len(ds))
 			}
@@ -224,7 +222,7 @@ func TestVerdictFollowsThePolicyThatAppliesToEachMessage(t *testing.T) {
 // sent it, through its own or a custom MAIL FROM) or a known source by IP
 // the source is named.
 func TestASourceIsNamedOnlyOnEvidenceOfItsIPs(t *testing.T) {
-	relayed := store.ReadinessSource{HeaderFrom: "example.com", Class: store.ClassAligned, Messages: 30, Days: 13,
+	relayed := SourceRow{HeaderFrom: "example.com", Class: ClassAligned, Messages: 30, Days: 13,
 		DKIMPass: []string{"amazonses.com", "example.com"}, TopIPs: []string{"128.32.164.116"}}
 	direct := relayed
 	direct.SPFPass = []string{"mail.example.com"}
@@ -232,7 +230,7 @@ func TestASourceIsNamedOnlyOnEvidenceOfItsIPs(t *testing.T) {
 	byIP.KnownSource = "Amazon SES"
 	for _, c := range []struct {
 		name     string
-		row      store.ReadinessSource
+		row      SourceRow
 		sender   string
 		signedBy string
 	}{
@@ -256,8 +254,8 @@ func TestASourceIsNamedOnlyOnEvidenceOfItsIPs(t *testing.T) {
 func TestUnverifiedEvidenceSaysWhyAndWhatToDo(t *testing.T) {
 	r := ownAligned
 	r.PolicyDomain, r.Unverified = "example.com", 100
-	ds := EvaluateTrust([]store.ReadinessSource{r}, nil, nil, Trust{Unverified: []store.ReadinessUnverified{
-		{PolicyDomain: "example.com", Reason: store.UnverifiedUnsigned, Reports: 4, Messages: 100}}})
+	ds := EvaluateTrust([]SourceRow{r}, nil, nil, Trust{Unverified: []UnverifiedRow{
+		{PolicyDomain: "example.com", Reason: UnverifiedUnsigned, Reports: 4, Messages: 100}}})
 	d := ds[0]
 	if len(d.UnverifiedWhy) != 1 || d.UnverifiedWhy[0].Do == "" {
 		t.Fatalf("unverified why %+v", d.UnverifiedWhy)
@@ -268,12 +266,12 @@ func TestUnverifiedEvidenceSaysWhyAndWhatToDo(t *testing.T) {
 			t.Errorf("evidence lacks %q:\n%s", w, ev)
 		}
 	}
-	for _, reason := range store.UnverifiedReasons {
+	for _, reason := range UnverifiedReasons {
 		if x := unverifiedTexts[reason]; x[0] == "" || x[1] == "" {
 			t.Errorf("reason %q has no explanation", reason)
 		}
 	}
-	if len(unverifiedTexts) != len(store.UnverifiedReasons) {
-		t.Errorf("%d reasons explained, want %d", len(unverifiedTexts), len(store.UnverifiedReasons))
+	if len(unverifiedTexts) != len(UnverifiedReasons) {
+		t.Errorf("%d reasons explained, want %d", len(unverifiedTexts), len(UnverifiedReasons))
 	}
 }

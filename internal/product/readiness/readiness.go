@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd/parse/align"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // Levels of a verdict and of a policy.
@@ -65,7 +64,7 @@ func (p Policy) String() string {
 }
 
 // policyOf applies the defaults to a stored policy.
-func policyOf(sp *store.Policy) Policy {
+func policyOf(sp *PublishedPolicy) Policy {
 	p := Policy{P: LevelNone, Pct: 100, ADKIM: "r", ASPF: "r"}
 	if sp == nil {
 		return p
@@ -106,7 +105,7 @@ func level(v string) string {
 // Source is one sender of a domain's mail, as its authentication shows it.
 type Source struct {
 	HeaderFrom string   `json:"header_from"`
-	Class      string   `json:"class"` // store.Class*
+	Class      string   `json:"class"` // Class*
 	Sender     string   `json:"sender,omitempty"`
 	DKIMPass   []string `json:"dkim_pass"`
 	SPFPass    []string `json:"spf_pass"`
@@ -254,60 +253,60 @@ type FailedAuth struct {
 // reports behind the evidence.
 type Trust struct {
 	// FailedAuth lists, per policy domain, the records of reports whose
-	// mail failed authentication (store.ReadinessFailedAuthReports).
-	FailedAuth []store.ReadinessFailedAuth
+	// mail failed authentication (ReadFailedAuth).
+	FailedAuth []FailedAuthRow
 	// Included is set when those records are in the sources too.
 	Included bool
 	// Unverified says, per policy domain, why the records of unverified
-	// reports are (store.ReadinessUnverifiedReasons).
-	Unverified []store.ReadinessUnverified
+	// reports are (ReadUnverified).
+	Unverified []UnverifiedRow
 }
 
 // UnverifiedReason is why some of a domain's evidence is unverified, and
 // what to do about it.
 type UnverifiedReason struct {
-	Reason   string `json:"reason"` // store.Unverified*
+	Reason   string `json:"reason"` // Unverified*
 	Reports  uint64 `json:"reports"`
 	Messages uint64 `json:"messages"`
 	Why      string `json:"why"`
 	Do       string `json:"do"`
 }
 
-// unverifiedTexts explain each store.Unverified* reason.
+// unverifiedTexts explain each Unverified* reason.
 var unverifiedTexts = map[string][2]string{
-	store.UnverifiedUnsigned: {"their mails carry no DKIM signature and their From domain publishes no enforcing DMARC policy: nothing shows who sent them",
+	UnverifiedUnsigned: {"their mails carry no DKIM signature and their From domain publishes no enforcing DMARC policy: nothing shows who sent them",
 		"genuine reporters (Google, Microsoft, Yahoo) sign their reports; unsigned ones are usually generated or hand-made test mails (make demo's are): trust them only if you made them"},
-	store.UnverifiedNoMail: {"they were read as bare report files (or from inside an archive): there was no mail to authenticate",
+	UnverifiedNoMail: {"they were read as bare report files (or from inside an archive): there was no mail to authenticate",
 		"ingest the report mails (IMAP, a spool of .eml files) rather than their attachments to have them verified"},
-	store.UnverifiedNotChecked: {"a DKIM signature could not be checked on arrival (DNS failure or timeout, or a key no longer published)",
+	UnverifiedNotChecked: {"a DKIM signature could not be checked on arrival (DNS failure or timeout, or a key no longer published)",
 		"check report_auth.resolver and DNS from the dmarcd host; mails ingested long after they were sent may carry rotated keys"},
-	store.UnverifiedUnaligned: {"they are signed, but by no domain of the report mail's From domain, which publishes no enforcing DMARC policy",
+	UnverifiedUnaligned: {"they are signed, but by no domain of the report mail's From domain, which publishes no enforcing DMARC policy",
 		"nothing to do on your side unless a reporter you rely on is affected: its reports can be forged"},
-	store.UnverifiedDisabled: {"report_auth was disabled when they arrived: their mails were not checked",
+	UnverifiedDisabled: {"report_auth was disabled when they arrived: their mails were not checked",
 		"set report_auth.enabled: true (docs/configuration.md) for the reports to come"},
-	store.UnverifiedOther: {"their mails could not be authenticated",
+	UnverifiedOther: {"their mails could not be authenticated",
 		"see aggregate_reports.auth_detail for each report"},
 }
 
 // Evaluate builds the verdict of every policy domain in sources. policies
-// are the latest published policies (store.ReadinessPolicies); senders may
+// are the latest published policies (ReadPolicies); senders may
 // be nil for the built-in ones.
-func Evaluate(sources []store.ReadinessSource, policies []store.Policy, senders *Senders) []Domain {
+func Evaluate(sources []SourceRow, policies []PublishedPolicy, senders *Senders) []Domain {
 	return EvaluateTrust(sources, policies, senders, Trust{})
 }
 
 // EvaluateTrust is Evaluate that also says how much of the evidence is
 // unverified and what reports failing authentication claim: a domain known
 // only from such reports gets a verdict without messages.
-func EvaluateTrust(sources []store.ReadinessSource, policies []store.Policy, senders *Senders, trust Trust) []Domain {
+func EvaluateTrust(sources []SourceRow, policies []PublishedPolicy, senders *Senders, trust Trust) []Domain {
 	if senders == nil {
 		senders = BuiltinSenders()
 	}
-	pol := map[string]*store.Policy{}
+	pol := map[string]*PublishedPolicy{}
 	for i := range policies {
 		pol[policies[i].Domain] = &policies[i]
 	}
-	byDomain := map[string][]store.ReadinessSource{}
+	byDomain := map[string][]SourceRow{}
 	var names []string
 	for _, s := range sources {
 		if _, ok := byDomain[s.PolicyDomain]; !ok {
@@ -337,7 +336,7 @@ func EvaluateTrust(sources []store.ReadinessSource, policies []store.Policy, sen
 	return out
 }
 
-func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Senders, failed FailedAuth, why []UnverifiedReason) Domain {
+func evaluate(name string, rows []SourceRow, p Policy, senders *Senders, failed FailedAuth, why []UnverifiedReason) Domain {
 	d := Domain{Domain: name, Policy: p, FailedAuth: failed, UnverifiedWhy: why}
 	if d.UnverifiedWhy == nil {
 		d.UnverifiedWhy = []UnverifiedReason{}
@@ -364,13 +363,13 @@ func evaluate(name string, rows []store.ReadinessSource, p Policy, senders *Send
 		d.Unverified += r.Unverified
 		sd.Messages += r.Messages
 		switch bucket(src) {
-		case store.ClassAligned:
+		case ClassAligned:
 			d.Aligned += r.Messages
 			sd.Aligned += r.Messages
-		case store.ClassForwarded:
+		case ClassForwarded:
 			d.Forwarded += r.Messages
 			sd.Forwarded += r.Messages
-		case store.ClassMisaligned:
+		case ClassMisaligned:
 			d.Misaligned += r.Messages
 			sd.Misaligned += r.Messages
 		default:
@@ -413,11 +412,11 @@ func policyName(p Policy, tags []string) string {
 // bucket is the class a source counts in: misaligned mail that is not
 // legitimate counts as unauthenticated.
 func bucket(s Source) string {
-	if s.Class == store.ClassMisaligned && !s.Legitimate {
-		return store.ClassUnauthenticated
+	if s.Class == ClassMisaligned && !s.Legitimate {
+		return ClassUnauthenticated
 	}
-	if s.Class == store.ClassUnauthenticated && s.Legitimate {
-		return store.ClassMisaligned // an authorised source: enforcement would hurt it
+	if s.Class == ClassUnauthenticated && s.Legitimate {
+		return ClassMisaligned // an authorised source: enforcement would hurt it
 	}
 	return s.Class
 }
@@ -425,18 +424,18 @@ func bucket(s Source) string {
 // classRank orders sources: what blocks readiness first.
 func classRank(s Source) int {
 	switch bucket(s) {
-	case store.ClassMisaligned:
+	case ClassMisaligned:
 		return 0
-	case store.ClassForwarded:
+	case ClassForwarded:
 		return 2
-	case store.ClassAligned:
+	case ClassAligned:
 		return 1
 	}
 	return 3
 }
 
 // source judges one row: its sender, its legitimacy, its fixes.
-func source(r store.ReadinessSource, senders *Senders) Source {
+func source(r SourceRow, senders *Senders) Source {
 	s := Source{HeaderFrom: r.HeaderFrom, Class: r.Class, DKIMPass: r.DKIMPass, SPFPass: r.SPFPass,
 		Messages: r.Messages, SourceIPs: r.SourceIPs, Days: r.Days, TopIPs: r.TopIPs,
 		Selectors: r.Selectors, Reporters: r.Reporters, Unverified: r.Unverified}
@@ -464,7 +463,7 @@ func source(r store.ReadinessSource, senders *Senders) Source {
 		}
 	}
 	switch r.Class {
-	case store.ClassAligned:
+	case ClassAligned:
 		own := 0 // selectors of the domain's own signatures
 		for _, ds := range r.Selectors {
 			if d, _, _ := strings.Cut(ds, "/"); sameOrg([]string{d}, align.OrgDomain(r.HeaderFrom)) {
@@ -474,13 +473,13 @@ func source(r store.ReadinessSource, senders *Senders) Source {
 		if own > 1 && snd != nil && snd.ID == "amazon-ses" {
 			s.Notes = append(s.Notes, fmt.Sprintf("%d DKIM selectors seen for %s: SES rotates its Easy DKIM selectors, this is normal", own, align.OrgDomain(r.HeaderFrom)))
 		}
-	case store.ClassForwarded:
+	case ClassForwarded:
 		if len(r.Overrides) > 0 {
 			s.Why = "receiver override: " + strings.Join(r.Overrides, ", ")
 		} else {
 			s.Why = "a DKIM signature of " + align.OrgDomain(r.HeaderFrom) + " with a selector seen passing elsewhere failed: broken in transit"
 		}
-	case store.ClassMisaligned:
+	case ClassMisaligned:
 		org := align.OrgDomain(r.HeaderFrom)
 		own := sameOrg(r.DKIMPass, org) || sameOrg(r.SPFPass, org)
 		switch {
@@ -500,7 +499,7 @@ func source(r store.ReadinessSource, senders *Senders) Source {
 		if s.Legitimate {
 			s.Fixes = fixes(r, snd)
 		}
-	case store.ClassUnauthenticated:
+	case ClassUnauthenticated:
 		if snd != nil && snd.Authorised != nil && *snd.Authorised {
 			s.Legitimate = true
 			s.Why = snd.Name + " is authorised but its mail passes neither SPF nor DKIM: enforcement would block it"
@@ -525,7 +524,7 @@ func sameOrg(domains []string, org string) bool {
 
 // fixes names what makes a misaligned source align: DKIM first (it
 // survives forwarding), then SPF.
-func fixes(r store.ReadinessSource, snd *Sender) []string {
+func fixes(r SourceRow, snd *Sender) []string {
 	from := r.HeaderFrom
 	org := align.OrgDomain(from)
 	var out []string
@@ -575,7 +574,7 @@ func impact(domain string, srcs []Source, p Policy, lvl string, exists map[strin
 		im.Policy += "; t=y"
 	}
 	for _, s := range srcs {
-		if s.Class == store.ClassAligned {
+		if s.Class == ClassAligned {
 			continue
 		}
 		addImpact(&im, s, applied(hyp, domain, s.HeaderFrom, exists[s.HeaderFrom]), hyp)
@@ -607,8 +606,8 @@ func apply(req string, pct int, testing bool, n float64) (rejected, quarantined 
 
 // strict computes what adkim=s, aspf=s and both would lose: messages that
 // pass under the published modes and fail under the stricter ones.
-func strict(rows []store.ReadinessSource, srcs []Source, p Policy, senders *Senders) []Strict {
-	pass := func(r store.ReadinessSource, dk, sp string) uint64 {
+func strict(rows []SourceRow, srcs []Source, p Policy, senders *Senders) []Strict {
+	pass := func(r SourceRow, dk, sp string) uint64 {
 		switch dk + sp {
 		case "ss":
 			return r.PassSS
@@ -649,7 +648,7 @@ func strict(rows []store.ReadinessSource, srcs []Source, p Policy, senders *Send
 }
 
 // indexOf finds the Source made from row r (sources are sorted, rows not).
-func indexOf(srcs []Source, r store.ReadinessSource, hint int) int {
+func indexOf(srcs []Source, r SourceRow, hint int) int {
 	for i, s := range srcs {
 		if s.HeaderFrom == r.HeaderFrom && s.Class == r.Class && slices.Equal(s.DKIMPass, r.DKIMPass) && slices.Equal(s.SPFPass, r.SPFPass) && s.KnownSource == r.KnownSource {
 			return i
@@ -697,7 +696,7 @@ func percent(f float64) string {
 func verdict(d *Domain) {
 	var blocking []string
 	for _, s := range d.Sources {
-		if bucket(s) == store.ClassMisaligned {
+		if bucket(s) == ClassMisaligned {
 			blocking = append(blocking, fmt.Sprintf("%s from %s (%d messages): %s", s.Name(), s.HeaderFrom, s.Messages, strings.Join(s.Fixes, "; or ")))
 		}
 	}
@@ -788,7 +787,7 @@ func whose(d *Domain, sc Scope) string {
 func subdomainVerdict(d *Domain, sd *Subdomain) {
 	var block []string
 	for _, s := range d.Sources {
-		if s.HeaderFrom == sd.HeaderFrom && bucket(s) == store.ClassMisaligned {
+		if s.HeaderFrom == sd.HeaderFrom && bucket(s) == ClassMisaligned {
 			block = appendOnce(block, s.Name())
 		}
 	}
@@ -845,7 +844,7 @@ func trustEvidence(d *Domain) []string {
 func names(srcs []Source) string {
 	var l []string
 	for _, s := range srcs {
-		if bucket(s) == store.ClassMisaligned {
+		if bucket(s) == ClassMisaligned {
 			l = append(l, s.Name())
 		}
 	}

@@ -2,8 +2,6 @@ package readiness
 
 import (
 	"testing"
-
-	"github.com/dmarcd/dmarcd/store"
 )
 
 func TestBuiltinSendersParseAndMatchByIdentity(t *testing.T) {
@@ -64,7 +62,7 @@ func TestApplyHonoursPctAndTesting(t *testing.T) {
 
 func TestPolicyDefaultsApplyToAbsentTags(t *testing.T) {
 	q, bad := "quarantine", "bogus"
-	p := policyOf(&store.Policy{P: &q, Pct: &bad})
+	p := policyOf(&PublishedPolicy{P: &q, Pct: &bad})
 	if p.P != LevelQuarantine || p.SP != "" || p.Pct != 100 || p.ADKIM != "r" || p.ASPF != "r" || p.Testing {
 		t.Errorf("policyOf = %+v", p)
 	}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // Policy tags of a DMARC record that choose the level applied to a message
@@ -115,7 +113,7 @@ var levels = []string{LevelNone, LevelQuarantine, LevelReject}
 
 // existing returns the header_from domains of rows shown to exist: a DKIM
 // or SPF pass for the domain or a name under it.
-func existing(rows []store.ReadinessSource) map[string]bool {
+func existing(rows []SourceRow) map[string]bool {
 	out := map[string]bool{}
 	for _, r := range rows {
 		for _, d := range append(append([]string{}, r.DKIMPass...), r.SPFPass...) {
@@ -150,12 +148,12 @@ func tally(sc *Scope, srcs []Source, p Policy, keep func(headerFrom string) bool
 		}
 		sc.Messages += s.Messages
 		switch bucket(s) {
-		case store.ClassAligned:
+		case ClassAligned:
 			sc.Aligned += s.Messages
 			continue
-		case store.ClassForwarded:
+		case ClassForwarded:
 			sc.Forwarded += s.Messages
-		case store.ClassMisaligned:
+		case ClassMisaligned:
 			sc.Misaligned += s.Messages
 			sc.Blocking = appendOnce(sc.Blocking, s.Name())
 		default:
@@ -176,9 +174,9 @@ func addImpact(im *Impact, s Source, level string, p Policy) {
 	im.Rejected += rej
 	im.Quarantined += quar
 	switch bucket(s) {
-	case store.ClassMisaligned:
+	case ClassMisaligned:
 		im.Legitimate += rej + quar
-	case store.ClassForwarded:
+	case ClassForwarded:
 		im.Forwarded += rej + quar
 	default:
 		im.Unauthenticated += rej + quar

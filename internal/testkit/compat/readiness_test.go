@@ -4,8 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
-	"github.com/dmarcd/dmarcd/store"
 )
 
 // bindWindow puts a window (January 2024) into a query's ? parameters, the
@@ -21,7 +22,7 @@ func bindWindow(q string) string {
 	return q
 }
 
-// The readiness join of known sources (store.ReadinessSourcesQuery) failed
+// The readiness join of known sources (readiness.SourcesStmt) failed
 // on 26.x with code 206 ALIAS_REQUIRED: its subquery had no alias. It runs
 // there now with the analyzer on and off, and joins the known source.
 func TestReadinessJoinsKnownSourcesOn26(t *testing.T) {
@@ -38,7 +39,7 @@ func TestReadinessJoinsKnownSourcesOn26(t *testing.T) {
 		}
 	}
 	for _, analyzer := range []string{"1", "0"} {
-		q := bindWindow(store.ReadinessSourcesQuery) + "\nSETTINGS allow_experimental_analyzer = " + analyzer
+		q := bindWindow(readiness.SourcesStmt(chsql.Window{}, readiness.Options{}).SQL) + "\nSETTINGS allow_experimental_analyzer = " + analyzer
 		cols, rows, err := e.Query(q)
 		if err != nil {
 			t.Fatalf("analyzer %s: %v", analyzer, err)

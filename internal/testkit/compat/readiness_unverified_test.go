@@ -3,11 +3,12 @@ package compat
 import (
 	"testing"
 
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
-	"github.com/dmarcd/dmarcd/store"
 )
 
-// The reasons of unverified readiness evidence (store.ReadinessUnverifiedQuery)
+// The reasons of unverified readiness evidence (readiness.UnverifiedStmt)
 // join aggregate_reports through an aliased subquery; it runs on 26.x with
 // the analyzer on and off and classifies ingest's details.
 func TestReadinessUnverifiedReasonsRunOn26(t *testing.T) {
@@ -28,12 +29,12 @@ func TestReadinessUnverifiedReasonsRunOn26(t *testing.T) {
 		}
 	}
 	for _, analyzer := range []string{"1", "0"} {
-		q := bindWindow(store.ReadinessUnverifiedQuery) + "\nSETTINGS allow_experimental_analyzer = " + analyzer
+		q := bindWindow(readiness.UnverifiedStmt(chsql.Window{}).SQL) + "\nSETTINGS allow_experimental_analyzer = " + analyzer
 		_, rows, err := e.Query(q)
 		if err != nil {
 			t.Fatalf("analyzer %s: %v", analyzer, err)
 		}
-		if len(rows) != 2 || rows[0][1] != store.UnverifiedUnsigned || rows[0][3] != "3" || rows[1][1] != store.UnverifiedNoMail || rows[1][3] != "2" {
+		if len(rows) != 2 || rows[0][1] != readiness.UnverifiedUnsigned || rows[0][3] != "3" || rows[1][1] != readiness.UnverifiedNoMail || rows[1][3] != "2" {
 			t.Errorf("analyzer %s: rows %q; want unsigned 3 messages, no_mail 2", analyzer, rows)
 		}
 	}

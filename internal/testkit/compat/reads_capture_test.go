@@ -25,7 +25,12 @@ import (
 
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 	"github.com/dmarcd/dmarcd/internal/product/gauges"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
+	"github.com/dmarcd/dmarcd/internal/product/readiness"
+	"github.com/dmarcd/dmarcd/internal/product/summary"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -263,7 +268,7 @@ func seedDNSRecords(t *testing.T, st *store.Store) {
 	first := time.Now().UTC().AddDate(0, 0, -10).Truncate(time.Second)
 	change := first.Add(72 * time.Hour)
 	d, o := seedDomains[0], seedDomains[1]
-	err := st.WriteDNSRecords(context.Background(), []store.DNSRecord{
+	err := checkdb.WriteDNSRecords(context.Background(), st, []checkdb.DNSRecord{
 		{Domain: d, Kind: "dmarc", Name: "_dmarc." + d, Value: "v=DMARC1; p=none", Initial: true, Change: "first seen: v=DMARC1; p=none", CheckedAt: first},
 		{Domain: d, Kind: "spf", Name: d, Value: "v=spf1 -all", Initial: true, Change: "first seen: v=spf1 -all", CheckedAt: first},
 		{Domain: o, Kind: "dmarc", Name: "_dmarc." + o, Value: "v=DMARC1; p=reject", Previous: "v=DMARC1; p=none", Change: "p=none → p=reject", CheckedAt: change},
@@ -279,16 +284,16 @@ func seedDNSRecords(t *testing.T, st *store.Store) {
 func seedAttributions(t *testing.T, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	ips, err := st.UnattributedIPs(ctx, 40)
+	ips, err := attrib.UnattributedIPs(ctx, st, 40)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l []store.SourceAttribution
+	var l []attrib.SourceAttribution
 	for i, ip := range ips {
 		if i%2 == 1 {
 			continue
 		}
-		l = append(l, store.SourceAttribution{IP: ip.IP, PTR: fmt.Sprintf("mx%d.sender.example", i), PTRConfirmed: i%4 == 0,
+		l = append(l, attrib.SourceAttribution{IP: ip.IP, PTR: fmt.Sprintf("mx%d.sender.example", i), PTRConfirmed: i%4 == 0,
 			SPFDomain: ip.Domains[0], SPFMechanism: "include", SPFIncludes: []string{"_spf.sender.example"},
 			Country: "DE", ASN: uint32(64500 + i), ASOrg: "Sender AS", KnownSource: map[bool]string{true: "Sender"}[i%4 == 0],
 			KnownAuthorised: i%8 == 0, CheckedAt: time.Now().UTC().Truncate(time.Second)})
@@ -296,21 +301,47 @@ func seedAttributions(t *testing.T, st *store.Store) {
 	if len(l) == 0 {
 		t.Fatal("no source IP to attribute")
 	}
-	if err := st.WriteAttributions(ctx, l); err != nil {
+	if err := attrib.WriteAttributions(ctx, st, l); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// storeMethods are the exported methods of *store.Store: each either reads
-// (and is called here, on the seeded data, so that its statements are
-// captured) or is listed in storeNotReaders with what covers it.
+// storeReaders are the exported methods of *store.Store that read or
+// keep the store in shape: each is called here, on the seeded data, so
+// that its statements are captured; every other method is listed in
+// storeNotReaders with what covers it.
 func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store) error {
+	return map[string]func(ctx context.Context, st *store.Store) error{
+		"BeginAttempt": func(ctx context.Context, st *store.Store) error {
+			_, err := st.BeginAttempt(ctx, "file", "compat/attempt")
+			return err
+		},
+		"EndAttempt": func(ctx context.Context, st *store.Store) error { return st.EndAttempt(ctx, "file", "compat/attempt") },
+		"InputStatuses": func(ctx context.Context, st *store.Store) error {
+			_, err := st.InputStatuses(ctx, s.inputs[:10])
+			return err
+		},
+		"Ping": func(ctx context.Context, st *store.Store) error { return st.Ping(ctx) },
+		// Nothing is that old: Prune reads the partitions and drops none.
+		"Prune": func(ctx context.Context, st *store.Store) error {
+			_, err := st.Prune(ctx, 150*365*24*time.Hour)
+			return err
+		},
+		"RebuildRollup": func(ctx context.Context, st *store.Store) error { return st.RebuildRollup(ctx, s.months[:1]) },
+		"RollupGaps":    func(ctx context.Context, st *store.Store) error { _, err := st.RollupGaps(ctx); return err },
+	}
+}
+
+// productReaders are the readers of internal/product, each called here on
+// the seeded data through the store's Query (chsql.Querier), so that their
+// statements are captured.
+func productReaders() map[string]func(ctx context.Context, st *store.Store) error {
 	now := time.Now().UTC()
 	month := now.AddDate(0, 0, -31)
 	d := seedDomains[0]
 	return map[string]func(ctx context.Context, st *store.Store) error{
-		"AttributionsOf": func(ctx context.Context, st *store.Store) error {
-			ips, err := st.UnattributedIPs(ctx, 5)
+		"attrib.AttributionsOf": func(ctx context.Context, st *store.Store) error {
+			ips, err := attrib.UnattributedIPs(ctx, st, 5)
 			if err != nil {
 				return err
 			}
@@ -318,94 +349,96 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 			for _, ip := range ips {
 				l = append(l, ip.IP)
 			}
-			_, err = st.AttributionsOf(ctx, l)
+			_, err = attrib.AttributionsOf(ctx, st, l)
 			return err
 		},
-		"BeginAttempt": func(ctx context.Context, st *store.Store) error {
-			_, err := st.BeginAttempt(ctx, "file", "compat/attempt")
+		"attrib.SourceAttributions": func(ctx context.Context, st *store.Store) error {
+			_, err := attrib.SourceAttributions(ctx, st)
 			return err
 		},
-		"EndAttempt": func(ctx context.Context, st *store.Store) error { return st.EndAttempt(ctx, "file", "compat/attempt") },
-		"CheckSelectorsOf": func(ctx context.Context, st *store.Store) error {
-			_, err := st.CheckSelectorsOf(ctx, d, 20)
+		"attrib.UnattributedIPs": func(ctx context.Context, st *store.Store) error {
+			_, err := attrib.UnattributedIPs(ctx, st, 100)
 			return err
 		},
-		"DKIMSelectorsOf": func(ctx context.Context, st *store.Store) error { _, err := st.DKIMSelectorsOf(ctx, d); return err },
-		"DNSRecords":      func(ctx context.Context, st *store.Store) error { _, err := st.DNSRecords(ctx, d); return err },
-		"DomainTraffic":   func(ctx context.Context, st *store.Store) error { _, _, err := st.DomainTraffic(ctx, d); return err },
-		"GaugeDomains": func(ctx context.Context, st *store.Store) error {
-			_, err := st.GaugeDomains(ctx, month, now)
+		"checkdb.CheckSelectorsOf": func(ctx context.Context, st *store.Store) error {
+			_, err := checkdb.CheckSelectorsOf(ctx, st, d, 20)
 			return err
 		},
-		"InputStatuses": func(ctx context.Context, st *store.Store) error {
-			_, err := st.InputStatuses(ctx, s.inputs[:10])
+		"checkdb.DKIMSelectorsOf": func(ctx context.Context, st *store.Store) error {
+			_, err := checkdb.DKIMSelectorsOf(ctx, st, d)
 			return err
 		},
-		"LastReportsByDomain": func(ctx context.Context, st *store.Store) error {
-			_, err := st.LastReportsByDomain(ctx, month)
+		"checkdb.DNSRecords": func(ctx context.Context, st *store.Store) error {
+			_, err := checkdb.DNSRecords(ctx, st, d)
 			return err
 		},
-		"LastReportsByOrg": func(ctx context.Context, st *store.Store) error {
-			_, err := st.LastReportsByOrg(ctx, month)
+		"checkdb.DomainTraffic": func(ctx context.Context, st *store.Store) error {
+			_, _, err := checkdb.DomainTraffic(ctx, st, d)
 			return err
 		},
-		"LatestDNSRecords": func(ctx context.Context, st *store.Store) error { _, err := st.LatestDNSRecords(ctx, d); return err },
-		"Ping":             func(ctx context.Context, st *store.Store) error { return st.Ping(ctx) },
-		// Nothing is that old: Prune reads the partitions and drops none.
-		"Prune": func(ctx context.Context, st *store.Store) error {
-			_, err := st.Prune(ctx, 150*365*24*time.Hour)
+		"checkdb.LatestDNSRecords": func(ctx context.Context, st *store.Store) error {
+			_, err := checkdb.LatestDNSRecords(ctx, st, d)
 			return err
 		},
-		"ReadinessFailedAuthReports": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessFailedAuthReports(ctx, month, now)
+		"checkdb.RecentPolicyDomains": func(ctx context.Context, st *store.Store) error {
+			_, err := checkdb.RecentPolicyDomains(ctx, st, month)
 			return err
 		},
-		"ReadinessIPs": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessIPs(ctx, month, now)
+		"gaugedb.ReadDomains": func(ctx context.Context, st *store.Store) error {
+			_, err := gaugedb.ReadDomains(ctx, st, month, now)
 			return err
 		},
-		"ReadinessPolicies": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessPolicies(ctx, month, now)
+		"gaugedb.ReadLastReportsByDomain": func(ctx context.Context, st *store.Store) error {
+			_, err := gaugedb.ReadLastReportsByDomain(ctx, st, month)
 			return err
 		},
-		"ReadinessUnverifiedReasons": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessUnverifiedReasons(ctx, month, now)
+		"gaugedb.ReadLastReportsByOrg": func(ctx context.Context, st *store.Store) error {
+			_, err := gaugedb.ReadLastReportsByOrg(ctx, st, month)
 			return err
 		},
-		"ReadinessSources": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessSources(ctx, month, now)
+		"readiness.ReadFailedAuth": func(ctx context.Context, st *store.Store) error {
+			_, err := readiness.ReadFailedAuth(ctx, st, month, now)
 			return err
 		},
-		"ReadinessSourcesWith": func(ctx context.Context, st *store.Store) error {
-			_, err := st.ReadinessSourcesWith(ctx, month, now, store.ReadinessOptions{IncludeFailedAuth: true})
+		"readiness.ReadIPs": func(ctx context.Context, st *store.Store) error {
+			_, err := readiness.ReadIPs(ctx, st, month, now)
 			return err
 		},
-		"RebuildRollup": func(ctx context.Context, st *store.Store) error { return st.RebuildRollup(ctx, s.months[:1]) },
-		"RecentPolicyDomains": func(ctx context.Context, st *store.Store) error {
-			_, err := st.RecentPolicyDomains(ctx, month)
+		"readiness.ReadPolicies": func(ctx context.Context, st *store.Store) error {
+			_, err := readiness.ReadPolicies(ctx, st, month, now)
 			return err
 		},
-		"RollupGaps":         func(ctx context.Context, st *store.Store) error { _, err := st.RollupGaps(ctx); return err },
-		"SourceAttributions": func(ctx context.Context, st *store.Store) error { _, err := st.SourceAttributions(ctx); return err },
-		"Summary":            func(ctx context.Context, st *store.Store) error { _, err := st.Summary(ctx, month); return err },
-		"UnattributedIPs":    func(ctx context.Context, st *store.Store) error { _, err := st.UnattributedIPs(ctx, 100); return err },
+		"readiness.ReadUnverified": func(ctx context.Context, st *store.Store) error {
+			_, err := readiness.ReadUnverified(ctx, st, month, now)
+			return err
+		},
+		"readiness.ReadSources": func(ctx context.Context, st *store.Store) error {
+			_, err := readiness.ReadSources(ctx, st, month, now, readiness.Options{})
+			return err
+		},
+		"readiness.ReadSources IncludeFailedAuth": func(ctx context.Context, st *store.Store) error {
+			_, err := readiness.ReadSources(ctx, st, month, now, readiness.Options{IncludeFailedAuth: true})
+			return err
+		},
+		"summary.Read": func(ctx context.Context, st *store.Store) error { _, err := summary.Read(ctx, st, month); return err },
 	}
 }
 
 // storeNotReaders are the exported methods of *store.Store that the
-// readers' capture does not call, and why; the writers run while seeding,
+// capture does not call itself, and why; the writers run while seeding,
 // so their statements are captured too.
 var storeNotReaders = map[string]string{
-	"Close":             "no statement",
-	"Database":          "no statement",
-	"Instance":          "no statement",
-	"Migrate":           "runs in store.Open (captured)",
-	"LogInput":          "runs while seeding (captured)",
-	"WriteAggregate":    "runs while seeding (captured)",
-	"WriteAttributions": "runs while seeding (captured)",
-	"WriteDNSRecords":   "runs while seeding (captured)",
-	"WriteFailure":      "runs while seeding (captured)",
-	"WriteTLSRPT":       "runs while seeding (captured)",
+	"Close":          "no statement",
+	"Database":       "no statement",
+	"Instance":       "no statement",
+	"Migrate":        "runs in store.Open (captured)",
+	"LogInput":       "runs while seeding (captured)",
+	"PrepareBatch":   "the INSERTs of attrib and checkdb, run while seeding (captured)",
+	"Query":          "the statements of productReaders (captured)",
+	"QueryRow":       "the statements of productReaders (captured)",
+	"WriteAggregate": "runs while seeding (captured)",
+	"WriteFailure":   "runs while seeding (captured)",
+	"WriteTLSRPT":    "runs while seeding (captured)",
 }
 
 // runCommands builds the dmarcd binary and runs its reading commands on
@@ -441,7 +474,7 @@ func runCommands(t *testing.T, dsn string) {
 // runGauges computes the daemon's gauges once on the store.
 func runGauges(t *testing.T, st *store.Store) {
 	t.Helper()
-	g := gauges.New(st, 0, 0, slog.New(slog.DiscardHandler))
+	g := gauges.New(gauges.Reader{Q: st}, 0, 0, slog.New(slog.DiscardHandler))
 	if err := g.Update(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ var lowCardRe = regexp.MustCompile(`LowCardinality\(([^()]*(?:\([^()]*\))?[^()]*
 // approximate are the result columns whose values an engine picks among
 // ties as its merges happen to run, on one version as between versions.
 var approximate = map[string]string{
-	// store.ReadinessSources' topK(5)(source_ip): with more than 5 IPs of
+	// readiness.ReadSources' topK(5)(source_ip): with more than 5 IPs of
 	// the same record count (a group of 72 IPs of one record each in the
 	// seeded data) which 5 come out depends on the order the engine merges
 	// its states in; the readiness output shows them as examples.

@@ -59,6 +59,17 @@ func TestEveryReadDmarcdSendsAnswersTheSameOnClickHouse18And26(t *testing.T) {
 			t.Fatalf("store %s on 18.16: %v", n, err)
 		}
 	}
+	products := productReaders()
+	names = names[:0]
+	for n := range products {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := products[n](ctx, st); err != nil {
+			t.Fatalf("%s on 18.16: %v", n, err)
+		}
+	}
 	runGauges(t, st)
 	st.Close()
 	runCommands(t, c.dsn)

@@ -208,9 +208,48 @@ func (w *recordingRows) Scan(dest ...any) error {
 	return err
 }
 
+// ScanStruct logs the row as Scan does: the struct's fields in the order
+// of the query's columns, each field the one whose ch tag names the column.
 func (w *recordingRows) ScanStruct(dest any) error {
-	w.r.unrecorded("Rows.ScanStruct " + w.stmt.sql)
-	return w.Rows.ScanStruct(dest)
+	err := w.Rows.ScanStruct(dest)
+	if err != nil {
+		if w.stmt.err == nil {
+			w.stmt.err = err
+		}
+		return err
+	}
+	fields, ferr := fieldsByColumn(dest, w.Rows.Columns())
+	if ferr != nil {
+		w.r.unrecorded("Rows.ScanStruct " + w.stmt.sql + ": " + ferr.Error())
+		return nil
+	}
+	w.stmt.result = append(w.stmt.result, printScanned(fields))
+	return nil
+}
+
+// fieldsByColumn returns pointers to the fields of the struct dest points
+// to whose ch tags name cols, in the order of cols.
+func fieldsByColumn(dest any, cols []string) ([]any, error) {
+	v := reflect.ValueOf(dest)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("%T is not a pointer to a struct", dest)
+	}
+	v = v.Elem()
+	byTag := map[string]int{}
+	for i := 0; i < v.NumField(); i++ {
+		if tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("ch"), ","); tag != "" {
+			byTag[tag] = i
+		}
+	}
+	out := make([]any, len(cols))
+	for i, c := range cols {
+		f, ok := byTag[c]
+		if !ok {
+			return nil, fmt.Errorf("no field of %T has the tag ch:%q", dest, c)
+		}
+		out[i] = v.Field(f).Addr().Interface()
+	}
+	return out, nil
 }
 
 // Close logs the query with the rows scanned (every caller of the store

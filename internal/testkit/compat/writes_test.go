@@ -46,6 +46,8 @@ import (
 
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/product/attrib"
+	"github.com/dmarcd/dmarcd/internal/product/dnscheck/checkdb"
 	"github.com/dmarcd/dmarcd/internal/testkit/gen"
 	"github.com/dmarcd/dmarcd/internal/testkit/testenv"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -194,26 +196,26 @@ func writesData(t *testing.T, st *store.Store, rec *writesRecorder) map[ingest.S
 		t.Fatal(err)
 	}
 	checked := now.Add(-time.Hour).Truncate(time.Second)
-	if err := st.WriteDNSRecords(ctx, []store.DNSRecord{
+	if err := checkdb.WriteDNSRecords(ctx, st, []checkdb.DNSRecord{
 		{Domain: "example.com", Kind: "dmarc", Name: "_dmarc.example.com", Value: "v=DMARC1; p=none", Initial: true, Change: "first seen: v=DMARC1; p=none", CheckedAt: checked},
 		{Domain: "example.com", Kind: "dmarc", Name: "_dmarc.example.com", Value: "v=DMARC1; p=reject", Previous: "v=DMARC1; p=none", Change: "p=none → p=reject", CheckedAt: checked.Add(time.Minute)},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ips, err := st.UnattributedIPs(ctx, 10)
+	ips, err := attrib.UnattributedIPs(ctx, st, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var attrs []store.SourceAttribution
+	var attrs []attrib.SourceAttribution
 	for i, ip := range ips {
-		attrs = append(attrs, store.SourceAttribution{IP: ip.IP, PTR: fmt.Sprintf("mx%d.sender.example", i), PTRConfirmed: i%2 == 0,
+		attrs = append(attrs, attrib.SourceAttribution{IP: ip.IP, PTR: fmt.Sprintf("mx%d.sender.example", i), PTRConfirmed: i%2 == 0,
 			SPFDomain: ip.Domains[0], SPFMechanism: "include", SPFIncludes: []string{"_spf.sender.example"},
 			Country: "DE", ASN: uint32(64500 + i), ASOrg: "Sender AS 'quoted' \\ tab\t", KnownSource: "Sender", CheckedAt: checked})
 	}
 	if len(attrs) == 0 {
 		t.Fatal("no unattributed source IP")
 	}
-	if err := st.WriteAttributions(ctx, attrs); err != nil {
+	if err := attrib.WriteAttributions(ctx, st, attrs); err != nil {
 		t.Fatal(err)
 	}
 	return statuses

@@ -68,9 +68,7 @@ var chdbEngine struct {
 // -short it is skipped.
 func CHDB(t testing.TB) *Engine {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the ClickHouse 26.x engine (skipped with -short)")
-	}
+	skipShort(t, "the ClickHouse 26.x engine")
 	chdbEngine.once.Do(func() { chdbEngine.err = startCHDB() })
 	if err := chdbEngine.err; err != nil {
 		unavailable(t, "chdb: "+err.Error()+"; install it with: scripts/chdb.sh ensure")

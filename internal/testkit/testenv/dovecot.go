@@ -90,9 +90,7 @@ type DovecotServer struct {
 // and Start it.
 func StartDovecot(t testing.TB, opt DovecotOptions) *DovecotServer {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a Dovecot server (skipped with -short)")
-	}
+	skipShort(t, "a Dovecot server")
 	sh, err := scriptPath("dovecot.sh")
 	if err != nil {
 		unavailable(t, "dovecot: "+err.Error())

@@ -10,7 +10,9 @@
 // When a server cannot be had, tests fail if the environment variable CI is
 // "true" and skip with the reason otherwise. Under -short (make test-unit)
 // no server is started or used: every test that needs one is skipped, CI or
-// not.
+// not, and a test that starts one of its own outside this package's helpers
+// fails at StartsServer. Binary builds a command once per test binary; Long
+// keeps the long soaks for make test-long.
 package testenv
 
 import (
@@ -80,15 +82,6 @@ func CorpusDir(t testing.TB) string {
 	return corpus.Dir(t)
 }
 
-// skipShort skips the test under -short, which starts no server: what
-// names the server the test needs.
-func skipShort(t testing.TB, what string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs " + what + " (skipped with -short, which starts no server)")
-	}
-}
-
 func unavailable(t testing.TB, msg string) {
 	t.Helper()
 	if InCI() {
@@ -108,14 +101,15 @@ var server struct {
 }
 
 // Main runs the tests of a package (call it from TestMain) and then stops the
-// ClickHouse server that ClickHouse started for them, if any. It exits with
-// the tests' status.
+// ClickHouse server that ClickHouse started for them, if any, and removes
+// the executables Binary built. It exits with the tests' status.
 func Main(m *testing.M) {
 	server.mu.Lock()
 	server.inMain = true
 	server.mu.Unlock()
 	code := m.Run()
 	stopCHDB()
+	removeBuilds()
 	server.mu.Lock()
 	dir := server.dir
 	server.mu.Unlock()

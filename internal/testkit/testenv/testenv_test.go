@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,5 +49,32 @@ func TestCorpusDirExists(t *testing.T) {
 	dir := CorpusDir(t)
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
 		t.Errorf("corpus %s: %v", dir, err)
+	}
+}
+
+// failRecorder is a testing.TB whose Fatalf records the message instead of
+// ending the test.
+type failRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *failRecorder) Helper() {}
+
+func (r *failRecorder) Fatalf(format string, args ...any) { r.msg = fmt.Sprintf(format, args...) }
+
+func TestStartsServerFailsATestWhereNoServerMayStart(t *testing.T) {
+	t.Setenv(EnvNoServers, "1")
+	r := &failRecorder{TB: t}
+	StartsServer(r, "a ClickHouse server")
+	if !strings.Contains(r.msg, "starts a ClickHouse server") {
+		t.Errorf("StartsServer with %s=1: failure %q, want one naming the server", EnvNoServers, r.msg)
+	}
+	t.Setenv(EnvNoServers, "")
+	if r := (&failRecorder{TB: t}); !testing.Short() {
+		StartsServer(r, "a ClickHouse server")
+		if r.msg != "" {
+			t.Errorf("StartsServer without -short or %s: failed with %q", EnvNoServers, r.msg)
+		}
 	}
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/dmarcd/dmarcd/internal/lib/chsql"
+	"github.com/dmarcd/dmarcd/internal/product/gauges/gaugedb"
 	"github.com/dmarcd/dmarcd/store"
 )
 
@@ -150,11 +152,9 @@ func run(args []string) error {
 type query struct {
 	name string
 	sql  string
-	// gauge queries take ? parameters: nargs times (since, until), or
-	// since only when sinceOnly.
-	gauge     bool
-	nargs     int
-	sinceOnly bool
+	// gauge is set for a gauge query: its statement over the window
+	// (from, to), arguments included.
+	gauge func(from, to time.Time) chsql.Stmt
 }
 
 const (
@@ -165,7 +165,7 @@ const (
 var domainCond = regexp.MustCompile(`policy_domain = '\$\{?domain\}?'( AND )?`)
 
 func (q query) scopes() []string {
-	if !q.gauge && domainCond.MatchString(q.sql) {
+	if q.gauge == nil && domainCond.MatchString(q.sql) {
 		return []string{scopeOne, scopeAll}
 	}
 	return []string{scopeAll}
@@ -177,21 +177,9 @@ var timeFilterRe = regexp.MustCompile(`\$__timeFilter\(\s*([^)]+?)\s*\)`)
 // dashboards/dashboards_test.go's expand (plugin v4 macros, Grafana
 // variables), without the domain condition for all domains.
 func (q query) expand(scope string, from, to time.Time, domain string) (string, []any) {
-	if q.gauge && q.nargs == 0 {
-		// GaugeStoppedPassingQuery over the last day and the 7 before it.
-		since := uint32(to.AddDate(0, 0, -1).Unix())
-		before := uint32(to.AddDate(0, 0, -8).Unix())
-		return q.sql, []any{since, since, since, since, before, uint32(to.Unix()), before, since}
-	}
-	if q.gauge {
-		var args []any
-		for range q.nargs {
-			args = append(args, uint32(from.Unix()))
-			if !q.sinceOnly {
-				args = append(args, uint32(to.Unix()))
-			}
-		}
-		return q.sql, args
+	if q.gauge != nil {
+		st := q.gauge(from, to)
+		return st.SQL, st.Args
 	}
 	sql := q.sql
 	if scope == scopeAll {
@@ -260,8 +248,10 @@ func collect(dir string) ([]query, error) {
 			}
 		}
 	}
-	for _, g := range store.GaugeQueries() {
-		l = append(l, query{name: "gauge " + g.Name, sql: g.SQL, gauge: true, nargs: g.Windows, sinceOnly: g.SinceOnly})
+	for i, g := range gaugedb.Queries(time.Time{}, time.Time{}) {
+		l = append(l, query{name: "gauge " + g.Name, sql: g.SQL, gauge: func(from, to time.Time) chsql.Stmt {
+			return gaugedb.Queries(from, to)[i].Stmt
+		}})
 	}
 	return l, nil
 }

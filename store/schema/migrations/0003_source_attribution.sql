@@ -1,5 +1,5 @@
 -- 0003_source_attribution: who a source IP is, found off the ingest path by
--- internal/attrib (reverse DNS with forward confirmation, and the mechanism
+-- internal/product/attrib (reverse DNS with forward confirmation, and the mechanism
 -- of the domain's own SPF record that authorises the IP).
 --
 -- Same conventions as 0001_init: rendered with text/template (.Local,

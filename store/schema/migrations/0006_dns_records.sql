@@ -1,5 +1,5 @@
 -- 0006_dns_records: the DNS records the daemon's periodic `dmarcd check`
--- reads (internal/daemon/periodic.go), one row each time one changes, for
+-- reads (internal/app/daemon/periodic.go), one row each time one changes, for
 -- the dashboards' annotations ("DMARC record of example.com changed:
 -- p=none → p=quarantine").
 --

@@ -1,12 +1,12 @@
 -- Query args: [1793491200]
 SELECT policy_domain,
-		sum(message_count),
-		sumIf(message_count, dmarc_pass = 1),
-		sumIf(message_count, dkim_aligned_relaxed = 1),
-		sumIf(message_count, dkim_aligned_strict = 1),
-		sumIf(message_count, spf_aligned_relaxed = 1),
-		sumIf(message_count, spf_aligned_strict = 1),
-		sumIf(message_count, dmarc_pass = 0)
+		sum(message_count) AS messages,
+		sumIf(message_count, dmarc_pass = 1) AS pass,
+		sumIf(message_count, dkim_aligned_relaxed = 1) AS dkim_relaxed,
+		sumIf(message_count, dkim_aligned_strict = 1) AS dkim_strict,
+		sumIf(message_count, spf_aligned_relaxed = 1) AS spf_relaxed,
+		sumIf(message_count, spf_aligned_strict = 1) AS spf_strict,
+		sumIf(message_count, dmarc_pass = 0) AS failing
 		FROM aggregate_records
 		WHERE date_begin >= toDateTime(?) AND record_error = ''
 		GROUP BY policy_domain

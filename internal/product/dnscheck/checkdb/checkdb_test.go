@@ -1,11 +1,12 @@
-package store
+package checkdb
 
 import (
 	"context"
 	"fmt"
+	"github.com/dmarcd/dmarcd/enrich"
 	"testing"
 
-	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/internal/testkit/storetest"
 	"github.com/dmarcd/dmarcd/parse/align"
 )
 
@@ -14,31 +15,31 @@ import (
 // adds none; of an authenticated report's selectors, only the busiest
 // DefaultCheckSelectors that are DNS labels are returned.
 func TestCheckSelectorsComeOnlyFromAuthenticatedReportsAndAreBounded(t *testing.T) {
-	s, _ := open(t, Options{})
+	s := storetest.Open(t)
 	ctx := context.Background()
 	r := align.Relaxed
 	var forged []*enrich.Record
 	for i := range 5000 {
-		forged = append(forged, authRow(fmt.Sprintf("198.51.100.%d", i%250), 1000, "example.com", []string{fmt.Sprintf("example.com/f%04d/pass", i)}, nil, nil, r, r))
+		forged = append(forged, storetest.AuthRow(fmt.Sprintf("198.51.100.%d", i%250), 1000, "example.com", []string{fmt.Sprintf("example.com/f%04d/pass", i)}, nil, nil, r, r))
 	}
 	for i, res := range []string{"unverified", "fail"} {
-		m := meta
+		m := storetest.Meta
 		m.AuthResult = res
-		if _, err := s.WriteAggregate(ctx, header("forger.example", fmt.Sprint("forged", i), "example.com", jan2024), m, rowsOf(forged...)); err != nil {
+		if _, err := s.WriteAggregate(ctx, storetest.Header("forger.example", fmt.Sprint("forged", i), "example.com", storetest.Jan2024), m, storetest.Rows(forged...)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var genuine []*enrich.Record
 	for i := range 30 {
-		genuine = append(genuine, authRow("192.0.2.1", uint64(100+i), "example.com", []string{fmt.Sprintf("example.com/s%02d/pass", i)}, nil, nil, r, r))
+		genuine = append(genuine, storetest.AuthRow("192.0.2.1", uint64(100+i), "example.com", []string{fmt.Sprintf("example.com/s%02d/pass", i)}, nil, nil, r, r))
 	}
-	genuine = append(genuine, authRow("192.0.2.2", 10000, "example.com", []string{"example.com/bad sel;x/pass", "example.com/a..b/pass"}, nil, nil, r, r))
-	m := meta
+	genuine = append(genuine, storetest.AuthRow("192.0.2.2", 10000, "example.com", []string{"example.com/bad sel;x/pass", "example.com/a..b/pass"}, nil, nil, r, r))
+	m := storetest.Meta
 	m.AuthResult = "pass"
-	if _, err := s.WriteAggregate(ctx, header("google.com", "genuine", "example.com", jan2024), m, rowsOf(genuine...)); err != nil {
+	if _, err := s.WriteAggregate(ctx, storetest.Header("google.com", "genuine", "example.com", storetest.Jan2024), m, storetest.Rows(genuine...)); err != nil {
 		t.Fatal(err)
 	}
-	sels, err := s.CheckSelectorsOf(ctx, "example.com", 0)
+	sels, err := CheckSelectorsOf(ctx, s, "example.com", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

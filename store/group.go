@@ -1,0 +1,754 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd/enrich"
+	"github.com/dmarcd/dmarcd/parse/aggregate"
+)
+
+// Group commit (Options.Group; docs/schema.md, "Group commit"): small
+// reports (at most BatchRows records) that arrive together are committed
+// together, one INSERT per table for all of them.
+//
+// WriteAggregate reads a report's records into memory; a small one joins
+// the pending group of its route (the server, or in cluster mode the shard
+// of its key) and its caller blocks until that group committed, so a
+// source still acknowledges an input only after its reports are stored. A
+// larger one takes the path of one report (writeAggregate).
+//
+// One goroutine per route commits its groups one after another. A group is
+// committed when it holds GroupOptions.MaxRecords records or MaxBytes
+// bytes; when no writer is reading a report any more (every writer in
+// WriteAggregate waits for this group, so none can join it); or else once
+// Window has passed since the previous commit of the route began. So a
+// single mail is committed at once, a source with a few concurrent inputs
+// commits them together, and while more inputs are in hand than one
+// window's worth a route creates at most one part per table and
+// partition per Window beyond what the size bounds force.
+//
+// A group's commit (commitGroup):
+//  1. claims the route's group claim (groupClaim: one claim table, taken
+//     as claim takes a report's; one group at a time per server across
+//     processes);
+//  2. hands to the path of one report every report whose key is claimed
+//     by a writer on that path (its claim table exists): a large report,
+//     or one left by a failed group;
+//  3. reads which of the group's reports have a report row (duplicates)
+//     or records without one (a writer died in between), each in one
+//     query for the whole group; the latter take the path of one report,
+//     which completes them;
+//  4. inserts the records of the remaining reports in one INSERT, then
+//     each rollup table's rows of them in one INSERT (summed per report in
+//     Go, as for a single small report), then their report rows in one
+//     INSERT, with the failpoints of a single report's commit between the
+//     steps;
+//  5. drops the group claim.
+//
+// Every table is partitioned by month and a report's rows fall in one
+// month, so each report's rows of a table are in one part: a crash leaves
+// each report of the group either with all its rows of a table or none,
+// exactly as a crash of the single-report path does, and the retry
+// completes it (the report row is written last). A writer on the path of
+// one report waits, after taking its report's claim, until no group claim
+// is held (waitGroupClaim): a group that began before saw its claim and left
+// the report alone, or committed before the writer looks for the report.
+// When a group's commit fails, each of its reports is written on its own
+// by the path of one report, which also sets aside alone a report whose
+// values ClickHouse refuses.
+
+// GroupOptions bound the groups of Options.Group; zero fields take the
+// defaults.
+type GroupOptions struct {
+	MaxRecords int           // commit once a group holds this many records (default 50,000)
+	MaxBytes   int64         // ... or about this many bytes of record text (default 32 MiB)
+	Window     time.Duration // at most one commit per route per Window, size bounds aside (default 200 ms)
+}
+
+// Defaults of GroupOptions.
+const (
+	DefaultGroupMaxRecords = 50000
+	DefaultGroupMaxBytes   = 32 << 20
+	DefaultGroupWindow     = 200 * time.Millisecond
+)
+
+func (o GroupOptions) withDefaults() GroupOptions {
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = DefaultGroupMaxRecords
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultGroupMaxBytes
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultGroupWindow
+	}
+	return o
+}
+
+// groupClaim is the name of the claim table a group commit holds on its
+// route (claimNamed); it starts with claimPrefix, so Open drops it when its
+// holder died.
+const groupClaim = claimPrefix + "group"
+
+// committer forms and commits the groups of a Store.
+type committer struct {
+	s      *Store
+	opt    GroupOptions
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	lanes  map[int]*lane // by route: shard index, 0 on a single server
+	// readers counts the writers reading a report's records, which may
+	// join a group yet.
+	readers atomic.Int64
+	inputs  inputLog
+}
+
+// lane is the pending group of one route.
+type lane struct {
+	rt        route
+	wake      chan struct{}
+	mu        sync.Mutex // guards what follows
+	closed    bool
+	pending   []*groupItem
+	records   int
+	bytes     int64
+	lastStart time.Time
+}
+
+// groupItem is one small report waiting for its group's commit.
+type groupItem struct {
+	h     *aggregate.Header
+	meta  InputMeta
+	key   string
+	recs  []enrich.Record // copies (enrich.Record and its slices)
+	c     counts
+	bytes int64
+	done  chan struct{}
+	// Set by the commit before done is closed.
+	status Status
+	single bool // write it on the path of one report instead
+}
+
+func newCommitter(s *Store, opt GroupOptions) *committer {
+	c := &committer{s: s, opt: opt.withDefaults(), lanes: map[int]*lane{}}
+	c.inputs.wake = make(chan struct{}, 1)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.runInputs()
+	return c
+}
+
+// close stops the lanes after the commit in flight; reports still pending
+// take the path of one report in their callers.
+func (c *committer) close() {
+	c.mu.Lock()
+	c.cancel() // under mu: laneOf starts no lane after it
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+// laneOf is the lane of a report key, started on first use; nil once the
+// committer is closed.
+func (c *committer) laneOf(key string) *lane {
+	i := 0
+	if n := len(c.s.shards); n > 0 {
+		i = shardIndex(key, n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return nil // closed
+	}
+	l := c.lanes[i]
+	if l == nil {
+		l = &lane{rt: c.s.routeOf(key), wake: make(chan struct{}, 1)}
+		c.lanes[i] = l
+		c.wg.Add(1)
+		go c.run(l)
+	}
+	return l
+}
+
+// writeAggregate is WriteAggregate with group commit: it reads the
+// report's records, and a small report waits for its group; a large one,
+// and one the group hands back, takes the path of one report.
+func (c *committer) writeAggregate(ctx context.Context, h *aggregate.Header, meta InputMeta, next func() (*enrich.Record, error)) (WriteResult, error) {
+	s := c.s
+	if h == nil || next == nil {
+		return s.writeAggregate(ctx, h, meta, next)
+	}
+	it := &groupItem{h: h, meta: meta, key: aggregate.Key(h), done: make(chan struct{})}
+	c.readers.Add(1)
+	reading := true
+	defer func() {
+		if reading {
+			c.doneReading()
+		}
+	}()
+	alone := func(err error, r *enrich.Record) (WriteResult, error) {
+		if reading {
+			reading = false
+			c.doneReading() // it joins no group
+		}
+		return s.writeAggregate(ctx, h, meta, it.replay(err, r, next))
+	}
+	for {
+		r, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || r == nil || r.Record == nil || len(it.recs) == s.batchRows {
+			// Large, or broken: the path of one report reads on, after
+			// the records read so far.
+			if err == nil && r != nil && r.Record != nil {
+				it.add(r)
+			}
+			return alone(err, r)
+		}
+		it.add(r)
+	}
+	l := c.laneOf(it.key)
+	if len(it.recs) == 0 || l == nil {
+		return alone(io.EOF, nil)
+	}
+	reading = false
+	if !c.submit(l, it) {
+		return s.writeAggregate(ctx, h, meta, it.replay(io.EOF, nil, next))
+	}
+	select {
+	case <-it.done:
+	case <-ctx.Done():
+		return WriteResult{ReportKey: it.key, Records: it.c.records, Messages: it.c.messages}, ctx.Err()
+	}
+	if it.single {
+		return s.writeAggregate(ctx, h, meta, it.replay(io.EOF, nil, next))
+	}
+	return WriteResult{Status: it.status, ReportKey: it.key, Records: it.c.records, Messages: it.c.messages}, nil
+}
+
+// add keeps a copy of r: the producer may reuse r and its slices.
+func (it *groupItem) add(r *enrich.Record) {
+	x := *r
+	rec := *r.Record
+	rec.Reasons = append([]aggregate.Reason(nil), rec.Reasons...)
+	rec.DKIM = append([]aggregate.DKIMResult(nil), rec.DKIM...)
+	rec.SPF = append([]aggregate.SPFResult(nil), rec.SPF...)
+	x.Record = &rec
+	it.recs = append(it.recs, x)
+	it.c.records++
+	it.c.messages += r.Count
+	if r.Invalid != "" {
+		it.c.invalid++
+	}
+	n := len(rec.SourceIP) + len(rec.HeaderFrom) + len(rec.Disposition) + len(rec.Invalid) + 64
+	for _, d := range rec.DKIM {
+		n += len(d.Domain) + len(d.Selector) + len(d.Result) + len(d.HumanResult)
+	}
+	for _, d := range rec.SPF {
+		n += len(d.Domain) + len(d.Scope) + len(d.Result) + len(d.HumanResult)
+	}
+	it.bytes += int64(n)
+}
+
+// replay yields the kept records, then what next yields after them (the
+// record r or error err that stopped the reading first, when set). The
+// kept records were counted by add: replay is for the path of one report,
+// which counts again.
+func (it *groupItem) replay(err error, r *enrich.Record, next func() (*enrich.Record, error)) func() (*enrich.Record, error) {
+	i := 0
+	stopErr, stopRec := err, r
+	if r != nil && r.Record != nil {
+		stopRec = nil // kept by add
+	}
+	return func() (*enrich.Record, error) {
+		if i < len(it.recs) {
+			i++
+			return &it.recs[i-1], nil
+		}
+		if stopErr == io.EOF {
+			return nil, io.EOF // next already said so
+		}
+		if stopErr != nil || stopRec != nil {
+			e, x := stopErr, stopRec
+			stopErr, stopRec = nil, nil
+			return x, e
+		}
+		return next()
+	}
+}
+
+// submit adds it to l's pending group; false when the committer is closed.
+func (c *committer) submit(l *lane, it *groupItem) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		c.doneReading()
+		return false
+	}
+	l.pending = append(l.pending, it)
+	l.records += it.c.records
+	l.bytes += it.bytes
+	l.mu.Unlock()
+	c.doneReading()
+	return true
+}
+
+// doneReading counts a writer out of the readers and wakes the lanes:
+// when none reads any more, no report can join a pending group before it
+// commits.
+func (c *committer) doneReading() {
+	c.readers.Add(-1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.lanes {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run commits l's groups until the committer closes.
+func (c *committer) run(l *lane) {
+	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		n := len(l.pending)
+		due := l.lastStart.Add(c.opt.Window)
+		full := l.records >= c.opt.MaxRecords || l.bytes >= c.opt.MaxBytes
+		var group []*groupItem
+		if n > 0 && (full || !time.Now().Before(due) || c.readers.Load() == 0) {
+			group = l.pending
+			l.pending, l.records, l.bytes = nil, 0, 0
+			l.lastStart = time.Now()
+		}
+		l.mu.Unlock()
+		if group != nil {
+			c.commit(l, group)
+			continue
+		}
+		var wait <-chan time.Time
+		if n > 0 {
+			timer.Reset(time.Until(due))
+			wait = timer.C
+		}
+		select {
+		case <-c.ctx.Done():
+			l.mu.Lock()
+			rest := l.pending
+			l.pending, l.closed = nil, true
+			l.mu.Unlock()
+			for _, it := range rest {
+				it.single = true
+				close(it.done)
+			}
+			return
+		case <-l.wake:
+		case <-wait:
+		}
+		if wait != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// commit commits a group and tells its callers. On failure every report
+// of the group takes the path of one report.
+func (c *committer) commit(l *lane, group []*groupItem) {
+	start := time.Now()
+	err := c.s.commitGroup(c.ctx, l.rt, group)
+	c.s.log.Debug("group commit", "reports", len(group), "took", time.Since(start).Round(time.Millisecond), "err", err)
+	if err != nil {
+		c.s.log.Warn("group commit failed; writing its reports one by one", "reports", len(group), "err", err)
+		for _, it := range group {
+			it.single = true
+		}
+	}
+	for _, it := range group {
+		close(it.done)
+	}
+}
+
+// commitGroup commits the reports of a group on rt (see "Group commit"
+// above), setting each one's status, or single for those the path of one
+// report is to write.
+func (s *Store) commitGroup(ctx context.Context, rt route, group []*groupItem) error {
+	release, err := s.claimNamed(ctx, rt, groupClaim, "group commit")
+	if err != nil {
+		return err
+	}
+	defer release()
+	claimed, err := s.claimedKeys(ctx, rt, group)
+	if err != nil {
+		return err
+	}
+	stored, withRecords, err := s.groupStoredKeys(ctx, rt, group)
+	if err != nil {
+		return err
+	}
+	var write []*groupItem
+	first := map[string]bool{}
+	for _, it := range group {
+		switch {
+		case claimed[it.key] || withRecords[it.key]:
+			it.single = true
+		case stored[it.key] || first[it.key]:
+			it.status = StatusDuplicate
+		default:
+			first[it.key] = true
+			write = append(write, it)
+		}
+	}
+	if len(write) == 0 {
+		return nil
+	}
+	if err := s.insertGroup(ctx, rt, write); err != nil {
+		return fmt.Errorf("%d reports: %w", len(write), err)
+	}
+	for _, it := range write {
+		it.status = StatusStored
+	}
+	return nil
+}
+
+// groupKeys lists the distinct keys of a group and their reports'
+// policy domains and begin times, for queries that use the tables'
+// sorting keys.
+func groupKeys(group []*groupItem) (keys, domains []any, begins []any) {
+	seen := map[string]bool{}
+	seenDom := map[string]bool{}
+	seenBegin := map[uint32]bool{}
+	for _, it := range group {
+		if !seen[it.key] {
+			seen[it.key] = true
+			keys = append(keys, it.key)
+		}
+		if d := policyDomain(it.h); !seenDom[d] {
+			seenDom[d] = true
+			domains = append(domains, d)
+		}
+		if b := unixSeconds(it.h.Begin); !seenBegin[b] {
+			seenBegin[b] = true
+			begins = append(begins, b)
+		}
+	}
+	return keys, domains, begins
+}
+
+// placeholders is "?, ?, ..." for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// claimedKeys tells which keys of a group a writer on the path of one
+// report holds the claim of (its claim table exists on rt).
+func (s *Store) claimedKeys(ctx context.Context, rt route, group []*groupItem) (map[string]bool, error) {
+	byName := map[string]string{}
+	var names []any
+	for _, it := range group {
+		n := claimTable(it.key)
+		if _, ok := byName[n]; !ok {
+			byName[n] = it.key
+			names = append(names, n)
+		}
+	}
+	claimed := map[string]bool{}
+	err := rt.eachRow(ctx, `SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN (`+placeholders(len(names))+`)`,
+		names, func(scan func(...any) error) error {
+			var n string
+			if err := scan(&n); err != nil {
+				return err
+			}
+			claimed[byName[n]] = true
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("group commit: reading the claims of its reports: %w", err)
+	}
+	return claimed, nil
+}
+
+// groupStoredKeys tells which keys of a group have a report row, and which
+// have records but no report row, one query each.
+func (s *Store) groupStoredKeys(ctx context.Context, rt route, group []*groupItem) (stored, withRecords map[string]bool, err error) {
+	keys, domains, begins := groupKeys(group)
+	where := `policy_domain IN (` + placeholders(len(domains)) + `) AND date_begin IN (` + placeholders(len(begins)) +
+		`) AND report_key IN (` + placeholders(len(keys)) + `)`
+	args := append(append(append([]any{}, domains...), toDateTimes(begins)...), keys...)
+	read := func(table string) (map[string]bool, error) {
+		m := map[string]bool{}
+		err := rt.eachRow(ctx, `SELECT DISTINCT report_key FROM `+rt.table(table)+` WHERE `+where, args,
+			func(scan func(...any) error) error {
+				var k string
+				err := scan(&k)
+				m[k] = true
+				return err
+			})
+		if err != nil {
+			return nil, fmt.Errorf("group commit: looking for its reports in %s: %w", table, err)
+		}
+		return m, nil
+	}
+	if stored, err = read("aggregate_reports"); err != nil {
+		return nil, nil, err
+	}
+	if withRecords, err = read("aggregate_records"); err != nil {
+		return nil, nil, err
+	}
+	for k := range stored {
+		delete(withRecords, k)
+	}
+	return stored, withRecords, nil
+}
+
+// toDateTimes turns unix seconds into time.Time values, which the driver
+// binds as DateTime literals.
+func toDateTimes(secs []any) []any {
+	out := make([]any, len(secs))
+	for i, x := range secs {
+		out[i] = time.Unix(int64(x.(uint32)), 0).UTC()
+	}
+	return out
+}
+
+// groupReport is a report of a group as the INSERTs need it.
+type groupReport struct {
+	it     *groupItem
+	rep    *reportFields
+	cols   *recordColumns
+	groups []sourceGroup
+}
+
+// insertGroup writes the records, rollups and report rows of the reports,
+// one INSERT per table, in the order of a single report's commit.
+func (s *Store) insertGroup(ctx context.Context, rt route, items []*groupItem) error {
+	reps := make([]groupReport, len(items))
+	for i, it := range items {
+		h := it.h
+		rep := &reportFields{key: it.key, id: h.ReportID, org: h.OrgName, domain: policyDomain(h),
+			begin: h.Begin.UTC(), end: h.End.UTC(), dataKey: dataKeyOf(it.meta)}
+		cols := newRecordColumns(len(it.recs))
+		for j := range it.recs {
+			cols.add(rep, uint32(j), &it.recs[j])
+		}
+		reps[i] = groupReport{it: it, rep: rep, cols: cols, groups: sourceGroupsOf(cols)}
+	}
+	records := 0
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table("aggregate_records")+" ("+recordColumnList+")")
+	if err != nil {
+		return fmt.Errorf("inserting records into aggregate_records: %w", err)
+	}
+	for _, r := range reps {
+		if err := appendColumns(b, r.cols.columns()); err != nil {
+			b.Abort()
+			return fmt.Errorf("inserting records of report %s into aggregate_records: %w", r.rep.key, err)
+		}
+		records += r.cols.len()
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("inserting %d records into aggregate_records: %w", records, err)
+	}
+	failpoint("after-records")
+	steps := []struct {
+		t       rollupTable
+		columns string
+		label   string
+		fill    func(driver.Batch, groupReport) (int, error)
+	}{
+		{sourcesTable, sourcesTable.columns, sourcesTable.name, func(b driver.Batch, r groupReport) (int, error) {
+			return appendSources(b, r.rep, r.cols, r.groups)
+		}},
+		{outcomesTable, outcomesSentColumns, outcomesTable.name, func(b driver.Batch, r groupReport) (int, error) {
+			return appendOutcomes(b, r.rep, r.cols, r.groups)
+		}},
+		{pairBucketsTable, pairBucketsTable.columns, pairBucketsTable.name, func(b driver.Batch, r groupReport) (int, error) {
+			return appendPairBuckets(b, r.rep, r.cols, r.groups)
+		}},
+		{rollupTableDef, rollupColumnList, "rollup", func(b driver.Batch, r groupReport) (int, error) {
+			return appendRollupSums(b, r.rep, r.cols)
+		}},
+	}
+	for _, st := range steps {
+		err := sendRows(ctx, rt, st.t.name, st.columns, st.label, func(b driver.Batch) (int, error) {
+			n := 0
+			for _, r := range reps {
+				k, err := st.fill(b, r)
+				if err != nil {
+					return 0, fmt.Errorf("report %s: %w", r.rep.key, err)
+				}
+				n += k
+			}
+			return n, nil
+		})
+		if err != nil {
+			return err
+		}
+		if st.t.after != "" {
+			failpoint(st.t.after)
+		}
+	}
+	failpoint("after-rollup")
+	b, err = rt.conn.PrepareBatch(ctx, reportRowInsert(rt))
+	if err != nil {
+		return fmt.Errorf("writing report rows: %w", err)
+	}
+	for _, r := range reps {
+		if err := b.Append(reportRow(r.it.h, r.it.key, r.it.meta, r.it.c)...); err != nil {
+			b.Abort()
+			return fmt.Errorf("writing the report row of %s: %w", r.rep.key, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("writing %d report rows: %w", len(reps), err)
+	}
+	failpoint("after-report")
+	return nil
+}
+
+// waitGroupClaim waits until no group commit holds rt's group claim,
+// taking over the claim of a group writer that died (claimIsStale,
+// claimOwnerDead). A writer on the path of one report calls it after it
+// claimed its report: see "Group commit" above.
+func (s *Store) waitGroupClaim(ctx context.Context, rt route) error {
+	readErrors := 0
+	for {
+		var n uint64
+		err := rt.conn.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?`, groupClaim).Scan(&n)
+		if err == nil && n == 0 {
+			return nil
+		}
+		if err == nil {
+			var stale bool
+			stale, err = s.claimIsStale(ctx, rt, groupClaim)
+			if err == nil && (stale || s.claimOwnerDead(ctx, rt, groupClaim)) {
+				s.takeOverClaim(ctx, rt, groupClaim)
+				continue
+			}
+		}
+		if err != nil {
+			if readErrors++; readErrors >= claimReadRetries || ctx.Err() != nil {
+				return fmt.Errorf("waiting for the group commit's claim: %w", err)
+			}
+		} else {
+			readErrors = 0
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(claimPoll):
+		}
+	}
+}
+
+// inputLog batches the rows of LogInput under group commit: one INSERT
+// into inputs for the inputs that end together (those logged while an
+// INSERT runs, or within inputsLinger of the first), each caller returning
+// once its row is written (a source acknowledges after it).
+type inputLog struct {
+	mu      sync.Mutex
+	closed  bool
+	pending []*inputWait
+	wake    chan struct{}
+}
+
+// inputsLinger is how long a batch of inputs rows waits for more after
+// its first.
+const inputsLinger = 5 * time.Millisecond
+
+type inputWait struct {
+	row  []any
+	done chan error
+}
+
+// logInput queues a row of inputs and waits for its INSERT; ok is false
+// when the committer is closed (the caller inserts the row itself).
+func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error) {
+	w := &inputWait{row: row, done: make(chan error, 1)}
+	l := &c.inputs
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false, nil
+	}
+	l.pending = append(l.pending, w)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-w.done:
+		return true, err
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// runInputs writes the queued rows of inputs until the committer closes.
+func (c *committer) runInputs() {
+	defer c.wg.Done()
+	l := &c.inputs
+	for {
+		select {
+		case <-c.ctx.Done():
+			l.mu.Lock()
+			rest := l.pending
+			l.pending, l.closed = nil, true
+			l.mu.Unlock()
+			c.flushInputs(rest)
+			return
+		case <-l.wake:
+		}
+		// The callers of a group return together and log their inputs
+		// within moments: gather them into one INSERT.
+		select {
+		case <-time.After(inputsLinger):
+		case <-c.ctx.Done():
+		}
+		l.mu.Lock()
+		rows := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		c.flushInputs(rows)
+	}
+}
+
+// flushInputs inserts rows in one INSERT and tells their callers.
+func (c *committer) flushInputs(rows []*inputWait) {
+	if len(rows) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := func() error {
+		b, err := c.s.conn.PrepareBatch(ctx, inputsInsert)
+		if err != nil {
+			return err
+		}
+		for _, w := range rows {
+			if err := b.Append(w.row...); err != nil {
+				b.Abort()
+				return err
+			}
+		}
+		return b.Send()
+	}()
+	for _, w := range rows {
+		w.done <- err
+	}
+}
