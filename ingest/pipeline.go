@@ -265,7 +265,7 @@ func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcom
 func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed, r io.Reader) Outcome {
 	start := time.Now()
 	in := input{name: name, sha256: ahead.SHA256}
-	h := sha256.New()
+	h := newAsyncHash(sha256.New()) // off this goroutine: it parses
 	src := io.TeeReader(r, h)
 	var tee *enrich.MailTee
 	if p.opt.Verifier != nil {

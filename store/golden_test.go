@@ -289,7 +289,9 @@ func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 
 // goldenLargeReport sends the DDL of a large report's commit as
 // writeAggregate does, with stageRollupsOf's selects one at a time (they run
-// concurrently there, in no fixed order).
+// concurrently there, in no fixed order), each followed by the INSERT of
+// the rows the writer summed itself (stagedFillOf; goldenConn records its
+// PrepareBatch and refuses the batch).
 func goldenLargeReport(t *testing.T, s *Store, ctx context.Context, r route) {
 	t.Helper()
 	staging, err := s.createStaging(ctx, r)
@@ -304,11 +306,13 @@ func goldenLargeReport(t *testing.T, s *Store, ctx context.Context, r route) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, sel := range rt.selects {
+		f := s.stagedFillOf(r, rt, &reportFields{key: goldenKey, domain: goldenDomain, begin: goldenSince}, &streamSums{})
+		for _, sel := range f.selects {
 			if err := s.fillRollupSelect(ctx, r, rt, sel, rs, staging, dataKeySQL(""), "1"); err != nil {
 				t.Fatal(err)
 			}
 		}
+		_ = f.send(ctx, rs)
 		if err := s.attachRollup(ctx, r, rt, rs); err != nil {
 			t.Fatal(err)
 		}

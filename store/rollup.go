@@ -31,9 +31,11 @@ import (
 //   - a report of at most BatchRows records: its rows summed here from the
 //     very buffer that was inserted, sent with the marker in one INSERT
 //     (one block);
-//   - a larger one: summed by ClickHouse from the staging table of its
-//     records into a staging rollup table, which is attached after the
-//     records (ATTACH PARTITION ... FROM);
+//   - a larger one: into a staging rollup table per table, attached after
+//     the records (ATTACH PARTITION ... FROM): the rows that are few
+//     (aggregate_rollup's, aggregate_pair_buckets', every marker) summed
+//     here as the records stream to staging (streamSums), the others by
+//     ClickHouse from the staging table of its records (stagedFillOf);
 //   - a retry that finds the records but no marker (the writer died after
 //     the records): summed from the stored records, staged and attached.
 //
@@ -140,6 +142,18 @@ const sourcesDataSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_
 FROM %[1]s WHERE record_error = '' AND %[2]s
 GROUP BY policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, data_key`
+
+// sourcesStagedSelect is sourcesDataSelect for the staged records of one
+// large report: a row per valid record (record_count 1), not summed here.
+// The records of a report are nearly all of distinct sources and
+// outcomes, so a GROUP BY by the 18 columns of the key would cost the
+// server a hash table of about as many rows as records and save almost
+// none; SummingMergeTree sums the few rows of one key when it merges, and
+// every reader sums rows by key (the rows of several reports share keys
+// anyway).
+const sourcesStagedSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_from, header_from_org, source_ip,
+	` + sourcesOutcome + `, {data_key}, toUInt64(0), toUInt64(1), message_count
+FROM %[1]s WHERE record_error = '' AND %[2]s`
 
 const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_begin), '', '', '',
 	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
@@ -423,9 +437,7 @@ func appendSources(b driver.Batch, rep *reportFields, cols *recordColumns, group
 			return 0, err
 		}
 	}
-	none := []string{}
-	if err := b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0)); err != nil {
+	if err := appendSourcesMarker(b, rep); err != nil {
 		return 0, err
 	}
 	return len(groups) + 1, nil
@@ -434,7 +446,12 @@ func appendSources(b driver.Batch, rep *reportFields, cols *recordColumns, group
 // sendRows inserts into table (as rt names it) the rows that fill appends,
 // in one INSERT (one block); label names the table in errors.
 func sendRows(ctx context.Context, rt route, table, columns, label string, fill func(driver.Batch) (int, error)) error {
-	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+rt.table(table)+" ("+columns+")")
+	return sendRowsTo(ctx, rt, rt.table(table), columns, label, fill)
+}
+
+// sendRowsTo is sendRows into a table named as is (a staging table).
+func sendRowsTo(ctx context.Context, rt route, table, columns, label string, fill func(driver.Batch) (int, error)) error {
+	b, err := rt.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
 	if err != nil {
 		return fmt.Errorf("inserting %s: %w", label, err)
 	}
@@ -447,6 +464,14 @@ func sendRows(ctx context.Context, rt route, table, columns, label string, fill 
 		return fmt.Errorf("inserting %d %s rows: %w", n, label, err)
 	}
 	return nil
+}
+
+// appendSourcesMarker appends the report's marker row of aggregate_sources
+// (sourcesColumnList), as sourcesMarkerSelect makes it.
+func appendSourcesMarker(b driver.Batch, rep *reportFields) error {
+	none := []string{}
+	return b.Append(uint8(0), rep.domain, rep.begin, "", "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0))
 }
 
 // sendOutcomes inserts the report's aggregate_outcomes rows and marker.
@@ -488,9 +513,7 @@ func appendOutcomes(b driver.Batch, rep *reportFields, cols *recordColumns, grou
 			return 0, err
 		}
 	}
-	none := []string{}
-	if err := b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
-		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "", []uint64{}); err != nil {
+	if err := appendOutcomesMarker(b, rep); err != nil {
 		return 0, err
 	}
 	return len(groups) + 1, nil
@@ -509,12 +532,21 @@ func (s *Store) sendPairBuckets(ctx context.Context, rt route, rep *reportFields
 // appendPairBuckets appends what sendPairBuckets inserts to b and returns
 // the number of rows.
 func appendPairBuckets(b driver.Batch, rep *reportFields, cols *recordColumns, groups []sourceGroup) (int, error) {
-	var sums orderedSums[uint16, struct{ records, messages uint64 }]
+	var sums orderedSums[uint16, pairSums]
 	for _, g := range groups {
 		r := sums.at(pairBucket(g.ip, cols.headerFrom[g.first]))
 		r.records += g.records
 		r.messages += g.messages
 	}
+	return appendPairBucketSums(b, rep, &sums)
+}
+
+// pairSums are the sums of a pair bucket's data row.
+type pairSums struct{ records, messages uint64 }
+
+// appendPairBucketSums appends the data rows sums and the report's marker
+// of aggregate_pair_buckets to b and returns the number of rows.
+func appendPairBucketSums(b driver.Batch, rep *reportFields, sums *orderedSums[uint16, pairSums]) (int, error) {
 	y, m, d := rep.begin.UTC().Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	for _, k := range sums.order {
@@ -561,25 +593,37 @@ func (s *Store) sendRollupSums(ctx context.Context, rt route, rep *reportFields,
 func appendRollupSums(b driver.Batch, rep *reportFields, cols *recordColumns) (int, error) {
 	var sums orderedSums[rollupKey, rollupSumsRow]
 	for i := range cols.len() {
-		sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
-		if cols.recordError[i] != "" {
+		addRollupSums(&sums, cols, i)
+	}
+	return appendRollupSumRows(b, rep, &sums)
+}
+
+// addRollupSums adds record i of cols to the aggregate_rollup data rows
+// sums: its header_from row (by_source 0) and, as rollupSelectorsSelect,
+// one count per occurrence of a passing DKIM "d=/selector" pair (by_source
+// 2).
+func addRollupSums(sums *orderedSums[rollupKey, rollupSumsRow], cols *recordColumns, i int) {
+	sums.at(rollupKey{0, cols.headerFrom[i], ""}).add(cols, i)
+	if cols.recordError[i] != "" {
+		return
+	}
+	for j, d := range cols.dkimDomains[i] {
+		if j >= len(cols.dkimSelectors[i]) || j >= len(cols.dkimResults[i]) || cols.dkimResults[i][j] != "pass" {
 			continue
 		}
-		// Known selectors: as rollupSelectorsSelect, one count per
-		// occurrence of a passing pair.
-		for j, d := range cols.dkimDomains[i] {
-			if j >= len(cols.dkimSelectors[i]) || j >= len(cols.dkimResults[i]) || cols.dkimResults[i][j] != "pass" {
-				continue
-			}
-			ds := d + "/" + cols.dkimSelectors[i][j]
-			if strings.HasSuffix(ds, "/") {
-				continue
-			}
-			r := sums.at(rollupKey{2, ds, ""})
-			r.records++
-			r.messages += cols.messageCount[i]
+		ds := d + "/" + cols.dkimSelectors[i][j]
+		if strings.HasSuffix(ds, "/") {
+			continue
 		}
+		r := sums.at(rollupKey{2, ds, ""})
+		r.records++
+		r.messages += cols.messageCount[i]
 	}
+}
+
+// appendRollupSumRows appends the data rows sums and the report's marker
+// of aggregate_rollup to b and returns the number of rows.
+func appendRollupSumRows(b driver.Batch, rep *reportFields, sums *orderedSums[rollupKey, rollupSumsRow]) (int, error) {
 	for _, k := range sums.order {
 		r := sums.m[k]
 		reportKey := rep.dataKey
@@ -656,13 +700,134 @@ type stagedRollup struct {
 	staging string
 }
 
+// streamSumsKeys bounds the aggregate_rollup data rows that a large report
+// sums in Go as its records stream by (streamSums; its pair buckets are at
+// most 65,536): a report with more header_from values and known selectors
+// has its aggregate_rollup and aggregate_pair_buckets data rows summed by
+// ClickHouse from its staged records, so that the writer's memory stays
+// bounded whatever the report holds.
+var streamSumsKeys = 20000
+
+// streamSums are a large report's data rows of aggregate_rollup and
+// aggregate_pair_buckets, summed from each buffer of records before it is
+// sent to staging: rows that are few whatever the report's size (one per
+// header_from and known selector, and at most 65,536 pair buckets), which
+// ClickHouse would otherwise sum with three more scans of the staged
+// records.
+type streamSums struct {
+	rollup  orderedSums[rollupKey, rollupSumsRow]
+	pairs   *bucketSums
+	tooMany bool // past streamSumsKeys: ClickHouse sums them
+}
+
+// bucketSums are the sums of each pair bucket, indexed by bucket (1 MiB:
+// an index costs a fraction of a map's lookup), and the buckets used in
+// the order of their first use.
+type bucketSums struct {
+	sums [1 << 16]pairSums
+	used []uint16
+}
+
+// ordered returns the used buckets' sums as appendPairBucketSums takes them.
+func (b *bucketSums) ordered() *orderedSums[uint16, pairSums] {
+	o := &orderedSums[uint16, pairSums]{}
+	if b == nil {
+		return o
+	}
+	for _, k := range b.used {
+		*o.at(k) = b.sums[k]
+	}
+	return o
+}
+
+// add sums the records of cols.
+func (z *streamSums) add(cols *recordColumns) {
+	if z.tooMany {
+		return
+	}
+	if z.pairs == nil {
+		z.pairs = &bucketSums{}
+	}
+	for i := range cols.len() {
+		addRollupSums(&z.rollup, cols, i)
+		if cols.recordError[i] == "" {
+			k := pairBucket(cols.sourceIP[i], cols.headerFrom[i])
+			r := &z.pairs.sums[k]
+			if *r == (pairSums{}) {
+				z.pairs.used = append(z.pairs.used, k)
+			}
+			r.records++
+			r.messages += cols.messageCount[i]
+		}
+	}
+	if len(z.rollup.order) > streamSumsKeys {
+		*z = streamSums{tooMany: true}
+	}
+}
+
+// stagedFill is how one rollup table's staging table of a large report is
+// filled: the INSERT ... SELECTs ClickHouse runs on the staged records,
+// and send, which inserts what the writer summed itself (the marker row,
+// and the data rows it has).
+type stagedFill struct {
+	selects []string
+	send    func(ctx context.Context, staging string) error
+}
+
+// stagedFillOf says how t's staging table is filled for the large report
+// rep with streamed sums z: every marker row is sent from here (the report
+// is known), aggregate_rollup's and aggregate_pair_buckets' data rows too
+// unless z has too many; aggregate_sources' data rows (about one per
+// record) are copied by ClickHouse from the staged records
+// (sourcesStagedSelect), aggregate_outcomes' summed by it.
+func (s *Store) stagedFillOf(rt route, t rollupTable, rep *reportFields, z *streamSums) stagedFill {
+	data := t.selects[:len(t.selects)-1] // every table's last select is its marker's
+	switch t.name {
+	case sourcesTable.name:
+		return stagedFill{[]string{sourcesStagedSelect}, func(ctx context.Context, staging string) error {
+			return sendRowsTo(ctx, rt, staging, t.columns, t.name+" marker", func(b driver.Batch) (int, error) {
+				return 1, appendSourcesMarker(b, rep)
+			})
+		}}
+	case outcomesTable.name:
+		return stagedFill{data, func(ctx context.Context, staging string) error {
+			return sendRowsTo(ctx, rt, staging, outcomesSentColumns, t.name+" marker", func(b driver.Batch) (int, error) {
+				return 1, appendOutcomesMarker(b, rep)
+			})
+		}}
+	case pairBucketsTable.name:
+		sums := z.pairs.ordered()
+		selects := []string(nil)
+		if z.tooMany {
+			sums, selects = &orderedSums[uint16, pairSums]{}, data
+		}
+		return stagedFill{selects, func(ctx context.Context, staging string) error {
+			return sendRowsTo(ctx, rt, staging, t.columns, t.name, func(b driver.Batch) (int, error) {
+				return appendPairBucketSums(b, rep, sums)
+			})
+		}}
+	default: // aggregate_rollup
+		sums := &z.rollup
+		selects := []string(nil)
+		if z.tooMany {
+			sums, selects = &orderedSums[rollupKey, rollupSumsRow]{}, data
+		}
+		return stagedFill{selects, func(ctx context.Context, staging string) error {
+			return sendRowsTo(ctx, rt, staging, rollupColumnList, "rollup", func(b driver.Batch) (int, error) {
+				return appendRollupSumRows(b, rep, sums)
+			})
+		}}
+	}
+}
+
 // stageRollupsOf sums a large report's staged records into a new staging
-// table per rollup table (in commit order, to attach after the records).
+// table per rollup table (in commit order, to attach after the records),
+// with what the writer summed itself as they streamed by (stagedFillOf).
 // The INSERT ... SELECTs run at once, each on a connection of its own: each
 // spends most of its time sorting and writing its rows, one thread each, so
 // a server with several cores does them side by side. On error it drops
 // what it created.
-func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging, dataKey string) ([]stagedRollup, error) {
+func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging string, rep *reportFields, z *streamSums) ([]stagedRollup, error) {
 	var l []stagedRollup
 	for _, t := range rollupTables {
 		rs, err := s.createRollupStaging(ctx, rt, t)
@@ -673,19 +838,26 @@ func (s *Store) stageRollupsOf(ctx context.Context, rt route, recordsStaging, da
 		l = append(l, stagedRollup{t, rs})
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 16)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
 	for _, x := range l {
-		for _, sel := range x.t.selects {
+		f := s.stagedFillOf(rt, x.t, rep, z)
+		for _, sel := range f.selects {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.fillRollupSelect(ctx, rt, x.t, sel, x.staging, recordsStaging, dataKeySQL(dataKey), "1"); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
+				if err := s.fillRollupSelect(ctx, rt, x.t, sel, x.staging, recordsStaging, dataKeySQL(rep.dataKey), "1"); err != nil {
+					fail(err)
 				}
 			}()
+		}
+		if err := f.send(ctx, x.staging); err != nil {
+			fail(err)
 		}
 	}
 	wg.Wait()
@@ -913,4 +1085,14 @@ func (s *Store) RollupGaps(ctx context.Context) ([]string, error) {
 	})
 	slices.Sort(gaps)
 	return gaps, err
+}
+
+// appendOutcomesMarker appends the report's marker row of
+// aggregate_outcomes (outcomesSentColumns), as outcomesMarkerSelect makes
+// it: the server fills the empty sketch and IP hashes from its empty
+// source_ip.
+func appendOutcomesMarker(b driver.Batch, rep *reportFields) error {
+	none := []string{}
+	return b.Append(rep.domain, rep.begin, "", "", uint8(0), uint8(0), uint8(0), uint8(0), uint8(0),
+		none, none, none, none, none, none, none, rep.key, uint64(1), uint64(0), uint64(0), "", []uint64{})
 }

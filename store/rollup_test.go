@@ -250,6 +250,23 @@ func TestRollupEqualsRecordsForSmallAndLargeReports(t *testing.T) {
 	}
 }
 
+// TestRollupOfLargeReportWithTooManyKeysIsSummedByClickHouse: a large
+// report with more aggregate_rollup data rows than the writer sums itself
+// (streamSumsKeys) has them and its pair buckets summed from its staged
+// records, with the same rollup.
+func TestRollupOfLargeReportWithTooManyKeysIsSummedByClickHouse(t *testing.T) {
+	defer func(n int) { streamSumsKeys = n }(streamSumsKeys)
+	streamSumsKeys = 2 // mixedRows has one header_from and two known selectors
+	s, _ := open(t, Options{BatchRows: 200})
+	begin := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	write(t, s, header("Yahoo", "large-keys", "example.org", begin), mixedRows(1000, "example.org"))
+	write(t, s, header("google.com", "small-keys", "example.com", begin), mixedRows(150, "example.com"))
+	if n := stagingTables(t, s); n != 0 {
+		t.Errorf("%d staging tables left", n)
+	}
+	checkRollup(t, s)
+}
+
 // authSplit sums the data rows of table (where) by whether their report's
 // mail failed authentication (report_key AuthFailKey): messages of the
 // others, then of those.

@@ -303,7 +303,7 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 	}
 	// The rollup is summed from the staged records, then attached after
 	// them (a retry that finds the records but no rollup sums them again).
-	rollups, err := s.stageRollupsOf(ctx, rt, staging, dataKey)
+	rollups, err := s.stageRollupsOf(ctx, rt, staging, rep, &w.sums)
 	if err != nil {
 		return c, err
 	}
@@ -322,7 +322,8 @@ func (s *Store) insertRecords(ctx context.Context, rt route, h *aggregate.Header
 const stagingSenders = 2
 
 // stagingWriter sends full record buffers to a staging table on rt from
-// stagingSenders goroutines, each on its own connection.
+// stagingSenders goroutines, each on its own connection, and sums them into
+// sums (rollup.go) there, off the goroutine that parses.
 type stagingWriter struct {
 	rt     route
 	table  string
@@ -334,6 +335,8 @@ type stagingWriter struct {
 	once   sync.Once
 	mu     sync.Mutex
 	err    error
+	sumsMu sync.Mutex
+	sums   streamSums // complete after close
 }
 
 func (s *Store) newStagingWriter(ctx context.Context, rt route, table string) *stagingWriter {
@@ -383,6 +386,9 @@ func (w *stagingWriter) run() {
 				fail(fmt.Errorf("inserting records into %s: %w", w.table, err))
 			}
 			rows += cols.len()
+			w.sumsMu.Lock()
+			w.sums.add(cols)
+			w.sumsMu.Unlock()
 		}
 		cols.reset()
 		w.free <- cols
