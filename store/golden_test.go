@@ -11,12 +11,10 @@ package store
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"github.com/dmarcd/dmarcd/internal/testkit/sqlgolden"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -26,11 +24,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
-
-// goldenDir holds the golden files.
-const goldenDir = "testdata/golden"
 
 // Fixed inputs of the rendered statements.
 const (
@@ -186,48 +179,6 @@ func goldenSQL(stmts []goldenStmt) string {
 	})
 }
 
-// checkGolden compares got with testdata/golden/name, or writes it there
-// under -update.
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *updateGolden {
-		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./store/ -run Golden -update to write it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the rendered SQL (if intended, run go test ./store/ -run Golden -update and review the diff):\n%s",
-			path, firstDifference(string(want), got))
-	}
-}
-
-// firstDifference shows the first line where want and got differ.
-func firstDifference(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n  golden:   %q\n  rendered: %q", i+1, wl, gl)
-		}
-	}
-	return "(same lines)"
-}
-
 // goldenAnswer scripts the rows of the statements the store reads before it
 // writes: the partitions of a table (one month; several when pruning), the days of a rebuilt month, the claims left by dead writers.
 func goldenAnswer(q string, args []any) [][]any {
@@ -260,13 +211,13 @@ func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 			ctx := context.Background()
 			s, l := goldenStore(t, mode.cluster, goldenAnswer)
 			goldenLargeReport(t, s, ctx, s.routeOf(goldenKey))
-			checkGolden(t, "write_"+mode.name+"_large_report.sql", goldenSQL(l.stmts))
+			sqlgolden.Check(t, "write_"+mode.name+"_large_report.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
 			if err := s.completeRollup(ctx, s.routeOf(goldenKey), goldenDomain, goldenSince, goldenKey, AuthFailKey); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "write_"+mode.name+"_complete_rollup.sql", goldenSQL(l.stmts))
+			sqlgolden.Check(t, "write_"+mode.name+"_complete_rollup.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
 			rt := s.routeOf(goldenKey)
@@ -282,7 +233,7 @@ func TestGoldenWriteStatementsRenderAsRecorded(t *testing.T) {
 			if err := s.eachShard(context.Background(), s.dropOrphanedStaging); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "write_"+mode.name+"_claims.sql", goldenSQL(l.stmts))
+			sqlgolden.Check(t, "write_"+mode.name+"_claims.sql", goldenSQL(l.stmts))
 		})
 	}
 }
@@ -334,13 +285,13 @@ func TestGoldenMaintenanceStatementsRenderAsRecorded(t *testing.T) {
 			if err := s.RebuildRollup(ctx, []string{"202611"}); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "maintenance_"+mode.name+"_rebuild_rollup.sql", goldenSQL(l.stmts))
+			sqlgolden.Check(t, "maintenance_"+mode.name+"_rebuild_rollup.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, goldenAnswer)
 			if _, err := s.RollupGaps(ctx); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "maintenance_"+mode.name+"_rollup_gaps.sql", goldenSQL(l.stmts))
+			sqlgolden.Check(t, "maintenance_"+mode.name+"_rollup_gaps.sql", goldenSQL(l.stmts))
 
 			s, l = goldenStore(t, mode.cluster, func(q string, args []any) [][]any {
 				return goldenAnswer(q, []any{"prune_only"})
@@ -355,7 +306,7 @@ func TestGoldenMaintenanceStatementsRenderAsRecorded(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "maintenance_"+mode.name+"_prune.sql", goldenSQL(l.stmts))
+			sqlgolden.Check(t, "maintenance_"+mode.name+"_prune.sql", goldenSQL(l.stmts))
 		})
 	}
 }

@@ -6,18 +6,12 @@ package schema
 // change, and review the diff.
 
 import (
-	"flag"
-	"fmt"
+	"github.com/dmarcd/dmarcd/internal/testkit/sqlgolden"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
-
-// goldenDir holds the golden files.
-const goldenDir = "testdata/golden"
 
 // Fixed inputs of the rendered statements.
 const (
@@ -40,48 +34,6 @@ func goldenSQL(stmts []string) string {
 		b.WriteString("-- Exec\n" + strings.TrimSpace(q) + ";\n")
 	}
 	return b.String()
-}
-
-// checkGolden compares got with testdata/golden/name, or writes it there
-// under -update.
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *updateGolden {
-		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./store/schema/ -run Golden -update to write it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the rendered SQL (if intended, run go test ./store/schema/ -run Golden -update and review the diff):\n%s",
-			path, firstDifference(string(want), got))
-	}
-}
-
-// firstDifference shows the first line where want and got differ.
-func firstDifference(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n  golden:   %q\n  rendered: %q", i+1, wl, gl)
-		}
-	}
-	return "(same lines)"
 }
 
 // goldenMigrationFile names the golden file of one migration in a mode:
@@ -112,16 +64,16 @@ func TestGoldenMigrationsRenderAsRecorded(t *testing.T) {
 		}
 		for _, f := range order {
 			written[f] = true
-			t.Run(f, func(t *testing.T) { checkGolden(t, f, goldenSQL(byFile[f])) })
+			t.Run(f, func(t *testing.T) { sqlgolden.Check(t, f, goldenSQL(byFile[f])) })
 		}
 	}
-	old, err := filepath.Glob(filepath.Join(goldenDir, "migrate_*.sql"))
+	old, err := filepath.Glob(filepath.Join(sqlgolden.Dir, "migrate_*.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range old {
 		if !written[filepath.Base(p)] {
-			if *updateGolden {
+			if sqlgolden.Updating() {
 				os.Remove(p)
 				continue
 			}

@@ -72,6 +72,10 @@ func (r *Recorder) SQL() string {
 	return b.String()
 }
 
+// Updating reports whether the test runs with -update (golden files are
+// rewritten, not compared).
+func Updating() bool { return *update }
+
 // Check compares got with Dir/name, or writes it there under -update.
 func Check(t *testing.T, name, got string) {
 	t.Helper()
