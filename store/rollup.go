@@ -77,7 +77,7 @@ const rollupSums = "(report_count, record_count, message_count, pass_messages, d
 const rollupColumnList = `by_source, policy_domain, date_begin, header_from, source_ip, org_name, report_key,
 	report_count, record_count, message_count, pass_messages, dkim_relaxed_messages, dkim_strict_messages, spf_relaxed_messages, spf_strict_messages, strict_pass_messages, invalid_records`
 
-// rollupDataSelect sums records of a table (%s, where %s) into rollup
+// rollupDataSelect sums records of a table ({table}, where {where}) into rollup
 // data rows; rollupMarkerSelect makes one marker row per report. Their
 // columns have no aliases named like a column of the table: such an alias
 // (report_key) would replace that column in the WHERE clause. The data
@@ -85,7 +85,7 @@ const rollupColumnList = `by_source, policy_domain, date_begin, header_from, sou
 // its alias data_key: ClickHouse 18.16 rejects the expression itself in
 // GROUP BY when it holds an IN subquery ("not under aggregate function"),
 // and takes the alias.
-const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, {data_key} AS data_key,
+const rollupDataSelect = `SELECT toUInt8({grain}), policy_domain, date_begin, header_from, if({grain} = 1, source_ip, ''), org_name, {data_key} AS data_key,
 	toUInt64(0),
 	toUInt64(countIf(record_error = '')),
 	sumIf(message_count, record_error = ''),
@@ -96,8 +96,8 @@ const rollupDataSelect = `SELECT toUInt8(%[3]d), policy_domain, date_begin, head
 	sumIf(message_count, record_error = '' AND spf_aligned_strict = 1),
 	sumIf(message_count, record_error = '' AND (dkim_aligned_strict = 1 OR spf_aligned_strict = 1)),
 	toUInt64(countIf(record_error != ''))
-FROM %[1]s WHERE %[2]s
-GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), org_name, data_key`
+FROM {table} WHERE {where}
+GROUP BY policy_domain, date_begin, header_from, if({grain} = 1, source_ip, ''), org_name, data_key`
 
 // rollupSelectorsSelect makes the known-selector rows (by_source = 2) of
 // the records of a table (%s, where %s): one per report and DKIM
@@ -110,15 +110,15 @@ GROUP BY policy_domain, date_begin, header_from, if(%[3]d = 1, source_ip, ''), o
 const rollupSelectorsSelect = `SELECT toUInt8(2), policy_domain, date_begin, ds, '', org_name, report_key,
 	toUInt64(0), toUInt64(count()), sum(message_count),
 	toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
-FROM %[1]s
+FROM {table}
 ARRAY JOIN arrayFilter((x, r) -> r = 'pass' AND NOT endsWith(x, '/'),
 	arrayMap((d, s) -> concat(d, '/', s), dkim_domains, dkim_selectors), dkim_results) AS ds
-WHERE record_error = '' AND %[2]s
+WHERE record_error = '' AND {where}
 GROUP BY policy_domain, date_begin, ds, org_name, report_key`
 
-const rollupMarkerSelect = `SELECT toUInt8(%[3]d), any(policy_domain), any(date_begin), '', '', any(org_name), report_key,
+const rollupMarkerSelect = `SELECT toUInt8({grain}), any(policy_domain), any(date_begin), '', '', any(org_name), report_key,
 	toUInt64(1), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
-FROM %[1]s WHERE %[2]s
+FROM {table} WHERE {where}
 GROUP BY report_key`
 
 // aggregate_sources (schema/migrations/0008_sources.sql): valid records summed
@@ -139,7 +139,7 @@ const sourcesColumnList = `by_source, policy_domain, date_begin, header_from, he
 
 const sourcesDataSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count)
-FROM %[1]s WHERE record_error = '' AND %[2]s
+FROM {table} WHERE record_error = '' AND {where}
 GROUP BY policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, data_key`
 
@@ -153,13 +153,13 @@ GROUP BY policy_domain, date_begin, header_from, header_from_org, source_ip,
 // anyway).
 const sourcesStagedSelect = `SELECT toUInt8(1), policy_domain, date_begin, header_from, header_from_org, source_ip,
 	` + sourcesOutcome + `, {data_key}, toUInt64(0), toUInt64(1), message_count
-FROM %[1]s WHERE record_error = '' AND %[2]s`
+FROM {table} WHERE record_error = '' AND {where}`
 
 const sourcesMarkerSelect = `SELECT toUInt8(0), any(policy_domain), any(date_begin), '', '', '',
 	toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0), toUInt8(0),
 	emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(),
 	report_key, toUInt64(1), toUInt64(0), toUInt64(0)
-FROM %[1]s WHERE %[2]s
+FROM {table} WHERE {where}
 GROUP BY report_key`
 
 // aggregate_outcomes (schema/migrations/0009_outcomes.sql): valid records summed
@@ -188,7 +188,7 @@ const outcomesSentColumns = outcomesRowColumns + ", source_ipsMap.records"
 const outcomesDataSelect = `SELECT policy_domain, date_begin, header_from, header_from_org,
 	` + sourcesOutcome + `, {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count), any(source_ip), uniqState(source_ip),
 	(sumMap([toUInt32(cityHash64(source_ip))], [toUInt64(1)]) AS ips).1, ips.2
-FROM %[1]s WHERE record_error = '' AND %[2]s
+FROM {table} WHERE record_error = '' AND {where}
 GROUP BY policy_domain, date_begin, header_from, header_from_org,
 	` + sourcesOutcome + `, data_key`
 
@@ -197,7 +197,7 @@ const outcomesMarkerSelect = `SELECT any(policy_domain), any(date_begin), '', ''
 	emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(), emptyArrayString(),
 	report_key, toUInt64(1), toUInt64(0), toUInt64(0), '', arrayReduce('uniqState', emptyArrayString()),
 	emptyArrayUInt32(), emptyArrayUInt64()
-FROM %[1]s WHERE %[2]s
+FROM {table} WHERE {where}
 GROUP BY report_key`
 
 // aggregate_pair_buckets (schema/migrations/0013_pair_buckets.sql): the messages
@@ -214,11 +214,11 @@ const pairBucketsColumnList = "kind, date_begin, bucket, policy_domain, report_k
 // no column of the records.
 const pairBucketsDataSelect = `SELECT toUInt8(1), toStartOfDay(date_begin) AS day, toUInt16(cityHash64(source_ip, header_from)) AS pair_bucket,
 	'', {data_key} AS data_key, toUInt64(0), toUInt64(count()), sum(message_count)
-FROM %[1]s WHERE record_error = '' AND %[2]s
+FROM {table} WHERE record_error = '' AND {where}
 GROUP BY day, pair_bucket, data_key`
 
 const pairBucketsMarkerSelect = `SELECT toUInt8(0), any(date_begin), toUInt16(0), any(policy_domain), report_key, toUInt64(1), toUInt64(0), toUInt64(0)
-FROM %[1]s WHERE %[2]s
+FROM {table} WHERE {where}
 GROUP BY report_key`
 
 // pairBucket is the bucket of the pair (ip, headerFrom) as ClickHouse
@@ -239,7 +239,7 @@ func pairBucket(ip, headerFrom string) uint16 {
 // rollupTable is one table the writer sums a report's records into as a
 // step of its commit: its sorting key and summed columns (staging tables
 // must have the same), its column list, the INSERT ... SELECTs that sum
-// records of a table (%[1]s) matching a condition (%[2]s) into it, and the
+// records of a table ({table}) matching a condition ({where}) into it, and the
 // failpoint after its step ("" for the last: write.go's after-rollup).
 type rollupTable struct {
 	name, orderBy, sums, columns string
@@ -247,9 +247,19 @@ type rollupTable struct {
 	after                        string
 }
 
-// grain renders a select template's grain (%[3]d), keeping the table and
-// condition placeholders.
-func grain(sel string, bySource int) string { return fmt.Sprintf(sel, "%[1]s", "%[2]s", bySource) }
+// grain renders a select template's grain ({grain}: 0 per header_from, 1
+// per source IP, 2 per DKIM selector), keeping its other placeholders.
+func grain(sel string, bySource int) string {
+	return strings.ReplaceAll(sel, "{grain}", strconv.Itoa(bySource))
+}
+
+// rollupSelect renders a rollup select template: {table} is the table the
+// records are read from, {where} their condition, {data_key} the SQL
+// expression of the data rows' report_key. One pass: a value is never
+// read as a placeholder.
+func rollupSelect(sel, table, where, dataKey string) string {
+	return strings.NewReplacer("{table}", table, "{where}", where, "{data_key}", dataKey).Replace(sel)
+}
 
 var (
 	sourcesTable = rollupTable{"aggregate_sources", sourcesOrderBy, sourcesSums, sourcesColumnList,
@@ -671,8 +681,7 @@ func (s *Store) fillRollupStaging(ctx context.Context, rt route, t rollupTable, 
 
 // fillRollupSelect runs one of t's selects into staging.
 func (s *Store) fillRollupSelect(ctx context.Context, rt route, t rollupTable, sel, staging, table, dataKey, where string, args ...any) error {
-	sel = strings.ReplaceAll(sel, "{data_key}", dataKey)
-	q := "INSERT INTO " + staging + " (" + t.columns + ") " + fmt.Sprintf(sel, rt.table(table), where)
+	q := "INSERT INTO " + staging + " (" + t.columns + ") " + rollupSelect(sel, rt.table(table), where, dataKey)
 	if err := rt.conn.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("summing %s into %s: %w", table, staging, err)
 	}
