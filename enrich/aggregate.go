@@ -47,7 +47,13 @@ type Aggregator struct {
 // Aggregate returns the enricher of the records of the report whose header
 // is h: its published adkim and aspf (RFC 7489 §6.3) decide DMARCPass.
 func Aggregate(h *aggregate.Header) *Aggregator {
-	return &Aggregator{adkim: align.ParseMode(h.ADKIM.Value), aspf: align.ParseMode(h.ASPF.Value)}
+	return AggregateWith(align.ParseMode(h.ADKIM.Value), align.ParseMode(h.ASPF.Value))
+}
+
+// AggregateWith returns the enricher of records published under adkim and
+// aspf (for records built without a report header, as tests do).
+func AggregateWith(adkim, aspf align.Mode) *Aggregator {
+	return &Aggregator{adkim: adkim, aspf: aspf}
 }
 
 // Record enriches rec. The returned Record is new and refers to rec.

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/app/wire"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
-	"github.com/dmarcd/dmarcd/parse/align"
 	"github.com/dmarcd/dmarcd/parse/extract"
 	"github.com/dmarcd/dmarcd/parse/valid"
 )
@@ -116,7 +116,8 @@ func headerJSON(h *aggregate.Header) jsonHeader {
 		Fo: opt(h.Fo), Testing: opt(h.Testing), DiscoveryMethod: opt(h.DiscoveryMethod)}
 }
 
-func recordJSON(r *aggregate.Record, f align.Flags) jsonRec {
+func recordJSON(f *enrich.Record) jsonRec {
+	r := f.Record
 	j := jsonRec{RecordIndex: r.Index, SourceIP: r.SourceIP, MessageCount: r.Count, Disposition: r.Disposition,
 		DMARCDKIM: r.EvalDKIM, DMARCSPF: r.EvalSPF, Reasons: []jsonReason{}, HeaderFrom: r.HeaderFrom,
 		EnvelopeFrom: opt(r.EnvelopeFrom), EnvelopeTo: opt(r.EnvelopeTo), DKIM: []jsonDKIM{}, SPF: []jsonSPF{},
@@ -258,7 +259,7 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 		return err
 	}
 	key := aggregate.Key(h)
-	adkim, aspf := align.ParseMode(h.ADKIM.Value), align.ParseMode(h.ASPF.Value)
+	enricher := enrich.Aggregate(h) // alignment as ingest computes it
 	if cw == nil {
 		// The records are streamed: a report of a million records is
 		// never held whole. The envelope is jsonReport's.
@@ -278,7 +279,7 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 			}
 			return err
 		}
-		f := evaluate(rec, adkim, aspf)
+		f := enricher.Record(rec)
 		if cw != nil {
 			_ = cw.Write(csvCells(input, key, h.OrgName, h.ReportID, h.Domain, h.Begin.Format(time.RFC3339), h.End.Format(time.RFC3339),
 				h.P.Value, h.SP.Value, h.ADKIM.Value, h.ASPF.Value, strconv.Itoa(rec.Index), rec.SourceIP,
@@ -291,7 +292,7 @@ func printReport(w io.Writer, cw *csv.Writer, input string, pl *extract.Payload,
 		if i > 0 {
 			fmt.Fprint(w, ",")
 		}
-		rj, _ := json.Marshal(recordJSON(rec, f))
+		rj, _ := json.Marshal(recordJSON(f))
 		w.Write(rj)
 	}
 	if cw == nil {
@@ -308,18 +309,6 @@ func csvCells(cells ...string) []string {
 		cells[i] = valid.CSVCell(c)
 	}
 	return cells
-}
-
-func evaluate(rec *aggregate.Record, adkim, aspf align.Mode) align.Flags {
-	dkim := make([]align.Auth, 0, len(rec.DKIM))
-	for _, d := range rec.DKIM {
-		dkim = append(dkim, align.Auth{Domain: d.Domain, Result: d.Result})
-	}
-	spf := make([]align.Auth, 0, len(rec.SPF))
-	for _, s := range rec.SPF {
-		spf = append(spf, align.Auth{Domain: s.Domain, Result: s.Result, Scope: s.Scope})
-	}
-	return align.Evaluate(rec.HeaderFrom, dkim, spf, adkim, aspf)
 }
 
 func b(v bool) string {

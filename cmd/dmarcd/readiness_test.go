@@ -98,24 +98,18 @@ func writeDays(t *testing.T, s *store.Store, domain string, p policy, n int, rec
 		var rows []*enrich.Record
 		for i, r := range recs {
 			ar := &aggregate.Record{Index: i, SourceIP: r.ip, Count: r.count, Disposition: "none", HeaderFrom: r.from}
-			var da, sa []align.Auth
 			for _, d := range r.dkim {
 				f := strings.Split(d, "/")
 				ar.DKIM = append(ar.DKIM, aggregate.DKIMResult{Domain: f[0], Selector: f[1], Result: f[2]})
-				da = append(da, align.Auth{Domain: f[0], Result: f[2]})
 			}
 			for _, x := range r.spf {
 				f := strings.Split(x, "/")
 				ar.SPF = append(ar.SPF, aggregate.SPFResult{Domain: f[0], Scope: "mfrom", Result: f[1]})
-				sa = append(sa, align.Auth{Domain: f[0], Result: f[1], Scope: "mfrom"})
 			}
 			for _, x := range r.reasons {
 				ar.Reasons = append(ar.Reasons, aggregate.Reason{Type: x})
 			}
-			fl := align.Evaluate(r.from, da, sa, adkim, aspf)
-			rows = append(rows, &enrich.Record{Record: ar, HeaderFromOrg: fl.HeaderFromOrg,
-				DKIMAlignedRelaxed: fl.DKIMAlignedRelaxed, DKIMAlignedStrict: fl.DKIMAlignedStrict,
-				SPFAlignedRelaxed: fl.SPFAlignedRelaxed, SPFAlignedStrict: fl.SPFAlignedStrict, DMARCPass: fl.DMARCPass})
+			rows = append(rows, enrich.AggregateWith(adkim, aspf).Record(ar))
 		}
 		next := func() (*enrich.Record, error) {
 			if len(rows) == 0 {

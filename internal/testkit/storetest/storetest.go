@@ -120,24 +120,18 @@ func Rows(rs ...*enrich.Record) func() (*enrich.Record, error) {
 // alignment evaluated under adkim and aspf.
 func AuthRow(ip string, count uint64, from string, dkim, spf, reasons []string, adkim, aspf align.Mode) *enrich.Record {
 	rec := &aggregate.Record{SourceIP: ip, Count: count, Disposition: "none", HeaderFrom: from}
-	var da, sa []align.Auth
 	for _, d := range dkim {
 		f := strings.Split(d, "/")
 		rec.DKIM = append(rec.DKIM, aggregate.DKIMResult{Domain: f[0], Selector: f[1], Result: f[2]})
-		da = append(da, align.Auth{Domain: f[0], Result: f[2]})
 	}
 	for _, s := range spf {
 		f := strings.Split(s, "/")
 		rec.SPF = append(rec.SPF, aggregate.SPFResult{Domain: f[0], Scope: "mfrom", Result: f[1]})
-		sa = append(sa, align.Auth{Domain: f[0], Result: f[1], Scope: "mfrom"})
 	}
 	for _, r := range reasons {
 		rec.Reasons = append(rec.Reasons, aggregate.Reason{Type: r})
 	}
-	fl := align.Evaluate(from, da, sa, adkim, aspf)
-	return &enrich.Record{Record: rec, HeaderFromOrg: fl.HeaderFromOrg,
-		DKIMAlignedRelaxed: fl.DKIMAlignedRelaxed, DKIMAlignedStrict: fl.DKIMAlignedStrict,
-		SPFAlignedRelaxed: fl.SPFAlignedRelaxed, SPFAlignedStrict: fl.SPFAlignedStrict, DMARCPass: fl.DMARCPass}
+	return enrich.AggregateWith(adkim, aspf).Record(rec)
 }
 
 // Write stores the report of h with the rows of next and Meta.
