@@ -32,7 +32,7 @@ func TestGroupCommitReplayedOn26LeavesTheSameTables(t *testing.T) {
 		t.Fatalf("store.Open(%s): %v", dsn, err)
 	}
 	defer st.Close()
-	admin := openAdmin(t, dsn)
+	admin := openConn(t, dsn)
 
 	files, err := gen.Generate(gen.Options{Domain: "example.com", Days: 3, Seed: 31, Start: time.Now().UTC().AddDate(0, 0, -9)})
 	if err != nil {

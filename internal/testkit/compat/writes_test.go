@@ -41,7 +41,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/dmarcd/dmarcd/enrich"
@@ -232,7 +231,7 @@ func TestTheWritePathReplayedOn26LeavesTheSameTables(t *testing.T) {
 		t.Fatalf("store.Open(%s): %v", dsn, err)
 	}
 	defer st.Close()
-	admin := openAdmin(t, dsn)
+	admin := openConn(t, dsn)
 	db18 := st.Database()
 
 	statuses := writesData(t, st, rec)
@@ -338,20 +337,6 @@ func (s *replayStats) add(o replayStats) {
 	s.rows += o.rows
 	s.unchecked += o.unchecked
 	s.failedBoth += o.failedBoth
-}
-
-func openAdmin(t *testing.T, dsn string) driver.Conn {
-	t.Helper()
-	o, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 // compareTables compares the tables of the two databases: their names (no
@@ -483,7 +468,7 @@ func TestTheWritePathAssumptionsHoldOn26(t *testing.T) {
 		t.Errorf("26.x database engine %q, want Atomic (the default since 20.10, what the replay tests)", rows)
 	}
 	dsn := testenv.ClickHouse(t) // a database not created: ask "default"
-	admin := openAdmin(t, dsn[:strings.LastIndex(dsn, "/")]+"/default")
+	admin := openConn(t, dsn[:strings.LastIndex(dsn, "/")]+"/default")
 	var v18 string
 	if err := admin.QueryRow(context.Background(), "SELECT value FROM system.settings WHERE name = 'max_insert_block_size'").Scan(&v18); err != nil {
 		t.Fatal(err)
