@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -94,8 +95,9 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		return runIngestS3(ctx, e, p, cfg, u, *asJSON)
 	}
 	rep := newReporter(e, *asJSON)
+	gate := ingest.NewGate(ingestReaders())
 	walkErr := walkPaths(ctx, fs.Args(), wire.LimitsFrom(cfg).Extract.MaxMessageBytes, rep, func(in ingest.Input) ingest.Outcome {
-		return processInput(ctx, p, in)
+		return processInput(ctx, p, in, gate)
 	})
 	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
 		rep.prog.clear()
@@ -114,10 +116,11 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 // no permission) is an input of its own that ends invalid with
 // input_unreadable, and the other paths are still walked.
 //
-// Up to ingestWorkers inputs are processed at once, so that the store
-// commits the small reports of a folder in groups (store.GroupOptions).
+// Up to ingestInHand inputs are processed at once, so that the store
+// commits the small reports of a folder in groups (store.GroupOptions);
+// process bounds how many of them are read at once.
 func walkPaths(ctx context.Context, paths []string, maxMessage int64, rep *reporter, process func(ingest.Input) ingest.Outcome) error {
-	outs := make(chan chan ingest.Outcome, ingestWorkers())
+	outs := make(chan chan ingest.Outcome, ingestInHand())
 	errc := make(chan error, 1)
 	go func() {
 		defer close(outs)
@@ -136,12 +139,17 @@ func walkPaths(ctx context.Context, paths []string, maxMessage int64, rep *repor
 	return <-errc
 }
 
-// ingestWorkers is how many inputs `dmarcd ingest` processes at once: a
-// group commits at most once per store.DefaultGroupWindow, so the rate of
-// small reports is about the inputs in hand per window (256: over 1,000
-// reports/s when the server keeps up). Small inputs hold little memory
-// while they wait for their group.
-func ingestWorkers() int { return 256 }
+// ingestInHand is how many inputs `dmarcd ingest` has in hand at once: read,
+// being read, or waiting for the commit of their group, which holds up to
+// store.DefaultGroupMaxRecords records (2,048 inputs: one full group of
+// reports of 25 records, while the next is read). A waiting input holds
+// its records and a goroutine, no turn of the read gate (ingestReaders).
+func ingestInHand() int { return 2048 }
+
+// ingestReaders is how many inputs `dmarcd ingest` reads and parses at
+// once (ingest.Gate): two per CPU, so that reading one input's file
+// overlaps parsing another's.
+func ingestReaders() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // feedInputs starts process on each input under paths, at most cap(outs)
 // at once, and queues a channel of each outcome in input order.
@@ -244,7 +252,9 @@ func (r *reporter) finish(unit string) {
 	fmt.Fprintln(r.e.stdout)
 }
 
-func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) ingest.Outcome {
+// processInput opens in and processes it with a turn of gate while it is
+// read (Pipeline.ProcessGated).
+func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input, gate *ingest.Gate) ingest.Outcome {
 	rc, err := in.Open()
 	if err != nil {
 		out := ingest.Outcome{Input: in.Name, Kind: "none", Status: ingest.Error, ReportIDs: []string{},
@@ -255,7 +265,7 @@ func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) inge
 		return out
 	}
 	defer rc.Close()
-	return p.Process(ctx, in.Name, rc)
+	return p.ProcessGated(ctx, in.Name, rc, gate)
 }
 
 func humanLine(o ingest.Outcome) string {
