@@ -6,34 +6,49 @@ import (
 )
 
 // asyncHashChunk is how many bytes asyncHash gathers before a goroutine of
-// its own hashes them; asyncHashChunks chunks at most are in flight (the
-// memory it holds: 1 MiB).
+// its own hashes them; asyncHashChunks chunks at most are in flight per
+// input (1 MiB), taken from hashChunks.
 const (
 	asyncHashChunk  = 256 << 10
 	asyncHashChunks = 4
 )
 
-// asyncHash hashes the bytes written to it with h on a goroutine of its
-// own, so that the goroutine reading and parsing an input does not wait
-// for SHA-256 (about a tenth of its CPU time on a large report,
-// docs/benchmarks.md "Large report"). Write copies the bytes into chunks
-// and hands each full one over; an input shorter than one chunk is hashed
-// by Sum, with no goroutine. Sum waits for every chunk and returns h's
-// sum; it must be called once, after the last Write, and ends the
-// goroutine.
+// hashChunks holds the chunks of the inputs being hashed, so that inputs
+// processed one after another reuse them.
+var hashChunks = sync.Pool{New: func() any {
+	c := make([]byte, 0, asyncHashChunk)
+	return &c
+}}
+
+// asyncHash hashes the bytes written to it with h, on a goroutine of its
+// own once the input is longer than one chunk, so that the goroutine
+// reading and parsing a large input does not wait for SHA-256 (about a
+// tenth of its CPU time on a large report, docs/benchmarks.md "Large
+// report"). The first asyncHashChunk bytes are hashed by Write itself: an
+// input of at most one chunk (nearly every report) costs no goroutine and
+// no chunk. Past them, Write copies the bytes into chunks and hands each
+// full one over. Sum waits for every chunk and returns h's sum; it must be
+// called once, after the last Write, and ends the goroutine.
 type asyncHash struct {
-	h    hash.Hash
-	cur  []byte
-	work chan []byte
-	free chan []byte
-	wg   sync.WaitGroup
+	h      hash.Hash
+	direct int // bytes hashed by Write, at most asyncHashChunk
+	cur    []byte
+	work   chan []byte
+	free   chan []byte // hashed chunks, for Write to fill again
+	made   int         // chunks taken from hashChunks
+	wg     sync.WaitGroup
 }
 
 func newAsyncHash(h hash.Hash) *asyncHash { return &asyncHash{h: h} }
 
-// Write copies p; it never fails.
+// Write hashes or copies p; it never fails.
 func (a *asyncHash) Write(p []byte) (int, error) {
 	n := len(p)
+	if a.work == nil && a.direct+n <= asyncHashChunk {
+		a.direct += n
+		return a.h.Write(p)
+	}
+	a.start()
 	for len(p) > 0 {
 		if a.cur == nil {
 			a.cur = a.chunk()
@@ -42,7 +57,6 @@ func (a *asyncHash) Write(p []byte) (int, error) {
 		a.cur = a.cur[:len(a.cur)+k]
 		p = p[k:]
 		if len(a.cur) == cap(a.cur) {
-			a.start()
 			a.work <- a.cur
 			a.cur = nil
 		}
@@ -50,14 +64,18 @@ func (a *asyncHash) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// chunk returns an empty chunk: a new one until asyncHashChunks exist,
-// then one the goroutine has hashed.
+// chunk returns an empty chunk: one the goroutine has hashed, else one
+// from hashChunks while fewer than asyncHashChunks were taken, else the
+// next one the goroutine hashes.
 func (a *asyncHash) chunk() []byte {
-	if a.free == nil {
-		a.free = make(chan []byte, asyncHashChunks)
-		for range asyncHashChunks {
-			a.free <- make([]byte, 0, asyncHashChunk)
-		}
+	select {
+	case c := <-a.free:
+		return c[:0]
+	default:
+	}
+	if a.made < asyncHashChunks {
+		a.made++
+		return (*hashChunks.Get().(*[]byte))[:0]
 	}
 	return (<-a.free)[:0]
 }
@@ -68,6 +86,7 @@ func (a *asyncHash) start() {
 		return
 	}
 	a.work = make(chan []byte, asyncHashChunks)
+	a.free = make(chan []byte, asyncHashChunks)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -78,15 +97,26 @@ func (a *asyncHash) start() {
 	}()
 }
 
-// Sum hashes what is left, waits for the goroutine and appends h's sum to
-// b.
+// Sum hashes what is left, waits for the goroutine, gives the chunks back
+// to hashChunks and appends h's sum to b.
 func (a *asyncHash) Sum(b []byte) []byte {
 	if a.work != nil {
 		close(a.work)
 		a.wg.Wait()
 		a.work = nil
 	}
-	a.h.Write(a.cur)
-	a.cur = nil
+	if a.cur != nil {
+		a.h.Write(a.cur)
+		a.release(a.cur)
+		a.cur = nil
+	}
+	for a.free != nil && len(a.free) > 0 {
+		a.release(<-a.free)
+	}
 	return a.h.Sum(b)
+}
+
+func (a *asyncHash) release(c []byte) {
+	c = c[:0]
+	hashChunks.Put(&c)
 }

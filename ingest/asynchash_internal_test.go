@@ -31,3 +31,18 @@ func TestAsyncHashSumsAsSHA256DoesForEveryLengthAndWriteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestAsyncHashHashesAnInputOfOneChunkWithoutGoroutineOrChunk(t *testing.T) {
+	a := newAsyncHash(sha256.New())
+	data := bytes.Repeat([]byte("x"), asyncHashChunk)
+	for i := 0; i < len(data); i += 4096 {
+		a.Write(data[i : i+4096])
+	}
+	if a.work != nil || a.made != 0 || a.cur != nil {
+		t.Errorf("after %d bytes: goroutine started %v, chunks taken %d", len(data), a.work != nil, a.made)
+	}
+	want := sha256.Sum256(data)
+	if got := a.Sum(nil); !bytes.Equal(got, want[:]) {
+		t.Errorf("sum %x, want %x", got, want)
+	}
+}

@@ -19,6 +19,7 @@ import (
 type Input struct {
 	Name string // the path as given or as found under a directory; PATH#N for mbox message N (1-based)
 	Open func() (io.ReadCloser, error)
+	Size int64 // in bytes when known (a file, an mbox message), else 0
 }
 
 // errMboxTooLarge is returned by the Open of an mbox message over the limit.
@@ -95,7 +96,11 @@ func fileInputs(path string, maxMessage int64, yield func(Input, error) bool) bo
 	if isMbox(path) {
 		return mboxInputs(path, maxMessage, yield)
 	}
-	return yield(Input{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }}, nil)
+	in := Input{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }}
+	if st, err := os.Stat(path); err == nil {
+		in.Size = st.Size()
+	}
+	return yield(in, nil)
 }
 
 // isMbox reports whether the file starts with an mbox "From " separator line
@@ -139,7 +144,7 @@ func mboxInputs(path string, maxMessage int64, yield func(Input, error) bool) bo
 		big := tooLarge
 		msg.Reset()
 		tooLarge = false
-		return yield(Input{Name: fmt.Sprintf("%s#%d", path, n), Open: func() (io.ReadCloser, error) {
+		return yield(Input{Name: fmt.Sprintf("%s#%d", path, n), Size: int64(len(data)), Open: func() (io.ReadCloser, error) {
 			if big {
 				return nil, errMboxTooLarge
 			}

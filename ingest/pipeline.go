@@ -244,17 +244,31 @@ func (p *Pipeline) hashSeekable(r io.Reader) (Hashed, error) {
 // space or padding after the last report) so that the hash is usually
 // that of the whole input.
 func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcome {
+	return p.ProcessGated(ctx, name, r, nil)
+}
+
+// ProcessGated is Process holding a turn of g while it reads and parses
+// the input, and leaving it while the store writes a report of it (a group
+// commit waits for other reports: store.GroupOptions) or logs the input,
+// so that a caller with many inputs in hand has few of them read at once
+// and reads the next ones while the store commits the previous ones. A
+// nil g bounds nothing.
+func (p *Pipeline) ProcessGated(ctx context.Context, name string, r io.Reader, g *Gate) Outcome {
+	t := &turn{g: g}
+	defer t.leave()
+	t.enter(ctx)
 	ahead, err := p.hashSeekable(r)
 	if err != nil {
 		out := Outcome{Input: name, Kind: "none", Status: Error, ReportIDs: []string{}, ReportKeys: []string{},
 			ReasonCode: string(parse.InputUnreadable), Reason: fmt.Sprintf("hashing the input before parsing it: %v", err)}
+		t.leave()
 		p.logInput(ctx, out)
 		if p.opt.Observer != nil {
 			p.opt.Observer.Input(p.opt.Source, out, 0)
 		}
 		return out
 	}
-	return p.ProcessHashed(ctx, name, ahead, r)
+	return p.processHashed(ctx, name, ahead, r, t)
 }
 
 // ProcessHashed is Process for an input whose hash ahead is known (the zero
@@ -263,8 +277,12 @@ func (p *Pipeline) Process(ctx context.Context, name string, r io.Reader) Outcom
 // input changed between its reads), a warning says so and the Outcome has
 // the hash of what was parsed.
 func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed, r io.Reader) Outcome {
+	return p.processHashed(ctx, name, ahead, r, &turn{})
+}
+
+func (p *Pipeline) processHashed(ctx context.Context, name string, ahead Hashed, r io.Reader, t *turn) Outcome {
 	start := time.Now()
-	in := input{name: name, sha256: ahead.SHA256}
+	in := input{name: name, sha256: ahead.SHA256, turn: t}
 	h := newAsyncHash(sha256.New()) // off this goroutine: it parses
 	src := io.TeeReader(r, h)
 	var tee *enrich.MailTee
@@ -282,6 +300,7 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 		return o
 	}
 	out := newOutcome(walkErr)
+	t.enter(ctx)
 	partial, readErr := finishReading(cr, out.Status)
 	if readErr != nil && (out.Status == Stored || out.Status == Duplicate) {
 		// Not read to its end: a retry must see it again.
@@ -307,6 +326,7 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 			out.Reason += " (" + note + ")"
 		}
 	}
+	t.leave()
 	p.logInput(ctx, out)
 	if p.opt.Observer != nil {
 		p.opt.Observer.Input(p.opt.Source, out, time.Since(start))
@@ -322,8 +342,10 @@ func (p *Pipeline) ProcessHashed(ctx context.Context, name string, ahead Hashed,
 func (p *Pipeline) reports(ctx context.Context, name string, in input, tee *enrich.MailTee, r io.Reader) (results []payloadResult, walkErr error) {
 	x := extract.NewReader(r, p.opt.Extract)
 	defer x.Close()
+	in.payloads = &payloads{x: x}
 	for {
-		pl, err := x.Next()
+		in.turn.enter(ctx)
+		pl, err := in.payloads.next()
 		if err == io.EOF {
 			return results, nil
 		}
@@ -452,11 +474,46 @@ func (p *Pipeline) authOf(name string, tee *enrich.MailTee, pl *extract.Payload)
 	return a
 }
 
-// input names the input a payload came from, for the provenance of its
-// report rows.
+// input is the input a payload came from: its names, for the provenance
+// of its report rows, and how it is being read.
 type input struct {
-	name   string // as in the Outcome and the inputs table
-	sha256 string // of the whole input, hex; "" when not known before parsing
+	name     string // as in the Outcome and the inputs table
+	sha256   string // of the whole input, hex; "" when not known before parsing
+	turn     *turn  // held while the input is read (ProcessGated)
+	payloads *payloads
+}
+
+// payloads yields the payloads of an input, one of them pulled ahead
+// when told.
+type payloads struct {
+	x      *extract.Reader
+	pulled bool
+	pl     *extract.Payload
+	err    error
+}
+
+// next is the payload pulled ahead, else the next one of x.
+func (ps *payloads) next() (*extract.Payload, error) {
+	if ps.pulled {
+		ps.pulled = false
+		return ps.pl, ps.err
+	}
+	return ps.x.Next()
+}
+
+// waitStore is called once payload pl was read to its end, before the
+// store commits it and the input waits: it pulls the next payload ahead,
+// so that an input of one report ends its walk and lets go of the walk's
+// buffers now (nearly every input; one of many reports holds the start of
+// the next meanwhile), drops pl's reader (no longer valid) and leaves the
+// turn of the read gate.
+func (in input) waitStore(pl *extract.Payload) {
+	if ps := in.payloads; ps != nil && !ps.pulled {
+		ps.pl, ps.err = ps.x.Next()
+		ps.pulled = true
+	}
+	pl.R = nil
+	in.turn.leave()
 }
 
 // maxPartBytes bounds input_part (extract's Where: the MIME part, archive
@@ -522,11 +579,22 @@ func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload,
 	}
 	enr := enrich.Aggregate(hdr)
 	var parseErr error
+	var renamed []aggregate.Rename
+	// done lets go of the decoder (its buffers) once the report was read:
+	// the store may keep the input waiting for its group.
+	done := func() {
+		renamed, dec = dec.Renamed(), nil
+	}
 	next := func() (*enrich.Record, error) {
 		var rec *aggregate.Record
 		var err error
+		if dec == nil {
+			return nil, io.EOF
+		}
 		clock.timeParse(func() { rec, err = dec.Next() })
 		if err != nil {
+			done()
+			in.waitStore(pl)
 			if err != io.EOF {
 				parseErr = err
 			}
@@ -543,7 +611,10 @@ func (p *Pipeline) aggregate(ctx context.Context, in input, pl *extract.Payload,
 	meta := p.meta(in, pl, res.auth)
 	wr, err := p.store.WriteAggregate(ctx, hdr, meta, next)
 	p.observeStages("aggregate", clock)
-	for _, r := range dec.Renamed() {
+	if dec != nil {
+		done()
+	}
+	for _, r := range renamed {
 		res.lenient = append(res.lenient, fmt.Sprintf("report %s: <%s> read as <%s>", valid.Quote(hdr.ReportID, 64), r.Name, r.As))
 	}
 	if parseErr != nil {
@@ -584,6 +655,7 @@ func (p *Pipeline) failure(ctx context.Context, in input, pl *extract.Payload, a
 	meta := p.meta(in, pl, auth)
 	meta.InputName = failure.RedactAddresses(meta.InputName, p.opt.Privacy.Key)
 	meta.InputPart = failure.RedactAddresses(meta.InputPart, p.opt.Privacy.Key)
+	in.waitStore(pl)
 	wr, err := p.store.WriteFailure(ctx, key, enrich.Failure(r), meta)
 	p.observeStages("failure", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {
@@ -613,6 +685,7 @@ func (p *Pipeline) tlsrpt(ctx context.Context, in input, pl *extract.Payload, au
 			return res
 		}
 	}
+	in.waitStore(pl)
 	wr, err := p.store.WriteTLSRPT(ctx, r, p.meta(in, pl, auth))
 	p.observeStages("tlsrpt", clock)
 	if err == nil && wr.Status == store.StatusStored && p.opt.Observer != nil {

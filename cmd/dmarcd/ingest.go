@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 	"github.com/dmarcd/dmarcd/enrich"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/app/wire"
+	"github.com/dmarcd/dmarcd/internal/lib/config"
 	"github.com/dmarcd/dmarcd/internal/lib/metrics"
 	"github.com/dmarcd/dmarcd/parse"
 	"github.com/dmarcd/dmarcd/parse/aggregate"
@@ -94,8 +97,9 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 		return runIngestS3(ctx, e, p, cfg, u, *asJSON)
 	}
 	rep := newReporter(e, *asJSON)
-	walkErr := walkPaths(ctx, fs.Args(), wire.LimitsFrom(cfg).Extract.MaxMessageBytes, rep, func(in ingest.Input) ingest.Outcome {
-		return processInput(ctx, p, in)
+	gate := ingest.NewGate(ingestReaders())
+	walkErr := walkPaths(ctx, fs.Args(), wire.LimitsFrom(cfg).Extract.MaxMessageBytes, inHandOf(cfg.Limits), rep, func(in ingest.Input) ingest.Outcome {
+		return processInput(ctx, p, in, gate)
 	})
 	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
 		rep.prog.clear()
@@ -114,14 +118,16 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 // no permission) is an input of its own that ends invalid with
 // input_unreadable, and the other paths are still walked.
 //
-// Up to ingestWorkers inputs are processed at once, so that the store
-// commits the small reports of a folder in groups (store.GroupOptions).
-func walkPaths(ctx context.Context, paths []string, maxMessage int64, rep *reporter, process func(ingest.Input) ingest.Outcome) error {
-	outs := make(chan chan ingest.Outcome, ingestWorkers())
+// The inputs in hand (inHand) are processed at once, so that the store
+// commits the small reports of a folder in groups (store.GroupOptions);
+// process bounds how many of them are read at once.
+func walkPaths(ctx context.Context, paths []string, maxMessage int64, hand inHand, rep *reporter, process func(ingest.Input) ingest.Outcome) error {
+	outs := make(chan chan ingest.Outcome, hand.inputs)
 	errc := make(chan error, 1)
+	bytes := newByteBudget(hand.bytes)
 	go func() {
 		defer close(outs)
-		errc <- feedInputs(ctx, paths, maxMessage, outs, process)
+		errc <- feedInputs(ctx, paths, maxMessage, outs, bytes, process)
 	}()
 	var werr error
 	for o := range outs {
@@ -136,16 +142,76 @@ func walkPaths(ctx context.Context, paths []string, maxMessage int64, rep *repor
 	return <-errc
 }
 
-// ingestWorkers is how many inputs `dmarcd ingest` processes at once: a
-// group commits at most once per store.DefaultGroupWindow, so the rate of
-// small reports is about the inputs in hand per window (256: over 1,000
-// reports/s when the server keeps up). Small inputs hold little memory
-// while they wait for their group.
-func ingestWorkers() int { return 256 }
+// inHand bounds what `dmarcd ingest` has in hand at once: inputs being
+// read or waiting for the commit of their group. A waiting input holds its
+// records and a goroutine, no turn of the read gate (ingestReaders).
+type inHand struct {
+	inputs int   // how many
+	bytes  int64 // their sizes summed (Input.Size); one larger input is taken alone
+}
+
+// Defaults of inHand (limits.ingest_inputs_in_hand, ingest_bytes_in_hand):
+// about one full group of small reports (store.DefaultGroupMaxRecords
+// records, store.DefaultGroupMaxBytes bytes), so that the next group is
+// read while one commits.
+const (
+	defaultInputsInHand = 2048
+	defaultBytesInHand  = 32 << 20
+)
+
+// inHandOf is the inHand of the configured limits.
+func inHandOf(l config.Limits) inHand {
+	h := inHand{inputs: l.IngestInputsInHand, bytes: int64(l.IngestBytesInHand)}
+	if h.inputs <= 0 {
+		h.inputs = defaultInputsInHand
+	}
+	if h.bytes <= 0 {
+		h.bytes = defaultBytesInHand
+	}
+	return h
+}
+
+// ingestReaders is how many inputs `dmarcd ingest` reads and parses at
+// once (ingest.Gate): two per CPU, so that reading one input's file
+// overlaps parsing another's.
+func ingestReaders() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// byteBudget bounds the summed sizes of the inputs in hand.
+type byteBudget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	max  int64
+	used int64
+}
+
+func newByteBudget(max int64) *byteBudget {
+	b := &byteBudget{max: max}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// take waits until n bytes fit beside those taken, or none are taken.
+func (b *byteBudget) take(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used > 0 && b.used+n > b.max {
+		b.cond.Wait()
+	}
+	b.used += n
+}
+
+// give returns n bytes taken.
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	b.cond.Broadcast()
+}
 
 // feedInputs starts process on each input under paths, at most cap(outs)
-// at once, and queues a channel of each outcome in input order.
-func feedInputs(ctx context.Context, paths []string, maxMessage int64, outs chan<- chan ingest.Outcome, process func(ingest.Input) ingest.Outcome) error {
+// at once and of at most bytes' bound in size, and queues a channel of
+// each outcome in input order.
+func feedInputs(ctx context.Context, paths []string, maxMessage int64, outs chan<- chan ingest.Outcome, bytes *byteBudget, process func(ingest.Input) ingest.Outcome) error {
 	done := func(out ingest.Outcome) chan ingest.Outcome {
 		c := make(chan ingest.Outcome, 1)
 		c <- out
@@ -164,7 +230,12 @@ func feedInputs(ctx context.Context, paths []string, maxMessage int64, outs chan
 			}
 			c := make(chan ingest.Outcome, 1)
 			outs <- c // blocks while cap(outs) outcomes are pending
-			go func() { c <- process(in) }()
+			bytes.take(in.Size)
+			go func() {
+				out := process(in)
+				bytes.give(in.Size)
+				c <- out
+			}()
 		}
 	}
 	return nil
@@ -244,7 +315,9 @@ func (r *reporter) finish(unit string) {
 	fmt.Fprintln(r.e.stdout)
 }
 
-func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) ingest.Outcome {
+// processInput opens in and processes it with a turn of gate while it is
+// read (Pipeline.ProcessGated).
+func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input, gate *ingest.Gate) ingest.Outcome {
 	rc, err := in.Open()
 	if err != nil {
 		out := ingest.Outcome{Input: in.Name, Kind: "none", Status: ingest.Error, ReportIDs: []string{},
@@ -255,7 +328,7 @@ func processInput(ctx context.Context, p *ingest.Pipeline, in ingest.Input) inge
 		return out
 	}
 	defer rc.Close()
-	return p.Process(ctx, in.Name, rc)
+	return p.ProcessGated(ctx, in.Name, rc, gate)
 }
 
 func humanLine(o ingest.Outcome) string {

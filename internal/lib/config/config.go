@@ -138,6 +138,11 @@ type Limits struct {
 	MaxTLSRPTBytes       Size  `yaml:"max_tlsrpt_bytes"`        // one TLS report's JSON
 	MaxTLSRPTFailureRows int   `yaml:"max_tlsrpt_failure_rows"` // failure-details rows of one TLS report
 	HashAheadBytes       Size  `yaml:"hash_ahead_bytes"`        // largest input hashed before parsing (provenance in its rows)
+
+	// What `dmarcd ingest` of files has in hand at once: inputs read or
+	// waiting for their group's commit (0: its default).
+	IngestInputsInHand int  `yaml:"ingest_inputs_in_hand"` // how many
+	IngestBytesInHand  Size `yaml:"ingest_bytes_in_hand"`  // their sizes summed
 }
 
 // Log configures log/slog output.
@@ -229,7 +234,8 @@ func (c Config) Validate() error {
 		{"limits.max_decompression_ratio", l.MaxDecompressionRate}, {"limits.max_containers", int64(l.MaxContainers)},
 		{"limits.max_mime_parts", int64(l.MaxMIMEParts)}, {"limits.max_header_fields", int64(l.MaxHeaderFields)},
 		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)}, {"limits.max_tlsrpt_bytes", int64(l.MaxTLSRPTBytes)},
-		{"limits.max_tlsrpt_failure_rows", int64(l.MaxTLSRPTFailureRows)}, {"limits.hash_ahead_bytes", int64(l.HashAheadBytes)}} {
+		{"limits.max_tlsrpt_failure_rows", int64(l.MaxTLSRPTFailureRows)}, {"limits.hash_ahead_bytes", int64(l.HashAheadBytes)},
+		{"limits.ingest_inputs_in_hand", int64(l.IngestInputsInHand)}, {"limits.ingest_bytes_in_hand", int64(l.IngestBytesInHand)}} {
 		if kv.v < 0 { // 0: the parser's default
 			ps.add(kv.key, "must not be negative, got %d", kv.v)
 		}
