@@ -31,7 +31,9 @@ import (
 // part per partition it touches, and merges cost the server more than the
 // INSERT itself). A commit that created P parts (the distinct table and
 // partition pairs its INSERTs touched, partsOf) makes the route's next
-// commit wait until P / PartsPerSecond after its start. Once that time has
+// commit wait until P / PartsPerSecond after its start, less the credit
+// the route saved while it created fewer (at most Burst: the generic cell
+// rate algorithm of ITU-T I.371, lane.paced). Once that time has
 // passed, a group is committed when it holds GroupOptions.MaxRecords
 // records or MaxBytes bytes; when no writer is reading a report any more
 // (every writer in WriteAggregate waits for this group, so none can join
@@ -39,7 +41,8 @@ import (
 // route began. So a single mail on an idle route is committed at once, a
 // source with a few concurrent inputs commits them together, and whatever
 // the arrival pattern a route creates at most PartsPerSecond parts per
-// second on average: a group that is full before its time waits, its
+// second in the long run (and at most Burst's worth of parts ahead of
+// it): a group that is full before its time waits, its
 // callers blocked (back-pressure on the sources), and at its time at most
 // MaxRecords records and MaxBytes bytes of it are committed, the rest
 // waiting for the next commit (lane.ready).
@@ -82,8 +85,12 @@ type GroupOptions struct {
 	Window     time.Duration // at most one commit per route per Window, size bounds aside (default 200 ms)
 	// PartsPerSecond is the budget of new parts of a route: a commit that
 	// created P parts delays the route's next one to P / PartsPerSecond
-	// after its start (default DefaultGroupPartsPerSecond).
+	// after its start (default DefaultGroupPartsPerSecond), less the
+	// credit the route saved while idle, at most Burst (default
+	// DefaultGroupBurst): a backlog's first commits, or a day's mail after
+	// a quiet hour, are not delayed.
 	PartsPerSecond int
+	Burst          time.Duration
 }
 
 // Defaults of GroupOptions.
@@ -92,6 +99,7 @@ const (
 	DefaultGroupMaxBytes       = 32 << 20
 	DefaultGroupWindow         = 200 * time.Millisecond
 	DefaultGroupPartsPerSecond = 10
+	DefaultGroupBurst          = 10 * time.Second
 )
 
 func (o GroupOptions) withDefaults() GroupOptions {
@@ -106,6 +114,9 @@ func (o GroupOptions) withDefaults() GroupOptions {
 	}
 	if o.PartsPerSecond <= 0 {
 		o.PartsPerSecond = DefaultGroupPartsPerSecond
+	}
+	if o.Burst <= 0 {
+		o.Burst = DefaultGroupBurst
 	}
 	return o
 }
@@ -146,9 +157,10 @@ type lane struct {
 	records   int
 	bytes     int64
 	lastStart time.Time
-	// notBefore is when the route's next commit may begin: the previous
-	// one's start plus the pace of the parts it created.
-	notBefore time.Time
+	// tat is the time at which the parts of the route's commits so far are
+	// paid for at GroupOptions.PartsPerSecond (the theoretical arrival
+	// time of GCRA); the next commit may begin at tat less Burst.
+	tat time.Time
 }
 
 // groupItem is one small report waiting for its group's commit.
@@ -394,8 +406,8 @@ func (l *lane) ready(now time.Time, opt GroupOptions, reading bool) (group []*gr
 	if len(l.pending) == 0 {
 		return nil, time.Time{}
 	}
-	if now.Before(l.notBefore) {
-		return nil, l.notBefore
+	if at := l.tat.Add(-opt.Burst); now.Before(at) {
+		return nil, at
 	}
 	due := l.lastStart.Add(opt.Window)
 	full := l.records >= opt.MaxRecords || l.bytes >= opt.MaxBytes
@@ -404,6 +416,15 @@ func (l *lane) ready(now time.Time, opt GroupOptions, reading bool) (group []*gr
 	}
 	l.lastStart = now
 	return l.take(opt), time.Time{}
+}
+
+// paced accounts (l.mu held) for the parts of the commit that began at
+// l.lastStart: its time is paid for from the later of its start and tat.
+func (l *lane) paced(opt GroupOptions, parts int) {
+	if l.tat.Before(l.lastStart) {
+		l.tat = l.lastStart
+	}
+	l.tat = l.tat.Add(opt.pace(parts))
 }
 
 // take removes from l's pending reports the oldest, up to opt.MaxRecords
@@ -435,7 +456,7 @@ func (c *committer) commit(l *lane, group []*groupItem) {
 	start := time.Now()
 	parts, err := c.s.commitGroup(c.ctx, l.rt, group)
 	l.mu.Lock()
-	l.notBefore = l.lastStart.Add(c.opt.pace(parts))
+	l.paced(c.opt, parts)
 	l.mu.Unlock()
 	c.s.log.Debug("group commit", "reports", len(group), "parts", parts, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	if err != nil {

@@ -47,7 +47,8 @@ func TestASingleReportOnAnIdleLaneIsCommittedAtOnce(t *testing.T) {
 func TestAReportAfterACommitWhosePartsAreSpentWaitsNoLonger(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	l := laneWith(pendingItem(5))
-	l.lastStart, l.notBefore = t0, t0.Add(paceOpt.pace(6)) // 6 parts: 600 ms
+	l.lastStart = t0
+	l.paced(paceOpt, 6) // 600 ms
 	if group, _ := l.ready(t0.Add(time.Second), paceOpt, true); len(group) != 1 {
 		t.Errorf("a second after a commit of 6 parts: %d reports to commit, want 1", len(group))
 	}
@@ -57,17 +58,17 @@ func TestAFullGroupWaitsForThePartsBudgetOfThePreviousCommit(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	l := laneWith(pendingItem(600), pendingItem(600))
 	l.lastStart = t0
-	l.notBefore = t0.Add(paceOpt.pace(72)) // 12 months x 6 tables at 10 parts/s
-	if want := t0.Add(7200 * time.Millisecond); !l.notBefore.Equal(want) {
-		t.Fatalf("pace of 72 parts at 10/s ends at %v, want %v", l.notBefore, want)
+	l.paced(paceOpt, 72) // 12 months x 6 tables at 10 parts/s
+	if want := t0.Add(7200 * time.Millisecond); !l.tat.Equal(want) {
+		t.Fatalf("pace of 72 parts at 10/s ends at %v, want %v", l.tat, want)
 	}
 	for _, reading := range []bool{true, false} {
 		group, at := l.ready(t0.Add(7*time.Second), paceOpt, reading)
-		if group != nil || !at.Equal(l.notBefore) {
-			t.Errorf("full group before its time (reading %v): %d reports, look again at %v; want none until %v", reading, len(group), at, l.notBefore)
+		if group != nil || !at.Equal(l.tat) {
+			t.Errorf("full group before its time (reading %v): %d reports, look again at %v; want none until %v", reading, len(group), at, l.tat)
 		}
 	}
-	group, _ := l.ready(l.notBefore, paceOpt, true)
+	group, _ := l.ready(l.tat, paceOpt, true)
 	if len(group) != 1 || group[0].c.records != 600 {
 		t.Fatalf("at its time: %d reports, want the first (the second would pass MaxRecords)", len(group))
 	}
@@ -79,7 +80,7 @@ func TestAFullGroupWaitsForThePartsBudgetOfThePreviousCommit(t *testing.T) {
 func TestAGroupStillBeingJoinedWaitsForItsWindow(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	l := laneWith(pendingItem(5))
-	l.lastStart, l.notBefore = t0, t0
+	l.lastStart, l.tat = t0, t0
 	group, at := l.ready(t0.Add(50*time.Millisecond), paceOpt, true)
 	if group != nil || !at.Equal(t0.Add(paceOpt.Window)) {
 		t.Errorf("while writers read: %d reports, look again at %v; want none until the window ends", len(group), at)
@@ -142,14 +143,35 @@ func TestAGroupCommitCountsThePartsItsInsertsCreate(t *testing.T) {
 }
 
 func TestAReportOnAnIdleStoreIsCommittedAtOnceAndPacesTheNext(t *testing.T) {
-	s, _ := open(t, Options{Group: &GroupOptions{PartsPerSecond: 1}})
+	s, _ := open(t, Options{Group: &GroupOptions{PartsPerSecond: 1, Burst: time.Nanosecond}})
 	if res := write(t, s, header("google.com", "idle", "example.com", jan2024), genRows(5, "example.com")); res.Status != StatusStored {
 		t.Fatalf("single report: %s, want stored", res.Status)
 	}
 	l := s.group.laneOf("")
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if want := l.lastStart.Add(6 * time.Second); !l.notBefore.Equal(want) {
-		t.Errorf("next commit not before %v, want %v (6 parts at 1/s after the commit's start)", l.notBefore, want)
+	if want := l.lastStart.Add(6 * time.Second); !l.tat.Equal(want) {
+		t.Errorf("parts paid for at %v, want %v (6 parts at 1/s after the commit's start)", l.tat, want)
+	}
+}
+
+func TestAnIdleLaneSavesCreditForABurstOfCommits(t *testing.T) {
+	opt := paceOpt
+	opt.Burst = 10 * time.Second // 100 parts at 10/s
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	l := laneWith(pendingItem(5))
+	now := t0
+	for i, parts := range []int{60, 30} { // 9 s of parts: within the credit
+		group, at := l.ready(now, opt, false)
+		if len(group) != 1 {
+			t.Fatalf("commit %d at %v: %d reports (look again at %v), want 1 at once", i+1, now, len(group), at)
+		}
+		l.paced(opt, parts)
+		l.pending, l.records, l.bytes = []*groupItem{pendingItem(5)}, 5, 500
+		now = now.Add(100 * time.Millisecond)
+	}
+	l.paced(opt, 20) // the credit is spent: 11 s of parts begun by t0 + 100 ms
+	if group, at := l.ready(now, opt, false); group != nil || !at.Equal(t0.Add(time.Second)) {
+		t.Errorf("after the credit: %d reports, look again at %v; want none until %v", len(group), at, t0.Add(time.Second))
 	}
 }
