@@ -143,8 +143,9 @@ type committer struct {
 	lanes  map[int]*lane // by route: shard index, 0 on a single server
 	// readers counts the writers reading a report's records, which may
 	// join a group yet.
-	readers atomic.Int64
-	inputs  inputLog
+	readers  atomic.Int64
+	inputs   rowLog // rows of inputs (LogInput)
+	attempts rowLog // rows of input_attempts (BeginAttempt, EndAttempt)
 }
 
 // lane is the pending group of one route.
@@ -179,10 +180,12 @@ type groupItem struct {
 
 func newCommitter(s *Store, opt GroupOptions) *committer {
 	c := &committer{s: s, opt: opt.withDefaults(), lanes: map[int]*lane{}}
-	c.inputs.wake = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go c.runInputs()
+	for l, insert := range map[*rowLog]string{&c.inputs: inputsInsert, &c.attempts: attemptsInsert} {
+		l.insert, l.wake = insert, make(chan struct{}, 1)
+		c.wg.Add(1)
+		go c.runRows(l)
+	}
 	return c
 }
 
@@ -771,22 +774,25 @@ func (s *Store) waitGroupClaim(ctx context.Context, rt route) error {
 	}
 }
 
-// inputLog batches the rows of LogInput under group commit: one INSERT
-// into inputs for the inputs that end together (those logged while an
-// INSERT runs, or within inputsLinger of the first), each caller returning
-// once its row is written (a source acknowledges after it).
-type inputLog struct {
+// rowLog batches the rows of a small table under group commit (inputs:
+// LogInput; input_attempts: BeginAttempt, EndAttempt): one INSERT for the
+// rows that come together (those queued while an INSERT runs, or within
+// rowsLinger of the first), each caller returning once its row is written
+// (a source acknowledges after it). Every INSERT makes a part: the rows of
+// a group's inputs, which end together, make one instead of one each.
+type rowLog struct {
+	insert  string // the INSERT statement, without its rows
 	mu      sync.Mutex
 	closed  bool
-	pending []*inputWait
+	pending []*rowWait
 	wake    chan struct{}
 }
 
-// inputsLinger is how long a batch of inputs rows waits for more after
+// rowsLinger is how long a batch of a rowLog waits for more rows after
 // its first.
-const inputsLinger = 5 * time.Millisecond
+const rowsLinger = 5 * time.Millisecond
 
-type inputWait struct {
+type rowWait struct {
 	row  []any
 	done chan error
 }
@@ -794,8 +800,13 @@ type inputWait struct {
 // logInput queues a row of inputs and waits for its INSERT; ok is false
 // when the committer is closed (the caller inserts the row itself).
 func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error) {
-	w := &inputWait{row: row, done: make(chan error, 1)}
-	l := &c.inputs
+	return c.inputs.log(ctx, row)
+}
+
+// log queues row and waits for its INSERT; ok is false when the committer
+// is closed (the caller inserts the row itself).
+func (l *rowLog) log(ctx context.Context, row []any) (ok bool, err error) {
+	w := &rowWait{row: row, done: make(chan error, 1)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -815,10 +826,9 @@ func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error
 	}
 }
 
-// runInputs writes the queued rows of inputs until the committer closes.
-func (c *committer) runInputs() {
+// runRows writes the queued rows of l until the committer closes.
+func (c *committer) runRows(l *rowLog) {
 	defer c.wg.Done()
-	l := &c.inputs
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -826,33 +836,34 @@ func (c *committer) runInputs() {
 			rest := l.pending
 			l.pending, l.closed = nil, true
 			l.mu.Unlock()
-			c.flushInputs(rest)
+			c.flushRows(l, rest)
 			return
 		case <-l.wake:
 		}
-		// The callers of a group return together and log their inputs
+		// The callers of a group return together and log their rows
 		// within moments: gather them into one INSERT.
 		select {
-		case <-time.After(inputsLinger):
+		case <-time.After(rowsLinger):
 		case <-c.ctx.Done():
 		}
 		l.mu.Lock()
 		rows := l.pending
 		l.pending = nil
 		l.mu.Unlock()
-		c.flushInputs(rows)
+		c.flushRows(l, rows)
 	}
 }
 
-// flushInputs inserts rows in one INSERT and tells their callers.
-func (c *committer) flushInputs(rows []*inputWait) {
+// flushRows inserts rows into l's table in one INSERT and tells their
+// callers.
+func (c *committer) flushRows(l *rowLog, rows []*rowWait) {
 	if len(rows) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := func() error {
-		b, err := c.s.conn.PrepareBatch(ctx, inputsInsert)
+		b, err := c.s.conn.PrepareBatch(ctx, l.insert)
 		if err != nil {
 			return err
 		}
