@@ -152,7 +152,7 @@ func (s *Store) BeginAttempt(ctx context.Context, source, id string) (unfinished
 	key := attemptKey{source: attemptID(source), id: attemptID(id)}
 	aid := randomHex(8)
 	now := a.now()
-	err = s.insertOne(ctx, "INSERT INTO input_attempts (time, source, input_id, instance, attempt, event)",
+	err = s.insertAttempt(ctx,
 		now, key.source, key.id, a.instance, aid, attemptBegin)
 	if err != nil {
 		return 0, fmt.Errorf("recording the attempt at %s input %s: %w", source, quoteField(id), err)
@@ -201,7 +201,7 @@ func (s *Store) EndAttempt(ctx context.Context, source, id string) error {
 	}
 	a.mu.Unlock()
 
-	err := s.insertOne(ctx, "INSERT INTO input_attempts (time, source, input_id, instance, attempt, event)",
+	err := s.insertAttempt(ctx,
 		a.now(), key.source, key.id, a.instance, aid, attemptEnd)
 	if err != nil {
 		a.mu.Lock()
@@ -270,7 +270,7 @@ func (s *Store) writeBeats(ctx context.Context, end bool) error {
 // in one INSERT.
 func (s *Store) insertAttemptRows(ctx context.Context, now time.Time, ended, alive []attempt) error {
 	a := s.attempts
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO input_attempts (time, source, input_id, instance, attempt, event)")
+	b, err := s.conn.PrepareBatch(ctx, attemptsInsert)
 	if err != nil {
 		return err
 	}
@@ -309,4 +309,18 @@ func (s *Store) closeAttempts() {
 	if err := s.writeBeats(ctx, true); err != nil {
 		s.log.Warn("recording the end of the attempts in hand at close", "err", err)
 	}
+}
+
+// attemptsInsert is the INSERT of rows of input_attempts.
+const attemptsInsert = "INSERT INTO input_attempts (time, source, input_id, instance, attempt, event)"
+
+// insertAttempt writes a row of input_attempts, under group commit with
+// the rows that come together (rowLog), and returns once it is written.
+func (s *Store) insertAttempt(ctx context.Context, row ...any) error {
+	if s.group != nil {
+		if ok, err := s.group.attempts.log(ctx, row); ok {
+			return err
+		}
+	}
+	return s.insertOne(ctx, attemptsInsert, row...)
 }

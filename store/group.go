@@ -25,15 +25,27 @@ import (
 // source still acknowledges an input only after its reports are stored. A
 // larger one takes the path of one report (writeAggregate).
 //
-// One goroutine per route commits its groups one after another. A group is
-// committed when it holds GroupOptions.MaxRecords records or MaxBytes
-// bytes; when no writer is reading a report any more (every writer in
-// WriteAggregate waits for this group, so none can join it); or else once
-// Window has passed since the previous commit of the route began. So a
-// single mail is committed at once, a source with a few concurrent inputs
-// commits them together, and while more inputs are in hand than one
-// window's worth a route creates at most one part per table and
-// partition per Window beyond what the size bounds force.
+// One goroutine per route commits its groups one after another, paced by
+// a budget of parts (GroupOptions.PartsPerSecond): ClickHouse recommends
+// few new parts per second for a MergeTree table (each INSERT makes one
+// part per partition it touches, and merges cost the server more than the
+// INSERT itself). A commit that created P parts (the distinct table and
+// partition pairs its INSERTs touched, partsOf) makes the route's next
+// commit wait until P / PartsPerSecond after its start, less the credit
+// the route saved while it created fewer (at most Burst: the generic cell
+// rate algorithm of ITU-T I.371, lane.paced). Once that time has
+// passed, a group is committed when it holds GroupOptions.MaxRecords
+// records or MaxBytes bytes; when no writer is reading a report any more
+// (every writer in WriteAggregate waits for this group, so none can join
+// it); or else once Window has passed since the previous commit of the
+// route began. So a single mail on an idle route is committed at once, a
+// source with a few concurrent inputs commits them together, and whatever
+// the arrival pattern a route creates at most PartsPerSecond parts per
+// second in the long run (and at most Burst's worth of parts ahead of
+// it): a group that is full before its time waits, its
+// callers blocked (back-pressure on the sources), and at its time at most
+// MaxRecords records and MaxBytes bytes of it are committed, the rest
+// waiting for the next commit (lane.ready).
 //
 // A group's commit (commitGroup):
 //  1. claims the route's group claim (groupClaim: one claim table, taken
@@ -71,13 +83,23 @@ type GroupOptions struct {
 	MaxRecords int           // commit once a group holds this many records (default 50,000)
 	MaxBytes   int64         // ... or about this many bytes of record text (default 32 MiB)
 	Window     time.Duration // at most one commit per route per Window, size bounds aside (default 200 ms)
+	// PartsPerSecond is the budget of new parts of a route: a commit that
+	// created P parts delays the route's next one to P / PartsPerSecond
+	// after its start (default DefaultGroupPartsPerSecond), less the
+	// credit the route saved while idle, at most Burst (default
+	// DefaultGroupBurst): a backlog's first commits, or a day's mail after
+	// a quiet hour, are not delayed.
+	PartsPerSecond int
+	Burst          time.Duration
 }
 
 // Defaults of GroupOptions.
 const (
-	DefaultGroupMaxRecords = 50000
-	DefaultGroupMaxBytes   = 32 << 20
-	DefaultGroupWindow     = 200 * time.Millisecond
+	DefaultGroupMaxRecords     = 50000
+	DefaultGroupMaxBytes       = 32 << 20
+	DefaultGroupWindow         = 200 * time.Millisecond
+	DefaultGroupPartsPerSecond = 10
+	DefaultGroupBurst          = 10 * time.Second
 )
 
 func (o GroupOptions) withDefaults() GroupOptions {
@@ -90,7 +112,19 @@ func (o GroupOptions) withDefaults() GroupOptions {
 	if o.Window <= 0 {
 		o.Window = DefaultGroupWindow
 	}
+	if o.PartsPerSecond <= 0 {
+		o.PartsPerSecond = DefaultGroupPartsPerSecond
+	}
+	if o.Burst <= 0 {
+		o.Burst = DefaultGroupBurst
+	}
 	return o
+}
+
+// pace is how long a commit that created parts parts delays the next
+// commit of its route, after its start.
+func (o GroupOptions) pace(parts int) time.Duration {
+	return time.Duration(parts) * time.Second / time.Duration(o.PartsPerSecond)
 }
 
 // groupClaim is the name of the claim table a group commit holds on its
@@ -109,8 +143,9 @@ type committer struct {
 	lanes  map[int]*lane // by route: shard index, 0 on a single server
 	// readers counts the writers reading a report's records, which may
 	// join a group yet.
-	readers atomic.Int64
-	inputs  inputLog
+	readers  atomic.Int64
+	inputs   rowLog // rows of inputs (LogInput)
+	attempts rowLog // rows of input_attempts (BeginAttempt, EndAttempt)
 }
 
 // lane is the pending group of one route.
@@ -123,6 +158,10 @@ type lane struct {
 	records   int
 	bytes     int64
 	lastStart time.Time
+	// tat is the time at which the parts of the route's commits so far are
+	// paid for at GroupOptions.PartsPerSecond (the theoretical arrival
+	// time of GCRA); the next commit may begin at tat less Burst.
+	tat time.Time
 }
 
 // groupItem is one small report waiting for its group's commit.
@@ -141,10 +180,12 @@ type groupItem struct {
 
 func newCommitter(s *Store, opt GroupOptions) *committer {
 	c := &committer{s: s, opt: opt.withDefaults(), lanes: map[int]*lane{}}
-	c.inputs.wake = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go c.runInputs()
+	for l, insert := range map[*rowLog]string{&c.inputs: inputsInsert, &c.attempts: attemptsInsert} {
+		l.insert, l.wake = insert, make(chan struct{}, 1)
+		c.wg.Add(1)
+		go c.runRows(l)
+	}
 	return c
 }
 
@@ -324,24 +365,17 @@ func (c *committer) run(l *lane) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		now := time.Now()
 		l.mu.Lock()
-		n := len(l.pending)
-		due := l.lastStart.Add(c.opt.Window)
-		full := l.records >= c.opt.MaxRecords || l.bytes >= c.opt.MaxBytes
-		var group []*groupItem
-		if n > 0 && (full || !time.Now().Before(due) || c.readers.Load() == 0) {
-			group = l.pending
-			l.pending, l.records, l.bytes = nil, 0, 0
-			l.lastStart = time.Now()
-		}
+		group, at := l.ready(now, c.opt, c.readers.Load() > 0)
 		l.mu.Unlock()
 		if group != nil {
 			c.commit(l, group)
 			continue
 		}
 		var wait <-chan time.Time
-		if n > 0 {
-			timer.Reset(time.Until(due))
+		if !at.IsZero() {
+			timer.Reset(at.Sub(now))
 			wait = timer.C
 		}
 		select {
@@ -367,12 +401,67 @@ func (c *committer) run(l *lane) {
 	}
 }
 
-// commit commits a group and tells its callers. On failure every report
-// of the group takes the path of one report.
+// ready takes from l (its mu held) the group to commit at now, or tells
+// when to look again (zero: once woken by a report or a writer done
+// reading); reading tells whether a writer still reads a report that may
+// join the group. See "Group commit" above.
+func (l *lane) ready(now time.Time, opt GroupOptions, reading bool) (group []*groupItem, at time.Time) {
+	if len(l.pending) == 0 {
+		return nil, time.Time{}
+	}
+	if at := l.tat.Add(-opt.Burst); now.Before(at) {
+		return nil, at
+	}
+	due := l.lastStart.Add(opt.Window)
+	full := l.records >= opt.MaxRecords || l.bytes >= opt.MaxBytes
+	if reading && !full && now.Before(due) {
+		return nil, due
+	}
+	l.lastStart = now
+	return l.take(opt), time.Time{}
+}
+
+// paced accounts (l.mu held) for the parts of the commit that began at
+// l.lastStart: its time is paid for from the later of its start and tat.
+func (l *lane) paced(opt GroupOptions, parts int) {
+	if l.tat.Before(l.lastStart) {
+		l.tat = l.lastStart
+	}
+	l.tat = l.tat.Add(opt.pace(parts))
+}
+
+// take removes from l's pending reports the oldest, up to opt.MaxRecords
+// records and opt.MaxBytes bytes (at least one report), and returns them.
+func (l *lane) take(opt GroupOptions) []*groupItem {
+	n, records, bytes := 0, 0, int64(0)
+	for ; n < len(l.pending); n++ {
+		it := l.pending[n]
+		if n > 0 && (records+it.c.records > opt.MaxRecords || bytes+it.bytes > opt.MaxBytes) {
+			break
+		}
+		records += it.c.records
+		bytes += it.bytes
+	}
+	group := l.pending[:n:n]
+	l.pending = l.pending[n:]
+	if len(l.pending) == 0 {
+		l.pending = nil
+	}
+	l.records -= records
+	l.bytes -= bytes
+	return group
+}
+
+// commit commits a group taken by l.ready, paces l's next commit by the
+// parts the group's INSERTs created, and tells the group's callers. On
+// failure every report of the group takes the path of one report.
 func (c *committer) commit(l *lane, group []*groupItem) {
 	start := time.Now()
-	err := c.s.commitGroup(c.ctx, l.rt, group)
-	c.s.log.Debug("group commit", "reports", len(group), "took", time.Since(start).Round(time.Millisecond), "err", err)
+	parts, err := c.s.commitGroup(c.ctx, l.rt, group)
+	l.mu.Lock()
+	l.paced(c.opt, parts)
+	l.mu.Unlock()
+	c.s.log.Debug("group commit", "reports", len(group), "parts", parts, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	if err != nil {
 		c.s.log.Warn("group commit failed; writing its reports one by one", "reports", len(group), "err", err)
 		for _, it := range group {
@@ -386,20 +475,21 @@ func (c *committer) commit(l *lane, group []*groupItem) {
 
 // commitGroup commits the reports of a group on rt (see "Group commit"
 // above), setting each one's status, or single for those the path of one
-// report is to write.
-func (s *Store) commitGroup(ctx context.Context, rt route, group []*groupItem) error {
+// report is to write. It returns the parts its INSERTs created (partsOf),
+// also when one of them failed.
+func (s *Store) commitGroup(ctx context.Context, rt route, group []*groupItem) (parts int, err error) {
 	release, err := s.claimNamed(ctx, rt, groupClaim, "group commit")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer release()
 	claimed, err := s.claimedKeys(ctx, rt, group)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	stored, withRecords, err := s.groupStoredKeys(ctx, rt, group)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var write []*groupItem
 	first := map[string]bool{}
@@ -415,16 +505,40 @@ func (s *Store) commitGroup(ctx context.Context, rt route, group []*groupItem) e
 		}
 	}
 	if len(write) == 0 {
-		return nil
+		return 0, nil
 	}
-	if err := s.insertGroup(ctx, rt, write); err != nil {
-		return fmt.Errorf("%d reports: %w", len(write), err)
+	var p partsOf
+	if err := s.insertGroup(ctx, rt, write, &p); err != nil {
+		return p.count(), fmt.Errorf("%d reports: %w", len(write), err)
 	}
 	for _, it := range write {
 		it.status = StatusStored
 	}
-	return nil
+	return p.count(), nil
 }
+
+// partsOf counts the parts a group's INSERTs create: one per distinct
+// table and partition (every table a group writes is partitioned by the
+// month of date_begin, store/schema/migrations), whether or not the INSERT
+// succeeded.
+type partsOf map[partKey]bool
+
+// partKey is a table and a partition (a month) of it.
+type partKey struct {
+	table string
+	month int
+}
+
+// add counts the partition of the report r in table.
+func (p *partsOf) add(table string, r *reportFields) {
+	if *p == nil {
+		*p = partsOf{}
+	}
+	y, m, _ := r.begin.Date()
+	(*p)[partKey{table, y*100 + int(m)}] = true
+}
+
+func (p partsOf) count() int { return len(p) }
 
 // groupKeys lists the distinct keys of a group and their reports'
 // policy domains and begin times, for queries that use the tables'
@@ -536,7 +650,7 @@ type groupReport struct {
 
 // insertGroup writes the records, rollups and report rows of the reports,
 // one INSERT per table, in the order of a single report's commit.
-func (s *Store) insertGroup(ctx context.Context, rt route, items []*groupItem) error {
+func (s *Store) insertGroup(ctx context.Context, rt route, items []*groupItem, parts *partsOf) error {
 	reps := make([]groupReport, len(items))
 	for i, it := range items {
 		h := it.h
@@ -559,6 +673,7 @@ func (s *Store) insertGroup(ctx context.Context, rt route, items []*groupItem) e
 			return fmt.Errorf("inserting records of report %s into aggregate_records: %w", r.rep.key, err)
 		}
 		records += r.cols.len()
+		parts.add("aggregate_records", r.rep)
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("inserting %d records into aggregate_records: %w", records, err)
@@ -591,6 +706,9 @@ func (s *Store) insertGroup(ctx context.Context, rt route, items []*groupItem) e
 				if err != nil {
 					return 0, fmt.Errorf("report %s: %w", r.rep.key, err)
 				}
+				if k > 0 {
+					parts.add(st.t.name, r.rep)
+				}
 				n += k
 			}
 			return n, nil
@@ -612,6 +730,7 @@ func (s *Store) insertGroup(ctx context.Context, rt route, items []*groupItem) e
 			b.Abort()
 			return fmt.Errorf("writing the report row of %s: %w", r.rep.key, err)
 		}
+		parts.add("aggregate_reports", r.rep)
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("writing %d report rows: %w", len(reps), err)
@@ -655,22 +774,25 @@ func (s *Store) waitGroupClaim(ctx context.Context, rt route) error {
 	}
 }
 
-// inputLog batches the rows of LogInput under group commit: one INSERT
-// into inputs for the inputs that end together (those logged while an
-// INSERT runs, or within inputsLinger of the first), each caller returning
-// once its row is written (a source acknowledges after it).
-type inputLog struct {
+// rowLog batches the rows of a small table under group commit (inputs:
+// LogInput; input_attempts: BeginAttempt, EndAttempt): one INSERT for the
+// rows that come together (those queued while an INSERT runs, or within
+// rowsLinger of the first), each caller returning once its row is written
+// (a source acknowledges after it). Every INSERT makes a part: the rows of
+// a group's inputs, which end together, make one instead of one each.
+type rowLog struct {
+	insert  string // the INSERT statement, without its rows
 	mu      sync.Mutex
 	closed  bool
-	pending []*inputWait
+	pending []*rowWait
 	wake    chan struct{}
 }
 
-// inputsLinger is how long a batch of inputs rows waits for more after
+// rowsLinger is how long a batch of a rowLog waits for more rows after
 // its first.
-const inputsLinger = 5 * time.Millisecond
+const rowsLinger = 5 * time.Millisecond
 
-type inputWait struct {
+type rowWait struct {
 	row  []any
 	done chan error
 }
@@ -678,8 +800,13 @@ type inputWait struct {
 // logInput queues a row of inputs and waits for its INSERT; ok is false
 // when the committer is closed (the caller inserts the row itself).
 func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error) {
-	w := &inputWait{row: row, done: make(chan error, 1)}
-	l := &c.inputs
+	return c.inputs.log(ctx, row)
+}
+
+// log queues row and waits for its INSERT; ok is false when the committer
+// is closed (the caller inserts the row itself).
+func (l *rowLog) log(ctx context.Context, row []any) (ok bool, err error) {
+	w := &rowWait{row: row, done: make(chan error, 1)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -699,10 +826,9 @@ func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error
 	}
 }
 
-// runInputs writes the queued rows of inputs until the committer closes.
-func (c *committer) runInputs() {
+// runRows writes the queued rows of l until the committer closes.
+func (c *committer) runRows(l *rowLog) {
 	defer c.wg.Done()
-	l := &c.inputs
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -710,33 +836,34 @@ func (c *committer) runInputs() {
 			rest := l.pending
 			l.pending, l.closed = nil, true
 			l.mu.Unlock()
-			c.flushInputs(rest)
+			c.flushRows(l, rest)
 			return
 		case <-l.wake:
 		}
-		// The callers of a group return together and log their inputs
+		// The callers of a group return together and log their rows
 		// within moments: gather them into one INSERT.
 		select {
-		case <-time.After(inputsLinger):
+		case <-time.After(rowsLinger):
 		case <-c.ctx.Done():
 		}
 		l.mu.Lock()
 		rows := l.pending
 		l.pending = nil
 		l.mu.Unlock()
-		c.flushInputs(rows)
+		c.flushRows(l, rows)
 	}
 }
 
-// flushInputs inserts rows in one INSERT and tells their callers.
-func (c *committer) flushInputs(rows []*inputWait) {
+// flushRows inserts rows into l's table in one INSERT and tells their
+// callers.
+func (c *committer) flushRows(l *rowLog, rows []*rowWait) {
 	if len(rows) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := func() error {
-		b, err := c.s.conn.PrepareBatch(ctx, inputsInsert)
+		b, err := c.s.conn.PrepareBatch(ctx, l.insert)
 		if err != nil {
 			return err
 		}

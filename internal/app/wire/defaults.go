@@ -42,7 +42,8 @@ func Defaults() config.Defaults {
 	ex := extract.DefaultLimits()
 	return config.Defaults{
 		Config: config.Config{
-			ClickHouse:  config.ClickHouse{DSN: store.DefaultDSN, BatchRows: store.DefaultBatchRows},
+			ClickHouse: config.ClickHouse{DSN: store.DefaultDSN, BatchRows: store.DefaultBatchRows,
+				PartsPerSecond: store.DefaultGroupPartsPerSecond},
 			Gauges:      config.Gauges{Interval: config.Duration(gauges.DefaultInterval), LagDays: gauges.DefaultLag},
 			ReportAuth:  config.ReportAuth{Enabled: DefaultReportAuth, DNSTimeout: config.Duration(enrich.DefaultAuthTimeout)},
 			Attribution: config.Attribution{MaxIPsPerRun: DefaultAttributionMaxIPs},

@@ -23,7 +23,7 @@ import (
 // ingest`, `migrate`, the daemon).
 func StoreOptions(cfg config.Config, log *slog.Logger) store.Options {
 	return store.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster, BatchRows: cfg.ClickHouse.BatchRows,
-		Group: &store.GroupOptions{}}
+		Group: &store.GroupOptions{PartsPerSecond: cfg.ClickHouse.PartsPerSecond}}
 }
 
 // ReadStoreOptions are the store.Options of cfg for a command that only

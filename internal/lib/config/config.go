@@ -111,6 +111,9 @@ type ClickHouse struct {
 	// BatchRows is how many records go into one INSERT block: larger is
 	// faster for big reports and costs memory (about 1 KB a record).
 	BatchRows int `yaml:"batch_rows"`
+	// PartsPerSecond is the budget of new parts a writer's group commits
+	// make per second (store.GroupOptions.PartsPerSecond).
+	PartsPerSecond int `yaml:"parts_per_second"`
 }
 
 // Limits bound what one input may cost.
@@ -210,6 +213,9 @@ func (c Config) Validate() error {
 	c.validateOwned(&ps)
 	if c.ClickHouse.BatchRows < 100 || c.ClickHouse.BatchRows > 1_000_000 {
 		ps.add("clickhouse.batch_rows", "%d is not between 100 and 1000000", c.ClickHouse.BatchRows)
+	}
+	if c.ClickHouse.PartsPerSecond < 1 || c.ClickHouse.PartsPerSecond > 10_000 {
+		ps.add("clickhouse.parts_per_second", "%d is not between 1 and 10000", c.ClickHouse.PartsPerSecond)
 	}
 	if cl := c.ClickHouse.Cluster; cl != "" && !isIdent(cl) {
 		ps.add("clickhouse.cluster", "%q is not a cluster name (letters, digits and _)", cl)

@@ -13,7 +13,7 @@ import (
 // the components' to say; internal/app/wire's tests check it.
 var testDefaults = Defaults{
 	Config: Config{
-		ClickHouse:    ClickHouse{DSN: "clickhouse://127.0.0.1:9000/test", BatchRows: 1000},
+		ClickHouse:    ClickHouse{DSN: "clickhouse://127.0.0.1:9000/test", BatchRows: 1000, PartsPerSecond: 10},
 		Gauges:        Gauges{Interval: Duration(time.Minute), LagDays: 1},
 		ReportAuth:    ReportAuth{Enabled: true, DNSTimeout: Duration(time.Second)},
 		Attribution:   Attribution{MaxIPsPerRun: 10},
@@ -40,14 +40,15 @@ func write(t *testing.T, body string) string {
 
 func TestLoadNamesTheBadKey(t *testing.T) {
 	for body, want := range map[string]string{
-		"limits:\n  max_zip_members: 0\n":     "limits.max_zip_members",
-		"limits:\n  max_member_bytes: lots\n": "not a size",
-		"retention: forever\n":                "not a duration",
-		"clickhous:\n  dsn: x\n":              "clickhous",
-		"clickhouse:\n  dsn: http://x\n":      "clickhouse.dsn",
-		"log:\n  level: loud\n":               "log.level",
-		"clickhouse:\n  batch_rows: 5\n":      "clickhouse.batch_rows",
-		"clickhouse:\n  cluster: a-b\n":       "clickhouse.cluster",
+		"limits:\n  max_zip_members: 0\n":      "limits.max_zip_members",
+		"limits:\n  max_member_bytes: lots\n":  "not a size",
+		"retention: forever\n":                 "not a duration",
+		"clickhous:\n  dsn: x\n":               "clickhous",
+		"clickhouse:\n  dsn: http://x\n":       "clickhouse.dsn",
+		"log:\n  level: loud\n":                "log.level",
+		"clickhouse:\n  batch_rows: 5\n":       "clickhouse.batch_rows",
+		"clickhouse:\n  parts_per_second: 0\n": "clickhouse.parts_per_second",
+		"clickhouse:\n  cluster: a-b\n":        "clickhouse.cluster",
 	} {
 		t.Setenv("DMARCD_CLICKHOUSE_DSN", "")
 		_, err := Load(write(t, body), testDefaults)
