@@ -712,10 +712,16 @@ func (c *recordColumns) add(rep *reportFields, index uint32, r *enrich.Record) {
 	c.dmarcDKIM = append(c.dmarcDKIM, r.EvalDKIM)
 	c.dmarcSPF = append(c.dmarcSPF, r.EvalSPF)
 
-	types := make([]string, len(r.Reasons))
-	comments := make([]string, len(r.Reasons))
-	for i, x := range r.Reasons {
-		types[i], comments[i] = x.Type, x.Comment
+	// Nil, not empty, when there is no override (nearly every record): a
+	// nil slice becomes an interface (appendColumns' AppendRow) without an
+	// allocation, an empty one with one.
+	var types, comments []string
+	if len(r.Reasons) > 0 {
+		types = make([]string, len(r.Reasons))
+		comments = make([]string, len(r.Reasons))
+		for i, x := range r.Reasons {
+			types[i], comments[i] = x.Type, x.Comment
+		}
 	}
 	c.overrideTypes = append(c.overrideTypes, types)
 	c.overrideComments = append(c.overrideComments, comments)
