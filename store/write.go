@@ -695,25 +695,24 @@ func (c *recordColumns) reset() {
 	c.spfStrict = c.spfStrict[:0]
 	c.dmarcPass = c.dmarcPass[:0]
 	c.recordError = c.recordError[:0]
-	clear(c.slab)
-	c.slab = c.slab[:0]
+	c.slab = nil // a batch may keep the strings it was given (carve)
 }
 
-// slabStrings is the size of a new string slab: a few records' DKIM and
-// SPF columns each.
+// slabStrings is the size of a new string slab: a few thousand records'
+// DKIM and SPF columns.
 const slabStrings = 1 << 14
 
-// carve returns n strings of the buffer's slab: the DKIM and SPF arrays of
-// a record cost no allocation of their own. When the slab is full a new one
-// of twice its size replaces it (the full one stays referenced by the rows
-// that use it), so that after a few buffers one slab holds a buffer's
-// arrays and reset reuses it. The strings stay valid until reset.
+// carve returns n strings of the buffer's slab, a new slab when the
+// current one is full: the DKIM and SPF arrays of a record cost an
+// allocation per slabStrings strings rather than two per record. A slab is
+// never reused (reset drops it): a driver.Batch may keep the slices it was
+// given after the buffer is sent.
 func (c *recordColumns) carve(n int) []string {
 	if n == 0 {
 		return nil
 	}
 	if cap(c.slab)-len(c.slab) < n {
-		c.slab = make([]string, 0, max(n, slabStrings, 2*cap(c.slab)))
+		c.slab = make([]string, 0, max(n, slabStrings))
 	}
 	l := len(c.slab)
 	c.slab = c.slab[:l+n]
