@@ -591,6 +591,7 @@ type recordColumns struct {
 	dkimRelaxed, dkimStrict          []uint8
 	spfRelaxed, spfStrict, dmarcPass []uint8
 	recordError                      []string
+	slab                             []string // backs the DKIM and SPF arrays (carve)
 }
 
 // recordColumnList is the column list of INSERTs into aggregate_records, in
@@ -694,6 +695,28 @@ func (c *recordColumns) reset() {
 	c.spfStrict = c.spfStrict[:0]
 	c.dmarcPass = c.dmarcPass[:0]
 	c.recordError = c.recordError[:0]
+	c.slab = nil // a batch may keep the strings it was given (carve)
+}
+
+// slabStrings is the size of a new string slab: a few thousand records'
+// DKIM and SPF columns.
+const slabStrings = 1 << 14
+
+// carve returns n strings of the buffer's slab, a new slab when the
+// current one is full: the DKIM and SPF arrays of a record cost an
+// allocation per slabStrings strings rather than two per record. A slab is
+// never reused (reset drops it): a driver.Batch may keep the slices it was
+// given after the buffer is sent.
+func (c *recordColumns) carve(n int) []string {
+	if n == 0 {
+		return nil
+	}
+	if cap(c.slab)-len(c.slab) < n {
+		c.slab = make([]string, 0, max(n, slabStrings))
+	}
+	l := len(c.slab)
+	c.slab = c.slab[:l+n]
+	return c.slab[l : l+n : l+n]
 }
 
 // add appends one record. It copies what it keeps, so the producer may reuse
@@ -712,10 +735,16 @@ func (c *recordColumns) add(rep *reportFields, index uint32, r *enrich.Record) {
 	c.dmarcDKIM = append(c.dmarcDKIM, r.EvalDKIM)
 	c.dmarcSPF = append(c.dmarcSPF, r.EvalSPF)
 
-	types := make([]string, len(r.Reasons))
-	comments := make([]string, len(r.Reasons))
-	for i, x := range r.Reasons {
-		types[i], comments[i] = x.Type, x.Comment
+	// Nil, not empty, when there is no override (nearly every record): a
+	// nil slice becomes an interface (appendColumns' AppendRow) without an
+	// allocation, an empty one with one.
+	var types, comments []string
+	if len(r.Reasons) > 0 {
+		types = make([]string, len(r.Reasons))
+		comments = make([]string, len(r.Reasons))
+		for i, x := range r.Reasons {
+			types[i], comments[i] = x.Type, x.Comment
+		}
 	}
 	c.overrideTypes = append(c.overrideTypes, types)
 	c.overrideComments = append(c.overrideComments, comments)
@@ -725,9 +754,12 @@ func (c *recordColumns) add(rep *reportFields, index uint32, r *enrich.Record) {
 	c.envelopeFrom = append(c.envelopeFrom, opt(r.EnvelopeFrom))
 	c.envelopeTo = append(c.envelopeTo, opt(r.EnvelopeTo))
 
-	// One backing array for the four DKIM columns, one for the four SPF ones.
-	nd := len(r.DKIM)
-	d := make([]string, 4*nd)
+	// The four DKIM columns and the four SPF ones share one stretch of
+	// the buffer's string slab.
+	nd, ns := len(r.DKIM), len(r.SPF)
+	d := c.carve(4*nd + 4*ns)
+	sp := d[4*nd:]
+	d = d[: 4*nd : 4*nd]
 	for i, x := range r.DKIM {
 		d[i], d[nd+i], d[2*nd+i], d[3*nd+i] = x.Domain, x.Selector, x.Result, x.HumanResult
 	}
@@ -735,8 +767,6 @@ func (c *recordColumns) add(rep *reportFields, index uint32, r *enrich.Record) {
 	c.dkimSelectors = append(c.dkimSelectors, d[nd:2*nd:2*nd])
 	c.dkimResults = append(c.dkimResults, d[2*nd:3*nd:3*nd])
 	c.dkimHumanResults = append(c.dkimHumanResults, d[3*nd:])
-	ns := len(r.SPF)
-	sp := make([]string, 4*ns)
 	for i, x := range r.SPF {
 		sp[i], sp[ns+i], sp[2*ns+i], sp[3*ns+i] = x.Domain, x.Scope, x.Result, x.HumanResult
 	}
