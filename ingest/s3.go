@@ -41,6 +41,7 @@ const (
 	DefaultS3ProcessedPrefix = "processed/"
 	DefaultS3InvalidPrefix   = "invalid/"
 	DefaultS3PollInterval    = time.Minute
+	DefaultS3Concurrency     = 32
 )
 
 // Timing and sizes of the S3 source.
@@ -104,6 +105,12 @@ type S3Config struct {
 	// still applies).
 	MaxObjectBytes int64         `yaml:"max_object_bytes"`
 	PollInterval   time.Duration `yaml:"poll_interval"` // default 1m
+	// Concurrency is how many objects are in hand at once (default
+	// DefaultS3Concurrency): downloaded and processed concurrently, so
+	// that the store commits their small reports together (store's group
+	// commit), each acknowledged once its own reports committed. At most
+	// 32 MiB of objects (by listed size) are in hand; a larger one alone.
+	Concurrency int `yaml:"concurrency"`
 	// Shared says that several instances read this bucket and prefix: each
 	// pass begins at a random pending object (and wraps around) instead of
 	// the first key, so that they mostly take different objects (see
@@ -187,6 +194,9 @@ func NewS3Source(cfg S3Config, p *Pipeline, log *slog.Logger) (*S3Source, error)
 	if cfg.Name == "" {
 		cfg.Name = "s3://" + cfg.Bucket + "/" + cfg.Prefix
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultS3Concurrency
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -215,7 +225,13 @@ func NewS3Source(cfg S3Config, p *Pipeline, log *slog.Logger) (*S3Source, error)
 	}
 	hc := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
-		WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = time.Minute })
+		WithTransportOptions(func(t *http.Transport) {
+			t.ResponseHeaderTimeout = time.Minute
+			// Each object in hand may hold a connection: keep them for
+			// the next objects rather than dial anew.
+			t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, 2*cfg.Concurrency)
+			t.MaxIdleConns = max(t.MaxIdleConns, 2*cfg.Concurrency)
+		})
 	opts = append(opts, awsconfig.WithHTTPClient(hc))
 	acfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
 	if err != nil {
@@ -373,9 +389,11 @@ func (s *S3Source) passes(ctx context.Context, fn func(Outcome)) (passResult, er
 }
 
 // pass lists up to s3MaxPass pending objects and processes them, but for
-// those waiting out their backoff. more says the listing stopped early;
-// done counts objects acknowledged. After maxErrorsPass errors in a row
-// while the store is down it ends early.
+// those waiting out their backoff: up to Concurrency at once (see inHand),
+// each acknowledged as soon as its own outcome is final, their outcomes
+// told to fn in listing order. more says the listing stopped early; done
+// counts objects acknowledged. After maxErrorsPass errors in a row while
+// the store is down, or an S3 failure, it starts no more objects.
 func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, more bool, done int, err error) {
 	pending, more, err := s.list(ctx)
 	if err != nil {
@@ -404,42 +422,78 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 		pending = rotate(pending)
 	}
 	s.log.Debug("s3 pass", "pending", len(pending), "more", more)
-	consecutive := 0
-	for i, obj := range pending {
-		if err := ctx.Err(); err != nil {
-			return res, more, done, err
+	h := newInHand[s3Result](s.cfg.Concurrency)
+	handled, consecutive, stop := 0, 0, false
+	take := func(r s3Result) {
+		handled++
+		if r.err != nil {
+			if err == nil {
+				err = r.err
+			}
+			stop = true
+			return
 		}
-		out, found, v, err := s.process(ctx, obj)
-		if err != nil {
-			return res, more, done, err
-		}
-		s.backlog(res.untried + len(pending) - i - 1)
-		if !found {
-			continue
+		s.backlog(res.untried + len(pending) - handled)
+		if !r.found {
+			return
 		}
 		if fn != nil {
-			fn(out)
+			fn(r.out)
 		}
-		if out.Status == Error {
-			res.errors++
-			if res.firstError == "" {
-				res.firstError = out.Reason
-			}
-			s.log.Warn("s3 object left pending", "key", obj.key, "reason_code", out.ReasonCode, "reason", out.Reason)
-			if v != storeDown {
-				continue // this object's own trouble: the others go on
-			}
-			res.storeDown = true
-			if consecutive++; consecutive >= maxErrorsPass {
-				res.untried += len(pending) - i - 1
-				return res, more, done, nil
-			}
-			continue
+		if r.out.Status != Error {
+			h.succeeded()
+			consecutive = 0
+			done++
+			return
 		}
-		consecutive = 0
-		done++
+		res.errors++
+		if res.firstError == "" {
+			res.firstError = r.out.Reason
+		}
+		s.log.Warn("s3 object left pending", "key", r.obj.key, "reason_code", r.out.ReasonCode, "reason", r.out.Reason)
+		if r.v != storeDown {
+			return // this object's own trouble: the others go on
+		}
+		res.storeDown = true
+		h.storeDown()
+		if consecutive++; consecutive >= maxErrorsPass {
+			stop = true
+		}
 	}
-	return res, more, done, nil
+	started := 0
+	for _, obj := range pending {
+		for !stop && h.full(obj.size) {
+			take(h.next())
+		}
+		if stop || ctx.Err() != nil {
+			break
+		}
+		h.start(obj.size, func() s3Result {
+			out, found, v, err := s.process(ctx, obj)
+			return s3Result{obj: obj, out: out, found: found, v: v, err: err}
+		})
+		started++
+	}
+	for h.len() > 0 {
+		take(h.next())
+	}
+	switch {
+	case err != nil:
+	case stop:
+		res.untried += len(pending) - started
+	case started < len(pending):
+		err = ctx.Err() // no object is begun once ctx is done
+	}
+	return res, more, done, err
+}
+
+// s3Result is what became of one object of a pass (see process).
+type s3Result struct {
+	obj   s3Object
+	out   Outcome
+	found bool
+	v     verdict
+	err   error
 }
 
 func (s *S3Source) backlog(n int) {

@@ -28,6 +28,7 @@ const (
 const (
 	DefaultSpoolPollInterval = 10 * time.Second
 	DefaultSpoolSettle       = 2 * time.Second
+	DefaultSpoolConcurrency  = 32
 )
 
 // Timing of SpoolSource.Run after inputs that met an error while the store
@@ -61,10 +62,16 @@ type SpoolConfig struct {
 	// (its modification time is Settle old, or its size and modification
 	// time stayed the same for Settle); default 2s.
 	Settle time.Duration
-	// Grace is how long the file in hand may still take to commit after
-	// Run's ctx is done; default DefaultGrace. Then its processing is cancelled and
-	// the file stays for the next start.
+	// Grace is how long the files in hand may still take to commit after
+	// Run's ctx is done; default DefaultGrace. Then their processing is
+	// cancelled and the files stay for the next start.
 	Grace time.Duration
+	// Concurrency is how many files are in hand at once (default
+	// DefaultSpoolConcurrency): processed concurrently, so that the store
+	// commits their small reports together (store's group commit), each
+	// moved once its own reports committed. At most 32 MiB of files are in
+	// hand; a larger one alone.
+	Concurrency int
 	// StoreReady, when set, tells whether the store answers; else the
 	// pipeline's store is pinged, if it can be. After a file's error it
 	// tells a store that is down from a file that fails (RetryPolicy).
@@ -117,6 +124,8 @@ type SpoolSource struct {
 
 	seen  map[string]seenFile // files not yet settled
 	guard *inputGuard
+
+	moving sync.Mutex // one move at a time: uniqueName, then the rename
 }
 
 // seenFile is what a pass saw of a file that was not settled yet.
@@ -139,6 +148,9 @@ func NewSpoolSource(cfg SpoolConfig, p *Pipeline, log *slog.Logger) *SpoolSource
 	}
 	if cfg.Name == "" {
 		cfg.Name = "spool:" + cfg.Path
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultSpoolConcurrency
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -168,7 +180,7 @@ func (s *SpoolSource) setReady(err error) {
 // Run processes the files in the folder, then every file dropped into it
 // (told by fsnotify, and by a rescan every PollInterval in case events are
 // lost or unsupported, e.g. on NFS), until ctx is done; it then lets the
-// file in hand commit within Grace and returns nil. It returns an error
+// files in hand commit within Grace and returns nil. It returns an error
 // only when the folder cannot be set up.
 func (s *SpoolSource) Run(ctx context.Context) error {
 	defer s.setReady(errors.New("stopped"))
@@ -303,8 +315,10 @@ type spoolPass struct {
 }
 
 // pass processes the settled files of the folder once, in name order,
-// but for those waiting out their backoff. After maxErrorsPass errors in a
-// row while the store is down it ends early.
+// but for those waiting out their backoff: up to Concurrency at once (see
+// inHand), each moved as soon as its own outcome is final, their outcomes
+// told to fn in name order. After maxErrorsPass errors in a row while the
+// store is down it starts no more files.
 func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass) {
 	entries, err := os.ReadDir(s.cfg.Path)
 	if err != nil {
@@ -315,18 +329,55 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 	}
 	s.setReady(nil)
 	present, ids := map[string]bool{}, map[string]bool{}
+	h := newInHand[spoolResult](s.cfg.Concurrency)
 	consecutive, stopped := 0, false
+	take := func(r spoolResult) {
+		if !r.found {
+			return
+		}
+		if fn != nil {
+			fn(r.out)
+		}
+		if r.out.Status != Error {
+			h.succeeded()
+			consecutive = 0
+			return
+		}
+		res.errors++
+		if res.firstError == "" {
+			res.firstError = r.out.Reason
+		}
+		if r.v != storeDown {
+			return // this file's own trouble: the others go on
+		}
+		res.storeDown = true
+		h.storeDown()
+		if consecutive++; consecutive >= maxErrorsPass {
+			stopped = true
+		}
+	}
 	for i, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
 			continue
 		}
 		if ctx.Err() != nil {
-			return res
+			break
 		}
 		fi, err := e.Info()
 		if err != nil {
 			continue // gone meanwhile
+		}
+		for !stopped && h.full(fi.Size()) {
+			take(h.next())
+		}
+		if stopped {
+			for _, rest := range entries[i:] {
+				if !strings.HasPrefix(rest.Name(), ".") && rest.Type().IsRegular() {
+					res.untried++
+				}
+			}
+			break
 		}
 		present[name] = true
 		ids[spoolID(name, fi)] = true
@@ -341,31 +392,16 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 			res.untried++
 			continue
 		}
-		out, found, v := s.processFile(ctx, name, fi, fn)
-		if !found {
-			continue
-		}
-		if out.Status != Error {
-			consecutive = 0
-			continue
-		}
-		res.errors++
-		if res.firstError == "" {
-			res.firstError = out.Reason
-		}
-		if v != storeDown {
-			continue // this file's own trouble: the others go on
-		}
-		res.storeDown = true
-		if consecutive++; consecutive >= maxErrorsPass {
-			for _, rest := range entries[i+1:] {
-				if !strings.HasPrefix(rest.Name(), ".") && rest.Type().IsRegular() {
-					res.untried++
-				}
-			}
-			stopped = true
-			break
-		}
+		h.start(fi.Size(), func() spoolResult {
+			out, found, v := s.processFile(ctx, name, fi)
+			return spoolResult{out: out, found: found, v: v}
+		})
+	}
+	for h.len() > 0 {
+		take(h.next())
+	}
+	if ctx.Err() != nil {
+		return res
 	}
 	for name := range s.seen {
 		if !present[name] {
@@ -376,6 +412,13 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 		s.guard.retain(ids) // the whole folder was listed: forget the files gone
 	}
 	return res
+}
+
+// spoolResult is what became of one file of a pass (see processFile).
+type spoolResult struct {
+	out   Outcome
+	found bool
+	v     verdict
 }
 
 // settled reports whether the file has stopped changing, and if not, how
@@ -410,7 +453,7 @@ func spoolID(name string, fi fs.FileInfo) string {
 // processFile hands one file, as listed, to the pipeline and moves it by
 // its outcome. found is false if the file was not read: it vanished,
 // changed, or is not a regular file any more. v says what an error was.
-func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.FileInfo, fn func(Outcome)) (out Outcome, found bool, v verdict) {
+func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.FileInfo) (out Outcome, found bool, v verdict) {
 	path := filepath.Join(s.cfg.Path, name)
 	id := spoolID(name, listed)
 	if spoolBeforeOpen != nil {
@@ -434,9 +477,6 @@ func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.Fi
 		out = s.read(ctx, path, f, listed, s.guard.begin(ctx, id))
 	}
 	out, v = s.guard.settle(ctx, id, out)
-	if fn != nil {
-		fn(out)
-	}
 	var dest string
 	switch out.Status {
 	case Stored, Duplicate:
@@ -481,6 +521,8 @@ func (s *SpoolSource) read(ctx context.Context, path string, f *os.File, listed 
 // the reason (if any) written beside it first: a crash between the two
 // leaves the file to be processed again, never a file without its reason.
 func (s *SpoolSource) moveTo(name, sub, reason string) (string, error) {
+	s.moving.Lock()
+	defer s.moving.Unlock()
 	dir := filepath.Join(s.cfg.Path, sub)
 	dest := uniqueName(dir, name)
 	if reason != "" {

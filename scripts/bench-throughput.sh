@@ -43,7 +43,7 @@ kills=${BENCH_KILLS:-3}
 settle_secs=${BENCH_SETTLE:-120}
 bench_parts=${BENCH_PARTS:-small imap large kill}
 for p in $bench_parts; do
-	case $p in small | imap | large | kill) ;; *) die "BENCH_PARTS: no part $p (small imap large kill)" ;; esac
+	case $p in small | imap | large | kill | s3) ;; *) die "BENCH_PARTS: no part $p (small imap large kill s3)" ;; esac
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -229,6 +229,47 @@ part_kill() {
 		echo "$times" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk -v r="$records" -v p="$point" '{ t[NR] = $1 } END {
 			printf "restart after SIGKILL (report of %d records, killed %s): kill to committed report %.2f s median (%.2f-%.2f, %d runs)\n", r, p, t[int((NR + 1) / 2)] / 1000, t[1] / 1000, t[NR] / 1000, NR }'
 	done
+}
+
+# 5. An S3 backlog (BENCH_PARTS=s3): BENCH_S3_OBJECTS (2000) small reports
+# generated as in part 1, one object each, in a versitygw bucket
+# (scripts/versitygw.sh), drained by `dmarcd ingest s3://bench/incoming/`:
+# objects/s, ClickHouse CPU, parts created per 1,000 objects. The objects
+# are written into the server's posix folder with their ETag (MD5) in its
+# metadata sidecar, as a PutObject leaves them, which takes seconds rather
+# than minutes.
+part_s3() {
+	local n=${BENCH_S3_OBJECTS:-2000} d=$tmp/versitygw data meta i r f e
+	echo
+	load "S3 backlog"
+	mkdir -p "$d"
+	VERSITYGW_OWNER_PID=$$ scripts/versitygw.sh start "$d" >/dev/null
+	data=$d/data/bench/incoming
+	meta=$d/meta/bench/incoming
+	mkdir -p "$data"
+	awk -v n="$n" 'BEGIN { srand(1); for (i = 1; i <= n; i++) { r = int(10 / (1 - rand()) ^ (1 / 1.4)); print i, (r > 500 ? 500 : r) } }' >"$tmp/sizes"
+	while read -r i r; do
+		f=$(printf %05d "$i").xml
+		"$tmp/dmarcd-gen" -large "$r" -seed "$i" -out "$data/$f"
+		mkdir -p "$meta/$f/meta"
+		e=$(md5sum "$data/$f" | cut -d' ' -f1)
+		printf '"%s"' "$e" >"$meta/$f/meta/etag"
+	done <"$tmp/sizes"
+	recs=$(awk '{ s += $2 } END { print s }' "$tmp/sizes")
+	use_db bench_s3
+	set -a
+	# shellcheck disable=SC1091
+	. "$d/env"
+	set +a
+	export DMARCD_S3_ENDPOINT=$DMARCD_TEST_S3_ENDPOINT DMARCD_S3_PATH_STYLE=1
+	dmarcd_run "S3 backlog: dmarcd ingest of $n objects, $recs records" "$recs" records ingest --json s3://bench/incoming/
+	unset DMARCD_S3_ENDPOINT DMARCD_S3_PATH_STYLE
+	stored=$(grep -c '"status":"stored"' "$tmp/out.json" || true)
+	read -r newparts merges <<<"$(parts bench_s3)"
+	awk -v n="$n" -v st="$stored" -v s="$run_secs" -v p="$newparts" -v m="$merges" 'BEGIN {
+		printf "  %.1f objects/s (%d stored); %d parts created (%.0f per 1,000 objects), %d merges\n", n / s, st, p, p * 1000 / n, m }'
+	scripts/versitygw.sh stop "$d"
+	raw_insert bench_s3 raw_s3 "$recs"
 }
 
 for p in $bench_parts; do

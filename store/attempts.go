@@ -88,6 +88,9 @@ type attempts struct {
 	closed  bool
 	stop    chan struct{}
 	done    chan struct{}
+
+	rows   coalescer[attemptRow, struct{}] // begin and end rows (attemptbatch.go)
+	counts coalescer[unfinishedQuery, int] // BeginAttempt's counts
 }
 
 func newAttempts() *attempts {
@@ -144,7 +147,8 @@ func (s *Store) Instance() string { return s.attempts.instance }
 // count; an attempt of a dead instance counts attemptStale (30 s) after its
 // last heartbeat.
 //
-// One INSERT and one SELECT. When the INSERT fails nothing is in hand and
+// One INSERT and one SELECT, each shared with the calls made at the same
+// time (coalescer). When the INSERT fails nothing is in hand and
 // the error is returned; when only the SELECT fails the attempt is in hand
 // (EndAttempt ends it) and the error is returned with a count of 0.
 func (s *Store) BeginAttempt(ctx context.Context, source, id string) (unfinished int, err error) {
@@ -152,8 +156,7 @@ func (s *Store) BeginAttempt(ctx context.Context, source, id string) (unfinished
 	key := attemptKey{source: attemptID(source), id: attemptID(id)}
 	aid := randomHex(8)
 	now := a.now()
-	err = s.insertAttempt(ctx,
-		now, key.source, key.id, a.instance, aid, attemptBegin)
+	_, err = a.rows.run(ctx, attemptRow{time: now, key: key, attempt: aid, event: attemptBegin}, s.writeAttemptRows)
 	if err != nil {
 		return 0, fmt.Errorf("recording the attempt at %s input %s: %w", source, quoteField(id), err)
 	}
@@ -165,18 +168,11 @@ func (s *Store) BeginAttempt(ctx context.Context, source, id string) (unfinished
 	}
 	a.mu.Unlock()
 
-	var n uint64
-	err = s.conn.QueryRow(ctx, `SELECT count() FROM (
-			SELECT attempt, max(event = 'begin') AS began, max(event = 'end') AS ended,
-				max(time) AS newest, any(instance) AS inst
-			FROM input_attempts WHERE source = ? AND input_id = ?
-			GROUP BY attempt)
-		WHERE began = 1 AND ended = 0 AND inst != ? AND newest < toDateTime(?)`,
-		key.source, key.id, a.instance, unixSeconds(now.Add(-a.stale))).Scan(&n)
+	n, err := a.counts.run(ctx, unfinishedQuery{key: key, instance: a.instance, before: now.Add(-a.stale)}, s.countUnfinished)
 	if err != nil {
 		return 0, fmt.Errorf("counting the unfinished attempts at %s input %s: %w", source, quoteField(id), err)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // EndAttempt records that the attempt ended (committed, set aside, or failed
@@ -201,8 +197,7 @@ func (s *Store) EndAttempt(ctx context.Context, source, id string) error {
 	}
 	a.mu.Unlock()
 
-	err := s.insertAttempt(ctx,
-		a.now(), key.source, key.id, a.instance, aid, attemptEnd)
+	_, err := a.rows.run(ctx, attemptRow{time: a.now(), key: key, attempt: aid, event: attemptEnd}, s.writeAttemptRows)
 	if err != nil {
 		a.mu.Lock()
 		a.pending = append(a.pending, attempt{key: key, id: aid})
@@ -313,14 +308,3 @@ func (s *Store) closeAttempts() {
 
 // attemptsInsert is the INSERT of rows of input_attempts.
 const attemptsInsert = "INSERT INTO input_attempts (time, source, input_id, instance, attempt, event)"
-
-// insertAttempt writes a row of input_attempts, under group commit with
-// the rows that come together (rowLog), and returns once it is written.
-func (s *Store) insertAttempt(ctx context.Context, row ...any) error {
-	if s.group != nil {
-		if ok, err := s.group.attempts.log(ctx, row); ok {
-			return err
-		}
-	}
-	return s.insertOne(ctx, attemptsInsert, row...)
-}

@@ -143,9 +143,8 @@ type committer struct {
 	lanes  map[int]*lane // by route: shard index, 0 on a single server
 	// readers counts the writers reading a report's records, which may
 	// join a group yet.
-	readers  atomic.Int64
-	inputs   rowLog // rows of inputs (LogInput)
-	attempts rowLog // rows of input_attempts (BeginAttempt, EndAttempt)
+	readers atomic.Int64
+	inputs  rowLog // rows of inputs (LogInput)
 }
 
 // lane is the pending group of one route.
@@ -181,11 +180,9 @@ type groupItem struct {
 func newCommitter(s *Store, opt GroupOptions) *committer {
 	c := &committer{s: s, opt: opt.withDefaults(), lanes: map[int]*lane{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	for l, insert := range map[*rowLog]string{&c.inputs: inputsInsert, &c.attempts: attemptsInsert} {
-		l.insert, l.wake = insert, make(chan struct{}, 1)
-		c.wg.Add(1)
-		go c.runRows(l)
-	}
+	c.inputs.insert, c.inputs.wake = inputsInsert, make(chan struct{}, 1)
+	c.wg.Add(1)
+	go c.runRows(&c.inputs)
 	return c
 }
 

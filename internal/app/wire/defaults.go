@@ -65,9 +65,10 @@ func Defaults() config.Defaults {
 			ProcessedMailbox: ingest.DefaultIMAPProcessedMailbox, InvalidMailbox: ingest.DefaultIMAPInvalidMailbox,
 			PollInterval: config.Duration(ingest.DefaultIMAPPollInterval), Concurrency: ingest.DefaultIMAPConcurrency},
 		Spool: config.Source{PollInterval: config.Duration(ingest.DefaultSpoolPollInterval),
-			Settle: config.Duration(ingest.DefaultSpoolSettle)},
+			Settle: config.Duration(ingest.DefaultSpoolSettle), Concurrency: ingest.DefaultSpoolConcurrency},
 		S3: config.Source{Mode: ingest.S3ModeMove, ProcessedPrefix: ingest.DefaultS3ProcessedPrefix,
-			InvalidPrefix: ingest.DefaultS3InvalidPrefix, PollInterval: config.Duration(ingest.DefaultS3PollInterval)},
+			InvalidPrefix: ingest.DefaultS3InvalidPrefix, PollInterval: config.Duration(ingest.DefaultS3PollInterval),
+			Concurrency: ingest.DefaultS3Concurrency},
 	}
 }
 

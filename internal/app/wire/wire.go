@@ -84,7 +84,7 @@ func MaxMessageBytes(cfg config.Config) int64 { return int64(cfg.Limits.MaxMessa
 // SpoolConfig is the ingest.SpoolConfig of the spool source sc.
 func SpoolConfig(sc config.Source) ingest.SpoolConfig {
 	return ingest.SpoolConfig{Name: sc.Label(), Path: sc.Path,
-		PollInterval: time.Duration(sc.PollInterval), Settle: time.Duration(sc.Settle)}
+		PollInterval: time.Duration(sc.PollInterval), Settle: time.Duration(sc.Settle), Concurrency: sc.Concurrency}
 }
 
 // IMAPConfig is the ingest.IMAPConfig of the imap source sc of cfg.
@@ -101,5 +101,6 @@ func S3Config(cfg config.Config, sc config.Source) ingest.S3Config {
 	return ingest.S3Config{Name: sc.Label(), Bucket: sc.Bucket, Prefix: sc.Prefix,
 		Region: sc.Region, Endpoint: sc.Endpoint, PathStyle: sc.PathStyle, Mode: sc.Mode,
 		ProcessedPrefix: sc.ProcessedPrefix, InvalidPrefix: sc.InvalidPrefix,
-		PollInterval: time.Duration(sc.PollInterval), MaxObjectBytes: MaxMessageBytes(cfg), Shared: sc.Shared}
+		PollInterval: time.Duration(sc.PollInterval), MaxObjectBytes: MaxMessageBytes(cfg), Shared: sc.Shared,
+		Concurrency: sc.Concurrency}
 }

@@ -39,7 +39,10 @@ type Source struct {
 	Mailbox            string `yaml:"mailbox"`
 	ProcessedMailbox   string `yaml:"processed_mailbox"`
 	InvalidMailbox     string `yaml:"invalid_mailbox"`
-	Concurrency        int    `yaml:"concurrency"` // mails processed at once; default ingest.DefaultIMAPConcurrency
+	// Concurrency (imap, spool, s3): mails, files or objects in hand at
+	// once; default ingest.DefaultIMAPConcurrency, DefaultSpoolConcurrency,
+	// DefaultS3Concurrency.
+	Concurrency int `yaml:"concurrency"`
 	// Shared (imap, s3): several instances read this source; each pass
 	// begins at a random mail or object, so that they mostly take
 	// different ones (docs/cluster.md).
@@ -79,9 +82,9 @@ func (s *Source) recordKey(key string) {
 var sourceKeys = map[string][]string{
 	SourceIMAP: {"poll_interval", "address", "tls", "ca_file", "insecure_skip_verify", "username", "password",
 		"password_file", "mailbox", "processed_mailbox", "invalid_mailbox", "oauth", "concurrency", "shared"},
-	SourceSpool: {"poll_interval", "path", "settle"},
+	SourceSpool: {"poll_interval", "path", "settle", "concurrency"},
 	SourceS3: {"poll_interval", "bucket", "prefix", "region", "endpoint", "path_style", "mode",
-		"processed_prefix", "invalid_prefix", "shared"},
+		"processed_prefix", "invalid_prefix", "shared", "concurrency"},
 }
 
 // Label is how the source is named in logs, metrics and the inputs table:
@@ -113,11 +116,17 @@ func (s *Source) defaults(d Defaults) {
 		if !s.set["settle"] {
 			s.Settle = d.Spool.Settle
 		}
+		if s.Concurrency == 0 {
+			s.Concurrency = d.Spool.Concurrency
+		}
 	case SourceS3:
 		def(&s.Mode, d.S3.Mode)
 		def(&s.ProcessedPrefix, d.S3.ProcessedPrefix)
 		def(&s.InvalidPrefix, d.S3.InvalidPrefix)
 		defDuration(&s.PollInterval, d.S3.PollInterval)
+		if s.Concurrency == 0 {
+			s.Concurrency = d.S3.Concurrency
+		}
 	}
 }
 
@@ -212,6 +221,7 @@ func (c Config) validateSources(ps *Problems) {
 			if s.Settle < 0 {
 				ps.add(s.key("settle"), "must not be negative")
 			}
+			s.validateInHand(ps)
 		case SourceS3:
 			if s.Bucket == "" {
 				ps.add(s.key("bucket"), "missing")
@@ -223,7 +233,16 @@ func (c Config) validateSources(ps *Problems) {
 				ps.add(s.key("processed_prefix"), "prefix %q, processed_prefix %q and invalid_prefix %q must differ",
 					s.Prefix, s.ProcessedPrefix, s.InvalidPrefix)
 			}
+			s.validateInHand(ps)
 		}
+	}
+}
+
+// validateInHand checks the concurrency of a spool or s3 source: the
+// inputs in hand at once, whose small reports the store commits together.
+func (s Source) validateInHand(ps *Problems) {
+	if s.Concurrency < 1 || s.Concurrency > 256 {
+		ps.add(s.key("concurrency"), "%d is not between 1 and 256", s.Concurrency)
 	}
 }
 

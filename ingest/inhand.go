@@ -1,0 +1,70 @@
+package ingest
+
+// inHandBytes bounds the bytes (by listed size) of the inputs a spool or S3
+// source has in hand at once; a larger input is in hand alone.
+const inHandBytes = 32 << 20
+
+// inHand runs a backlog's inputs concurrently and hands their results back
+// in the order they were started, so that a source counts, reports and
+// ends its pass as it does one input at a time. The store commits the
+// small reports whose writers wait together as one group (store/group.go,
+// docs/schema.md "Group commit"): inputs in hand together share its
+// INSERTs and claim.
+//
+// It holds at most limit inputs and inHandBytes bytes (at least one
+// input). The limit starts at 1 and doubles with each input that ends
+// without an error, up to max; an input that met an error while the store
+// was down puts it back to 1. So a store that is down meets one attempt at
+// a time, and a pass stops after the same errors in a row as one input at
+// a time would.
+//
+// The zero value is not usable: see newInHand. One goroutine (the pass)
+// calls its methods.
+type inHand[R any] struct {
+	max, limit int
+	maxBytes   int64
+	bytes      int64
+	queue      []handed[R]
+}
+
+// handed is one input in hand: its result, once ready, and its size.
+type handed[R any] struct {
+	c    chan R
+	size int64
+}
+
+// newInHand returns an inHand of at most max inputs (at least 1).
+func newInHand[R any](n int) *inHand[R] {
+	return &inHand[R]{max: max(1, n), limit: 1, maxBytes: inHandBytes}
+}
+
+// full tells whether an input of size must wait for the oldest in hand.
+func (h *inHand[R]) full(size int64) bool {
+	return len(h.queue) > 0 && (len(h.queue) >= h.limit || h.bytes+size > h.maxBytes)
+}
+
+// len is the number of inputs in hand.
+func (h *inHand[R]) len() int { return len(h.queue) }
+
+// start runs work in a goroutine of its own as an input of size in hand.
+func (h *inHand[R]) start(size int64, work func() R) {
+	c := make(chan R, 1)
+	h.queue = append(h.queue, handed[R]{c: c, size: size})
+	h.bytes += size
+	go func() { c <- work() }()
+}
+
+// next waits for the oldest input in hand and returns its result.
+func (h *inHand[R]) next() R {
+	first := h.queue[0]
+	h.queue[0] = handed[R]{}
+	h.queue = h.queue[1:]
+	h.bytes -= first.size
+	return <-first.c
+}
+
+// succeeded doubles the limit, up to max: an input ended without error.
+func (h *inHand[R]) succeeded() { h.limit = min(h.max, 2*h.limit) }
+
+// storeDown puts the limit back to one input: the store did not answer.
+func (h *inHand[R]) storeDown() { h.limit = 1 }

@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// attemptQueryTimeout bounds one INSERT or SELECT made for the attempts
+// of concurrent BeginAttempt and EndAttempt calls.
+const attemptQueryTimeout = 30 * time.Second
+
+// coalescer gathers the requests of concurrent callers into batches: the
+// first caller starts a batch at once; those that come while it runs wait
+// and go together in the next. A source with many inputs in hand (the
+// spool and S3 sources, IMAP chunks) so records their attempts with one
+// INSERT and one SELECT per batch rather than per input, as the group
+// commit does for their reports (group.go).
+//
+// Its do answers a batch's requests in order, or fails them all. A batch runs
+// under the first caller's context without its cancellation, bounded by
+// attemptQueryTimeout: a caller always learns whether its row was
+// written, so that an attempt is in hand exactly when its begin row is.
+type coalescer[Q, A any] struct {
+	mu   sync.Mutex
+	busy bool
+	reqs []Q
+	outs []chan coalesced[A]
+}
+
+// coalesced is one caller's answer.
+type coalesced[A any] struct {
+	a   A
+	err error
+}
+
+// run queues q and returns its answer once its batch ran; do runs the
+// batches that this call leads.
+func (c *coalescer[Q, A]) run(ctx context.Context, q Q, do func(context.Context, []Q) ([]A, error)) (A, error) {
+	out := make(chan coalesced[A], 1)
+	c.mu.Lock()
+	c.reqs = append(c.reqs, q)
+	c.outs = append(c.outs, out)
+	lead := !c.busy
+	c.busy = true
+	c.mu.Unlock()
+	if lead {
+		go c.batches(context.WithoutCancel(ctx), do)
+	}
+	r := <-out
+	return r.a, r.err
+}
+
+// batches runs the queued requests, batch after batch, until none is left.
+func (c *coalescer[Q, A]) batches(ctx context.Context, do func(context.Context, []Q) ([]A, error)) {
+	for {
+		c.mu.Lock()
+		reqs, outs := c.reqs, c.outs
+		c.reqs, c.outs = nil, nil
+		if len(reqs) == 0 {
+			c.busy = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		qctx, cancel := context.WithTimeout(ctx, attemptQueryTimeout)
+		answers, err := do(qctx, reqs)
+		cancel()
+		for i, out := range outs {
+			var r coalesced[A]
+			if r.err = err; err == nil && i < len(answers) {
+				r.a = answers[i]
+			}
+			out <- r
+		}
+	}
+}
+
+// attemptRow is one row of input_attempts.
+type attemptRow struct {
+	time    time.Time
+	key     attemptKey
+	attempt string
+	event   string
+}
+
+// writeAttemptRows inserts rows in one INSERT.
+func (s *Store) writeAttemptRows(ctx context.Context, rows []attemptRow) ([]struct{}, error) {
+	b, err := s.conn.PrepareBatch(ctx, attemptsInsert)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if err := b.Append(r.time, r.key.source, r.key.id, s.attempts.instance, r.attempt, r.event); err != nil {
+			b.Abort()
+			return nil, err
+		}
+	}
+	return nil, b.Send()
+}
+
+// unfinishedQuery asks how many attempts at key began and never ended,
+// leaving out those of instance and those whose newest row is not older
+// than before.
+type unfinishedQuery struct {
+	key      attemptKey
+	instance string
+	before   time.Time
+}
+
+// countUnfinished answers the queries in one SELECT over their sources
+// and inputs; the oldest before of the batch bounds them all (an attempt
+// that turned stale meanwhile is counted a moment later).
+func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]int, error) {
+	sources, ids := map[string]bool{}, map[string]bool{}
+	before := qs[0].before
+	for _, q := range qs {
+		sources[q.key.source], ids[q.key.id] = true, true
+		if q.before.Before(before) {
+			before = q.before
+		}
+	}
+	// IN (SELECT arrayJoin(...)) builds a set from the array on every
+	// supported version (inputs_done.go).
+	rows, err := s.conn.Query(ctx, `SELECT source, input_id, count() FROM (
+			SELECT source, input_id, attempt, max(event = 'begin') AS began, max(event = 'end') AS ended,
+				max(time) AS newest, any(instance) AS inst
+			FROM input_attempts
+			WHERE source IN (SELECT arrayJoin(?)) AND input_id IN (SELECT arrayJoin(?))
+			GROUP BY source, input_id, attempt)
+		WHERE began = 1 AND ended = 0 AND inst != ? AND newest < toDateTime(?)
+		GROUP BY source, input_id`,
+		keysOf(sources), keysOf(ids), qs[0].instance, unixSeconds(before))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	n := map[attemptKey]int{}
+	for rows.Next() {
+		var k attemptKey
+		var c uint64
+		if err := rows.Scan(&k.source, &k.id, &c); err != nil {
+			return nil, err
+		}
+		n[k] = int(c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]int, len(qs))
+	for i, q := range qs {
+		out[i] = n[q.key]
+	}
+	return out, nil
+}
+
+func keysOf(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
