@@ -926,9 +926,7 @@ func (q *chunkQueue) finishOldest() error {
 	q.flights = q.flights[1:]
 	s, work, c := q.s, q.work, q.c
 	endAll := func() {
-		for _, uid := range f.begun {
-			s.guard.end(work, s.mailID(c, uid))
-		}
+		s.endAttempts(work, c, f.begun)
 		f.begun = nil
 	}
 	defer endAll()
@@ -1032,11 +1030,21 @@ func (q *chunkQueue) drain() error {
 func (q *chunkQueue) abandon() {
 	for _, f := range q.flights {
 		<-f.done
-		for _, uid := range f.begun {
-			q.s.guard.end(q.work, q.s.mailID(q.c, uid))
-		}
+		q.s.endAttempts(q.work, q.c, f.begun)
 	}
 	q.flights = nil
+}
+
+// endAttempts records that the attempts of the mails ended.
+func (s *IMAPSource) endAttempts(ctx context.Context, c *conn, uids []imap.UID) {
+	if len(uids) == 0 || s.guard.attempts == nil {
+		return
+	}
+	ids := make([]string, len(uids))
+	for i, uid := range uids {
+		ids[i] = s.mailID(c, uid)
+	}
+	s.guard.endAll(ctx, ids)
 }
 
 // bytesOf is the RFC822.SIZE of the mails together.
@@ -1059,26 +1067,50 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 	if s.guard.attempts == nil {
 		return chunk, nil, nil, nil
 	}
+	var known []imap.UID
+	var ids []string
 	for _, uid := range chunk {
-		size, ok := sizes[uid]
-		if !ok { // expunged meanwhile: found missing
+		if _, ok := sizes[uid]; !ok { // expunged meanwhile: found missing
 			run = append(run, uid)
 			continue
 		}
-		id := s.mailID(c, uid)
-		n := s.guard.begin(ctx, id)
+		known = append(known, uid)
+		ids = append(ids, s.mailID(c, uid))
+	}
+	// With an attempt log that records a chunk at once, every mail is
+	// begun together; with another, one by one, and a mail put off is
+	// ended before the next is begun.
+	batch := s.guard.batches() && len(ids) > 1
+	var unfinished []int
+	if batch {
+		unfinished = s.guard.beginAll(ctx, ids)
+	}
+	var ended []string
+	for i, uid := range known {
+		var n int
+		if batch {
+			n = unfinished[i]
+		} else {
+			n = s.guard.begin(ctx, ids[i])
+		}
 		switch {
 		case s.guard.deadly(n):
-			aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), size, n)})
+			aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), sizes[uid], n)})
 			begun = append(begun, uid)
 		case n > 0 && len(chunk) > 1:
-			s.guard.end(ctx, id)
+			if batch {
+				ended = append(ended, ids[i])
+			} else {
+				s.guard.end(ctx, ids[i])
+			}
 			alone = append(alone, uid)
 		default:
 			run = append(run, uid)
 			begun = append(begun, uid)
 		}
 	}
+	s.guard.endAll(ctx, ended)
+	slices.SortFunc(run, func(a, b imap.UID) int { return slices.Index(chunk, a) - slices.Index(chunk, b) })
 	return run, alone, aside, begun
 }
 

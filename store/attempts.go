@@ -179,6 +179,132 @@ func (s *Store) BeginAttempt(ctx context.Context, source, id string) (unfinished
 	return int(n), nil
 }
 
+// BeginAttempts is BeginAttempt for several inputs of source at once (a
+// chunk of mails): one INSERT and one SELECT for all of them. unfinished[i]
+// is the count of ids[i]. When the INSERT fails nothing is in hand; when
+// only the SELECT fails every attempt is in hand and the counts are 0.
+func (s *Store) BeginAttempts(ctx context.Context, source string, ids []string) (unfinished []int, err error) {
+	unfinished = make([]int, len(ids))
+	if len(ids) == 0 {
+		return unfinished, nil
+	}
+	a := s.attempts
+	now := a.now()
+	src := attemptID(source)
+	rows := make([]attempt, len(ids))
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = attemptID(id)
+		rows[i] = attempt{key: attemptKey{source: src, id: keys[i]}, id: randomHex(8)}
+	}
+	if err := s.insertAttemptEvents(ctx, now, attemptBegin, rows); err != nil {
+		return unfinished, fmt.Errorf("recording the attempts at %s inputs %s and %d more: %w", source, quoteField(ids[0]), len(ids)-1, err)
+	}
+	a.mu.Lock()
+	for _, r := range rows {
+		a.inHand[r.key] = append(a.inHand[r.key], r.id)
+	}
+	if !a.started && !a.closed {
+		a.started = true
+		go s.beatAttempts()
+	}
+	a.mu.Unlock()
+	counts, err := s.unfinishedAttempts(ctx, src, keys, now)
+	if err != nil {
+		return unfinished, fmt.Errorf("counting the unfinished attempts at %s inputs %s and %d more: %w", source, quoteField(ids[0]), len(ids)-1, err)
+	}
+	for i, k := range keys {
+		unfinished[i] = counts[k]
+	}
+	return unfinished, nil
+}
+
+// unfinishedAttempts counts, for each input of source (as stored), the
+// attempts of other instances that began and never ended, whose newest row
+// is older than attemptStale before now (see BeginAttempt), in one SELECT.
+func (s *Store) unfinishedAttempts(ctx context.Context, source string, keys []string, now time.Time) (map[string]int, error) {
+	a := s.attempts
+	args := []any{source}
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	args = append(args, a.instance, unixSeconds(now.Add(-a.stale)))
+	rows, err := s.conn.Query(ctx, `SELECT input_id, count() FROM (
+			SELECT input_id, attempt, max(event = 'begin') AS began, max(event = 'end') AS ended,
+				max(time) AS newest, any(instance) AS inst
+			FROM input_attempts WHERE source = ? AND input_id IN (`+placeholders(len(keys))+`)
+			GROUP BY input_id, attempt)
+		WHERE began = 1 AND ended = 0 AND inst != ? AND newest < toDateTime(?)
+		GROUP BY input_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		counts[id] = int(n)
+	}
+	return counts, rows.Err()
+}
+
+// EndAttempts is EndAttempt for several inputs of source at once: one
+// INSERT for all of them.
+func (s *Store) EndAttempts(ctx context.Context, source string, ids []string) error {
+	a := s.attempts
+	src := attemptID(source)
+	var rows []attempt
+	a.mu.Lock()
+	for _, id := range ids {
+		key := attemptKey{source: src, id: attemptID(id)}
+		in := a.inHand[key]
+		if len(in) == 0 {
+			continue
+		}
+		rows = append(rows, attempt{key: key, id: in[0]})
+		if len(in) == 1 {
+			delete(a.inHand, key)
+		} else {
+			a.inHand[key] = in[1:]
+		}
+	}
+	a.mu.Unlock()
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := s.insertAttemptEvents(ctx, a.now(), attemptEnd, rows); err != nil {
+		a.mu.Lock()
+		a.pending = append(a.pending, rows...)
+		a.mu.Unlock()
+		return fmt.Errorf("recording the end of the attempts at %s inputs %s and %d more: %w", source, quoteField(ids[0]), len(ids)-1, err)
+	}
+	return nil
+}
+
+// insertAttemptEvents writes one row of event for each attempt, in one
+// INSERT.
+func (s *Store) insertAttemptEvents(ctx context.Context, now time.Time, event string, rows []attempt) error {
+	if event == attemptEnd {
+		return s.insertAttemptRows(ctx, now, rows, nil)
+	}
+	a := s.attempts
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO input_attempts (time, source, input_id, instance, attempt, event)")
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := b.Append(now, r.key.source, r.key.id, a.instance, r.id, event); err != nil {
+			b.Abort()
+			return err
+		}
+	}
+	return b.Send()
+}
+
 // EndAttempt records that the attempt ended (committed, set aside, or failed
 // with an error): the oldest attempt in hand at source's input id. Without
 // one (BeginAttempt failed, or was not called) it does nothing. When the
