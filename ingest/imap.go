@@ -81,10 +81,13 @@ type IMAPConfig struct {
 	// Backlog, when set, is told how many mails wait in the mailbox: at each
 	// pass and after each mail (for the dmarcd_imap_backlog_messages gauge).
 	Backlog func(n int)
-	// Concurrency is how many mails are processed at once (default 4):
-	// they are fetched together, processed in parallel, and acknowledged
-	// together once each outcome is final. Mails over 8 MiB are processed
-	// one at a time, streaming.
+	// Concurrency is how many mails form a chunk (default
+	// DefaultIMAPConcurrency): they are fetched together, processed in
+	// parallel, so that the store commits their reports together (group
+	// commit), and acknowledged together once each outcome is final. While
+	// a chunk waits for its commit the next one is fetched and processed:
+	// a backlog has up to twice Concurrency mails in hand. Mails over 8 MiB
+	// are processed one at a time, streaming.
 	Concurrency int
 	// Shared says that several instances read this mailbox: each pass
 	// begins at a random mail (and wraps around) instead of the lowest
@@ -712,9 +715,10 @@ type passResult struct {
 
 // Mails are processed in chunks: up to Concurrency mails, read whole into
 // memory with one UID FETCH and processed at once, then acknowledged with
-// one UID MOVE per folder. A mail over streamAlone bytes (RFC822.SIZE) is a
-// chunk of its own and streams from the server as it is processed; a chunk
-// holds at most chunkBytes of mail.
+// one UID MOVE per folder; while one chunk waits for its commit the next is
+// fetched and processed (handChunks). A mail over streamAlone bytes
+// (RFC822.SIZE) is a chunk of its own and streams from the server as it is
+// processed; the chunks in hand hold at most chunkBytes of mail together.
 const (
 	streamAlone = 8 << 20
 	chunkBytes  = 32 << 20
@@ -778,23 +782,43 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 		return res, err
 	}
 	s.log.Debug("imap pass", "mails", len(uids), "waiting", res.untried)
-	consecutive := 0
+	q := &chunkQueue{s: s, ctx: ctx, work: work, c: c, sizes: sizes, fn: fn, res: &res}
+	defer q.abandon()
 	for next := 0; next < len(uids); {
 		if err := ctx.Err(); err != nil {
+			if derr := q.drain(); derr != nil {
+				return res, derr
+			}
 			return res, err
 		}
 		chunk := s.chunk(uids[next:], sizes)
-		next += len(chunk)
-		if err := s.doChunk(ctx, work, c, chunk, sizes, fn, &res, &consecutive); err != nil {
-			return res, err
+		if len(q.flights) > 0 && !q.mayOverlap(chunk) {
+			// Finish the oldest chunk in hand before looking again.
+			if err := q.finishOldest(); err != nil {
+				return res, err
+			}
+		} else {
+			next += len(chunk)
+			if err := q.start(chunk); err != nil {
+				return res, err
+			}
+			if len(chunk) == 1 { // processed already: acknowledge it now
+				if err := q.finishOldest(); err != nil {
+					return res, err
+				}
+			}
 		}
-		backlog(res.untried + len(uids) - next)
-		if consecutive >= maxErrorsPass {
+		backlog(res.untried + len(uids) - next + q.inHand())
+		if q.consecutive >= maxErrorsPass {
+			if err := q.drain(); err != nil {
+				return res, err
+			}
 			res.untried += len(uids) - next
+			backlog(res.untried)
 			return res, nil
 		}
 	}
-	return res, nil
+	return res, q.drain()
 }
 
 // mailID is a mail's identity for its retries and attempts: the IMAP URL
@@ -805,34 +829,135 @@ func (s *IMAPSource) mailID(c *conn, uid imap.UID) string {
 	return fmt.Sprintf("%s/%s;UIDVALIDITY=%d;UID=%d", u.String(), url.PathEscape(s.cfg.Mailbox), c.uidValidity, uid)
 }
 
-// doChunk processes the mails of a chunk and acknowledges them: those whose
-// reports all committed go to the processed folder, those with nothing
-// usable, or set aside (retries_exhausted), to the invalid folder; those
-// whose outcome is an error stay, and add to consecutive while the store is
-// down. Mails that were in hand at an earlier death of the process are
-// processed after the chunk, each alone (see beginChunk).
-func (s *IMAPSource) doChunk(ctx, work context.Context, c *conn, chunk []imap.UID, sizes map[imap.UID]int64,
-	fn func(Outcome), res *passResult, consecutive *int) error {
-	run, alone, aside, begun := s.beginChunk(work, c, chunk, sizes)
-	endAll := func() {
-		for _, uid := range begun {
-			s.guard.end(work, s.mailID(c, uid))
-		}
-		begun = nil
+// chunkQueue holds the chunks of a pass that are in hand, oldest first:
+// fetched, their mails being processed (each waits for its group commit,
+// store/group.go) or waiting to be acknowledged. While the oldest commits,
+// the next chunk is fetched and begins, so a backlog keeps the store's
+// group commit fed and the connection busy (see handChunks). Only the pass's
+// goroutine uses the connection and the guard; a chunk's mails are
+// processed on goroutines of their own.
+type chunkQueue struct {
+	s           *IMAPSource
+	ctx, work   context.Context // as for pass
+	c           *conn
+	sizes       map[imap.UID]int64
+	fn          func(Outcome)
+	res         *passResult
+	flights     []*flight
+	consecutive int // store errors in a row (see maxErrorsPass)
+}
+
+// flight is one chunk in hand.
+type flight struct {
+	alone, begun []imap.UID // see beginChunk
+	aside        []mailResult
+	pos          map[imap.UID]int // a mail's place in the chunk
+	bytes        int64            // RFC822.SIZE of its mails
+	results      []mailResult     // set before done is closed
+	done         chan struct{}    // every mail of run has its outcome
+}
+
+// handChunks is how many chunks a pass holds in hand at most: one
+// committing while the next is fetched and parsed.
+const handChunks = 2
+
+// mayOverlap tells whether chunk may begin while the chunks in hand are
+// unfinished: chunks of several mails (one alone streams from the server
+// and holds the connection), while no mail met a store error in a row (so
+// the pass stops where a pass of one chunk at a time would), none of those
+// in hand puts off mails to be processed alone, and all of them together
+// hold at most chunkBytes.
+func (q *chunkQueue) mayOverlap(chunk []imap.UID) bool {
+	if len(q.flights) >= handChunks || len(chunk) < 2 || q.consecutive > 0 {
+		return false
 	}
-	defer endAll()
-	results, err := s.processChunk(work, c, run, sizes)
+	total := q.s.bytesOf(chunk, q.sizes)
+	for _, f := range q.flights {
+		if len(f.alone) > 0 || len(f.pos) < 2 {
+			return false
+		}
+		total += f.bytes
+	}
+	return total <= chunkBytes
+}
+
+// inHand is the number of mails of the chunks in hand.
+func (q *chunkQueue) inHand() int {
+	n := 0
+	for _, f := range q.flights {
+		n += len(f.pos)
+	}
+	return n
+}
+
+// start records the mails of chunk as in hand, fetches them and begins
+// their processing (see beginChunk and processChunk); a chunk of one mail
+// is processed before start returns.
+func (q *chunkQueue) start(chunk []imap.UID) error {
+	s := q.s
+	f := &flight{pos: make(map[imap.UID]int, len(chunk)), bytes: s.bytesOf(chunk, q.sizes), done: make(chan struct{})}
+	for i, uid := range chunk {
+		f.pos[uid] = i
+	}
+	var run []imap.UID
+	run, f.alone, f.aside, f.begun = s.beginChunk(q.work, q.c, chunk, q.sizes)
+	q.flights = append(q.flights, f)
+	process, err := s.processChunk(q.work, q.c, run, q.sizes)
 	if err != nil {
+		close(f.done)
 		return err
 	}
-	if len(aside) > 0 {
-		results = append(results, aside...)
-		pos := make(map[imap.UID]int, len(chunk))
-		for i, uid := range chunk {
-			pos[uid] = i
-		}
-		slices.SortFunc(results, func(a, b mailResult) int { return pos[a.uid] - pos[b.uid] })
+	go func() {
+		f.results = process()
+		close(f.done)
+	}()
+	return nil
+}
+
+// finishOldest waits for the oldest chunk in hand and acknowledges its
+// mails: those whose reports all committed go to the processed folder,
+// those with nothing usable, or set aside (retries_exhausted), to the
+// invalid folder; those whose outcome is an error stay, and add to
+// consecutive while the store is down. Then the mails it put off are
+// processed, each alone (see beginChunk).
+func (q *chunkQueue) finishOldest() error {
+	f := q.flights[0]
+	<-f.done
+	q.flights = q.flights[1:]
+	s, work, c := q.s, q.work, q.c
+	endAll := func() {
+		s.endAttempts(work, c, f.begun)
+		f.begun = nil
 	}
+	defer endAll()
+	results := f.results
+	if len(f.aside) > 0 {
+		results = append(results, f.aside...)
+		slices.SortFunc(results, func(a, b mailResult) int { return f.pos[a.uid] - f.pos[b.uid] })
+	}
+	if err := q.acknowledge(results); err != nil {
+		return err
+	}
+	endAll()
+	for _, uid := range f.alone {
+		if q.consecutive >= maxErrorsPass || q.ctx.Err() != nil {
+			q.res.untried++
+			continue
+		}
+		if err := q.start([]imap.UID{uid}); err != nil {
+			return err
+		}
+		if err := q.finishOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// acknowledge settles the outcome of each mail of a chunk (see finishOldest)
+// and moves the mails, one UID MOVE per folder.
+func (q *chunkQueue) acknowledge(results []mailResult) error {
+	s, work, c, res := q.s, q.work, q.c, q.res
 	var processed, invalid []imap.UID
 	for i := range results {
 		m := &results[i]
@@ -841,8 +966,8 @@ func (s *IMAPSource) doChunk(ctx, work context.Context, c *conn, chunk []imap.UI
 		}
 		var v verdict
 		m.out, v = s.guard.settle(work, s.mailID(c, m.uid), m.out)
-		if fn != nil {
-			fn(m.out)
+		if q.fn != nil {
+			q.fn(m.out)
 		}
 		switch m.out.Status {
 		case Stored, Duplicate:
@@ -857,11 +982,11 @@ func (s *IMAPSource) doChunk(ctx, work context.Context, c *conn, chunk []imap.UI
 			s.log.Warn("imap mail left in the mailbox", "uid", m.uid, "reason_code", m.out.ReasonCode, "reason", m.out.Reason)
 			if v == storeDown {
 				res.storeDown = true
-				*consecutive++
+				q.consecutive++
 			}
 			continue
 		}
-		*consecutive = 0
+		q.consecutive = 0
 	}
 	if err := s.moveAll(c, processed, c.processed); err != nil {
 		return err
@@ -886,17 +1011,49 @@ func (s *IMAPSource) doChunk(ctx, work context.Context, c *conn, chunk []imap.UI
 		s.log.Info("imap mail", "uid", m.uid, "status", m.out.Status, "reports", m.out.Reports, "records", m.out.Records,
 			"reason_code", m.out.ReasonCode, "reason", m.out.Reason, "moved_to", dest)
 	}
-	endAll()
-	for _, uid := range alone {
-		if *consecutive >= maxErrorsPass || ctx.Err() != nil {
-			res.untried++
-			continue
-		}
-		if err := s.doChunk(ctx, work, c, []imap.UID{uid}, sizes, fn, res, consecutive); err != nil {
+	return nil
+}
+
+// drain finishes every chunk in hand, oldest first.
+func (q *chunkQueue) drain() error {
+	for len(q.flights) > 0 {
+		if err := q.finishOldest(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// abandon waits for the chunks still in hand after an error (the
+// connection failed: their mails stay in the mailbox) and ends their
+// attempts.
+func (q *chunkQueue) abandon() {
+	for _, f := range q.flights {
+		<-f.done
+		q.s.endAttempts(q.work, q.c, f.begun)
+	}
+	q.flights = nil
+}
+
+// endAttempts records that the attempts of the mails ended.
+func (s *IMAPSource) endAttempts(ctx context.Context, c *conn, uids []imap.UID) {
+	if len(uids) == 0 || s.guard.attempts == nil {
+		return
+	}
+	ids := make([]string, len(uids))
+	for i, uid := range uids {
+		ids[i] = s.mailID(c, uid)
+	}
+	s.guard.endAll(ctx, ids)
+}
+
+// bytesOf is the RFC822.SIZE of the mails together.
+func (s *IMAPSource) bytesOf(uids []imap.UID, sizes map[imap.UID]int64) int64 {
+	var n int64
+	for _, uid := range uids {
+		n += sizes[uid]
+	}
+	return n
 }
 
 // beginChunk records the mails of a chunk as in hand (IMAPConfig.Attempts)
@@ -910,26 +1067,50 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 	if s.guard.attempts == nil {
 		return chunk, nil, nil, nil
 	}
+	var known []imap.UID
+	var ids []string
 	for _, uid := range chunk {
-		size, ok := sizes[uid]
-		if !ok { // expunged meanwhile: found missing
+		if _, ok := sizes[uid]; !ok { // expunged meanwhile: found missing
 			run = append(run, uid)
 			continue
 		}
-		id := s.mailID(c, uid)
-		n := s.guard.begin(ctx, id)
+		known = append(known, uid)
+		ids = append(ids, s.mailID(c, uid))
+	}
+	// With an attempt log that records a chunk at once, every mail is
+	// begun together; with another, one by one, and a mail put off is
+	// ended before the next is begun.
+	batch := s.guard.batches() && len(ids) > 1
+	var unfinished []int
+	if batch {
+		unfinished = s.guard.beginAll(ctx, ids)
+	}
+	var ended []string
+	for i, uid := range known {
+		var n int
+		if batch {
+			n = unfinished[i]
+		} else {
+			n = s.guard.begin(ctx, ids[i])
+		}
 		switch {
 		case s.guard.deadly(n):
-			aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), size, n)})
+			aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), sizes[uid], n)})
 			begun = append(begun, uid)
 		case n > 0 && len(chunk) > 1:
-			s.guard.end(ctx, id)
+			if batch {
+				ended = append(ended, ids[i])
+			} else {
+				s.guard.end(ctx, ids[i])
+			}
 			alone = append(alone, uid)
 		default:
 			run = append(run, uid)
 			begun = append(begun, uid)
 		}
 	}
+	s.guard.endAll(ctx, ended)
+	slices.SortFunc(run, func(a, b imap.UID) int { return slices.Index(chunk, a) - slices.Index(chunk, b) })
 	return run, alone, aside, begun
 }
 
@@ -965,21 +1146,23 @@ func (s *IMAPSource) chunk(uids []imap.UID, sizes map[imap.UID]int64) []imap.UID
 }
 
 // processChunk processes the mails of a chunk: one alone streams from the
-// server; several are read into memory with one UID FETCH and processed at
-// once. Results are in the order of uids.
-func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID, sizes map[imap.UID]int64) ([]mailResult, error) {
+// server before processChunk returns; several are read into memory with
+// one UID FETCH, and process processes them at once, each on a goroutine
+// of its own, without the connection. Results are in the order of uids.
+func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID, sizes map[imap.UID]int64) (process func() []mailResult, err error) {
 	results := make([]mailResult, len(uids))
 	for i, uid := range uids {
 		results[i].uid = uid
 	}
+	done := func() []mailResult { return results }
 	if len(uids) == 1 {
 		size, ok := sizes[uids[0]]
 		if !ok {
-			return results, nil
+			return done, nil
 		}
 		out, found, err := s.process(ctx, c, uids[0], size)
 		results[0].out, results[0].found = out, found
-		return results, err
+		return done, err
 	}
 	bodies := map[imap.UID][]byte{}
 	var fetch []imap.UID
@@ -1018,7 +1201,7 @@ func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID,
 			}
 			if rerr != nil {
 				cmd.Close()
-				return results, fmt.Errorf("UID FETCH: reading UID %d: %w", uid, rerr)
+				return nil, fmt.Errorf("UID FETCH: reading UID %d: %w", uid, rerr)
 			}
 			if uid != 0 && !gone {
 				if body == nil {
@@ -1034,22 +1217,24 @@ func (s *IMAPSource) processChunk(ctx context.Context, c *conn, uids []imap.UID,
 		if err := cmd.Close(); expungeIssued(err) {
 			s.log.Debug("imap: some mails were expunged by another client meanwhile", "err", err)
 		} else if err != nil {
-			return results, fmt.Errorf("UID FETCH: %w", err)
+			return nil, fmt.Errorf("UID FETCH: %w", err)
 		}
 	}
-	var wg sync.WaitGroup
-	for i := range results {
-		body, ok := bodies[results[i].uid]
-		if !ok {
-			continue
+	return func() []mailResult {
+		var wg sync.WaitGroup
+		for i := range results {
+			body, ok := bodies[results[i].uid]
+			if !ok {
+				continue
+			}
+			wg.Go(func() {
+				results[i].out = s.p.Process(ctx, s.inputName(results[i].uid), bytes.NewReader(body))
+				results[i].found = true
+			})
 		}
-		wg.Go(func() {
-			results[i].out = s.p.Process(ctx, s.inputName(results[i].uid), bytes.NewReader(body))
-			results[i].found = true
-		})
-	}
-	wg.Wait()
-	return results, nil
+		wg.Wait()
+		return results
+	}, nil
 }
 
 // sizes returns the RFC822.SIZE of each of the mails.

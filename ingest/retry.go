@@ -90,6 +90,18 @@ type AttemptLog interface {
 	EndAttempt(ctx context.Context, source, id string) error
 }
 
+// AttemptBatchLog is an AttemptLog that also records the attempts of
+// several inputs at once (a chunk of mails): *store.Store implements it,
+// its rows of calls made together sharing INSERTs and SELECTs.
+type AttemptBatchLog interface {
+	AttemptLog
+	// BeginAttempts is BeginAttempt for each of ids: unfinished[i] is
+	// the count of ids[i].
+	BeginAttempts(ctx context.Context, source string, ids []string) (unfinished []int, err error)
+	// EndAttempts is EndAttempt for each of ids.
+	EndAttempts(ctx context.Context, source string, ids []string) error
+}
+
 // AttemptLogOf returns the pipeline's store as an AttemptLog when it is
 // one, else nil (no crash-loop protection).
 func AttemptLogOf(p *Pipeline) AttemptLog {
@@ -350,6 +362,48 @@ func (g *inputGuard) end(ctx context.Context, id string) {
 	defer cancel()
 	if err := g.attempts.EndAttempt(ctx, g.source, id); err != nil {
 		g.log.Warn("could not record the end of an input's attempt", "input", id, "err", err)
+	}
+}
+
+// batches tells whether the attempt log records several inputs at once
+// (AttemptBatchLog).
+func (g *inputGuard) batches() bool {
+	_, ok := g.attempts.(AttemptBatchLog)
+	return ok
+}
+
+// beginAll is begin for each of ids, at once when the attempt log can
+// (AttemptBatchLog): unfinished[i] is the count of ids[i].
+func (g *inputGuard) beginAll(ctx context.Context, ids []string) []int {
+	b, ok := g.attempts.(AttemptBatchLog)
+	if !ok || len(ids) < 2 {
+		unfinished := make([]int, len(ids))
+		for i, id := range ids {
+			unfinished[i] = g.begin(ctx, id)
+		}
+		return unfinished
+	}
+	unfinished, err := b.BeginAttempts(ctx, g.source, ids)
+	if err != nil {
+		g.log.Warn("could not record the attempts of inputs; processing them anyway", "inputs", len(ids), "first", ids[0], "err", err)
+		return make([]int, len(ids))
+	}
+	return unfinished
+}
+
+// endAll is end for each of ids, at once when the attempt log can.
+func (g *inputGuard) endAll(ctx context.Context, ids []string) {
+	b, ok := g.attempts.(AttemptBatchLog)
+	if !ok || len(ids) < 2 {
+		for _, id := range ids {
+			g.end(ctx, id)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeProbeTimeout)
+	defer cancel()
+	if err := b.EndAttempts(ctx, g.source, ids); err != nil {
+		g.log.Warn("could not record the end of inputs' attempts", "inputs", len(ids), "first", ids[0], "err", err)
 	}
 }
 

@@ -161,3 +161,40 @@ func keysOf(m map[string]bool) []string {
 	}
 	return out
 }
+
+// BeginAttempts is BeginAttempt for each of ids (a chunk of mails), called
+// at once so that their rows share INSERTs and SELECTs (coalescer):
+// unfinished[i] is the count of ids[i]. err is the first error; the other
+// inputs' attempts and counts stand.
+func (s *Store) BeginAttempts(ctx context.Context, source string, ids []string) (unfinished []int, err error) {
+	unfinished = make([]int, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { unfinished[i], errs[i] = s.BeginAttempt(ctx, source, id) })
+	}
+	wg.Wait()
+	return unfinished, firstError(errs)
+}
+
+// EndAttempts is EndAttempt for each of ids, called at once so that their
+// rows share INSERTs (coalescer). It returns the first error.
+func (s *Store) EndAttempts(ctx context.Context, source string, ids []string) error {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { errs[i] = s.EndAttempt(ctx, source, id) })
+	}
+	wg.Wait()
+	return firstError(errs)
+}
+
+// firstError is the first non-nil error of errs, or nil.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,45 @@ func TestInputAttemptsMigrationRunsAgainWithoutEffect(t *testing.T) {
 	}
 	if n := queryUint(t, s, "SELECT count() FROM input_attempts"); n != 1 {
 		t.Errorf("%d attempt rows after migrating again, want 1", n)
+	}
+}
+
+func TestBeginAttemptsCountsEachInputOfAChunkAsBeginAttemptDoes(t *testing.T) {
+	s1, dsn := open(t, Options{})
+	const src = "imap"
+	ids := []string{"INBOX/1/10", "INBOX/1/11", "INBOX/1/12"}
+	if n := begin(t, s1, src, ids[0]); n != 0 {
+		t.Fatalf("first attempt: %d unfinished, want 0", n)
+	}
+	if n := begin(t, s1, src, ids[2]); n != 0 {
+		t.Fatalf("first attempt: %d unfinished, want 0", n)
+	}
+	kill(s1) // died with ids[0] and ids[2] in hand
+
+	s2 := openSame(t, dsn)
+	setClock(s2, attemptStale+2*time.Second)
+	got, err := s2.BeginAttempts(context.Background(), src, ids)
+	if err != nil {
+		t.Fatalf("BeginAttempts: %v", err)
+	}
+	if want := []int{1, 0, 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("BeginAttempts = %v, want %v", got, want)
+	}
+	if err := s2.EndAttempts(context.Background(), src, ids); err != nil {
+		t.Fatalf("EndAttempts: %v", err)
+	}
+	if len(s2.attempts.inHand) != 0 {
+		t.Errorf("after EndAttempts %d attempts in hand, want none", len(s2.attempts.inHand))
+	}
+	kill(s2) // ended: its attempts do not count
+
+	s3 := openSame(t, dsn)
+	setClock(s3, 2*(attemptStale+2*time.Second))
+	got, err = s3.BeginAttempts(context.Background(), src, ids)
+	if err != nil {
+		t.Fatalf("BeginAttempts: %v", err)
+	}
+	if want := []int{1, 0, 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after an instance that ended them: BeginAttempts = %v, want %v (only the dead one's)", got, want)
 	}
 }

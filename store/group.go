@@ -772,7 +772,7 @@ func (s *Store) waitGroupClaim(ctx context.Context, rt route) error {
 }
 
 // rowLog batches the rows of a small table under group commit (inputs:
-// LogInput; input_attempts: BeginAttempt, EndAttempt): one INSERT for the
+// LogInput; input_attempts has its coalescer, attemptbatch.go): one INSERT for the
 // rows that come together (those queued while an INSERT runs, or within
 // rowsLinger of the first), each caller returning once its row is written
 // (a source acknowledges after it). Every INSERT makes a part: the rows of
