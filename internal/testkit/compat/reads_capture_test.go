@@ -317,6 +317,14 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 			return err
 		},
 		"EndAttempt": func(ctx context.Context, st *store.Store) error { return st.EndAttempt(ctx, "file", "compat/attempt") },
+		// A chunk's attempts, whose rows and counts share statements.
+		"BeginAttempts": func(ctx context.Context, st *store.Store) error {
+			_, err := st.BeginAttempts(ctx, "imap", []string{"compat/1", "compat/2", "compat/3"})
+			return err
+		},
+		"EndAttempts": func(ctx context.Context, st *store.Store) error {
+			return st.EndAttempts(ctx, "imap", []string{"compat/1", "compat/2", "compat/3"})
+		},
 		"InputStatuses": func(ctx context.Context, st *store.Store) error {
 			_, err := st.InputStatuses(ctx, s.inputs[:10])
 			return err
