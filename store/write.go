@@ -592,6 +592,7 @@ type recordColumns struct {
 	spfRelaxed, spfStrict, dmarcPass []uint8
 	recordError                      []string
 	slab                             []string // backs the DKIM and SPF arrays (carve)
+	slabSize                         int      // strings of a new slab; 0: slabStrings
 }
 
 // recordColumnList is the column list of INSERTs into aggregate_records, in
@@ -618,7 +619,7 @@ func newRecordColumns(n int) *recordColumns {
 	if n > 1<<16 {
 		n = 1 << 16
 	}
-	c := &recordColumns{}
+	c := &recordColumns{slabSize: min(slabStrings, max(64, n*slabPerRecord))}
 	c.grow(n)
 	return c
 }
@@ -698,9 +699,15 @@ func (c *recordColumns) reset() {
 	c.slab = nil // a batch may keep the strings it was given (carve)
 }
 
-// slabStrings is the size of a new string slab: a few thousand records'
-// DKIM and SPF columns.
-const slabStrings = 1 << 14
+// slabStrings is the largest size of a new string slab: a few thousand
+// records' DKIM and SPF columns. A buffer made for fewer records (a small
+// report of a group) takes slabs of slabPerRecord strings a record: a
+// record with one DKIM and one SPF result, the common one, fills its
+// share, so a group's thousands of buffers hold no unused slab.
+const (
+	slabStrings   = 1 << 14
+	slabPerRecord = 8
+)
 
 // carve returns n strings of the buffer's slab, a new slab when the
 // current one is full: the DKIM and SPF arrays of a record cost an
@@ -712,7 +719,11 @@ func (c *recordColumns) carve(n int) []string {
 		return nil
 	}
 	if cap(c.slab)-len(c.slab) < n {
-		c.slab = make([]string, 0, max(n, slabStrings))
+		size := c.slabSize
+		if size == 0 {
+			size = slabStrings
+		}
+		c.slab = make([]string, 0, max(n, size))
 	}
 	l := len(c.slab)
 	c.slab = c.slab[:l+n]
