@@ -27,25 +27,30 @@ import (
 //
 // One goroutine per route commits its groups one after another, paced by
 // a budget of parts (GroupOptions.PartsPerSecond): ClickHouse recommends
-// few new parts per second for a MergeTree table (each INSERT makes one
-// part per partition it touches, and merges cost the server more than the
-// INSERT itself). A commit that created P parts (the distinct table and
-// partition pairs its INSERTs touched, partsOf) makes the route's next
-// commit wait until P / PartsPerSecond after its start, less the credit
-// the route saved while it created fewer (at most Burst: the generic cell
-// rate algorithm of ITU-T I.371, lane.paced). Once that time has
+// few new parts per second for a MergeTree table, and counts them per
+// partition (parts_to_delay_insert and parts_to_throw_insert bound a
+// partition's active parts; merges work within a partition). A commit
+// makes one INSERT per table, which adds one part to each monthly
+// partition it touches (partsOf counts them, for the log): so each commit
+// adds at most one part to any partition, and the route's next commit
+// waits until 1 / PartsPerSecond after its start, less the credit the
+// route saved while it committed less often (at most Burst: the generic
+// cell rate algorithm of ITU-T I.371, lane.paced). Once that time has
 // passed, a group is committed when it holds GroupOptions.MaxRecords
 // records or MaxBytes bytes; when no writer is reading a report any more
 // (every writer in WriteAggregate waits for this group, so none can join
 // it); or else once Window has passed since the previous commit of the
 // route began. So a single mail on an idle route is committed at once, a
 // source with a few concurrent inputs commits them together, and whatever
-// the arrival pattern a route creates at most PartsPerSecond parts per
-// second in the long run (and at most Burst's worth of parts ahead of
-// it): a group that is full before its time waits, its
+// the arrival pattern no partition of a route's tables receives more than
+// PartsPerSecond new parts per second in the long run (and at most Burst's
+// worth ahead of it): a group that is full before its time waits, its
 // callers blocked (back-pressure on the sources), and at its time at most
 // MaxRecords records and MaxBytes bytes of it are committed, the rest
-// waiting for the next commit (lane.ready).
+// waiting for the next commit (lane.ready). A backlog spread over many
+// months makes parts in each of them at that rate: its total is the
+// partitions times the commits, the commits as few as the groups' size
+// bounds allow.
 //
 // A group's commit (commitGroup):
 //  1. claims the route's group claim (groupClaim: one claim table, taken
@@ -83,12 +88,13 @@ type GroupOptions struct {
 	MaxRecords int           // commit once a group holds this many records (default 50,000)
 	MaxBytes   int64         // ... or about this many bytes of record text (default 32 MiB)
 	Window     time.Duration // at most one commit per route per Window, size bounds aside (default 200 ms)
-	// PartsPerSecond is the budget of new parts of a route: a commit that
-	// created P parts delays the route's next one to P / PartsPerSecond
-	// after its start (default DefaultGroupPartsPerSecond), less the
-	// credit the route saved while idle, at most Burst (default
-	// DefaultGroupBurst): a backlog's first commits, or a day's mail after
-	// a quiet hour, are not delayed.
+	// PartsPerSecond is the budget of new parts a second in any one
+	// partition of a route's tables: a commit adds at most one to each, so
+	// it delays the route's next commit to 1 / PartsPerSecond after its
+	// start (default DefaultGroupPartsPerSecond), less the credit the
+	// route saved while idle, at most Burst (default DefaultGroupBurst): a
+	// backlog's first commits, or a day's mail after a quiet hour, are not
+	// delayed.
 	PartsPerSecond int
 	Burst          time.Duration
 }
@@ -98,7 +104,7 @@ const (
 	DefaultGroupMaxRecords     = 50000
 	DefaultGroupMaxBytes       = 32 << 20
 	DefaultGroupWindow         = 200 * time.Millisecond
-	DefaultGroupPartsPerSecond = 10
+	DefaultGroupPartsPerSecond = 2
 	DefaultGroupBurst          = 10 * time.Second
 )
 
@@ -121,8 +127,8 @@ func (o GroupOptions) withDefaults() GroupOptions {
 	return o
 }
 
-// pace is how long a commit that created parts parts delays the next
-// commit of its route, after its start.
+// pace is how long commits that added parts parts to a partition delay
+// the next commit of their route, after the start of the first.
 func (o GroupOptions) pace(parts int) time.Duration {
 	return time.Duration(parts) * time.Second / time.Duration(o.PartsPerSecond)
 }
@@ -456,7 +462,7 @@ func (c *committer) commit(l *lane, group []*groupItem) {
 	start := time.Now()
 	parts, err := c.s.commitGroup(c.ctx, l.rt, group)
 	l.mu.Lock()
-	l.paced(c.opt, parts)
+	l.paced(c.opt, min(parts, 1)) // at most one part in any partition (see "Group commit")
 	l.mu.Unlock()
 	c.s.log.Debug("group commit", "reports", len(group), "parts", parts, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	if err != nil {

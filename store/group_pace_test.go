@@ -48,7 +48,7 @@ func TestAReportAfterACommitWhosePartsAreSpentWaitsNoLonger(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	l := laneWith(pendingItem(5))
 	l.lastStart = t0
-	l.paced(paceOpt, 6) // 600 ms
+	l.paced(paceOpt, 6) // 600 ms: six commits' worth at 10/s
 	if group, _ := l.ready(t0.Add(time.Second), paceOpt, true); len(group) != 1 {
 		t.Errorf("a second after a commit of 6 parts: %d reports to commit, want 1", len(group))
 	}
@@ -58,9 +58,9 @@ func TestAFullGroupWaitsForThePartsBudgetOfThePreviousCommit(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	l := laneWith(pendingItem(600), pendingItem(600))
 	l.lastStart = t0
-	l.paced(paceOpt, 72) // 12 months x 6 tables at 10 parts/s
+	l.paced(paceOpt, 72) // 72 parts in a partition at 10/s
 	if want := t0.Add(7200 * time.Millisecond); !l.tat.Equal(want) {
-		t.Fatalf("pace of 72 parts at 10/s ends at %v, want %v", l.tat, want)
+		t.Fatalf("pace of 72 parts a partition at 10/s ends at %v, want %v", l.tat, want)
 	}
 	for _, reading := range []bool{true, false} {
 		group, at := l.ready(t0.Add(7*time.Second), paceOpt, reading)
@@ -150,14 +150,14 @@ func TestAReportOnAnIdleStoreIsCommittedAtOnceAndPacesTheNext(t *testing.T) {
 	l := s.group.laneOf("")
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if want := l.lastStart.Add(6 * time.Second); !l.tat.Equal(want) {
-		t.Errorf("parts paid for at %v, want %v (6 parts at 1/s after the commit's start)", l.tat, want)
+	if want := l.lastStart.Add(time.Second); !l.tat.Equal(want) {
+		t.Errorf("parts paid for at %v, want %v (one part in each of its 6 tables' partition at 1/s after the commit's start)", l.tat, want)
 	}
 }
 
 func TestAnIdleLaneSavesCreditForABurstOfCommits(t *testing.T) {
 	opt := paceOpt
-	opt.Burst = 10 * time.Second // 100 parts at 10/s
+	opt.Burst = 10 * time.Second // 100 parts a partition at 10/s
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	l := laneWith(pendingItem(5))
 	now := t0

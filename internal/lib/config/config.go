@@ -111,8 +111,9 @@ type ClickHouse struct {
 	// BatchRows is how many records go into one INSERT block: larger is
 	// faster for big reports and costs memory (about 1 KB a record).
 	BatchRows int `yaml:"batch_rows"`
-	// PartsPerSecond is the budget of new parts a writer's group commits
-	// make per second (store.GroupOptions.PartsPerSecond).
+	// PartsPerSecond is the budget of new parts a second in any one
+	// partition of a table that a writer's group commits make
+	// (store.GroupOptions.PartsPerSecond).
 	PartsPerSecond int `yaml:"parts_per_second"`
 }
 
