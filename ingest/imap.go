@@ -725,7 +725,7 @@ const (
 )
 
 // DefaultIMAPConcurrency is the default of IMAPConfig.Concurrency.
-const DefaultIMAPConcurrency = 4
+const DefaultIMAPConcurrency = 32
 
 // mailResult is the outcome of one mail of a chunk.
 type mailResult struct {
