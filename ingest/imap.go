@@ -818,7 +818,11 @@ func (s *IMAPSource) pass(ctx, work context.Context, c *conn, fn func(Outcome)) 
 			return res, nil
 		}
 	}
-	return res, q.drain()
+	if err := q.drain(); err != nil {
+		return res, err
+	}
+	backlog(res.untried)
+	return res, nil
 }
 
 // mailID is a mail's identity for its retries and attempts: the IMAP URL

@@ -334,9 +334,11 @@ func TestServeKill9DuringBacklog(t *testing.T) {
 	cfg := writeConfig(t, dir, fmt.Sprintf(`http: {listen: %s}
 owned_domains: ["*"]
 sources:
-  - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s}
+  - {name: mailbox, type: imap, address: %s, tls: none, username: %s, poll_interval: 1s, concurrency: 4}
   - {name: drop, type: spool, path: %s, settle: 200ms, poll_interval: 1s}
 `, httpAddr, addr, user, spool))
+	// Chunks of 4 mails (two in hand): many moments within the backlog
+	// for the 20 kills, each chunk still committed as one group.
 	env := []string{"DMARCD_CLICKHOUSE_DSN=" + dsn, "DMARCD_SOURCES_MAILBOX_PASSWORD=" + pass}
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 41))
