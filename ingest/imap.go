@@ -705,12 +705,11 @@ func (s *IMAPSource) ensureFolder(c *imapclient.Client, name string) error {
 	return nil
 }
 
-// passResult counts the mails of a pass that stay in the mailbox.
+// passResult counts the inputs of a pass that stay where they are (the
+// mails of an IMAP mailbox, the objects of an S3 bucket).
 type passResult struct {
-	errors     int    // mails whose outcome was an error
-	untried    int    // mails not read: the pass ended after errors, or they wait out their backoff
-	firstError string // reason of the first error
-	storeDown  bool   // some error came while the store was down
+	untried   int // inputs not read: the pass ended after errors, or they wait out their backoff
+	passTally     // what the outcomes of its inputs said (errors, the first, store down)
 }
 
 // Mails are processed in chunks: up to Concurrency mails, read whole into

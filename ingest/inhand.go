@@ -68,3 +68,36 @@ func (h *inHand[R]) succeeded() { h.limit = min(h.max, 2*h.limit) }
 
 // storeDown puts the limit back to one input: the store did not answer.
 func (h *inHand[R]) storeDown() { h.limit = 1 }
+
+// passTally is what the outcomes of a pass said, as a source takes them
+// in order from its inputs in hand (took).
+type passTally struct {
+	errors     int    // inputs whose outcome was an error
+	firstError string // reason of the first error
+	storeDown  bool   // some error came while the store was down
+	downInARow int    // errors while the store was down, in a row
+}
+
+// took counts out (its verdict v) into t and sizes h by it: an input
+// without error widens the inputs in hand, an error while the store is
+// down narrows them to one, and stop tells that maxErrorsPass of those
+// came in a row (the pass ends). An input's own trouble changes neither:
+// the others go on.
+func took[R any](t *passTally, h *inHand[R], out Outcome, v verdict) (stop bool) {
+	if out.Status != Error {
+		h.succeeded()
+		t.downInARow = 0
+		return false
+	}
+	t.errors++
+	if t.firstError == "" {
+		t.firstError = out.Reason
+	}
+	if v != storeDown {
+		return false
+	}
+	t.storeDown = true
+	h.storeDown()
+	t.downInARow++
+	return t.downInARow >= maxErrorsPass
+}

@@ -423,7 +423,7 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 	}
 	s.log.Debug("s3 pass", "pending", len(pending), "more", more)
 	h := newInHand[s3Result](s.cfg.Concurrency)
-	handled, consecutive, stop := 0, 0, false
+	handled, stop := 0, false
 	take := func(r s3Result) {
 		handled++
 		if r.err != nil {
@@ -441,22 +441,11 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 			fn(r.out)
 		}
 		if r.out.Status != Error {
-			h.succeeded()
-			consecutive = 0
 			done++
-			return
+		} else {
+			s.log.Warn("s3 object left pending", "key", r.obj.key, "reason_code", r.out.ReasonCode, "reason", r.out.Reason)
 		}
-		res.errors++
-		if res.firstError == "" {
-			res.firstError = r.out.Reason
-		}
-		s.log.Warn("s3 object left pending", "key", r.obj.key, "reason_code", r.out.ReasonCode, "reason", r.out.Reason)
-		if r.v != storeDown {
-			return // this object's own trouble: the others go on
-		}
-		res.storeDown = true
-		h.storeDown()
-		if consecutive++; consecutive >= maxErrorsPass {
+		if took(&res.passTally, h, r.out, r.v) {
 			stop = true
 		}
 	}

@@ -307,11 +307,9 @@ func (s *SpoolSource) prepare() error {
 type spoolPass struct {
 	pending    int           // files not settled yet
 	nextSettle time.Duration // when the first of them will be
-	errors     int           // files whose outcome was an error
 	untried    int           // files not read: the pass ended after errors, or they wait out their backoff
-	storeDown  bool          // some error came while the store was down
-	firstError string
-	readErr    error // the folder could not be read
+	readErr    error         // the folder could not be read
+	passTally                // what the outcomes of its files said
 }
 
 // pass processes the settled files of the folder once, in name order,
@@ -330,7 +328,7 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 	s.setReady(nil)
 	present, ids := map[string]bool{}, map[string]bool{}
 	h := newInHand[spoolResult](s.cfg.Concurrency)
-	consecutive, stopped := 0, false
+	stopped := false
 	take := func(r spoolResult) {
 		if !r.found {
 			return
@@ -338,21 +336,7 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 		if fn != nil {
 			fn(r.out)
 		}
-		if r.out.Status != Error {
-			h.succeeded()
-			consecutive = 0
-			return
-		}
-		res.errors++
-		if res.firstError == "" {
-			res.firstError = r.out.Reason
-		}
-		if r.v != storeDown {
-			return // this file's own trouble: the others go on
-		}
-		res.storeDown = true
-		h.storeDown()
-		if consecutive++; consecutive >= maxErrorsPass {
+		if took(&res.passTally, h, r.out, r.v) {
 			stopped = true
 		}
 	}
