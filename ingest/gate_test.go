@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 
@@ -21,17 +20,9 @@ type waitingStore struct {
 }
 
 func (s *waitingStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
-	res := store.WriteResult{ReportKey: aggregate.Key(h), Status: store.StatusStored}
-	for {
-		r, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return res, err
-		}
-		res.Records++
-		res.Messages += r.Count
+	res, err := readReport(h, next)
+	if err != nil {
+		return res, err
 	}
 	s.read <- h.ReportID
 	<-s.commit

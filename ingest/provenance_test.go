@@ -37,11 +37,22 @@ func (s *metaStore) keep(m store.InputMeta) {
 }
 
 func (s *metaStore) WriteAggregate(_ context.Context, h *aggregate.Header, m store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
+	res, err := readReport(h, next)
+	if err != nil {
+		return res, err
+	}
+	s.keep(m)
+	return res, nil
+}
+
+// readReport reads a report's records to their end, as a store does, and
+// returns its WriteResult as stored.
+func readReport(h *aggregate.Header, next func() (*enrich.Record, error)) (store.WriteResult, error) {
 	res := store.WriteResult{ReportKey: aggregate.Key(h), Status: store.StatusStored}
 	for {
 		r, err := next()
 		if err == io.EOF {
-			break
+			return res, nil
 		}
 		if err != nil {
 			return res, err
@@ -49,8 +60,6 @@ func (s *metaStore) WriteAggregate(_ context.Context, h *aggregate.Header, m sto
 		res.Records++
 		res.Messages += r.Count
 	}
-	s.keep(m)
-	return res, nil
 }
 
 func (s *metaStore) WriteFailure(_ context.Context, key string, r *enrich.FailureReport, m store.InputMeta) (store.WriteResult, error) {

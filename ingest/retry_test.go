@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,17 +87,9 @@ type aggStore struct {
 func newAggStore() *aggStore { return &aggStore{keys: map[string]bool{}} }
 
 func (s *aggStore) WriteAggregate(_ context.Context, h *aggregate.Header, _ store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
-	res := store.WriteResult{ReportKey: aggregate.Key(h), Status: store.StatusStored}
-	for {
-		r, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return res, err
-		}
-		res.Records++
-		res.Messages += r.Record.Count
+	res, err := readReport(h, next)
+	if err != nil {
+		return res, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
