@@ -100,7 +100,7 @@ func TestSpoolBacklogIsInHandTogetherAndEachFileMovedAfterItsWrite(t *testing.T)
 		_, err := os.Stat(input)
 		return err == nil
 	})
-	src := ingest.NewSpoolSource(ingest.SpoolConfig{Path: dir, PollInterval: time.Hour},
+	src := ingest.NewSpoolSource(ingest.SpoolConfig{Path: dir, PollInterval: time.Hour, Concurrency: 32},
 		ingest.New(g, ingest.Options{Source: "spool"}), testLogger())
 	var outs []string
 	err := src.Once(context.Background(), func(o ingest.Outcome) {
@@ -179,7 +179,9 @@ func TestS3BacklogIsInHandTogetherAndEachObjectMovedAfterItsWrite(t *testing.T) 
 		_, err := b.c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(b.name), Key: aws.String(key)})
 		return err == nil
 	})
-	src := newSource(t, b.config(), ingest.New(g, ingest.Options{Source: "s3"}))
+	cfg := b.config()
+	cfg.Concurrency = 32
+	src := newSource(t, cfg, ingest.New(g, ingest.Options{Source: "s3"}))
 	var outs []string
 	for _, o := range once(t, src) {
 		outs = append(outs, o.Input[:strings.LastIndex(o.Input, "#")]+":"+string(o.Status))

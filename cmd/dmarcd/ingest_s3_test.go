@@ -136,12 +136,15 @@ func TestIngestS3SurvivesKill9(t *testing.T) {
 		t.Fatalf("final run: %v\n%s", err, stderr.String())
 	}
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		var o struct{ Input, Status string }
+		var o struct{ Input, Status, Reason string }
 		if line == "" {
 			continue
 		}
 		if err := json.Unmarshal([]byte(line), &o); err != nil {
 			t.Fatalf("line %q: %v", line, err)
+		}
+		if o.Status != "stored" && o.Status != "duplicate" {
+			t.Logf("final run: %s %s: %s", o.Input, o.Status, o.Reason)
 		}
 		if !strings.HasPrefix(o.Input, "s3://"+bucket+"/incoming/") {
 			t.Errorf("input name %q", o.Input)
