@@ -107,37 +107,27 @@ func (s *Source) defaults(d Defaults) {
 		def(&s.Mailbox, d.IMAP.Mailbox)
 		def(&s.ProcessedMailbox, d.IMAP.ProcessedMailbox)
 		def(&s.InvalidMailbox, d.IMAP.InvalidMailbox)
-		defDuration(&s.PollInterval, d.IMAP.PollInterval)
-		if s.Concurrency == 0 {
-			s.Concurrency = d.IMAP.Concurrency
-		}
+		def(&s.PollInterval, d.IMAP.PollInterval)
+		def(&s.Concurrency, d.IMAP.Concurrency)
 	case SourceSpool:
-		defDuration(&s.PollInterval, d.Spool.PollInterval)
+		def(&s.PollInterval, d.Spool.PollInterval)
 		if !s.set["settle"] {
 			s.Settle = d.Spool.Settle
 		}
-		if s.Concurrency == 0 {
-			s.Concurrency = d.Spool.Concurrency
-		}
+		def(&s.Concurrency, d.Spool.Concurrency)
 	case SourceS3:
 		def(&s.Mode, d.S3.Mode)
 		def(&s.ProcessedPrefix, d.S3.ProcessedPrefix)
 		def(&s.InvalidPrefix, d.S3.InvalidPrefix)
-		defDuration(&s.PollInterval, d.S3.PollInterval)
-		if s.Concurrency == 0 {
-			s.Concurrency = d.S3.Concurrency
-		}
+		def(&s.PollInterval, d.S3.PollInterval)
+		def(&s.Concurrency, d.S3.Concurrency)
 	}
 }
 
-func def(v *string, d string) {
-	if *v == "" {
-		*v = d
-	}
-}
-
-func defDuration(v *Duration, d Duration) {
-	if *v == 0 {
+// def sets *v to d when *v is unset (its zero value).
+func def[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
 		*v = d
 	}
 }
