@@ -392,7 +392,7 @@ func (s *S3Source) passes(ctx context.Context, fn func(Outcome)) (passResult, er
 }
 
 // pass lists up to s3MaxPass pending objects and processes them, but for
-// those waiting out their backoff: up to Concurrency at once (see inHand),
+// those waiting out their backoff: up to Concurrency at once (see InHand),
 // each acknowledged as soon as its own outcome is final, their outcomes
 // told to fn in listing order. more says the listing stopped early; done
 // counts objects acknowledged. After maxErrorsPass errors in a row while
@@ -454,20 +454,20 @@ func (s *S3Source) pass(ctx context.Context, fn func(Outcome)) (res passResult, 
 	}
 	started := 0
 	for _, obj := range pending {
-		for !stop && h.full(obj.size) {
-			take(h.next())
+		for !stop && h.Full(obj.size) {
+			take(h.Next())
 		}
 		if stop || ctx.Err() != nil {
 			break
 		}
-		h.start(obj.size, func() s3Result {
+		h.Start(obj.size, func() s3Result {
 			out, found, v, err := s.process(ctx, obj)
 			return s3Result{obj: obj, out: out, found: found, v: v, err: err}
 		})
 		started++
 	}
-	for h.len() > 0 {
-		take(h.next())
+	for h.Len() > 0 {
+		take(h.Next())
 	}
 	switch {
 	case err != nil:

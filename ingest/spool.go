@@ -317,7 +317,7 @@ type spoolPass struct {
 
 // pass processes the settled files of the folder once, in name order,
 // but for those waiting out their backoff: up to Concurrency at once (see
-// inHand), each moved as soon as its own outcome is final, their outcomes
+// InHand), each moved as soon as its own outcome is final, their outcomes
 // told to fn in name order. After maxErrorsPass errors in a row while the
 // store is down it starts no more files.
 func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass) {
@@ -355,8 +355,8 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 		if err != nil {
 			continue // gone meanwhile
 		}
-		for !stopped && h.full(fi.Size()) {
-			take(h.next())
+		for !stopped && h.Full(fi.Size()) {
+			take(h.Next())
 		}
 		if stopped {
 			for _, rest := range entries[i:] {
@@ -379,13 +379,13 @@ func (s *SpoolSource) pass(ctx context.Context, fn func(Outcome)) (res spoolPass
 			res.untried++
 			continue
 		}
-		h.start(fi.Size(), func() spoolResult {
+		h.Start(fi.Size(), func() spoolResult {
 			out, found, v := s.processFile(ctx, name, fi)
 			return spoolResult{out: out, found: found, v: v}
 		})
 	}
-	for h.len() > 0 {
-		take(h.next())
+	for h.Len() > 0 {
+		take(h.Next())
 	}
 	if ctx.Err() != nil {
 		return res

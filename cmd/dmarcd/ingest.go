@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,28 +117,47 @@ func runIngest(ctx context.Context, e *env, args []string) int {
 // no permission) is an input of its own that ends invalid with
 // input_unreadable, and the other paths are still walked.
 //
-// The inputs in hand (inHand) are processed at once, so that the store
-// commits the small reports of a folder in groups (store.GroupOptions);
-// process bounds how many of them are read at once.
+// The inputs in hand (inHand, ingest.InHand) are processed at once, so
+// that the store commits the small reports of a folder in groups
+// (store.GroupOptions); process bounds how many of them are read at once.
 func walkPaths(ctx context.Context, paths []string, maxMessage int64, hand inHand, rep *reporter, process func(ingest.Input) ingest.Outcome) error {
-	outs := make(chan chan ingest.Outcome, hand.inputs)
-	errc := make(chan error, 1)
-	bytes := newByteBudget(hand.bytes)
-	go func() {
-		defer close(outs)
-		errc <- feedInputs(ctx, paths, maxMessage, outs, bytes, process)
-	}()
+	h := ingest.NewInHand[ingest.Outcome](hand.inputs, hand.bytes)
 	var werr error
-	for o := range outs {
-		out := <-o
+	report := func(out ingest.Outcome) {
 		if werr == nil {
 			werr = rep.add(out)
 		}
 	}
+	start := func(size int64, work func() ingest.Outcome) {
+		for h.Full(size) || h.Ready() {
+			report(h.Next())
+		}
+		h.Start(size, work)
+	}
+	err := func() error {
+		for _, path := range paths {
+			if path != "-" {
+				if _, err := os.Stat(path); err != nil {
+					start(0, func() ingest.Outcome { return unreadable(path, err) })
+					continue
+				}
+			}
+			for in, err := range ingest.FileInputs(ctx, []string{path}, maxMessage) {
+				if err != nil {
+					return err
+				}
+				start(in.Size, func() ingest.Outcome { return process(in) })
+			}
+		}
+		return nil
+	}()
+	for h.Len() > 0 {
+		report(h.Next())
+	}
 	if werr != nil {
 		return werr
 	}
-	return <-errc
+	return err
 }
 
 // inHand bounds what `dmarcd ingest` has in hand at once: inputs being
@@ -175,71 +193,6 @@ func inHandOf(l config.Limits) inHand {
 // once (ingest.Gate): two per CPU, so that reading one input's file
 // overlaps parsing another's.
 func ingestReaders() int { return 2 * runtime.GOMAXPROCS(0) }
-
-// byteBudget bounds the summed sizes of the inputs in hand.
-type byteBudget struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	max  int64
-	used int64
-}
-
-func newByteBudget(max int64) *byteBudget {
-	b := &byteBudget{max: max}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-// take waits until n bytes fit beside those taken, or none are taken.
-func (b *byteBudget) take(n int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for b.used > 0 && b.used+n > b.max {
-		b.cond.Wait()
-	}
-	b.used += n
-}
-
-// give returns n bytes taken.
-func (b *byteBudget) give(n int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.used -= n
-	b.cond.Broadcast()
-}
-
-// feedInputs starts process on each input under paths, at most cap(outs)
-// at once and of at most bytes' bound in size, and queues a channel of
-// each outcome in input order.
-func feedInputs(ctx context.Context, paths []string, maxMessage int64, outs chan<- chan ingest.Outcome, bytes *byteBudget, process func(ingest.Input) ingest.Outcome) error {
-	done := func(out ingest.Outcome) chan ingest.Outcome {
-		c := make(chan ingest.Outcome, 1)
-		c <- out
-		return c
-	}
-	for _, path := range paths {
-		if path != "-" {
-			if _, err := os.Stat(path); err != nil {
-				outs <- done(unreadable(path, err))
-				continue
-			}
-		}
-		for in, err := range ingest.FileInputs(ctx, []string{path}, maxMessage) {
-			if err != nil {
-				return err
-			}
-			c := make(chan ingest.Outcome, 1)
-			outs <- c // blocks while cap(outs) outcomes are pending
-			bytes.take(in.Size)
-			go func() {
-				out := process(in)
-				bytes.give(in.Size)
-				c <- out
-			}()
-		}
-	}
-	return nil
-}
 
 // unreadable is the outcome of a path that cannot be opened: invalid, with
 // input_unreadable and the system's reason (which names the path).
