@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -130,7 +132,7 @@ func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]in
 			GROUP BY source, input_id, attempt)
 		WHERE began = 1 AND ended = 0 AND inst != ? AND newest < toDateTime(?)
 		GROUP BY source, input_id`,
-		keysOf(sources), keysOf(ids), qs[0].instance, unixSeconds(before))
+		slices.Collect(maps.Keys(sources)), slices.Collect(maps.Keys(ids)), qs[0].instance, unixSeconds(before))
 	if err != nil {
 		return nil, err
 	}
@@ -152,14 +154,6 @@ func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]in
 		out[i] = n[q.key]
 	}
 	return out, nil
-}
-
-func keysOf(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // BeginAttempts is BeginAttempt for each of ids (a chunk of mails), called

@@ -264,23 +264,15 @@ func (s *Store) writeBeats(ctx context.Context, end bool) error {
 // insertAttemptRows writes 'end' rows for ended and 'alive' rows for alive,
 // in one INSERT.
 func (s *Store) insertAttemptRows(ctx context.Context, now time.Time, ended, alive []attempt) error {
-	a := s.attempts
-	b, err := s.conn.PrepareBatch(ctx, attemptsInsert)
-	if err != nil {
-		return err
+	rows := make([]attemptRow, 0, len(ended)+len(alive))
+	for _, r := range ended {
+		rows = append(rows, attemptRow{time: now, key: r.key, attempt: r.id, event: attemptEnd})
 	}
-	for _, l := range []struct {
-		event string
-		rows  []attempt
-	}{{attemptEnd, ended}, {attemptAlive, alive}} {
-		for _, r := range l.rows {
-			if err := b.Append(now, r.key.source, r.key.id, a.instance, r.id, l.event); err != nil {
-				b.Abort()
-				return err
-			}
-		}
+	for _, r := range alive {
+		rows = append(rows, attemptRow{time: now, key: r.key, attempt: r.id, event: attemptAlive})
 	}
-	return b.Send()
+	_, err := s.writeAttemptRows(ctx, rows)
+	return err
 }
 
 // closeAttempts stops the heartbeats and ends the attempts still in hand:
