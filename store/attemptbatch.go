@@ -8,20 +8,21 @@ import (
 	"time"
 )
 
-// attemptQueryTimeout bounds one INSERT or SELECT made for the attempts
-// of concurrent BeginAttempt and EndAttempt calls.
-const attemptQueryTimeout = 30 * time.Second
+// coalesceTimeout bounds one batch of a coalescer: an INSERT or SELECT
+// made for concurrent callers.
+const coalesceTimeout = 30 * time.Second
 
 // coalescer gathers the requests of concurrent callers into batches: the
 // first caller starts a batch at once; those that come while it runs wait
 // and go together in the next. A source with many inputs in hand (the
-// spool and S3 sources, IMAP chunks) so records their attempts with one
-// INSERT and one SELECT per batch rather than per input, as the group
-// commit does for their reports (group.go).
+// spool and S3 sources, IMAP chunks, `dmarcd ingest` of a folder) so
+// records their attempts and their rows of inputs with one INSERT (and
+// one SELECT) per batch rather than per input, as the group commit does
+// for their reports (group.go): each INSERT makes a part.
 //
 // Its do answers a batch's requests in order, or fails them all. A batch runs
 // under the first caller's context without its cancellation, bounded by
-// attemptQueryTimeout: a caller always learns whether its row was
+// coalesceTimeout: a caller always learns whether its row was
 // written, so that an attempt is in hand exactly when its begin row is.
 type coalescer[Q, A any] struct {
 	mu   sync.Mutex
@@ -65,7 +66,7 @@ func (c *coalescer[Q, A]) batches(ctx context.Context, do func(context.Context, 
 			return
 		}
 		c.mu.Unlock()
-		qctx, cancel := context.WithTimeout(ctx, attemptQueryTimeout)
+		qctx, cancel := context.WithTimeout(ctx, coalesceTimeout)
 		answers, err := do(qctx, reqs)
 		cancel()
 		for i, out := range outs {
@@ -88,17 +89,29 @@ type attemptRow struct {
 
 // writeAttemptRows inserts rows in one INSERT.
 func (s *Store) writeAttemptRows(ctx context.Context, rows []attemptRow) ([]struct{}, error) {
-	b, err := s.conn.PrepareBatch(ctx, attemptsInsert)
-	if err != nil {
-		return nil, err
+	vals := make([][]any, len(rows))
+	for i, r := range rows {
+		vals[i] = []any{r.time, r.key.source, r.key.id, s.attempts.instance, r.attempt, r.event}
 	}
-	for _, r := range rows {
-		if err := b.Append(r.time, r.key.source, r.key.id, s.attempts.instance, r.attempt, r.event); err != nil {
-			b.Abort()
+	return s.insertRows(attemptsInsert)(ctx, vals)
+}
+
+// insertRows returns a coalescer's batch function that inserts its rows
+// (the values of a row in the order of insert's columns) in one INSERT.
+func (s *Store) insertRows(insert string) func(context.Context, [][]any) ([]struct{}, error) {
+	return func(ctx context.Context, rows [][]any) ([]struct{}, error) {
+		b, err := s.conn.PrepareBatch(ctx, insert)
+		if err != nil {
 			return nil, err
 		}
+		for _, r := range rows {
+			if err := b.Append(r...); err != nil {
+				b.Abort()
+				return nil, err
+			}
+		}
+		return nil, b.Send()
 	}
-	return nil, b.Send()
 }
 
 // unfinishedQuery asks how many attempts at key began and never ended,

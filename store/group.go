@@ -150,7 +150,6 @@ type committer struct {
 	// readers counts the writers reading a report's records, which may
 	// join a group yet.
 	readers atomic.Int64
-	inputs  rowLog // rows of inputs (LogInput)
 }
 
 // lane is the pending group of one route.
@@ -186,9 +185,6 @@ type groupItem struct {
 func newCommitter(s *Store, opt GroupOptions) *committer {
 	c := &committer{s: s, opt: opt.withDefaults(), lanes: map[int]*lane{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.inputs.insert, c.inputs.wake = inputsInsert, make(chan struct{}, 1)
-	c.wg.Add(1)
-	go c.runRows(&c.inputs)
 	return c
 }
 
@@ -774,111 +770,5 @@ func (s *Store) waitGroupClaim(ctx context.Context, rt route) error {
 			return ctx.Err()
 		case <-time.After(claimPoll):
 		}
-	}
-}
-
-// rowLog batches the rows of a small table under group commit (inputs:
-// LogInput; input_attempts has its coalescer, attemptbatch.go): one INSERT for the
-// rows that come together (those queued while an INSERT runs, or within
-// rowsLinger of the first), each caller returning once its row is written
-// (a source acknowledges after it). Every INSERT makes a part: the rows of
-// a group's inputs, which end together, make one instead of one each.
-type rowLog struct {
-	insert  string // the INSERT statement, without its rows
-	mu      sync.Mutex
-	closed  bool
-	pending []*rowWait
-	wake    chan struct{}
-}
-
-// rowsLinger is how long a batch of a rowLog waits for more rows after
-// its first.
-const rowsLinger = 5 * time.Millisecond
-
-type rowWait struct {
-	row  []any
-	done chan error
-}
-
-// logInput queues a row of inputs and waits for its INSERT; ok is false
-// when the committer is closed (the caller inserts the row itself).
-func (c *committer) logInput(ctx context.Context, row []any) (ok bool, err error) {
-	return c.inputs.log(ctx, row)
-}
-
-// log queues row and waits for its INSERT; ok is false when the committer
-// is closed (the caller inserts the row itself).
-func (l *rowLog) log(ctx context.Context, row []any) (ok bool, err error) {
-	w := &rowWait{row: row, done: make(chan error, 1)}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return false, nil
-	}
-	l.pending = append(l.pending, w)
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-	select {
-	case err := <-w.done:
-		return true, err
-	case <-ctx.Done():
-		return true, ctx.Err()
-	}
-}
-
-// runRows writes the queued rows of l until the committer closes.
-func (c *committer) runRows(l *rowLog) {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.ctx.Done():
-			l.mu.Lock()
-			rest := l.pending
-			l.pending, l.closed = nil, true
-			l.mu.Unlock()
-			c.flushRows(l, rest)
-			return
-		case <-l.wake:
-		}
-		// The callers of a group return together and log their rows
-		// within moments: gather them into one INSERT.
-		select {
-		case <-time.After(rowsLinger):
-		case <-c.ctx.Done():
-		}
-		l.mu.Lock()
-		rows := l.pending
-		l.pending = nil
-		l.mu.Unlock()
-		c.flushRows(l, rows)
-	}
-}
-
-// flushRows inserts rows into l's table in one INSERT and tells their
-// callers.
-func (c *committer) flushRows(l *rowLog, rows []*rowWait) {
-	if len(rows) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := func() error {
-		b, err := c.s.conn.PrepareBatch(ctx, l.insert)
-		if err != nil {
-			return err
-		}
-		for _, w := range rows {
-			if err := b.Append(w.row...); err != nil {
-				b.Abort()
-				return err
-			}
-		}
-		return b.Send()
-	}()
-	for _, w := range rows {
-		w.done <- err
 	}
 }

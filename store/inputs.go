@@ -36,15 +36,8 @@ func (s *Store) LogInput(ctx context.Context, in InputRow) error {
 		keys = []string{}
 	}
 	row := []any{t.UTC(), in.Source, in.Name, in.SHA256, in.Size, in.Kind, in.Status, in.ReasonCode, in.Reason, keys}
-	var err error
-	batched := false
-	if s.group != nil {
-		batched, err = s.group.logInput(ctx, row) // with the inputs that end together (group.go)
-	}
-	if !batched {
-		err = s.insertOne(ctx, inputsInsert, row...)
-	}
-	if err != nil {
+	// With the rows of the inputs that end together (a group's).
+	if _, err := s.inputRows.run(ctx, row, s.insertRows(inputsInsert)); err != nil {
 		return fmt.Errorf("logging input %s %s: %w", in.Source, in.Name, err)
 	}
 	return nil

@@ -80,9 +80,10 @@ type Store struct {
 
 	migrateMu sync.Mutex
 	locks     keyLocks
-	shards    []*shard   // cluster mode: the cluster's shards (see route)
-	attempts  *attempts  // the inputs in hand (attempts.go)
-	group     *committer // Options.Group (group.go); nil: off
+	shards    []*shard                   // cluster mode: the cluster's shards (see route)
+	attempts  *attempts                  // the inputs in hand (attempts.go)
+	group     *committer                 // Options.Group (group.go); nil: off
+	inputRows coalescer[[]any, struct{}] // rows of inputs logged together (LogInput)
 }
 
 // ErrBadDSN is returned by Open for a DSN it cannot use.
