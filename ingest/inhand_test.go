@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +20,12 @@ import (
 	"github.com/dmarcd/dmarcd/store"
 )
 
-// gateStore lets its first free writes through, then holds every writer
+// gateStore lets the writes of its first free inputs through (by the
+// number their names begin with, backlogFiles), then holds every writer
 // until together writers wait at once (as a group commit gathers them), and
 // asks pending, at each write, whether the write's input is still
-// unacknowledged.
+// unacknowledged. Which writes go free does not depend on the order in
+// which concurrent writers arrive.
 type gateStore struct {
 	ingest.Store
 	t        *testing.T
@@ -31,7 +34,6 @@ type gateStore struct {
 	pending  func(input string) bool
 
 	mu      sync.Mutex
-	writes  int
 	waiting int
 	open    chan struct{}
 	early   []string // inputs acknowledged before their write returned
@@ -41,17 +43,25 @@ func newGateStore(t *testing.T, st ingest.Store, free, together int, pending fun
 	return &gateStore{Store: st, t: t, free: free, together: together, pending: pending, open: make(chan struct{})}
 }
 
+// inputNumber is the number backlogFiles put at the start of an input's
+// file or object name.
+func inputNumber(t *testing.T, input string) int {
+	base := input[strings.LastIndex(input, "/")+1:]
+	n, err := strconv.Atoi(base[:2])
+	if err != nil {
+		t.Errorf("input %q: no number at the start of its name", input) // a writer's goroutine: no Fatal
+	}
+	return n
+}
+
 func (g *gateStore) WriteAggregate(ctx context.Context, h *aggregate.Header, m store.InputMeta, next func() (*enrich.Record, error)) (store.WriteResult, error) {
-	g.mu.Lock()
-	g.writes++
-	if g.writes > g.free {
+	gated := inputNumber(g.t, m.InputName) >= g.free
+	if gated {
+		g.mu.Lock()
 		if g.waiting++; g.waiting == g.together {
 			close(g.open)
 		}
-	}
-	gated := g.writes > g.free
-	g.mu.Unlock()
-	if gated {
+		g.mu.Unlock()
 		select {
 		case <-g.open:
 		case <-time.After(30 * time.Second):
