@@ -595,8 +595,8 @@ func (s *S3Source) inputName(o s3Object) string {
 }
 
 // process hands one object to the pipeline and acknowledges it (mode move).
-// An object over MaxObjectBytes is not downloaded, nor one that was in hand
-// at Retry.Deaths deaths of the process. found is false when the object
+// An object over MaxObjectBytes is not downloaded, nor one that was alone
+// in hand at Retry.Deaths deaths of the process (RetryPolicy). found is false when the object
 // vanished or changed since it was listed (another reader took it, or it
 // was rewritten: the next pass sees the new one). v says what an error
 // was. err is an S3 failure that ends the pass.
@@ -610,11 +610,11 @@ func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, foun
 		found, err = s.acknowledge(ctx, obj, out, nil)
 		return out, found, final, err
 	}
-	unfinished := s.guard.begin(ctx, name)
-	defer s.guard.end(ctx, name) // after the move
+	h := s.guard.take(ctx, name)
+	defer s.guard.release(ctx, name, h) // after the move
 	var get *s3.GetObjectOutput
-	if s.guard.deadly(unfinished) {
-		out = s.guard.died(ctx, name, obj.size, unfinished)
+	if s.guard.deadly(h.unfinishedAlone) {
+		out = s.guard.died(ctx, name, obj.size, h.unfinishedAlone)
 	} else {
 		var ahead Hashed
 		if obj.size <= s.p.maxHashAhead() {

@@ -460,8 +460,9 @@ func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.Fi
 		out = Outcome{Input: path, Kind: "none", Status: Error, ReportIDs: []string{}, ReportKeys: []string{},
 			ReasonCode: string(parse.InputUnreadable), Reason: err.Error()}
 	default:
-		defer s.guard.end(ctx, id) // after the move
-		out = s.read(ctx, path, f, listed, s.guard.begin(ctx, id))
+		h := s.guard.take(ctx, id)
+		defer s.guard.release(ctx, id, h) // after the move
+		out = s.read(ctx, path, f, listed, h.unfinishedAlone)
 	}
 	out, v = s.guard.settle(ctx, id, out)
 	var dest string
@@ -488,12 +489,12 @@ func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.Fi
 }
 
 // read hands the opened file to the pipeline and closes it; a file that
-// was in hand at too many deaths of the process (unfinished) is set aside
-// unread.
-func (s *SpoolSource) read(ctx context.Context, path string, f *os.File, listed fs.FileInfo, unfinished int) Outcome {
+// was alone in hand at too many deaths of the process (unfinishedAlone) is
+// set aside unread.
+func (s *SpoolSource) read(ctx context.Context, path string, f *os.File, listed fs.FileInfo, unfinishedAlone int) Outcome {
 	defer f.Close()
-	if s.guard.deadly(unfinished) {
-		return s.guard.died(ctx, path, listed.Size(), unfinished)
+	if s.guard.deadly(unfinishedAlone) {
+		return s.guard.died(ctx, path, listed.Size(), unfinishedAlone)
 	}
 	// Once ctx is done no new file is opened, but the one in hand may
 	// still commit within Grace.
