@@ -854,7 +854,7 @@ type chunkQueue struct {
 type flight struct {
 	alone, begun []imap.UID // see beginChunk
 	aside        []mailResult
-	holds, solo  bool // holds the guard's gate: a unit, or alone (a suspect; see beginChunk)
+	holds, solo  bool             // holds the guard's gate: a unit, or alone (a suspect; see beginChunk)
 	pos          map[imap.UID]int // a mail's place in the chunk
 	bytes        int64            // RFC822.SIZE of its mails
 	results      []mailResult     // set before done is closed

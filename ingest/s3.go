@@ -41,7 +41,7 @@ const (
 	DefaultS3ProcessedPrefix = "processed/"
 	DefaultS3InvalidPrefix   = "invalid/"
 	DefaultS3PollInterval    = time.Minute
-	DefaultS3Concurrency     = 1
+	DefaultS3Concurrency     = 32
 )
 
 // Timing and sizes of the S3 source.
@@ -110,9 +110,8 @@ type S3Config struct {
 	// that the store commits their small reports together (store's group
 	// commit), each acknowledged once its own reports committed. At most
 	// 32 MiB of objects (by listed size) are in hand; a larger one alone.
-	// A process that dies counts a death against every object in hand
-	// (Retry.Deaths), and this source does not yet take such an object
-	// alone as the IMAP source does: so one at a time unless raised.
+	// An object in hand when the process died is then processed alone
+	// (RetryPolicy): a death among others is charged to none.
 	Concurrency int `yaml:"concurrency"`
 	// Shared says that several instances read this bucket and prefix: each
 	// pass begins at a random pending object (and wraps around) instead of

@@ -28,7 +28,7 @@ const (
 const (
 	DefaultSpoolPollInterval = 10 * time.Second
 	DefaultSpoolSettle       = 2 * time.Second
-	DefaultSpoolConcurrency  = 1
+	DefaultSpoolConcurrency  = 32
 )
 
 // Timing of SpoolSource.Run after inputs that met an error while the store
@@ -70,10 +70,9 @@ type SpoolConfig struct {
 	// DefaultSpoolConcurrency): processed concurrently, so that the store
 	// commits their small reports together (store's group commit), each
 	// moved once its own reports committed. At most 32 MiB of files are in
-	// hand; a larger one alone. A process that dies counts a death against
-	// every file in hand (Retry.Deaths), and this source does not yet
-	// take such a file alone as the IMAP source does: so one at a time
-	// unless raised.
+	// hand; a larger one alone. A file in hand when the process died is
+	// then processed alone (RetryPolicy): a death among others is charged
+	// to none.
 	Concurrency int
 	// StoreReady, when set, tells whether the store answers; else the
 	// pipeline's store is pinged, if it can be. After a file's error it
