@@ -1142,6 +1142,11 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 				s.guard.end(ctx, ids[i])
 			}
 			alone = append(alone, uid)
+		case len(chunk) == 1 && s.guard.gate.tryAloneFrom(1):
+			solo = true
+			run = append(run, uid)
+			begun = append(begun, uid)
+			s.guard.markAlone(ctx, ids[i])
 		default:
 			run = append(run, uid)
 			begun = append(begun, uid)

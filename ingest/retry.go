@@ -443,7 +443,7 @@ type held struct {
 
 // take records that input id is in hand, once no suspect waits to be
 // alone. An input without unfinished earlier attempts is in hand with the
-// others; a suspect (some did not end) waits until nothing else is in
+// others, or alone (marked so) when nothing else is in hand then; a suspect (some did not end) waits until nothing else is in
 // hand, is marked alone (AloneAttempt) and holds the process alone until
 // release. Its unfinishedAlone counts only the deaths it had alone.
 func (g *inputGuard) take(ctx context.Context, id string) held {
@@ -452,9 +452,24 @@ func (g *inputGuard) take(ctx context.Context, id string) held {
 	}
 	g.gate.enter(1)
 	if g.begin(ctx, id) == 0 {
+		if g.gate.tryAloneFrom(1) {
+			return g.markAlone(ctx, id)
+		}
 		return held{}
 	}
 	return g.takeAlone(ctx, id, 1)
+}
+
+// markAlone marks the attempt of input id, which holds the gate alone, as
+// alone and returns its deaths alone. When the mark fails the input is
+// processed alone with none counted.
+func (g *inputGuard) markAlone(ctx context.Context, id string) held {
+	m, err := g.attempts.AloneAttempt(ctx, g.source, id)
+	if err != nil {
+		g.log.Warn("could not mark the attempt of an input as alone; processing it alone anyway", "input", id, "err", err)
+		m = 0
+	}
+	return held{unfinishedAlone: m, alone: true}
 }
 
 // takeAlone turns the attempt of suspect id, in hand with n units of the
@@ -464,13 +479,9 @@ func (g *inputGuard) take(ctx context.Context, id string) held {
 func (g *inputGuard) takeAlone(ctx context.Context, id string, n int) held {
 	g.gate.leave(n)
 	g.gate.beAlone()
-	m, err := g.attempts.AloneAttempt(ctx, g.source, id)
-	if err != nil {
-		g.log.Warn("could not mark the attempt of an input as alone; processing it alone anyway", "input", id, "err", err)
-		m = 0
-	}
-	g.log.Info("input in hand when the process died; processing it alone", "input", id, "deaths_alone", m)
-	return held{unfinishedAlone: m, alone: true}
+	h := g.markAlone(ctx, id)
+	g.log.Info("input in hand when the process died; processing it alone", "input", id, "deaths_alone", h.unfinishedAlone)
+	return h
 }
 
 // release records that the attempt of input id ended (end) and lets the
@@ -541,6 +552,21 @@ func (g *aloneGate) leave(n int) {
 	g.held -= n
 	g.cond.Broadcast()
 	g.mu.Unlock()
+}
+
+// tryAloneFrom turns the n units of a holder into the gate alone when
+// nothing else is in hand nor waits, and tells whether it did: an input
+// that comes alone is in hand alone (its death is its own) and the others
+// wait for it.
+func (g *aloneGate) tryAloneFrom(n int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held != n || !g.open() {
+		return false
+	}
+	g.held -= n
+	g.alone = true
+	return true
 }
 
 // beAlone waits until nothing else is in hand and holds the gate alone.
