@@ -854,6 +854,7 @@ type chunkQueue struct {
 type flight struct {
 	alone, begun []imap.UID // see beginChunk
 	aside        []mailResult
+	holds, solo  bool             // holds the guard's gate: a unit, or alone (a suspect; see beginChunk)
 	pos          map[imap.UID]int // a mail's place in the chunk
 	bytes        int64            // RFC822.SIZE of its mails
 	results      []mailResult     // set before done is closed
@@ -902,8 +903,12 @@ func (q *chunkQueue) start(chunk []imap.UID) error {
 	for i, uid := range chunk {
 		f.pos[uid] = i
 	}
+	if err := q.enter(); err != nil {
+		return err
+	}
+	f.holds = s.guard.gate != nil
 	var run []imap.UID
-	run, f.alone, f.aside, f.begun = s.beginChunk(q.work, q.c, chunk, q.sizes)
+	run, f.alone, f.aside, f.begun, f.solo = s.beginChunk(q.work, q.c, chunk, q.sizes)
 	q.flights = append(q.flights, f)
 	process, err := s.processChunk(q.work, q.c, run, q.sizes)
 	if err != nil {
@@ -917,6 +922,32 @@ func (q *chunkQueue) start(chunk []imap.UID) error {
 	return nil
 }
 
+// enter holds a unit of the guard's gate for a chunk about to begin. When a
+// suspect waits to be alone, the chunks in hand are finished first: the
+// suspect waits for them, and only this pass finishes them.
+func (q *chunkQueue) enter() error {
+	gate := q.s.guard.gate
+	if gate == nil || gate.tryEnter(1) {
+		return nil
+	}
+	if err := q.drain(); err != nil {
+		return err
+	}
+	gate.enter(1)
+	return nil
+}
+
+// release ends the attempts of the mails of f and gives back its hold of
+// the guard's gate; it does nothing the second time.
+func (q *chunkQueue) release(f *flight) {
+	q.s.endAttempts(q.work, q.c, f.begun)
+	f.begun = nil
+	if f.holds {
+		f.holds = false
+		q.s.guard.gate.done(f.solo, 1)
+	}
+}
+
 // finishOldest waits for the oldest chunk in hand and acknowledges its
 // mails: those whose reports all committed go to the processed folder,
 // those with nothing usable, or set aside (retries_exhausted), to the
@@ -927,11 +958,7 @@ func (q *chunkQueue) finishOldest() error {
 	f := q.flights[0]
 	<-f.done
 	q.flights = q.flights[1:]
-	s, work, c := q.s, q.work, q.c
-	endAll := func() {
-		s.endAttempts(work, c, f.begun)
-		f.begun = nil
-	}
+	endAll := func() { q.release(f) }
 	defer endAll()
 	results := f.results
 	if len(f.aside) > 0 {
@@ -1033,7 +1060,7 @@ func (q *chunkQueue) drain() error {
 func (q *chunkQueue) abandon() {
 	for _, f := range q.flights {
 		<-f.done
-		q.s.endAttempts(q.work, q.c, f.begun)
+		q.release(f)
 	}
 	q.flights = nil
 }
@@ -1060,15 +1087,18 @@ func (s *IMAPSource) bytesOf(uids []imap.UID, sizes map[imap.UID]int64) int64 {
 }
 
 // beginChunk records the mails of a chunk as in hand (IMAPConfig.Attempts)
-// and sorts them: run is to be processed now; aside holds the results of
-// the mails set aside unread, in hand at Retry.Deaths earlier deaths of
-// the process or more; alone, the mails in hand at fewer, which in a chunk
-// of several are put off to be processed one at a time after it, so that a
-// mail that kills the process takes no other along. begun are the mails
+// and sorts them: run is to be processed now; alone, the suspects (mails
+// in hand when the process died), which in a chunk of several are put off
+// to be processed one at a time after it, each with nothing else in hand
+// (see RetryPolicy). A chunk of one suspect, begun with no other chunk of
+// the pass in hand, becomes solo: it waits until nothing else is in hand
+// in the process and holds it alone (inputGuard.takeAlone); aside then
+// holds its result when it was alone in hand at Retry.Deaths earlier
+// deaths of the process or more (set aside unread). begun are the mails
 // whose attempt is to be ended.
-func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, sizes map[imap.UID]int64) (run, alone []imap.UID, aside []mailResult, begun []imap.UID) {
+func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, sizes map[imap.UID]int64) (run, alone []imap.UID, aside []mailResult, begun []imap.UID, solo bool) {
 	if s.guard.attempts == nil {
-		return chunk, nil, nil, nil
+		return chunk, nil, nil, nil, false
 	}
 	var known []imap.UID
 	var ids []string
@@ -1097,16 +1127,26 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 			n = s.guard.begin(ctx, ids[i])
 		}
 		switch {
-		case s.guard.deadly(n):
-			aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), sizes[uid], n)})
+		case n > 0 && len(chunk) == 1:
+			solo = true
 			begun = append(begun, uid)
-		case n > 0 && len(chunk) > 1:
+			if h := s.guard.takeAlone(ctx, ids[i], 1); s.guard.deadly(h.unfinishedAlone) {
+				aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), sizes[uid], h.unfinishedAlone)})
+			} else {
+				run = append(run, uid)
+			}
+		case n > 0:
 			if batch {
 				ended = append(ended, ids[i])
 			} else {
 				s.guard.end(ctx, ids[i])
 			}
 			alone = append(alone, uid)
+		case len(chunk) == 1 && s.guard.gate.tryAloneFrom(1):
+			solo = true
+			run = append(run, uid)
+			begun = append(begun, uid)
+			s.guard.markAlone(ctx, ids[i])
 		default:
 			run = append(run, uid)
 			begun = append(begun, uid)
@@ -1114,7 +1154,7 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 	}
 	s.guard.endAll(ctx, ended)
 	slices.SortFunc(run, func(a, b imap.UID) int { return slices.Index(chunk, a) - slices.Index(chunk, b) })
-	return run, alone, aside, begun
+	return run, alone, aside, begun, solo
 }
 
 // rotate returns the items beginning at a random one and wrapping around:

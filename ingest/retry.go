@@ -18,7 +18,7 @@ const (
 	DefaultRetryAttempts = 5                // errors of one input, while the store works, before it is set aside
 	DefaultRetrySpan     = 10 * time.Minute // and the time they must span at least
 	DefaultRetryEntries  = 10000            // inputs whose errors are remembered at once
-	DefaultRetryDeaths   = 2                // deaths of the process with an input in hand before it is set aside unread
+	DefaultRetryDeaths   = 2                // deaths of the process with an input alone in hand before it is set aside unread
 )
 
 // storeProbeTimeout bounds the store probe made after an input's error.
@@ -38,8 +38,12 @@ const storeProbeTimeout = 5 * time.Second
 // code retries_exhausted. A store that accepts nothing at all is down,
 // whatever its probe says: no input is set aside then.
 //
-// Deaths: with an AttemptLog, an input that was in hand when the process
-// died Deaths times or more is set aside unread as retries_exhausted.
+// Deaths: with an AttemptLog, an input whose earlier attempts did not end
+// (the process died with it in hand) is a suspect: it is processed with
+// nothing else in hand in the process (every source sharing the attempt
+// log waits), and once the process died Deaths times with it in hand
+// alone, it is set aside unread as retries_exhausted. A death with several
+// inputs in hand is charged to none of them: it only makes each a suspect.
 type RetryPolicy struct {
 	Min, Max time.Duration
 	Attempts int
@@ -88,6 +92,10 @@ type AttemptLog interface {
 	// EndAttempt records that the attempt ended (committed, set aside, or
 	// failed with an error: the process lived).
 	EndAttempt(ctx context.Context, source, id string) error
+	// AloneAttempt records that the attempt in hand at input id is
+	// processed with nothing else in hand in the process, and returns how
+	// many earlier attempts of it that were alone began and never ended.
+	AloneAttempt(ctx context.Context, source, id string) (unfinishedAlone int, err error)
 }
 
 // AttemptBatchLog is an AttemptLog that also records the attempts of
@@ -227,6 +235,7 @@ type inputGuard struct {
 	pol      RetryPolicy
 	book     *retryBook
 	attempts AttemptLog                  // nil: no crash-loop protection
+	gate     *aloneGate                  // shared by the sources of attempts
 	ready    func(context.Context) error // the store probe; nil: the store's Ping, if it has one
 
 	mu        sync.Mutex
@@ -243,6 +252,9 @@ func newInputGuard(source string, p *Pipeline, log *slog.Logger, pol RetryPolicy
 	ready func(context.Context) error) *inputGuard {
 	pol = pol.withDefaults()
 	g := &inputGuard{source: source, p: p, log: log, pol: pol, book: newRetryBook(pol), attempts: attempts, ready: ready}
+	if attempts != nil {
+		g.gate = gateOf(attempts)
+	}
 	if g.ready == nil && p != nil {
 		if pg, ok := p.store.(storePinger); ok {
 			g.ready = pg.Ping
@@ -407,17 +419,176 @@ func (g *inputGuard) endAll(ctx context.Context, ids []string) {
 	}
 }
 
-// deadly tells whether an input with unfinished earlier attempts is to be
-// set aside unread.
-func (g *inputGuard) deadly(unfinished int) bool { return unfinished >= g.pol.Deaths }
+// deadly tells whether an input whose earlier attempts alone did not end
+// unfinishedAlone times is to be set aside unread.
+func (g *inputGuard) deadly(unfinishedAlone int) bool { return unfinishedAlone >= g.pol.Deaths }
 
 // died returns the outcome of an input set aside unread because the
-// process died with it in hand unfinished times, and records it.
-func (g *inputGuard) died(ctx context.Context, name string, size int64, unfinished int) Outcome {
+// process died with it alone in hand unfinishedAlone times, and records it.
+func (g *inputGuard) died(ctx context.Context, name string, size int64, unfinishedAlone int) Outcome {
 	out := Outcome{Input: name, Kind: "none", Status: Invalid, Size: size, ReportIDs: []string{}, ReportKeys: []string{},
 		ReasonCode: string(parse.RetriesExhausted),
-		Reason:     fmt.Sprintf("was in hand when the process died %d times; set aside unread", unfinished)}
-	g.log.Error("input set aside unread: the process died with it in hand", "input", name, "deaths", unfinished)
+		Reason:     fmt.Sprintf("was alone in hand when the process died %d times; set aside unread", unfinishedAlone)}
+	g.log.Error("input set aside unread: the process died with it alone in hand", "input", name, "deaths", unfinishedAlone)
 	g.record(ctx, out)
 	return out
+}
+
+// held is an input a source holds in hand (take): its deaths alone to
+// judge (deadly), and whether it holds the process alone.
+type held struct {
+	unfinishedAlone int
+	alone           bool
+}
+
+// take records that input id is in hand, once no suspect waits to be
+// alone. An input without unfinished earlier attempts is in hand with the
+// others, or alone (marked so) when nothing else is in hand then; a suspect (some did not end) waits until nothing else is in
+// hand, is marked alone (AloneAttempt) and holds the process alone until
+// release. Its unfinishedAlone counts only the deaths it had alone.
+func (g *inputGuard) take(ctx context.Context, id string) held {
+	if g.attempts == nil {
+		return held{}
+	}
+	g.gate.enter(1)
+	if g.begin(ctx, id) == 0 {
+		if g.gate.tryAloneFrom(1) {
+			return g.markAlone(ctx, id)
+		}
+		return held{}
+	}
+	return g.takeAlone(ctx, id, 1)
+}
+
+// markAlone marks the attempt of input id, which holds the gate alone, as
+// alone and returns its deaths alone. When the mark fails the input is
+// processed alone with none counted.
+func (g *inputGuard) markAlone(ctx context.Context, id string) held {
+	m, err := g.attempts.AloneAttempt(ctx, g.source, id)
+	if err != nil {
+		g.log.Warn("could not mark the attempt of an input as alone; processing it alone anyway", "input", id, "err", err)
+		m = 0
+	}
+	return held{unfinishedAlone: m, alone: true}
+}
+
+// takeAlone turns the attempt of suspect id, in hand with n units of the
+// gate, into one alone: it gives the units back, waits until nothing else
+// is in hand, marks the attempt alone and returns its deaths alone. When
+// the mark fails the input is processed alone with none counted.
+func (g *inputGuard) takeAlone(ctx context.Context, id string, n int) held {
+	g.gate.leave(n)
+	g.gate.beAlone()
+	h := g.markAlone(ctx, id)
+	g.log.Info("input in hand when the process died; processing it alone", "input", id, "deaths_alone", h.unfinishedAlone)
+	return h
+}
+
+// release records that the attempt of input id ended (end) and lets the
+// others in: h is what take returned.
+func (g *inputGuard) release(ctx context.Context, id string, h held) {
+	if g.attempts == nil {
+		return
+	}
+	g.end(ctx, id)
+	g.gate.done(h.alone, 1)
+}
+
+// aloneGate lets the inputs of every source that shares an attempt log (the
+// process's store) be in hand together, or one suspect alone: a suspect
+// that waits holds back the inputs not in hand yet until those in hand
+// ended, then is in hand alone. Counts are of units: an input, or an IMAP
+// chunk.
+type aloneGate struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	held    int  // units in hand with others
+	waiting int  // suspects waiting to be alone
+	alone   bool // a suspect is in hand alone
+}
+
+// gates holds the aloneGate of each attempt log (a comparable value: a
+// pointer).
+var gates sync.Map
+
+// gateOf returns the gate shared by the sources of attempts.
+func gateOf(attempts AttemptLog) *aloneGate {
+	g := &aloneGate{}
+	g.cond.L = &g.mu
+	v, _ := gates.LoadOrStore(attempts, g)
+	return v.(*aloneGate)
+}
+
+// open tells whether units may come in hand now: no suspect waits or is
+// alone. The caller holds mu.
+func (g *aloneGate) open() bool { return g.waiting == 0 && !g.alone }
+
+// enter waits until n units may be in hand and holds them.
+func (g *aloneGate) enter(n int) {
+	g.mu.Lock()
+	for !g.open() {
+		g.cond.Wait()
+	}
+	g.held += n
+	g.mu.Unlock()
+}
+
+// tryEnter holds n units if they may be in hand now, and tells whether it
+// did: a caller that holds units itself (an IMAP pass with chunks in hand)
+// drains them before it waits (enter), or a suspect would wait for it.
+func (g *aloneGate) tryEnter(n int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.open() {
+		return false
+	}
+	g.held += n
+	return true
+}
+
+// leave gives back n units.
+func (g *aloneGate) leave(n int) {
+	g.mu.Lock()
+	g.held -= n
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// tryAloneFrom turns the n units of a holder into the gate alone when
+// nothing else is in hand nor waits, and tells whether it did: an input
+// that comes alone is in hand alone (its death is its own) and the others
+// wait for it.
+func (g *aloneGate) tryAloneFrom(n int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held != n || !g.open() {
+		return false
+	}
+	g.held -= n
+	g.alone = true
+	return true
+}
+
+// beAlone waits until nothing else is in hand and holds the gate alone.
+func (g *aloneGate) beAlone() {
+	g.mu.Lock()
+	g.waiting++
+	for g.held > 0 || g.alone {
+		g.cond.Wait()
+	}
+	g.waiting--
+	g.alone = true
+	g.mu.Unlock()
+}
+
+// done gives back what a holder holds: the gate alone, or n units.
+func (g *aloneGate) done(alone bool, n int) {
+	if !alone {
+		g.leave(n)
+		return
+	}
+	g.mu.Lock()
+	g.alone = false
+	g.cond.Broadcast()
+	g.mu.Unlock()
 }

@@ -114,11 +114,15 @@ type memAttempts struct {
 	begins, ends map[string]int
 	inHand       int            // attempts begun and not ended
 	others       map[string]int // by id: attempts of other inputs in hand at its last begin
-	deaths       map[string]int // by part of the id: earlier deaths to count at the first begin
+	deaths       map[string]int // by part of the id: earlier deaths alone to count at the first begin
+	groupDeaths  map[string]int // by part of the id: earlier deaths with others in hand
+	alone        map[string]int // by source and id: deaths alone
+	aloneMarks   map[string]int // by id: attempts marked alone
 }
 
 func newMemAttempts() *memAttempts {
-	return &memAttempts{begins: map[string]int{}, ends: map[string]int{}, others: map[string]int{}, deaths: map[string]int{}}
+	return &memAttempts{begins: map[string]int{}, ends: map[string]int{}, others: map[string]int{}, deaths: map[string]int{},
+		groupDeaths: map[string]int{}, alone: map[string]int{}, aloneMarks: map[string]int{}}
 }
 
 func (a *memAttempts) BeginAttempt(_ context.Context, source, id string) (int, error) {
@@ -127,7 +131,14 @@ func (a *memAttempts) BeginAttempt(_ context.Context, source, id string) (int, e
 	for part, n := range a.deaths {
 		if strings.Contains(id, part) {
 			a.begins[source+" "+id] += n
+			a.alone[source+" "+id] += n
 			delete(a.deaths, part)
+		}
+	}
+	for part, n := range a.groupDeaths {
+		if strings.Contains(id, part) {
+			a.begins[source+" "+id] += n
+			delete(a.groupDeaths, part)
 		}
 	}
 	k := source + " " + id
@@ -136,6 +147,13 @@ func (a *memAttempts) BeginAttempt(_ context.Context, source, id string) (int, e
 	a.others[id] = a.inHand
 	a.inHand++
 	return n, nil
+}
+
+func (a *memAttempts) AloneAttempt(_ context.Context, source, id string) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.aloneMarks[id]++
+	return a.alone[source+" "+id], nil
 }
 
 func (a *memAttempts) EndAttempt(_ context.Context, source, id string) error {
@@ -147,11 +165,33 @@ func (a *memAttempts) EndAttempt(_ context.Context, source, id string) error {
 }
 
 // dieOn makes the input whose id contains part look as if the process had
-// died n times with it in hand.
+// died n times with it alone in hand.
 func (a *memAttempts) dieOn(part string, n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.deaths[part] = n
+}
+
+// dieInGroupOn makes the input whose id contains part look as if the
+// process had died n times with it in hand among others.
+func (a *memAttempts) dieInGroupOn(part string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.groupDeaths[part] = n
+}
+
+// markedAlone returns how many attempts of the input whose id ends with
+// suffix were marked alone.
+func (a *memAttempts) markedAlone(suffix string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for id, m := range a.aloneMarks {
+		if strings.HasSuffix(id, suffix) {
+			n += m
+		}
+	}
+	return n
 }
 
 // inHandAt returns how many other attempts were in hand when the input
@@ -357,11 +397,11 @@ func TestIMAPPoisonMailsDoNotHoldBackGoodOnes(t *testing.T) {
 }
 
 // TestIMAPMailInHandAtDeathsIsSetAsideOrProcessedAlone: with an attempt
-// log, a mail that was in hand when the process died twice is set aside
-// unread to the invalid folder as retries_exhausted; one that was in hand
-// at one death is processed alone after its chunk (a killer takes no other
-// mail along); the others of the chunk are processed together; every
-// attempt begun is ended.
+// log, a mail that was alone in hand when the process died twice is put
+// off from its chunk, then set aside unread to the invalid folder as
+// retries_exhausted; one that was in hand at one death is processed alone
+// after its chunk (a killer takes no other mail along); the others of the
+// chunk are processed together; every attempt begun is ended.
 func TestIMAPMailInHandAtDeathsIsSetAsideOrProcessedAlone(t *testing.T) {
 	_, good := poisonMails(t, 0, 4)
 	addr, user, pass := testenv.Dovecot(t)
@@ -380,15 +420,18 @@ func TestIMAPMailInHandAtDeathsIsSetAsideOrProcessedAlone(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("Once: %v", err)
 	}
-	want := "[UID=1 stored/ read=true UID=2 invalid/retries_exhausted read=false UID=4 stored/ read=true UID=3 stored/ read=true]"
+	want := "[UID=1 stored/ read=true UID=4 stored/ read=true UID=2 invalid/retries_exhausted read=false UID=3 stored/ read=true]"
 	if fmt.Sprint(outs) != want {
 		t.Errorf("outcomes\n%v, want\n%s", outs, want)
 	}
 	if n := att.inHandAt(";UID=3"); n != 0 {
 		t.Errorf("the mail in hand at one death was processed with %d others in hand, want alone", n)
 	}
-	if n := att.inHandAt(";UID=4"); n != 2 {
-		t.Errorf("UID 4 was begun with %d others in hand, want 2 (UIDs 1 and 2 of its chunk)", n)
+	if n := att.inHandAt(";UID=4"); n != 1 {
+		t.Errorf("UID 4 was begun with %d others in hand, want 1 (UID 1 of its chunk)", n)
+	}
+	if n := att.markedAlone(";UID=2") + att.markedAlone(";UID=3"); n != 2 {
+		t.Errorf("%d attempts of the suspects marked alone, want 2", n)
 	}
 	if att.inHand != 0 {
 		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)
@@ -401,9 +444,9 @@ func TestIMAPMailInHandAtDeathsIsSetAsideOrProcessedAlone(t *testing.T) {
 	}
 }
 
-// TestSpoolFileInHandAtDeathsIsSetAsideUnread: a spool file that was in
-// hand when the process died twice goes to invalid/ unread, with a reason
-// that says so; the next file is stored.
+// TestSpoolFileInHandAtDeathsIsSetAsideUnread: a spool file that was alone
+// in hand when the process died twice goes to invalid/ unread, with a
+// reason that says so; the next file is stored.
 func TestSpoolFileInHandAtDeathsIsSetAsideUnread(t *testing.T) {
 	dir := t.TempDir()
 	_, good := poisonAndGood(t, 0, 2)
@@ -421,7 +464,7 @@ func TestSpoolFileInHandAtDeathsIsSetAsideUnread(t *testing.T) {
 		t.Fatalf("outcomes %+v, want the first set aside unread (retries_exhausted), the second stored", outs)
 	}
 	reason, err := os.ReadFile(filepath.Join(dir, ingest.SpoolInvalidDir, good[0].Name+".reason"))
-	if err != nil || !strings.Contains(string(reason), "was in hand when the process died 2 times") {
+	if err != nil || !strings.Contains(string(reason), "was alone in hand when the process died 2 times") {
 		t.Errorf("%s.reason: %q, %v", good[0].Name, reason, err)
 	}
 	if att.inHand != 0 {
@@ -512,3 +555,43 @@ var (
 		Ping(context.Context) error
 	} = (*store.Store)(nil)
 )
+
+// TestAnInputInHandAmongOthersAtEveryDeathIsProcessedAloneAndStored: a
+// spool file that was in hand, with others, at more deaths than
+// Retry.Deaths is only a suspect: it is read with nothing else in hand,
+// marked alone, and stored; so is an S3 or IMAP input (same guard).
+func TestAnInputInHandAmongOthersAtEveryDeathIsProcessedAloneAndStored(t *testing.T) {
+	dir := t.TempDir()
+	_, good := poisonAndGood(t, 0, 6)
+	dropOld(t, dir, good...)
+	att := newMemAttempts()
+	att.dieInGroupOn(good[2].Name+";", 5)
+	src := ingest.NewSpoolSource(ingest.SpoolConfig{Path: dir, Attempts: att, Concurrency: 32},
+		ingest.New(newAggStore(), ingest.Options{Source: "spool"}), testLogger())
+	var outs []ingest.Outcome
+	if err := src.Once(context.Background(), func(o ingest.Outcome) { outs = append(outs, o) }); err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if len(outs) != len(good) {
+		t.Fatalf("%d outcomes, want %d", len(outs), len(good))
+	}
+	for _, o := range outs {
+		if o.Status != ingest.Stored {
+			t.Errorf("%s: %s/%s, want stored", filepath.Base(o.Input), o.Status, o.ReasonCode)
+		}
+	}
+	att.mu.Lock()
+	marks := 0
+	for id, m := range att.aloneMarks {
+		if strings.HasPrefix(id, good[2].Name+";") {
+			marks += m
+		}
+	}
+	att.mu.Unlock()
+	if marks != 1 {
+		t.Errorf("the suspect was marked alone %d times, want 1", marks)
+	}
+	if att.inHand != 0 {
+		t.Errorf("%d attempts left in hand, want every one ended", att.inHand)
+	}
+}

@@ -41,7 +41,7 @@ const (
 	DefaultS3ProcessedPrefix = "processed/"
 	DefaultS3InvalidPrefix   = "invalid/"
 	DefaultS3PollInterval    = time.Minute
-	DefaultS3Concurrency     = 1
+	DefaultS3Concurrency     = 32
 )
 
 // Timing and sizes of the S3 source.
@@ -110,9 +110,8 @@ type S3Config struct {
 	// that the store commits their small reports together (store's group
 	// commit), each acknowledged once its own reports committed. At most
 	// 32 MiB of objects (by listed size) are in hand; a larger one alone.
-	// A process that dies counts a death against every object in hand
-	// (Retry.Deaths), and this source does not yet take such an object
-	// alone as the IMAP source does: so one at a time unless raised.
+	// An object in hand when the process died is then processed alone
+	// (RetryPolicy): a death among others is charged to none.
 	Concurrency int `yaml:"concurrency"`
 	// Shared says that several instances read this bucket and prefix: each
 	// pass begins at a random pending object (and wraps around) instead of
@@ -595,8 +594,8 @@ func (s *S3Source) inputName(o s3Object) string {
 }
 
 // process hands one object to the pipeline and acknowledges it (mode move).
-// An object over MaxObjectBytes is not downloaded, nor one that was in hand
-// at Retry.Deaths deaths of the process. found is false when the object
+// An object over MaxObjectBytes is not downloaded, nor one that was alone
+// in hand at Retry.Deaths deaths of the process (RetryPolicy). found is false when the object
 // vanished or changed since it was listed (another reader took it, or it
 // was rewritten: the next pass sees the new one). v says what an error
 // was. err is an S3 failure that ends the pass.
@@ -610,11 +609,11 @@ func (s *S3Source) process(ctx context.Context, obj s3Object) (out Outcome, foun
 		found, err = s.acknowledge(ctx, obj, out, nil)
 		return out, found, final, err
 	}
-	unfinished := s.guard.begin(ctx, name)
-	defer s.guard.end(ctx, name) // after the move
+	h := s.guard.take(ctx, name)
+	defer s.guard.release(ctx, name, h) // after the move
 	var get *s3.GetObjectOutput
-	if s.guard.deadly(unfinished) {
-		out = s.guard.died(ctx, name, obj.size, unfinished)
+	if s.guard.deadly(h.unfinishedAlone) {
+		out = s.guard.died(ctx, name, obj.size, h.unfinishedAlone)
 	} else {
 		var ahead Hashed
 		if obj.size <= s.p.maxHashAhead() {

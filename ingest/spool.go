@@ -28,7 +28,7 @@ const (
 const (
 	DefaultSpoolPollInterval = 10 * time.Second
 	DefaultSpoolSettle       = 2 * time.Second
-	DefaultSpoolConcurrency  = 1
+	DefaultSpoolConcurrency  = 32
 )
 
 // Timing of SpoolSource.Run after inputs that met an error while the store
@@ -70,10 +70,9 @@ type SpoolConfig struct {
 	// DefaultSpoolConcurrency): processed concurrently, so that the store
 	// commits their small reports together (store's group commit), each
 	// moved once its own reports committed. At most 32 MiB of files are in
-	// hand; a larger one alone. A process that dies counts a death against
-	// every file in hand (Retry.Deaths), and this source does not yet
-	// take such a file alone as the IMAP source does: so one at a time
-	// unless raised.
+	// hand; a larger one alone. A file in hand when the process died is
+	// then processed alone (RetryPolicy): a death among others is charged
+	// to none.
 	Concurrency int
 	// StoreReady, when set, tells whether the store answers; else the
 	// pipeline's store is pinged, if it can be. After a file's error it
@@ -460,8 +459,9 @@ func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.Fi
 		out = Outcome{Input: path, Kind: "none", Status: Error, ReportIDs: []string{}, ReportKeys: []string{},
 			ReasonCode: string(parse.InputUnreadable), Reason: err.Error()}
 	default:
-		defer s.guard.end(ctx, id) // after the move
-		out = s.read(ctx, path, f, listed, s.guard.begin(ctx, id))
+		h := s.guard.take(ctx, id)
+		defer s.guard.release(ctx, id, h) // after the move
+		out = s.read(ctx, path, f, listed, h.unfinishedAlone)
 	}
 	out, v = s.guard.settle(ctx, id, out)
 	var dest string
@@ -488,12 +488,12 @@ func (s *SpoolSource) processFile(ctx context.Context, name string, listed fs.Fi
 }
 
 // read hands the opened file to the pipeline and closes it; a file that
-// was in hand at too many deaths of the process (unfinished) is set aside
-// unread.
-func (s *SpoolSource) read(ctx context.Context, path string, f *os.File, listed fs.FileInfo, unfinished int) Outcome {
+// was alone in hand at too many deaths of the process (unfinishedAlone) is
+// set aside unread.
+func (s *SpoolSource) read(ctx context.Context, path string, f *os.File, listed fs.FileInfo, unfinishedAlone int) Outcome {
 	defer f.Close()
-	if s.guard.deadly(unfinished) {
-		return s.guard.died(ctx, path, listed.Size(), unfinished)
+	if s.guard.deadly(unfinishedAlone) {
+		return s.guard.died(ctx, path, listed.Size(), unfinishedAlone)
 	}
 	// Once ctx is done no new file is opened, but the one in hand may
 	// still commit within Grace.

@@ -123,10 +123,14 @@ type unfinishedQuery struct {
 	before   time.Time
 }
 
+// unfinished counts an input's earlier attempts that began and never
+// ended: all of them, and those of them that were alone (AloneAttempt).
+type unfinished struct{ all, alone int }
+
 // countUnfinished answers the queries in one SELECT over their sources
 // and inputs; the oldest before of the batch bounds them all (an attempt
 // that turned stale meanwhile is counted a moment later).
-func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]int, error) {
+func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]unfinished, error) {
 	sources, ids := map[string]bool{}, map[string]bool{}
 	before := qs[0].before
 	for _, q := range qs {
@@ -137,9 +141,9 @@ func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]in
 	}
 	// IN (SELECT arrayJoin(...)) builds a set from the array on every
 	// supported version (inputs_done.go).
-	rows, err := s.conn.Query(ctx, `SELECT source, input_id, count() FROM (
+	rows, err := s.conn.Query(ctx, `SELECT source, input_id, count(), sum(alone) FROM (
 			SELECT source, input_id, attempt, max(event = 'begin') AS began, max(event = 'end') AS ended,
-				max(time) AS newest, any(instance) AS inst
+				max(event = 'alone') AS alone, max(time) AS newest, any(instance) AS inst
 			FROM input_attempts
 			WHERE source IN (SELECT arrayJoin(?)) AND input_id IN (SELECT arrayJoin(?))
 			GROUP BY source, input_id, attempt)
@@ -150,19 +154,19 @@ func (s *Store) countUnfinished(ctx context.Context, qs []unfinishedQuery) ([]in
 		return nil, err
 	}
 	defer rows.Close()
-	n := map[attemptKey]int{}
+	n := map[attemptKey]unfinished{}
 	for rows.Next() {
 		var k attemptKey
-		var c uint64
-		if err := rows.Scan(&k.source, &k.id, &c); err != nil {
+		var all, alone uint64
+		if err := rows.Scan(&k.source, &k.id, &all, &alone); err != nil {
 			return nil, err
 		}
-		n[k] = int(c)
+		n[k] = unfinished{all: int(all), alone: int(alone)}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]int, len(qs))
+	out := make([]unfinished, len(qs))
 	for i, q := range qs {
 		out[i] = n[q.key]
 	}

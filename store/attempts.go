@@ -57,6 +57,9 @@ const (
 	attemptBegin = "begin"
 	attemptAlive = "alive"
 	attemptEnd   = "end"
+	// attemptAlone marks an attempt in hand as processed with nothing else
+	// in hand in its process (AloneAttempt): a death then is its own.
+	attemptAlone = "alone"
 )
 
 // EnvAttemptBeat overrides attemptBeat (and attemptStale, three beats) for a
@@ -89,8 +92,8 @@ type attempts struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	rows   coalescer[attemptRow, struct{}] // begin and end rows (attemptbatch.go)
-	counts coalescer[unfinishedQuery, int] // BeginAttempt's counts
+	rows   coalescer[attemptRow, struct{}]        // begin and end rows (attemptbatch.go)
+	counts coalescer[unfinishedQuery, unfinished] // BeginAttempt's and AloneAttempt's counts
 }
 
 func newAttempts() *attempts {
@@ -172,7 +175,36 @@ func (s *Store) BeginAttempt(ctx context.Context, source, id string) (unfinished
 	if err != nil {
 		return 0, fmt.Errorf("counting the unfinished attempts at %s input %s: %w", source, quoteField(id), err)
 	}
-	return n, nil
+	return n.all, nil
+}
+
+// AloneAttempt records that the newest attempt in hand at source's input id
+// is processed with nothing else in hand in this process (an 'alone' row),
+// and returns how many earlier attempts of it that were alone began and
+// never ended, counted as BeginAttempt counts. A process that dies with
+// several inputs in hand cannot tell which one killed it; one that dies
+// with one input alone can: the sources (ingest.RetryPolicy) set an input
+// aside by the deaths it had alone. Without an attempt in hand it returns
+// an error.
+func (s *Store) AloneAttempt(ctx context.Context, source, id string) (unfinishedAlone int, err error) {
+	a := s.attempts
+	key := attemptKey{source: attemptID(source), id: attemptID(id)}
+	a.mu.Lock()
+	ids := a.inHand[key]
+	a.mu.Unlock()
+	if len(ids) == 0 {
+		return 0, fmt.Errorf("marking the attempt at %s input %s alone: no attempt in hand", source, quoteField(id))
+	}
+	now := a.now()
+	_, err = a.rows.run(ctx, attemptRow{time: now, key: key, attempt: ids[len(ids)-1], event: attemptAlone}, s.writeAttemptRows)
+	if err != nil {
+		return 0, fmt.Errorf("marking the attempt at %s input %s alone: %w", source, quoteField(id), err)
+	}
+	n, err := a.counts.run(ctx, unfinishedQuery{key: key, instance: a.instance, before: now.Add(-a.stale)}, s.countUnfinished)
+	if err != nil {
+		return 0, fmt.Errorf("counting the unfinished attempts alone at %s input %s: %w", source, quoteField(id), err)
+	}
+	return n.alone, nil
 }
 
 // EndAttempt records that the attempt ended (committed, set aside, or failed

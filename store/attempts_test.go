@@ -251,3 +251,42 @@ func TestBeginAttemptsCountsEachInputOfAChunkAsBeginAttemptDoes(t *testing.T) {
 		t.Errorf("after an instance that ended them: BeginAttempts = %v, want %v (only the dead one's)", got, want)
 	}
 }
+
+func alone(t testing.TB, s *Store, source, id string) int {
+	t.Helper()
+	n, err := s.AloneAttempt(context.Background(), source, id)
+	if err != nil {
+		t.Fatalf("AloneAttempt(%s, %.40s): %v", source, id, err)
+	}
+	return n
+}
+
+func TestOnlyDeathsOfAnAttemptMarkedAloneCountAsItsOwn(t *testing.T) {
+	s1, dsn := open(t, Options{})
+	const src, id = "s3", "s3://b/poison#1"
+	begin(t, s1, src, id) // in hand with others: a death says nothing of it
+	kill(s1)
+
+	s2 := openSame(t, dsn)
+	setClock(s2, attemptStale+2*time.Second)
+	if n := begin(t, s2, src, id); n != 1 {
+		t.Fatalf("attempt after a death in a group: %d unfinished, want 1", n)
+	}
+	if n := alone(t, s2, src, id); n != 0 {
+		t.Errorf("deaths alone after a death in a group: %d, want 0", n)
+	}
+	kill(s2) // died with it alone
+
+	s3 := openSame(t, dsn)
+	setClock(s3, 2*(attemptStale+2*time.Second))
+	if n := begin(t, s3, src, id); n != 2 {
+		t.Errorf("attempt after two deaths: %d unfinished, want 2", n)
+	}
+	if n := alone(t, s3, src, id); n != 1 {
+		t.Errorf("deaths alone: %d, want 1 (the second death only)", n)
+	}
+	end(t, s3, src, id)
+	if _, err := s3.AloneAttempt(context.Background(), src, id); err == nil {
+		t.Error("AloneAttempt without an attempt in hand: no error")
+	}
+}

@@ -225,6 +225,15 @@ func (l *lazyStore) BeginAttempt(ctx context.Context, source, id string) (int, e
 	return st.BeginAttempt(ctx, source, id)
 }
 
+// AloneAttempt implements ingest.AttemptLog.
+func (l *lazyStore) AloneAttempt(ctx context.Context, source, id string) (int, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.AloneAttempt(ctx, source, id)
+}
+
 // EndAttempt implements ingest.AttemptLog.
 func (l *lazyStore) EndAttempt(ctx context.Context, source, id string) error {
 	st, err := l.get(ctx)

@@ -316,6 +316,16 @@ func storeReaders(s seeded) map[string]func(ctx context.Context, st *store.Store
 			_, err := st.BeginAttempt(ctx, "file", "compat/attempt")
 			return err
 		},
+		// An attempt in hand marked alone, whose count is of deaths alone.
+		"AloneAttempt": func(ctx context.Context, st *store.Store) error {
+			if _, err := st.BeginAttempt(ctx, "file", "compat/alone"); err != nil {
+				return err
+			}
+			if _, err := st.AloneAttempt(ctx, "file", "compat/alone"); err != nil {
+				return err
+			}
+			return st.EndAttempt(ctx, "file", "compat/alone")
+		},
 		"EndAttempt": func(ctx context.Context, st *store.Store) error { return st.EndAttempt(ctx, "file", "compat/attempt") },
 		// A chunk's attempts, whose rows and counts share statements.
 		"BeginAttempts": func(ctx context.Context, st *store.Store) error {
