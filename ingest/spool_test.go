@@ -80,7 +80,9 @@ func TestSpoolRunIngestsDroppedFilesOnceAndNeverHalfWritten(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "spool")
 	staging := t.TempDir() // same file system: rename is atomic
-	src := ingest.NewSpoolSource(ingest.SpoolConfig{Name: "test", Path: dir, Settle: 700 * time.Millisecond,
+	// Settle is well above the writers' 300 ms pause: on a loaded machine a
+	// goroutine's sleep may end hundreds of milliseconds late.
+	src := ingest.NewSpoolSource(ingest.SpoolConfig{Name: "test", Path: dir, Settle: 2 * time.Second,
 		PollInterval: 5 * time.Second}, ingest.New(st, ingest.Options{Source: "spool"}), testLogger())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

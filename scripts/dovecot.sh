@@ -288,7 +288,7 @@ cmd_stop() {
 	local dir=${1:-} pid i
 	[ -n "$dir" ] || die "usage: $prog stop DIR"
 	pid=$(master_pid "$dir" || true)
-	if [ -n "$pid" ] && alive "$pid"; then
+	if [ -n "$pid" ] && alive "$pid" && started_in "$pid" "$dir"; then
 		if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then
 			kill -KILL -- "-$pid" 2>/dev/null || true
 		else

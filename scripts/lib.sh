@@ -158,14 +158,30 @@ watch_owner() {
 	' watch "$dir" "$owner" "$self" "$file" "$remove" </dev/null >/dev/null 2>&1 &
 }
 
+# started_in PID DIR succeeds when process PID names DIR in its command line
+# (the servers here take their config file from DIR), or when there is no
+# /proc to tell. A pid file outlives a server that died, and the kernel
+# hands its pid to a later process (pid_max is 32768 on many machines): a
+# stop must not signal that process.
+started_in() {
+	local pid=$1 dir=$2 real cmd
+	[ -r /proc/self/cmdline ] || return 0
+	real=$(cd "$dir" 2>/dev/null && pwd -P) || real=$dir
+	cmd=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
+	case $cmd in *"$dir/"* | *"$real/"*) return 0 ;; esac
+	return 1
+}
+
 # stop_pidfile DIR FILE NAME SECONDS ends the process whose pid DIR/FILE holds
 # with TERM, then with KILL when it is still there after SECONDS, and removes
-# DIR/FILE. NAME names it in that message, {pid} standing for its pid.
+# DIR/FILE. NAME names it in that message, {pid} standing for its pid. A
+# process that does not name DIR in its command line (see started_in) is
+# left alone.
 stop_pidfile() {
 	local file=$1/$2 name=$3 secs=$4 pid i
 	[ -f "$file" ] || return 0
 	pid=$(cat "$file")
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && started_in "$pid" "$1"; then
 		kill -TERM "$pid" 2>/dev/null || true
 		for i in $(seq 1 $((secs * 5))); do
 			kill -0 "$pid" 2>/dev/null || break

@@ -21,6 +21,8 @@ esac
 
 # package and test, one pair a line
 tests="./store/ TestClaimReadRacingItsDropIsNotAnError
+./store/ TestStaleClaimOfADeadWriterIsTakenOver
+./cmd/dmarcd/ TestServeS3
 ./cmd/dmarcd/ TestServeKill9DuringBacklog
 ./cmd/dmarcd/ TestServeTwoInstancesShareBucket
 ./cmd/dmarcd/ TestServeTwoInstancesShareMailbox"

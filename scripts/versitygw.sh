@@ -150,7 +150,7 @@ cmd_stop() {
 	[ -n "$dir" ] || die "usage: $prog stop DIR"
 	[ -f "$dir/versitygw.pid" ] || return 0
 	pid=$(cat "$dir/versitygw.pid")
-	if [ -n "$pid" ] && alive "$pid"; then
+	if [ -n "$pid" ] && alive "$pid" && started_in "$pid" "$dir"; then
 		kill -KILL "$pid" 2>/dev/null || true
 		for i in $(seq 1 50); do
 			alive "$pid" || break

@@ -323,8 +323,12 @@ func TestStaleClaimOfADeadWriterIsTakenOver(t *testing.T) {
 		}
 	}
 	time.Sleep(2500 * time.Millisecond) // both claims are older than claimStale
-	if err := s.conn.Exec(ctx, "INSERT INTO "+other+" SELECT now()"); err != nil {
-		t.Fatal(err) // a live writer's heartbeat
+	// A live writer's heartbeat, dated a minute ahead: it stays fresh
+	// however long Open takes on a loaded machine (now() has whole seconds,
+	// so a heartbeat of now() looks stale to a claimStale of 1 s as soon as
+	// Open reads it a second or two later).
+	if err := s.conn.Exec(ctx, "INSERT INTO "+other+" SELECT now() + 60"); err != nil {
+		t.Fatal(err)
 	}
 	s2, err := Open(ctx, dsn, Options{Logger: quietLogger()})
 	if err != nil {

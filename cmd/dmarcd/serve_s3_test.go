@@ -184,8 +184,8 @@ sources:
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 	start := time.Now()
 	d := startServe(t, bin, cfgPath, httpAddr, s3Env(access, secret)...)
-	waitFor(t, "incoming/ to empty", 60*time.Second, func() bool {
-		return len(listKeys(t, c, bucket, "incoming/")) == 0
+	waitDraining(t, "incoming/ to empty", 2*time.Minute, func() (int, bool) {
+		return len(listKeys(t, c, bucket, "incoming/")), true
 	})
 	t.Logf("%d objects ingested %v after the daemon started", len(uploaded), time.Since(start).Round(time.Millisecond))
 	d.waitReady(t, 200, 5*time.Second)
