@@ -166,10 +166,13 @@ master_pid() {
 	[ -f "$dir/run/master.pid" ] && cat "$dir/run/master.pid"
 }
 
+# is_running DIR succeeds when the dovecot of DIR runs: its pid file names a
+# live process that was started from DIR (started_in; a pid file outlives a
+# master that died, and its pid may be another process's by now).
 is_running() {
 	local pid
 	pid=$(master_pid "$1") || return 1
-	[ -n "$pid" ] && alive "$pid"
+	[ -n "$pid" ] && alive "$pid" && started_in "$pid" "$1"
 }
 
 # start_once tries one start on the given port; it fails with status 2 when
@@ -212,6 +215,9 @@ cmd_start() {
 		[ -f "$dir/env" ] && cat "$dir/env"
 		return 0
 	fi
+	# A pid file left by a master that died: dovecot refuses to start while
+	# the pid it names is alive, whatever process has it now.
+	rm -f "$dir/run/master.pid"
 	local server uid gid login_user internal_user user=dmarc pass port try rc=0
 	server=$(ensure_server) || exit $?
 	if [ "$(id -u)" = 0 ]; then
