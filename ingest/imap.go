@@ -927,13 +927,13 @@ func (q *chunkQueue) start(chunk []imap.UID) error {
 // suspect waits for them, and only this pass finishes them.
 func (q *chunkQueue) enter() error {
 	gate := q.s.guard.gate
-	if gate == nil || gate.tryEnter(1) {
+	if gate == nil || gate.tryEnter() {
 		return nil
 	}
 	if err := q.drain(); err != nil {
 		return err
 	}
-	gate.enter(1)
+	gate.enter()
 	return nil
 }
 
@@ -944,7 +944,7 @@ func (q *chunkQueue) release(f *flight) {
 	f.begun = nil
 	if f.holds {
 		f.holds = false
-		q.s.guard.gate.done(f.solo, 1)
+		q.s.guard.gate.done(f.solo)
 	}
 }
 
@@ -1130,7 +1130,7 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 		case n > 0 && len(chunk) == 1:
 			solo = true
 			begun = append(begun, uid)
-			if h := s.guard.takeAlone(ctx, ids[i], 1); s.guard.deadly(h.unfinishedAlone) {
+			if h := s.guard.takeAlone(ctx, ids[i]); s.guard.deadly(h.unfinishedAlone) {
 				aside = append(aside, mailResult{uid: uid, found: true, out: s.guard.died(ctx, s.inputName(uid), sizes[uid], h.unfinishedAlone)})
 			} else {
 				run = append(run, uid)
@@ -1142,7 +1142,7 @@ func (s *IMAPSource) beginChunk(ctx context.Context, c *conn, chunk []imap.UID, 
 				s.guard.end(ctx, ids[i])
 			}
 			alone = append(alone, uid)
-		case len(chunk) == 1 && s.guard.gate.tryAloneFrom(1):
+		case len(chunk) == 1 && s.guard.gate.tryAloneFrom():
 			solo = true
 			run = append(run, uid)
 			begun = append(begun, uid)

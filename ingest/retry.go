@@ -450,14 +450,14 @@ func (g *inputGuard) take(ctx context.Context, id string) held {
 	if g.attempts == nil {
 		return held{}
 	}
-	g.gate.enter(1)
+	g.gate.enter()
 	if g.begin(ctx, id) == 0 {
-		if g.gate.tryAloneFrom(1) {
+		if g.gate.tryAloneFrom() {
 			return g.markAlone(ctx, id)
 		}
 		return held{}
 	}
-	return g.takeAlone(ctx, id, 1)
+	return g.takeAlone(ctx, id)
 }
 
 // markAlone marks the attempt of input id, which holds the gate alone, as
@@ -472,12 +472,12 @@ func (g *inputGuard) markAlone(ctx context.Context, id string) held {
 	return held{unfinishedAlone: m, alone: true}
 }
 
-// takeAlone turns the attempt of suspect id, in hand with n units of the
-// gate, into one alone: it gives the units back, waits until nothing else
+// takeAlone turns the attempt of suspect id, in hand with a unit of the
+// gate, into one alone: it gives the unit back, waits until nothing else
 // is in hand, marks the attempt alone and returns its deaths alone. When
 // the mark fails the input is processed alone with none counted.
-func (g *inputGuard) takeAlone(ctx context.Context, id string, n int) held {
-	g.gate.leave(n)
+func (g *inputGuard) takeAlone(ctx context.Context, id string) held {
+	g.gate.leave()
 	g.gate.beAlone()
 	h := g.markAlone(ctx, id)
 	g.log.Info("input in hand when the process died; processing it alone", "input", id, "deaths_alone", h.unfinishedAlone)
@@ -491,7 +491,7 @@ func (g *inputGuard) release(ctx context.Context, id string, h held) {
 		return
 	}
 	g.end(ctx, id)
-	g.gate.done(h.alone, 1)
+	g.gate.done(h.alone)
 }
 
 // aloneGate lets the inputs of every source that shares an attempt log (the
@@ -523,48 +523,48 @@ func gateOf(attempts AttemptLog) *aloneGate {
 // alone. The caller holds mu.
 func (g *aloneGate) open() bool { return g.waiting == 0 && !g.alone }
 
-// enter waits until n units may be in hand and holds them.
-func (g *aloneGate) enter(n int) {
+// enter waits until a unit may be in hand and holds it.
+func (g *aloneGate) enter() {
 	g.mu.Lock()
 	for !g.open() {
 		g.cond.Wait()
 	}
-	g.held += n
+	g.held++
 	g.mu.Unlock()
 }
 
-// tryEnter holds n units if they may be in hand now, and tells whether it
+// tryEnter holds a unit if it may be in hand now, and tells whether it
 // did: a caller that holds units itself (an IMAP pass with chunks in hand)
 // drains them before it waits (enter), or a suspect would wait for it.
-func (g *aloneGate) tryEnter(n int) bool {
+func (g *aloneGate) tryEnter() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.open() {
 		return false
 	}
-	g.held += n
+	g.held++
 	return true
 }
 
-// leave gives back n units.
-func (g *aloneGate) leave(n int) {
+// leave gives back a unit.
+func (g *aloneGate) leave() {
 	g.mu.Lock()
-	g.held -= n
+	g.held--
 	g.cond.Broadcast()
 	g.mu.Unlock()
 }
 
-// tryAloneFrom turns the n units of a holder into the gate alone when
+// tryAloneFrom turns the unit of a holder into the gate alone when
 // nothing else is in hand nor waits, and tells whether it did: an input
 // that comes alone is in hand alone (its death is its own) and the others
 // wait for it.
-func (g *aloneGate) tryAloneFrom(n int) bool {
+func (g *aloneGate) tryAloneFrom() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.held != n || !g.open() {
+	if g.held != 1 || !g.open() {
 		return false
 	}
-	g.held -= n
+	g.held--
 	g.alone = true
 	return true
 }
@@ -581,10 +581,10 @@ func (g *aloneGate) beAlone() {
 	g.mu.Unlock()
 }
 
-// done gives back what a holder holds: the gate alone, or n units.
-func (g *aloneGate) done(alone bool, n int) {
+// done gives back what a holder holds: the gate alone, or a unit.
+func (g *aloneGate) done(alone bool) {
 	if !alone {
-		g.leave(n)
+		g.leave()
 		return
 	}
 	g.mu.Lock()

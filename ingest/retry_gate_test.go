@@ -18,38 +18,38 @@ func (*memLog) AloneAttempt(context.Context, string, string) (int, error) { retu
 // waits or runs wait for it; those in hand before it end first.
 func TestASuspectWaitsForTheInputsInHandAndHoldsBackNewOnes(t *testing.T) {
 	g := gateOf(&memLog{})
-	g.enter(1) // an input in hand
-	g.enter(1) // another
+	g.enter() // an input in hand
+	g.enter() // another
 	alone := make(chan struct{})
 	go func() {
 		g.beAlone()
 		close(alone)
 	}()
 	waitUntil(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.waiting == 1 })
-	if g.tryEnter(1) {
+	if g.tryEnter() {
 		t.Fatal("an input came in hand while a suspect waits")
 	}
 	entered := make(chan struct{})
 	go func() {
-		g.enter(1)
+		g.enter()
 		close(entered)
 	}()
-	g.leave(1)
+	g.leave()
 	select {
 	case <-alone:
 		t.Fatal("the suspect is alone while an input is in hand")
 	default:
 	}
-	g.leave(1)
+	g.leave()
 	<-alone
 	select {
 	case <-entered:
 		t.Fatal("an input came in hand while the suspect is alone")
 	default:
 	}
-	g.done(true, 0)
+	g.done(true)
 	<-entered
-	if !g.tryEnter(1) {
+	if !g.tryEnter() {
 		t.Error("no input may come in hand once the suspect is done")
 	}
 }
